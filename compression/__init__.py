@@ -1,0 +1,1 @@
+"""FPTQ compression: structured pruning, fine-tuning, BN folding, INT8 (QAT/PTQ), QDQ export, layer table."""

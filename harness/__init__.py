@@ -1,0 +1,1 @@
+"""CLI, config, artifact cache, measurement loop, statistics, fingerprint, results store, regression test."""

@@ -1,0 +1,71 @@
+"""`bench` entry point: argparse subcommands, one module each under harness.commands.
+
+User errors (`UserError`) print one line `error: ...` on stderr and exit 2; a failed check
+(`CheckFailed`, e.g. a regression) exits 1; any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+from harness.commands import COMMANDS
+from harness.errors import CheckFailed, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one `error: ...` line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"harness.commands.{name}")
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every config-driven command takes: --config and repeatable --set."""
+    p.add_argument("--config", default=None, help="experiment TOML (default: ./bench.toml if present)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a config key with a TOML literal, e.g. --set train.epochs=3 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench", description="Compress FER models (FPTQ) and benchmark them across runtimes.")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        mod = _command_module(name)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = int(args._module.run(args))
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return UserError.exit_code
+    except CheckFailed as e:
+        sys.stderr.write(f"check failed: {e}\n")
+        return CheckFailed.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""One module per `bench` subcommand. Each exposes `NAME`, `HELP`, `add_arguments(parser)` and
+`run(args) -> int` (exit code). `harness.cli` discovers them through `COMMANDS` below."""
+
+from __future__ import annotations
+
+COMMANDS: tuple[str, ...] = (
+    "data",
+    "train",
+    "compress",
+    "run",
+    "backends",
+    "report",
+    "compare",
+    "select",
+    "history",
+)

@@ -1,0 +1,315 @@
+"""bench.toml -> typed, validated configuration objects, with `--set section.key=value` overrides.
+
+Each section is a frozen dataclass; a field's `metadata` says what is allowed (`choices`, `min`, `max`,
+`items` for list elements). Any problem raises `UserError` with one line naming the key, the value and
+what is allowed. Hand-written rather than pydantic: one TOML file does not need a schema framework, and
+the messages must be exactly one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+DATASETS = ("synthfer", "fer2013", "ckplus", "jaffe")
+BACKEND_NAMES = ("torch-eager", "openvino", "onnxruntime", "tensorrt")
+PRUNING_METHODS = ("l1", "cdcp", "sfpga", "drcp", "tgpp")
+
+
+def _f(default: Any, **rules: Any) -> Any:
+    """A dataclass field with validation rules (choices, min, max, items) in its metadata."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _f("synthfer", choices=DATASETS)
+    path: str = _f("")  # root of a real data set (file or folder); unused for synthfer
+    seed: int = _f(0, min=0)
+    synthfer_train: int = _f(8400, min=70, max=200_000)  # SynthFER images per split
+    synthfer_val: int = _f(1400, min=70, max=100_000)
+    synthfer_test: int = _f(2100, min=70, max=100_000)
+    val_fraction: float = _f(0.1, min=0.01, max=0.5)  # image-folder layouts: val carved from train
+    folds: int = _f(10, min=2, max=20)  # CK+ / JAFFE subject-independent k-fold
+    fold: int = _f(0, min=0, max=19)
+    contempt: str = _f("drop", choices=("drop", "disgust", "angry", "neutral"))  # CK+ contempt mapping
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    in_channels: int = _f(1, choices=(1, 3))
+    width: float = _f(1.0, min=0.03125, max=1.0)  # channel multiplier; 1.0 is the paper's VGG16
+    dropout: float = _f(0.5, min=0.0, max=0.9)
+    pretrained: str = _f("")  # local torchvision VGG16-BN state_dict file (never downloaded)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(8, min=1, max=1000)
+    batch_size: int = _f(64, min=1, max=4096)
+    optimizer: str = _f("adamw", choices=("adamw", "sgd"))
+    schedule: str = _f("onecycle", choices=("onecycle", "cosine"))
+    lr: float = _f(2e-3, min=1e-7, max=10.0)
+    weight_decay: float = _f(5e-4, min=0.0, max=1.0)
+    l1_lambda: float = _f(0.0, min=0.0, max=1.0)  # paper Eq. 4: L1 weight penalty
+    augment: bool = _f(True)
+    bf16: bool = _f(True)  # CPU autocast to bfloat16 where the CPU supports it
+    seed: int = _f(0, min=0)
+    subset: int = _f(0, min=0)  # train on the first N images only (0 = all); for smoke runs
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    methods: list[str] = _f(["l1"], items=PRUNING_METHODS)
+    sparsity: float = _f(0.5, min=0.0, max=0.95)
+    scope: str = _f("local", choices=("local", "global"))
+    prune_steps: int = _f(1, min=1, max=50)
+    finetune_epochs: int = _f(3, min=0, max=1000)
+    qat_epochs: int = _f(2, min=0, max=1000)
+    calibration_size: int = _f(512, min=1, max=100_000)
+    calibration: str = _f("percentile", choices=("minmax", "percentile", "entropy"))
+    symmetric: bool = _f(True)  # False: the paper's asymmetric Eqs. 10-11 (not legal for TensorRT)
+    unstructured: bool = _f(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    backends: list[str] = _f(list(BACKEND_NAMES), items=BACKEND_NAMES)
+    variants: list[str] = _f(["dense-fp32", "l1-fp32", "dense-int8", "l1-int8"])
+    batch_sizes: list[int] = _f([1, 32], min=1, max=4096)
+    min_duration_s: float = _f(2.0, min=0.01, max=3600.0)
+    min_iterations: int = _f(200, min=1, max=10_000_000)
+    warmup_s: float = _f(0.5, min=0.0, max=600.0)
+    threads: int = _f(2, min=1, max=1024)
+    max_cov: float = _f(0.25, min=0.0, max=10.0)  # CoV above this makes a latency number INVALID
+    cell_timeout_s: float = _f(600.0, min=1.0, max=86_400.0)
+    accuracy: bool = _f(True)
+
+
+@dataclass(frozen=True)
+class TorchEagerConfig:
+    device: str = _f("cpu", choices=("cpu", "cuda"))
+    channels_last: bool = _f(True)
+
+
+@dataclass(frozen=True)
+class OpenVINOConfig:
+    precision: str = _f("f32", choices=("f32", "bf16"))  # INFERENCE_PRECISION_HINT for fp32 variants
+    streams: int = _f(0, min=0, max=256)  # throughput scenario; 0 = the runtime's choice for THROUGHPUT
+    pinning: bool = _f(True)
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeConfig:
+    provider: str = _f("cpu", choices=("cpu", "cuda", "tensorrt"))
+    optimization: str = _f("all", choices=("disable", "basic", "extended", "all"))
+
+
+@dataclass(frozen=True)
+class TensorRTConfig:
+    workspace_mb: int = _f(1024, min=16, max=1_048_576)
+    cuda_graphs: bool = _f(False)
+    max_batch: int = _f(64, min=1, max=65_536)
+
+
+@dataclass(frozen=True)
+class BackendsConfig:
+    torch_eager: TorchEagerConfig = field(default_factory=TorchEagerConfig)
+    openvino: OpenVINOConfig = field(default_factory=OpenVINOConfig)
+    onnxruntime: OnnxRuntimeConfig = field(default_factory=OnnxRuntimeConfig)
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+
+    def for_backend(self, name: str) -> Any:
+        """The options section of backend `name` (TOML spells torch_eager as `torch-eager`)."""
+        return getattr(self, name.replace("-", "_"))
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = _f("sqlite:///runs/history.sqlite")
+    runs_dir: str = _f("runs")
+    cache_dir: str = _f(".bench-cache")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    backends: BackendsConfig = field(default_factory=BackendsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict in TOML spelling (backend sections keep their hyphenated names)."""
+        return _to_toml_names(dataclasses.asdict(self))
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable short hash of the named sections (keys caches: change a section, get a new artifact)."""
+        d = self.to_dict()
+        blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _toml_name(name: str) -> str:
+    return name.replace("_", "-") if name == "torch_eager" else name
+
+
+def _to_toml_names(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {_toml_name(k): _to_toml_names(v) for k, v in d.items()}
+    return d
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read `path` (None: built-in defaults), apply `--set` overrides, validate; UserError on any problem."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file {p} does not exist")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"config file {p} is not valid TOML: {e}") from None
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return _build(Config, raw, "")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'section.key=value' -> (['section', 'key'], value); the value is a TOML literal or a bare string."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set {item!r}: expected section.key=value, e.g. --set train.epochs=3")
+    parts = key.split(".")
+    if len(parts) < 2 or any(not p for p in parts):
+        raise UserError(f"--set {item!r}: the key must be section.key (e.g. train.epochs), got {key!r}")
+    text = text.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word that is not a TOML literal is a string
+    return parts, value
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    parts, value = parse_override(item)
+    node = raw
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise UserError(f"--set {item!r}: {part!r} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a table (section), got {raw!r}")
+    fields = {_toml_name(f.name): f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            hint = hint.replace(f"{prefix}'", f"'{prefix}")
+            raise UserError(
+                f"unknown key {prefix}{key!r}{hint} (valid in {where}: {', '.join(sorted(fields))})".replace(
+                    f"{prefix}'", f"'{prefix}"
+                )
+            )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, raw[name], f"{prefix}{name}.")  # type: ignore[arg-type]
+        else:
+            kwargs[f.name] = _check_value(f"{prefix}{name}", raw[name], tp, f.metadata)
+    obj = cls(**kwargs)
+    _check_cross_field(obj, prefix)
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _check_value(key: str, value: Any, tp: Any, rules: Any) -> Any:
+    if typing.get_origin(tp) is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise UserError(f"{key} = {value!r}: expected {_type_name(tp)}, e.g. [{_example(item_tp)}]")
+        if not value:
+            raise UserError(f"{key} = []: must not be empty")
+        item_rules = dict(rules)
+        if "items" in item_rules:
+            item_rules["choices"] = item_rules.pop("items")
+        return [_check_value(f"{key}[{i}]", v, item_tp, item_rules) for i, v in enumerate(value)]
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        raise UserError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    if tp is float:
+        value = float(value)
+    choices = rules.get("choices")
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"{key} = {value!r}: allowed values are {', '.join(map(str, choices))}{hint}")
+    lo, hi = rules.get("min"), rules.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise UserError(f"{key} = {value!r}: must be between {lo} and {hi}")
+    return value
+
+
+def _example(tp: Any) -> str:
+    return {int: "1, 32", float: "0.5", str: '"a", "b"', bool: "true"}.get(tp, "...")
+
+
+def _check_cross_field(obj: Any, prefix: str) -> None:
+    if isinstance(obj, DataConfig):
+        if obj.fold >= obj.folds:
+            raise UserError(f"data.fold = {obj.fold}: must be below data.folds = {obj.folds}")
+        if obj.dataset != "synthfer" and not obj.path:
+            raise UserError(f"data.path is empty: data set {obj.dataset!r} is read from a local path")
+    if isinstance(obj, BenchmarkConfig):
+        for i, v in enumerate(obj.variants):
+            _check_variant_name(f"benchmark.variants[{i}]", v)
+
+
+def _check_variant_name(key: str, name: str) -> None:
+    method, _, precision = name.rpartition("-")
+    methods = ("dense", *PRUNING_METHODS)
+    if method not in methods or precision not in ("fp32", "int8"):
+        valid = ", ".join(f"{m}-{p}" for m in methods for p in ("fp32", "int8"))
+        raise UserError(f"{key} = {name!r}: not a variant; valid: {valid}")
+
+
+def variant_names(cfg: Config) -> list[str]:
+    """Every variant name the compress section can produce (dense and each method, fp32 and int8)."""
+    return [f"{m}-{p}" for m in ("dense", *cfg.compress.methods) for p in ("fp32", "int8")]
+
+

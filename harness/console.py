@@ -1,0 +1,58 @@
+"""Terminal output: rich progress bars on a terminal, plain lines otherwise, nothing with --quiet."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def info(msg: str) -> None:
+    """A status line on stderr (stdout stays clean for --json output)."""
+    if not _quiet:
+        err_console.print(msg)
+
+
+class _PlainTask:
+    def __init__(self, desc: str, total: float | None) -> None:
+        self.desc, self.total, self.done = desc, total, 0.0
+
+    def advance(self, n: float = 1.0, **fields: Any) -> None:
+        self.done += n
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        if not _quiet:
+            sys.stderr.write(f"{self.desc}: {self.done:g}/{self.total or '?'} {extra}\n".rstrip() + "\n")
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, desc: str, total: float | None) -> None:
+        self.progress, self.id = progress, progress.add_task(desc, total=total, status="")
+
+    def advance(self, n: float = 1.0, **fields: Any) -> None:
+        status = " ".join(f"{k}={v}" for k, v in fields.items())
+        self.progress.update(self.id, advance=n, status=status)
+
+
+@contextmanager
+def progress_task(desc: str, total: float | None) -> Iterator[Any]:
+    """A progress bar (rich on a terminal, plain lines on a pipe, silent when quiet); `.advance(n, **fields)`."""
+    if _quiet or not err_console.is_terminal:
+        yield _PlainTask(desc, total)
+        return
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"))
+    with Progress(*cols, console=err_console, transient=False) as prog:
+        yield _RichTask(prog, desc, total)

@@ -1,0 +1,1 @@
+"""Stored results -> tables, Pareto plots, HTML/Markdown reports, paper-style tables, selection."""
