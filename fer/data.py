@@ -55,7 +55,8 @@ class FerData:
     def split(self, name: str) -> Split:
         if name not in SPLITS:
             raise UserError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
-        return getattr(self, name)  # type: ignore[no-any-return]
+        part: Split = getattr(self, name)
+        return part
 
     def digest(self) -> str:
         """sha256 of every split's pixels and labels: keys caches of anything trained on this data."""

@@ -73,7 +73,8 @@ class VGG16FER(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -83,7 +84,8 @@ class VGG16FER(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
-        return self.classifier(torch.flatten(x, 1))  # type: ignore[no-any-return]
+        out: torch.Tensor = self.classifier(torch.flatten(x, 1))
+        return out
 
 
 def build_model(arch: Arch) -> VGG16FER:
@@ -104,6 +106,8 @@ def arch_of(model: nn.Module) -> Arch:
         elif isinstance(m, nn.MaxPool2d):
             feats.append("M")
     fc0, fc_out = model.classifier[0], model.classifier[3]
+    if not (isinstance(fc0, nn.Linear) and isinstance(fc_out, nn.Linear)):
+        raise TypeError("classifier.0 and classifier.3 must be Linear layers")
     return {
         "in_channels": int(in_ch or model.arch["in_channels"]),
         "features": feats,

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from harness import console
+
+    console.set_quiet(bool(getattr(args, "quiet", False)))
     try:
         code = int(args._module.run(args))
     except UserError as e:

@@ -1,0 +1,117 @@
+"""The prepare steps behind `bench train`, `bench compress` and `bench run`: data -> dense model ->
+compressed artifacts, each cached on disk under `store.cache_dir` keyed by what produced it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer.data import FerData
+from fer.model import VGG16FER
+from harness.config import Config
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DenseModel:
+    model: VGG16FER
+    meta: dict[str, Any]
+    path: Path
+    reused: bool
+
+
+def cache_root(cfg: Config) -> Path:
+    return Path(cfg.store.cache_dir)
+
+
+def load_data(cfg: Config) -> FerData:
+    """The configured data set (generated or read from data.path), cached as arrays."""
+    from fer.datasets import load_dataset
+
+    return load_dataset(cfg.data, cache_root(cfg) / "data")
+
+
+def dense_key(cfg: Config, data: FerData) -> str:
+    """Cache key of the dense model: the data's content plus the model and training config."""
+    h = hashlib.sha256(data.digest().encode())
+    h.update(cfg.section_hash("model", "train").encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Progress | None = None) -> DenseModel:
+    """Train the dense VGG16-FER (or reuse the cached checkpoint) and evaluate it on val and test."""
+    from fer.checkpoint import load_checkpoint, save_checkpoint
+
+    from fer.evaluate import evaluate
+    from fer.model import build_model, default_arch
+    from fer.train import fit
+    from harness.console import progress_task
+
+    path = cache_root(cfg) / "models" / f"dense-{dense_key(cfg, data)}.pt"
+    if path.is_file() and not force:
+        model, meta = load_checkpoint(path)
+        return DenseModel(model, meta, path, reused=True)
+    torch.manual_seed(cfg.train.seed)
+    arch = default_arch(in_channels=cfg.model.in_channels, width=cfg.model.width, dropout=cfg.model.dropout)
+    model = build_model(arch)
+    if cfg.model.pretrained:
+        from fer.pretrained import load_torchvision_vgg16_bn
+
+        load_torchvision_vgg16_bn(model, Path(cfg.model.pretrained))
+    n = cfg.train.subset or len(data.train)
+    steps = cfg.train.epochs * max(1, n // min(cfg.train.batch_size, n))
+    t0 = time.perf_counter()
+    with progress_task("train dense VGG16-FER", steps) as bar:
+        hist = fit(
+            model, data.train, data.val, cfg.train,
+            on_step=lambda _s, loss: bar.advance(1, loss=f"{loss:.3f}"),
+            on_epoch=lambda log: progress and progress(
+                f"epoch {log.epoch}: loss {log.loss:.3f}, val acc {100 * (log.val_accuracy or 0):.2f}%, "
+                f"{log.images_per_s:.0f} img/s"
+            ),
+        )
+    seconds = time.perf_counter() - t0
+    test = evaluate(model, data.test.as_float(), data.test.labels)
+    val = evaluate(model, data.val.as_float(), data.val.labels)
+    meta = {
+        "dataset": data.name,
+        "synthetic": data.synthetic,
+        "data_digest": data.digest(),
+        "config_hash": dense_key(cfg, data),
+        "val_accuracy": val.accuracy,
+        "test_accuracy": test.accuracy,
+        "test_macro_f1": test.macro_f1,
+        "train_seconds": seconds,
+        "epochs": len(hist.epochs),
+    }
+    save_checkpoint(path, model, meta)
+    return DenseModel(model, meta, path, reused=False)
+
+
+def artifacts_dir(cfg: Config, data: FerData) -> Path:
+    """Default artifact directory: keyed by data content and every config section that shapes a variant."""
+    h = hashlib.sha256(data.digest().encode())
+    h.update(cfg.section_hash("model", "train", "compress").encode())
+    return cache_root(cfg) / "artifacts" / h.hexdigest()[:16]
+
+
+def prepare_artifacts(
+    cfg: Config,
+    data: FerData,
+    dense: DenseModel,
+    variants: list[str] | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Build (or reuse) the compressed variants; returns {variant: artifact directory}."""
+    from compression.variants import build_variants
+
+    out = out_dir or artifacts_dir(cfg, data)
+    return build_variants(cfg, data, dense.model, out, variants=variants, progress=progress)
