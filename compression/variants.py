@@ -1,0 +1,455 @@
+"""Orchestration: dense model -> every requested variant directory, plus the layer-wise table.
+
+    build_variants(cfg, data, dense, out_dir, variants=None, progress=None) -> {variant: path}
+
+Variants are "<method>-<precision>": "dense-fp32" (the trained model), "dense-int8" (PTQ: calibrate on
+compress.calibration_size training images, no retraining), "<m>-fp32" (pruned with criterion m and
+fine-tuned), "<m>-int8" (FPTQ: the pruned model, BN folded, QAT for compress.qat_epochs). A variant
+directory whose manifest config_hash equals the current one is reused, not rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, TRT_ONNX_FILE, load_artifact
+from compression import export, qdq_check, verify
+from compression.fold import fold_model, folded_layers
+from compression.importance import METHODS
+from compression.layers import layer_rows, write_layer_table
+from compression.prune import sparsity_level, structured_prune, unstructured_prune
+from compression.quant import A_QMAX, QuantizedLayer, QuantVGG, export_layers, quantize_folded
+from compression.storage import gmac, layer_infos, storage_bytes
+from compression.writer import library_versions, write_variant
+from fer.data import FerData
+from fer.evaluate import evaluate, predict_logits
+from fer.model import VGG16FER, arch_of, build_model, count_params
+from fer.train import fit
+from harness.config import Config
+from harness.errors import UserError
+
+METHOD_LABELS: dict[str, str] = {
+    "dense": "dense (no pruning)",
+    "l1": "l1 (L1-norm, Li et al. 2017)",
+    "cdcp": "cdcp (CDP)",
+    "sfpga": "sfpga (Taylor)",
+    "drcp": "drcp (HRank)",
+    "tgpp": "tgpp (progressive SFP, AGP)",
+}
+UNSTRUCTURED_LABEL = "l1 (unstructured magnitude threshold, Eq. 5; zeros stay stored: no speedup on dense kernels)"
+DEFAULT_VARIANTS: tuple[str, ...] = ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8")
+PRECISIONS = ("fp32", "int8")
+FT_LR_FACTOR = 0.5  # fine-tuning lr = train.lr * this
+QAT_LR_FACTOR = 0.1  # QAT lr = train.lr * this
+MAX_VERIFY_IMAGES = 2000  # validation images used for ONNX / OpenVINO agreement checks
+MIN_AGREEMENT = 0.99
+
+Progress = Callable[[str], None]
+
+
+def all_variant_names(methods: tuple[str, ...] | list[str] = METHODS) -> list[str]:
+    return [f"{m}-{p}" for m in ("dense", *methods) for p in PRECISIONS]
+
+
+def requested_variants(cfg: Config, variants: list[str] | None) -> list[str]:
+    """The variant names to build (default set + each configured method), validated."""
+    if variants is None:
+        names = list(DEFAULT_VARIANTS) + [f"{m}-{p}" for m in cfg.compress.methods for p in PRECISIONS]
+    else:
+        names = list(variants)
+    valid = all_variant_names()
+    for n in names:
+        if n not in valid:
+            method = n.rpartition("-")[0]
+            if method and method not in ("dense", *METHODS):
+                raise UserError(f"unknown compression method {method!r} in variant {n!r}; valid methods: "
+                                f"{', '.join(METHODS)} (and dense)")
+            raise UserError(f"unknown variant {n!r}; valid: {', '.join(valid)}")
+    return list(dict.fromkeys(names))
+
+
+def validate_inputs(cfg: Config, data: FerData, dense: nn.Module, names: list[str]) -> None:
+    """Bad input -> one-line UserError (before anything is written)."""
+    c = cfg.compress
+    if not 0.0 <= c.sparsity <= 0.95:
+        raise UserError(f"compress.sparsity = {c.sparsity}: must be between 0 and 0.95")
+    for m in c.methods:
+        if m not in METHODS:
+            raise UserError(f"compress.methods: unknown method {m!r}; valid: {', '.join(METHODS)}")
+    if c.scope not in ("local", "global"):
+        raise UserError(f"compress.scope = {c.scope!r}: allowed values are local, global")
+    if not isinstance(dense, VGG16FER):
+        raise UserError(f"the dense checkpoint is a {type(dense).__name__}, not a VGG16-FER model")
+    try:
+        arch = arch_of(dense)
+        build_model(arch)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"the dense checkpoint is not a VGG16-FER model: {e}") from None
+    if arch["in_channels"] != cfg.model.in_channels:
+        raise UserError(f"the dense model takes {arch['in_channels']} input channels, model.in_channels = "
+                        f"{cfg.model.in_channels}")
+    if any(n.endswith("-int8") for n in names) and c.calibration_size > len(data.train):
+        raise UserError(f"compress.calibration_size = {c.calibration_size}: larger than the training set "
+                        f"({len(data.train)} images); use at most {len(data.train)}")
+    if c.unstructured:
+        others = sorted({n.rpartition('-')[0] for n in names} - {"dense", "l1"})
+        if others:
+            raise UserError(f"compress.unstructured = true is magnitude pruning (method l1 only); "
+                            f"remove {', '.join(others)} or set compress.unstructured = false")
+    for s in ("train", "val", "test"):
+        if len(data.split(s)) == 0:
+            raise UserError(f"data split {s!r} is empty; compression needs train, val and test images")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the state_dict (names, dtypes, shapes, bytes) in key order."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def config_hash(cfg: Config, dense: nn.Module) -> str:
+    """Hash of the data/model/train/compress config sections + the dense weights."""
+    blob = cfg.section_hash("data", "model", "train", "compress") + weights_digest(dense)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _reusable(path: Path, chash: str) -> bool:
+    if not (path / MANIFEST).is_file():
+        return False
+    try:
+        art = load_artifact(path, verify=True)
+    except UserError:
+        return False
+    return art.manifest.get("config_hash") == chash
+
+
+def load_torch_artifact(path: Path) -> tuple[VGG16FER, dict[str, Any]]:
+    """The fp32 model of a variant directory (model.pt, weights_only) and its manifest."""
+    art = load_artifact(path, verify=True)
+    try:
+        ckpt = torch.load(art.file(TORCH_FILE), weights_only=True, map_location="cpu")
+        model = build_model(ckpt["arch"])
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as e:  # a truncated, foreign or code-carrying file
+        raise UserError(f"{path / TORCH_FILE}: not a loadable VGG16-FER checkpoint ({type(e).__name__})") from None
+    return model.eval(), art.manifest
+
+
+def load_dense_checkpoint(path: str | Path) -> VGG16FER:
+    """A dense VGG16-FER from a {"arch", "state_dict"} file or a bare state_dict; UserError on anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint {p} does not exist")
+    try:
+        obj = torch.load(p, weights_only=True, map_location="cpu")
+    except Exception as e:
+        raise UserError(f"checkpoint {p} cannot be loaded safely (truncated, or a pickle carrying code): "
+                        f"{type(e).__name__}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"checkpoint {p} is not a VGG16-FER state (got {type(obj).__name__})")
+    state = obj.get("state_dict", obj)
+    arch = obj.get("arch")
+    try:
+        if arch is None:
+            raise KeyError("arch")
+        model = build_model(arch)
+        model.load_state_dict(state)
+    except Exception as e:
+        raise UserError(f"checkpoint {p} is not a VGG16-FER state: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160]}") from None
+    return model.eval()
+
+
+@dataclass
+class _Pruned:
+    model: VGG16FER
+    masks: dict[str, torch.Tensor] | None  # unstructured: {layer name: keep mask}
+    manifest: dict[str, Any] | None = None
+
+
+class _Builder:
+    def __init__(self, cfg: Config, data: FerData, dense: VGG16FER, out_dir: Path, say: Progress) -> None:
+        self.cfg, self.data, self.dense, self.out_dir, self.say = cfg, data, dense.eval(), out_dir, say
+        self.hash = config_hash(cfg, dense)
+        self.dense_arch = arch_of(dense)
+        self.dense_storage = storage_bytes(self.dense_arch, "fp32")
+        self.pruned_cache: dict[str, _Pruned] = {}
+        n_val = min(len(data.val), MAX_VERIFY_IMAGES)
+        self.val_x = data.val.as_float()
+        self.verify_x = self.val_x[:n_val]
+
+    # ------------------------------------------------------------ models
+    def pruned(self, method: str) -> _Pruned:
+        if method in self.pruned_cache:
+            return self.pruned_cache[method]
+        c = self.cfg.compress
+        src = self.out_dir / f"{method}-fp32"
+        if _reusable(src, self.hash):
+            model, manifest = load_torch_artifact(src)
+            masks = _zero_masks(model) if c.unstructured else None
+            self.say(f"{method}: reusing the pruned model in {src}")
+            p = _Pruned(model, masks, manifest)
+        else:
+            lr = self.cfg.train.lr * FT_LR_FACTOR
+            t0 = time.perf_counter()
+            if c.unstructured:
+                model, wmasks = unstructured_prune(self.dense, c.sparsity, self.data, self.cfg.train, scope=c.scope,
+                                                   finetune_epochs=c.finetune_epochs, lr=lr, progress=self.say)
+                masks = {k.removesuffix(".weight"): v for k, v in wmasks.items()}
+            else:
+                model = structured_prune(self.dense, method, c.sparsity, self.data, self.cfg.train, scope=c.scope,
+                                         steps=c.prune_steps, finetune_epochs=c.finetune_epochs, lr=lr,
+                                         progress=self.say)
+                masks = None
+            self.say(f"{method}: pruned and fine-tuned in {time.perf_counter() - t0:.0f} s")
+            p = _Pruned(model, masks)
+        self.pruned_cache[method] = p
+        return p
+
+    def calibration_images(self) -> torch.Tensor:
+        n = self.cfg.compress.calibration_size
+        g = torch.Generator().manual_seed(self.cfg.data.seed)
+        idx = torch.randperm(len(self.data.train), generator=g)[:n].numpy()
+        return torch.from_numpy(self.data.train.as_float()[idx])
+
+    def quantize(self, method: str, source: VGG16FER, masks: dict[str, torch.Tensor] | None) -> QuantVGG:
+        c = self.cfg.compress
+        folded, layers = fold_model(source), folded_layers(source)
+        q = quantize_folded(folded, layers, self.calibration_images(), c.calibration, symmetric=c.symmetric,
+                            masks=masks)
+        if method != "dense" and c.qat_epochs > 0:
+            t0 = time.perf_counter()
+            qat_cfg = replace(self.cfg.train, bf16=False, l1_lambda=0.0)
+            fit(q, self.data.train, self.data.val, qat_cfg, epochs=c.qat_epochs, lr=self.cfg.train.lr * QAT_LR_FACTOR,
+                on_epoch=lambda log: self.say(f"{method}-int8: QAT epoch {log.epoch} val {log.val_accuracy:.3f}"))
+            self.say(f"{method}-int8: QAT in {time.perf_counter() - t0:.0f} s")
+        return q.eval()
+
+    # ------------------------------------------------------------ manifests
+    def base_manifest(self, variant: str, method: str, precision: str, arch: dict[str, Any]) -> dict[str, Any]:
+        c = self.cfg.compress
+        label = UNSTRUCTURED_LABEL if (c.unstructured and method == "l1") else METHOD_LABELS[method]
+        return {
+            "variant": variant, "method": method, "method_label": label,
+            "sparsity": 0.0 if method == "dense" else c.sparsity, "precision": precision,
+            "config_hash": self.hash, "dataset": self.data.name, "synthetic": self.data.synthetic,
+            "versions": library_versions(), "input_shape": [int(arch["in_channels"]), 48, 48],
+            "arch": arch, "gmac": round(gmac(arch), 6),
+            "pruning": None if method == "dense" else {
+                "criterion": label, "scope": c.scope, "steps": c.prune_steps,
+                "finetune_epochs": c.finetune_epochs, "unstructured": c.unstructured,
+                "structured": not c.unstructured,
+            },
+        }
+
+    def _storage(self, m: dict[str, Any], nbytes: int) -> None:
+        m["storage_bytes"] = nbytes
+        m["storage_mb"] = round(nbytes / 1e6, 4)
+        m["compression_ratio"] = round(self.dense_storage / nbytes, 3)
+
+    # ------------------------------------------------------------ variants
+    def build_fp32(self, variant: str, method: str) -> Path:
+        if method == "dense":
+            model, masks = self.dense, None
+        else:
+            p = self.pruned(method)
+            model, masks = p.model, p.masks
+        arch = arch_of(model)
+        m = self.base_manifest(variant, method, "fp32", arch)
+        params, nonzero = count_params(model)
+        m.update(params=params, nonzero_params=nonzero)
+        self._storage(m, storage_bytes(arch, "fp32"))
+        if masks is not None:
+            m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
+        m["val_accuracy"] = evaluate(model, self.val_x, self.data.val.labels).accuracy
+        m["test_accuracy"] = evaluate(model, self.data.test.as_float(), self.data.test.labels).accuracy
+        layers = folded_layers(model)
+        torch_logits = predict_logits(model, self.verify_x)
+        ckpt = {"format": "fer-bench/fp32-v1", "arch": arch, "state_dict": model.state_dict(), "folded": False,
+                "quant": None}
+
+        def finish(tmp: Path, man: dict[str, Any]) -> None:
+            errs = qdq_check.check_fp32(onnx.load(str(tmp / ONNX_FILE)))
+            if errs:
+                raise RuntimeError(f"{variant}: FP32 ONNX check failed: {errs[:3]}")
+            ort = verify.ort_logits(tmp / ONNX_FILE, self.verify_x)
+            man["onnx_bytes"] = man["files"][ONNX_FILE]["bytes"]
+            man["verification"] = {
+                "images": len(self.verify_x),
+                "onnxruntime_vs_torch_top1_agreement": verify.top1_agreement(ort, torch_logits),
+                "onnxruntime_vs_torch_max_abs_diff": float(np.abs(ort - torch_logits).max()),
+            }
+
+        return write_variant(self.out_dir, variant, {
+            TORCH_FILE: lambda path: torch.save(ckpt, path),
+            ONNX_FILE: lambda path: onnx.save(export.fp32_onnx(layers, int(arch["in_channels"])), str(path)),
+        }, m, finish)
+
+    def build_int8(self, variant: str, method: str) -> Path:
+        c = self.cfg.compress
+        if method == "dense":
+            source, masks = self.dense, None
+        else:
+            p = self.pruned(method)
+            source, masks = p.model, p.masks
+        q = self.quantize(method, source, masks)
+        qlayers = export_layers(q)
+        arch = arch_of(source)
+        m = self.base_manifest(variant, method, "int8", arch)
+        params = sum(ql.w_int8.numel() + ql.bias.numel() for ql in qlayers)
+        w_nonzero = sum(_nonzero_int8(ql) for ql in qlayers)
+        nonzero = w_nonzero + sum(int(torch.count_nonzero(ql.bias)) for ql in qlayers)
+        m.update(params=params, nonzero_params=nonzero)
+        self._storage(m, storage_bytes(arch, "int8", c.symmetric))
+        if masks is not None:
+            total = sum(ql.w_int8.numel() for ql in qlayers)
+            m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
+        m["val_accuracy"] = evaluate(q, self.val_x, self.data.val.labels).accuracy
+        m["test_accuracy"] = evaluate(q, self.data.test.as_float(), self.data.test.labels).accuracy
+        q_logits = predict_logits(q, self.verify_x)
+        fp_logits = predict_logits(source, self.verify_x)
+        m["quantization"] = {
+            "mode": "PTQ" if method == "dense" else ("QAT" if c.qat_epochs > 0 else "PTQ"),
+            "calibration": c.calibration, "calibration_images": c.calibration_size,
+            "qat_epochs": 0 if method == "dense" else c.qat_epochs,
+            "symmetric": c.symmetric,
+            "weights": "int8 per output channel" + (", zero-point 0" if c.symmetric else ", asymmetric (Eqs. 10-11)"),
+            "activations": "per tensor, uint8 grid (model.onnx), int8 alpha/127 (model.trt.onnx)",
+            "bn_folded": True,
+            "weight_error_eq9": {ql.name: ql.weight_error for ql in qlayers},
+            "int8_vs_fp32_top1_agreement": verify.top1_agreement(q_logits, fp_logits),
+            "tensorrt_encoding": c.symmetric,
+        }
+        if not c.symmetric:
+            m["quantization"]["note"] = ("asymmetric zero-points are not legal for TensorRT: no model.trt.onnx; "
+                                         "ONNX Runtime / OpenVINO run model.onnx")
+        ckpt = _int8_checkpoint(arch, qlayers, c.symmetric)
+        in_ch = int(arch["in_channels"])
+        files = {
+            TORCH_FILE: lambda path: torch.save(ckpt, path),
+            ONNX_FILE: lambda path: onnx.save(export.cpu_qdq_onnx(qlayers, in_ch), str(path)),
+        }
+        if c.symmetric:
+            files[TRT_ONNX_FILE] = lambda path: onnx.save(export.trt_qdq_onnx(qlayers, in_ch), str(path))
+
+        def finish(tmp: Path, man: dict[str, Any]) -> None:
+            man["verification"] = self._verify_int8(tmp, variant, q_logits, c.symmetric)
+            man["onnx_bytes"] = man["files"][ONNX_FILE]["bytes"]
+
+        return write_variant(self.out_dir, variant, files, m, finish)
+
+    def _verify_int8(self, tmp: Path, variant: str, q_logits: np.ndarray, symmetric: bool) -> dict[str, Any]:
+        cpu_path = tmp / ONNX_FILE
+        errs = qdq_check.check_cpu(onnx.load(str(cpu_path)), symmetric=symmetric)
+        if errs:
+            raise RuntimeError(f"{variant}: model.onnx breaks the CPU QDQ rules: {errs[:3]}")
+        n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
+        ops = verify.ort_optimized_ops(cpu_path)
+        ov_prec = verify.ov_conv_precisions(cpu_path)
+        ort = verify.ort_logits(cpu_path, self.verify_x)
+        ov = verify.ov_logits(cpu_path, self.verify_x)
+        out: dict[str, Any] = {
+            "images": len(self.verify_x),
+            "cpu_encoding_rules": "pass",
+            "onnxruntime_qlinearconv": ops.get("QLinearConv", 0), "convs": n_conv,
+            "openvino_conv_runtime_precision": dict(ov_prec),
+            "onnxruntime_vs_torch_top1_agreement": verify.top1_agreement(ort, q_logits),
+            "openvino_vs_torch_top1_agreement": verify.top1_agreement(ov, q_logits),
+        }
+        if symmetric:
+            if ops.get("QLinearConv", 0) != n_conv:
+                raise RuntimeError(f"{variant}: ONNX Runtime fused {ops.get('QLinearConv', 0)} of {n_conv} convs "
+                                   f"into QLinearConv; int8 would not really run")
+            if sum(v for k, v in ov_prec.items() if k in ("u8", "i8")) != n_conv:
+                raise RuntimeError(f"{variant}: OpenVINO runs convolutions in {dict(ov_prec)}, not int8")
+            trt_path = tmp / TRT_ONNX_FILE
+            terrs = qdq_check.check_trt(onnx.load(str(trt_path)))
+            if terrs:
+                raise RuntimeError(f"{variant}: model.trt.onnx breaks TensorRT's QDQ rules: {terrs[:3]}")
+            trt = verify.ort_logits(trt_path, self.verify_x)
+            out["tensorrt_encoding_rules"] = "pass"
+            out["trt_encoding_vs_cpu_encoding_top1_agreement"] = verify.top1_agreement(trt, ort)
+        low = {k: v for k, v in out.items() if k.endswith("agreement") and v < MIN_AGREEMENT}
+        if low:
+            self.say(f"{variant}: warning: top-1 agreement below {MIN_AGREEMENT}: {low}")
+        return out
+
+
+def _nonzero_int8(ql: QuantizedLayer) -> int:
+    """Weights that dequantize to a non-zero value (int8 value != its channel's zero-point)."""
+    shape = (-1,) + (1,) * (ql.w_int8.dim() - 1)
+    return int(torch.count_nonzero(ql.w_int8.int() - ql.w_zero_point.int().view(shape)))
+
+
+def _zero_masks(model: VGG16FER) -> dict[str, torch.Tensor]:
+    """Keep-masks of an unstructured-pruned model read back from its zeros, keyed by layer name."""
+    return {name: (mod.weight != 0) for name, mod in model.named_modules() if isinstance(mod, nn.Conv2d | nn.Linear)}
+
+
+def _int8_checkpoint(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric: bool) -> dict[str, Any]:
+    """model.pt of an int8 variant (format documented in compression/writer.py)."""
+    state: dict[str, torch.Tensor] = {}
+    quant: dict[str, dict[str, Any]] = {}
+    for ql in qlayers:
+        state[f"{ql.name}.weight"] = ql.w_int8.clone()
+        state[f"{ql.name}.bias"] = ql.bias.clone()
+        quant[ql.name] = {"w_scale": ql.w_scale.clone(), "w_zero_point": ql.w_zero_point.clone(),
+                          "act_scale": ql.act_scale, "act_zero_point": ql.act_zero_point, "act_max": ql.act_max,
+                          "act_dtype": "uint8", "weight_error": ql.weight_error}
+    return {
+        "format": "fer-bench/int8-folded-v1", "arch": arch, "folded": True, "state_dict": state, "quant": quant,
+        "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor", "symmetric": symmetric,
+                   "w_qmin": -127 if symmetric else -128, "w_qmax": 127, "a_qmin": 0, "a_qmax": A_QMAX},
+    }
+
+
+def build_variants(
+    cfg: Config,
+    data: FerData,
+    dense: VGG16FER,
+    out_dir: Path,
+    variants: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Write out_dir/<variant>/ for each requested variant (reusing those whose config hash matches) and
+    out_dir/layers.csv + layers.md for the pruned int8 variants; returns {variant: directory}."""
+    say = progress or (lambda _m: None)
+    names = requested_variants(cfg, variants)
+    validate_inputs(cfg, data, dense, names)
+    out_dir = Path(out_dir)
+    b = _Builder(cfg, data, dense, out_dir, say)
+    paths: dict[str, Path] = {}
+    for name in names:
+        method, _, precision = name.rpartition("-")
+        target = out_dir / name
+        if _reusable(target, b.hash):
+            say(f"{name}: up to date, reused ({target})")
+            paths[name] = target
+            continue
+        t0 = time.perf_counter()
+        say(f"{name}: building")
+        paths[name] = b.build_fp32(name, method) if precision == "fp32" else b.build_int8(name, method)
+        say(f"{name}: written in {time.perf_counter() - t0:.0f} s -> {paths[name]}")
+    rows: list[dict[str, Any]] = []
+    for name, path in paths.items():
+        method, _, precision = name.rpartition("-")
+        if method != "dense" and precision == "int8":
+            man = load_artifact(path, verify=False).manifest
+            rows += layer_rows(name, b.dense_arch, man["arch"], "int8", bool(cfg.compress.symmetric))
+    if rows:
+        write_layer_table(out_dir, rows)
+    return paths

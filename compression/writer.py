@@ -1,0 +1,108 @@
+"""Write one variant directory atomically (temp dir, then rename) per backends/artifact.py.
+
+model.pt format (a plain dict of tensors / numbers / strings; `torch.load(path, weights_only=True)`)
+-------------------------------------------------------------------------------------------------
+fp32 variants ("format": "fer-bench/fp32-v1"):
+    {"format", "arch": arch dict (real, possibly pruned, channel counts; see fer/model.py),
+     "state_dict": VGG16FER state_dict (with BatchNorm), "folded": False, "quant": None}
+    Rebuild: fer.model.build_model(arch).load_state_dict(state_dict).
+
+int8 variants ("format": "fer-bench/int8-folded-v1"): BN is folded into the convs, no BN tensors.
+    {"format", "arch", "folded": True,
+     "state_dict": {"<layer>.weight": int8 tensor [C_out, C_in, 3, 3] (conv) or [out, in] (linear),
+                    "<layer>.bias":   float32 [C_out]},
+     "quant": {"<layer>": {"w_scale": float32 [C_out], "w_zero_point": int8 [C_out] (all 0 if symmetric),
+                           "act_scale": float, "act_zero_point": int, "act_max": float,
+                           "act_dtype": "uint8", "weight_error": float}},
+     "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor",
+                "symmetric": bool, "w_qmin": -127 (-128 if asymmetric), "w_qmax": 127,
+                "a_qmin": 0, "a_qmax": 255}}
+    <layer> is the original VGG16FER module name: "features.<i>" for the 13 convs (i = 0, 3, 7, 10, 14,
+    17, 20, 24, 27, 30, 34, 37, 40: each conv takes 3 slots conv/BN/ReLU, each "M" one slot) then
+    "classifier.0" and "classifier.3"; quant and state_dict keys are in execution order.
+    Forward pass of the int8 model (what model.onnx computes, up to int32 bias rounding), x in [0, 1]:
+        for each layer in order:
+            if linear and x is 4-D: x = flatten(x, 1)
+            x = (clamp(round(x / act_scale) + act_zero_point, 0, 255) - act_zero_point) * act_scale
+            w = (weight.float() - w_zero_point[:, None...]) * w_scale[:, None...]
+            x = conv2d(x, w, bias, padding=1) or linear(x, w, bias)
+            ReLU after every layer except classifier.3; 2x2 max-pool after the convs followed by "M" in arch
+    (dropout is identity at inference). The TensorRT file encodes the same act_max as int8:
+    scale = act_max / 127, zero-point 0.
+
+ONNX files: input "input" float [batch, C, 48, 48] in [0, 1], output "logits" [batch, 7]; see export.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from backends.artifact import MANIFEST, SCHEMA_VERSION, sha256_file
+
+FileWriter = Callable[[Path], None]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape an artifact."""
+    out = {}
+    for dist in ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], manifest: dict[str, Any],
+                  finish: Callable[[Path, dict[str, Any]], None] | None = None) -> Path:
+    """Create out_dir/variant atomically: each `files[name](path)` writes one file into a temp dir, the
+    manifest gets "files" (bytes + sha256) and "schema_version", `finish(tmp_dir, manifest)` may add
+    verification results, then the temp dir is renamed into place (replacing an older one).
+    On any exception the temp dir is removed and nothing is left behind."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{variant}-", dir=out_dir))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700
+        for name, write in files.items():
+            write(tmp / name)
+        manifest = dict(manifest)
+        manifest["schema_version"] = SCHEMA_VERSION
+        manifest["files"] = {n: {"bytes": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in files}
+        if finish is not None:
+            finish(tmp, manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        final = out_dir / variant
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{variant}-", dir=out_dir))
+            os.replace(final, old / "x")
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file via a temp file + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
