@@ -1,0 +1,643 @@
+"""Results history: every `bench run` (fingerprint, config, each result row with its raw latency samples)
+in a SQL database through SQLAlchemy Core.
+
+* Embedded default `sqlite:///runs/history.sqlite`; any SQLAlchemy URL (e.g. `postgresql://...`) works
+  by design: the only SQLite-specific SQL is the connection setup in `_setup_sqlite`.
+* The schema is versioned in the `meta` table and older stores are migrated on open (`_MIGRATIONS`).
+* `save_run` writes a run in ONE transaction: fully stored or not at all.
+* Several processes may write at once: SQLite runs in WAL mode with a busy timeout, write transactions
+  take the write lock up front (`BEGIN IMMEDIATE`), and a transaction that still meets
+  "database is locked" is retried as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from harness.errors import UserError
+
+SCHEMA_VERSION = 2
+DEFAULT_URL = "sqlite:///runs/history.sqlite"
+_LOCK_RETRY_S = 120.0  # give up on a locked database after this long (busy timeout + retries)
+_BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+
+metadata = MetaData()
+
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), nullable=False, unique=True),
+    Column("created", String(40), nullable=False),  # normalised UTC ISO 8601: sorts as text
+    Column("fingerprint_id", String(128), nullable=False, index=True),
+    Column("config_hash", String(128), nullable=False),
+    Column("dataset", String(64)),  # added in schema v2
+    Column("synthetic", Boolean),  # added in schema v2
+    Column("header", Text, nullable=False),  # JSON: the run dict without its results
+)
+Index("ix_runs_fingerprint_config", runs_table.c.fingerprint_id, runs_table.c.config_hash)  # v2
+
+results_table = Table(
+    "results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_pk", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("device", String(32)),
+    Column("scenario", String(32), nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("valid", Boolean),
+    Column("p50_ms", Float),
+    Column("p99_ms", Float),
+    Column("throughput_fps", Float),
+    Column("accuracy", Float),
+    Column("storage_mb", Float),
+    Column("row", Text, nullable=False),  # JSON: the result row without its raw samples
+    Column("samples", LargeBinary),  # raw latency samples in ms, little-endian float64
+)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)  # Path, datetime, enum...: stored as text, as `bench run` writes them to results.json
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _normalise_created(value: Any, run_id: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"run {run_id}: 'created' must be an ISO 8601 time string, got {value!r}")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"run {run_id}: 'created' = {value!r} is not an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _dataset_of(run: dict[str, Any]) -> tuple[str | None, bool | None]:
+    dataset = run.get("dataset")
+    if not isinstance(dataset, str):
+        data = (run.get("config") or {}).get("data") if isinstance(run.get("config"), dict) else None
+        dataset = data.get("dataset") if isinstance(data, dict) else None
+    synthetic = run.get("synthetic")
+    if not isinstance(synthetic, bool):
+        synthetic = None if dataset is None else dataset == "synthfer"
+    return (dataset if isinstance(dataset, str) else None), synthetic
+
+
+def fingerprint_id(run: dict[str, Any]) -> str:
+    """The run's fingerprint id (`fingerprint.id`; a hash of the fingerprint if it carries none)."""
+    fp = run.get("fingerprint")
+    if isinstance(fp, dict) and fp.get("id"):
+        return str(fp["id"])
+    return hashlib.sha256(_dumps(fp).encode()).hexdigest()[:12]
+
+
+def config_hash(run: dict[str, Any]) -> str:
+    """The run's config hash (`config_hash`; a hash of `config` if it carries none)."""
+    if run.get("config_hash"):
+        return str(run["config_hash"])
+    return hashlib.sha256(_dumps(run.get("config")).encode()).hexdigest()[:16]
+
+
+def _first_str(d: dict[str, Any], *keys: str) -> str | None:
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return None
+
+
+def hardware_summary(fp: dict[str, Any] | None) -> str:
+    """A short human name of the machine in a fingerprint: CPU brand (cores) [+ GPU names]."""
+    if not isinstance(fp, dict):
+        return "unknown hardware"
+    cpu = fp.get("cpu")
+    brand: str | None = None
+    cores: Any = None
+    if isinstance(cpu, dict):
+        brand = _first_str(cpu, "brand", "brand_raw", "model", "name")
+        cores = (cpu.get("cores") or cpu.get("physical_cores") or cpu.get("logical_cores")
+                 or cpu.get("count") or cpu.get("cpu_count"))
+    elif isinstance(cpu, str):
+        brand = cpu
+    brand = brand or _first_str(fp, "cpu_brand", "cpu_model", "cpu_name", "processor")
+    cores = cores or fp.get("cpu_cores") or fp.get("cores")
+    name = brand or "unknown CPU"
+    if isinstance(cores, int) and not isinstance(cores, bool):
+        name += f" ({cores} cores)"
+    gpus: list[str] = []
+    for key in ("gpu", "gpus"):
+        g = fp.get(key)
+        items = g if isinstance(g, list) else [g]
+        for item in items:
+            if isinstance(item, dict):
+                n = _first_str(item, "name", "model", "brand")
+                if n:
+                    gpus.append(n)
+            elif isinstance(item, str) and item.strip() and item.strip().lower() not in ("none", "n/a"):
+                gpus.append(item.strip())
+    if not gpus and _first_str(fp, "gpu_name"):
+        gpus.append(str(fp["gpu_name"]))
+    return " + ".join([name, *gpus])
+
+
+def _is_locked(e: OperationalError) -> bool:
+    msg = str(e.orig if e.orig is not None else e).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    """WAL + busy timeout on every connection; SQLAlchemy (not sqlite3) emits BEGIN, IMMEDIATE for writes."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # sqlite3 must not emit its own BEGIN; we do below
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        try:  # a persistent file setting; the first connection converts the file, later ones find it set
+            mode = cur.execute("PRAGMA journal_mode").fetchone()
+            if mode and str(mode[0]).lower() not in ("wal", "memory"):
+                cur.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            pass  # another process is converting it right now; it ends up in WAL either way
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _migrate_1_to_2(conn: Connection) -> None:
+    """v2 adds `runs.dataset` and `runs.synthetic` (filled from each stored header) and an index on
+    (fingerprint_id, config_hash) for `runs_like`."""
+    conn.execute(text("ALTER TABLE runs ADD COLUMN dataset VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN synthetic BOOLEAN"))
+    rows = conn.execute(select(runs_table.c.id, runs_table.c.header)).all()
+    for pk, header in rows:
+        dataset, synthetic = _dataset_of(json.loads(header))
+        conn.execute(update(runs_table).where(runs_table.c.id == pk).values(dataset=dataset, synthetic=synthetic))
+    for ix in runs_table.indexes:
+        if ix.name == "ix_runs_fingerprint_config":
+            ix.create(conn)
+
+
+# version n -> n + 1
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
+
+
+# ------------------------------------------------------------------------------------------------ store
+
+
+class ResultsStore:
+    """The results database. `ResultsStore("sqlite:///runs/history.sqlite")` creates or migrates it."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = self._make_engine(url)
+        self._retry(self._init_schema)
+
+    # --------------------------------------------------------------------------------- connection
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        try:
+            u = make_url(url)
+        except ArgumentError:
+            raise UserError(
+                f"store.url = {url!r} is not a database URL; use e.g. sqlite:///runs/history.sqlite "
+                "or postgresql://user@host/db"
+            ) from None
+        is_sqlite = u.get_backend_name() == "sqlite"
+        if is_sqlite and u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(u)
+        except (NoSuchModuleError, ModuleNotFoundError, ImportError) as e:
+            raise UserError(
+                f"store.url = {url!r}: no database driver for {u.drivername!r} ({e}); "
+                "sqlite:/// needs nothing, postgresql:// needs psycopg"
+            ) from None
+        if is_sqlite:
+            _setup_sqlite(engine)
+        return engine
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that holds the write lock from its first statement (SQLite: BEGIN IMMEDIATE)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (one whole transaction), retrying while the database is locked by another writer."""
+        deadline = time.monotonic() + _LOCK_RETRY_S
+        delay = 0.02
+        while True:
+            try:
+                return fn()
+            except OperationalError as e:
+                if not _is_locked(e):
+                    raise
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"results store {self.url} stayed locked for {_LOCK_RETRY_S:.0f} s "
+                        "(another process is writing); try again"
+                    ) from None
+                time.sleep(delay * (1.0 + random.random()))
+                delay = min(delay * 2.0, 0.5)
+
+    # ------------------------------------------------------------------------------------- schema
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "meta" not in tables:
+                if tables & {"runs", "results"}:
+                    raise UserError(f"results store {self.url} has tables but no schema version; not ours?")
+                metadata.create_all(conn)
+                conn.execute(insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            raw = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+            try:
+                version = int(raw) if raw is not None else 0
+            except ValueError:
+                version = 0
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"results store {self.url} has schema v{version}, written by a newer bench; "
+                    f"this one reads up to v{SCHEMA_VERSION}: upgrade fer-bench"
+                )
+            if version < 1:
+                raise UserError(f"results store {self.url}: unreadable schema version {raw!r}")
+            while version < SCHEMA_VERSION:
+                _MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(
+                    update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(version))
+                )
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
+                       .scalar_one())
+
+    # -------------------------------------------------------------------------------------- write
+    def save_run(self, run: dict[str, Any], *, replace: bool = False) -> None:
+        """Store a run (fingerprint, config, every result with its raw samples) in one transaction.
+
+        A run id already stored raises UserError unless `replace` (then the old copy is replaced atomically).
+        """
+        run_id, header, result_rows = self._prepare(run)
+        self._retry(lambda: self._insert(run_id, header, result_rows, replace))
+
+    def _prepare(self, run: dict[str, Any]) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        if not isinstance(run, dict):
+            raise UserError(f"a run must be a JSON object, got {type(run).__name__}")
+        run_id = run.get("run_id")
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise UserError("the run has no 'run_id' (a non-empty string)")
+        results = run.get("results")
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise UserError(f"run {run_id}: 'results' must be a list of result objects")
+        header = {k: v for k, v in run.items() if k != "results"}
+        if "layers" not in header and header.get("layers_csv"):
+            rows = _read_layers_csv(Path(str(header["layers_csv"])))
+            if rows is not None:
+                header["layers"] = rows  # keep Table 4 with the run even if the artifact moves
+        dataset, synthetic = _dataset_of(run)
+        values: dict[str, Any] = {
+            "run_id": run_id,
+            "created": _normalise_created(run.get("created"), run_id),
+            "fingerprint_id": fingerprint_id(run),
+            "config_hash": config_hash(run),
+        }
+        values.update(dataset=dataset, synthetic=synthetic, header=_dumps(header))
+        prepared: list[dict[str, Any]] = []
+        for i, r in enumerate(results):
+            prepared.append(_result_values(run_id, i, r))
+        return run_id, values, prepared
+
+    def _insert(self, run_id: str, values: dict[str, Any], rows: list[dict[str, Any]], replace: bool) -> None:
+        with self._write() as conn:
+            old = conn.execute(select(runs_table.c.id).where(runs_table.c.run_id == run_id)).scalar()
+            if old is not None:
+                if not replace:
+                    raise UserError(f"run {run_id} is already stored in {self.url}")
+                conn.execute(delete(results_table).where(results_table.c.run_pk == old))
+                conn.execute(delete(runs_table).where(runs_table.c.id == old))
+            pk = conn.execute(insert(runs_table).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+            if rows:
+                conn.execute(insert(results_table), [{**r, "run_pk": pk} for r in rows])
+
+    # --------------------------------------------------------------------------------------- read
+    def _recent_ids(self, conn: Connection, n: int = 5) -> list[str]:
+        q = select(runs_table.c.run_id).order_by(runs_table.c.created.desc(), runs_table.c.id.desc()).limit(n)
+        return [r[0] for r in conn.execute(q)]
+
+    def _run_pk(self, conn: Connection, run_id: str) -> int:
+        if run_id == "latest":
+            q = select(runs_table.c.id).order_by(runs_table.c.created.desc(), runs_table.c.id.desc()).limit(1)
+            pk = conn.execute(q).scalar()
+            if pk is None:
+                raise UserError(f"the results store {self.url} holds no runs yet; run `bench run` first")
+            return int(pk)
+        pk = conn.execute(select(runs_table.c.id).where(runs_table.c.run_id == run_id)).scalar()
+        if pk is None:
+            recent = self._recent_ids(conn)
+            hint = f"recent runs: {', '.join(recent)}" if recent else "the store holds no runs yet"
+            raise UserError(f"unknown run id {run_id!r} in {self.url} ({hint}, or 'latest')")
+        return int(pk)
+
+    def _load_pk(self, conn: Connection, pk: int) -> dict[str, Any]:
+        header = conn.execute(select(runs_table.c.header).where(runs_table.c.id == pk)).scalar_one()
+        run: dict[str, Any] = json.loads(header)
+        q = (
+            select(results_table.c.row, results_table.c.samples)
+            .where(results_table.c.run_pk == pk)
+            .order_by(results_table.c.position)
+        )
+        results = []
+        for row_json, blob in conn.execute(q):
+            row = json.loads(row_json)
+            if blob is not None:
+                row["samples_ms"] = np.frombuffer(blob, dtype="<f8").tolist()
+            results.append(row)
+        run["results"] = results
+        return run
+
+    def load_run(self, run_id: str = "latest") -> dict[str, Any]:
+        """The stored run as the results-JSON dict (with raw samples); 'latest' is the newest run."""
+        with self.engine.connect() as conn:
+            return self._load_pk(conn, self._run_pk(conn, run_id))
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """A run from a reference: a results JSON file (or a run folder holding results.json), a stored
+        run id, or 'latest' (the newest stored run)."""
+        p = Path(ref)
+        if ref != "latest" and p.is_dir() and (p / "results.json").is_file():
+            p, ref = p / "results.json", str(p / "results.json")
+        if ref.endswith(".json") or p.is_file():
+            if not p.is_file():
+                raise UserError(f"results file {ref} does not exist")
+            try:
+                run = json.loads(p.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise UserError(f"results file {ref} is not valid JSON: {e}") from None
+            if not isinstance(run, dict) or not isinstance(run.get("results"), list):
+                raise UserError(f"results file {ref} is not a `bench run` results JSON (no 'results' list)")
+            return run
+        return self.load_run(ref)
+
+    def list_runs(
+        self, backend: str | None = None, variant: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored runs, newest first, with headline numbers (over the rows matching backend/variant)."""
+        if limit is not None and limit <= 0:
+            raise UserError(f"--limit {limit}: must be a positive integer")
+        r, c = runs_table, results_table
+        q = select(r.c.id, r.c.run_id, r.c.created, r.c.fingerprint_id, r.c.config_hash, r.c.dataset,
+                   r.c.synthetic, r.c.header).order_by(r.c.created.desc(), r.c.id.desc())
+        cond = []
+        if backend:
+            cond.append(c.c.backend == backend)
+        if variant:
+            cond.append(c.c.variant == variant)
+        if cond:
+            q = q.where(select(c.c.id).where(c.c.run_pk == r.c.id, *cond).exists())
+        if limit:
+            q = q.limit(limit)
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            runs = conn.execute(q).all()
+            if not runs:
+                return []
+            cols = (c.c.run_pk, c.c.backend, c.c.variant, c.c.device, c.c.scenario, c.c.batch_size,
+                    c.c.status, c.c.valid, c.c.p50_ms, c.c.p99_ms, c.c.throughput_fps, c.c.accuracy,
+                    c.c.storage_mb)
+            rq = select(*cols).where(c.c.run_pk.in_([x.id for x in runs]), *cond)
+            by_run: dict[int, list[Any]] = {}
+            for row in conn.execute(rq):
+                by_run.setdefault(row.run_pk, []).append(row)
+        for x in runs:
+            header = json.loads(x.header)
+            summary = {
+                "run_id": x.run_id,
+                "created": header.get("created", x.created),
+                "fingerprint_id": x.fingerprint_id,
+                "hardware": hardware_summary(header.get("fingerprint")),
+                "config_hash": x.config_hash,
+                "dataset": x.dataset,
+                "synthetic": x.synthetic,
+            }
+            summary.update(_headline(by_run.get(x.id, [])))
+            out.append(summary)
+        return out
+
+    def runs_like(self, run: dict[str, Any], n: int) -> list[dict[str, Any]]:
+        """The previous `n` stored runs (newest first) with the same fingerprint id and config hash."""
+        if n <= 0:
+            raise UserError(f"--history {n}: must be a positive number of runs")
+        created = _normalise_created(run.get("created"), str(run.get("run_id")))
+        r = runs_table
+        q = (
+            select(r.c.id)
+            .where(
+                r.c.fingerprint_id == fingerprint_id(run),
+                r.c.config_hash == config_hash(run),
+                r.c.run_id != str(run.get("run_id")),
+                r.c.created <= created,
+            )
+            .order_by(r.c.created.desc(), r.c.id.desc())
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [self._load_pk(conn, pk) for pk in conn.execute(q).scalars()]
+
+    def all_results(self) -> list[dict[str, Any]]:
+        """Every stored result row (without raw samples) joined with its run: run_id, created,
+        fingerprint_id, fingerprint, hardware, config_hash, dataset, synthetic."""
+        r, c = runs_table, results_table
+        q = (
+            select(r.c.id, r.c.run_id, r.c.created, r.c.fingerprint_id, r.c.config_hash, r.c.dataset,
+                   r.c.synthetic, r.c.header, c.c.row)
+            .join(c, c.c.run_pk == r.c.id)
+            .order_by(r.c.created, r.c.id, c.c.position)
+        )
+        fps: dict[int, dict[str, Any]] = {}
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for x in conn.execute(q):
+                if x.id not in fps:
+                    fps[x.id] = json.loads(x.header).get("fingerprint") or {}
+                row = json.loads(x.row)
+                row.update(
+                    run_id=x.run_id, created=x.created, fingerprint_id=x.fingerprint_id,
+                    fingerprint=fps[x.id], hardware=hardware_summary(fps[x.id]), config_hash=x.config_hash,
+                    dataset=x.dataset, synthetic=x.synthetic,
+                )
+                out.append(row)
+        return out
+
+    def count_runs(self) -> int:
+        """How many runs are stored."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(runs_table)).scalar_one())
+
+
+def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:
+    row = dict(r)
+    samples = row.get("samples_ms")
+    blob: bytes | None = None
+    if isinstance(samples, list | tuple | np.ndarray):
+        try:
+            blob = np.asarray(samples, dtype="<f8").reshape(-1).tobytes()
+        except (TypeError, ValueError):
+            raise UserError(f"run {run_id}: results[{i}].samples_ms must be a list of numbers") from None
+        del row["samples_ms"]
+    lat_raw = row.get("latency_ms")
+    lat: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
+    batch = row.get("batch_size", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        raise UserError(f"run {run_id}: results[{i}].batch_size must be an integer, got {batch!r}")
+    valid = row.get("valid")
+    return {
+        "position": i,
+        "backend": str(row.get("backend", "?")),
+        "variant": str(row.get("variant", "?")),
+        "device": None if row.get("device") is None else str(row.get("device")),
+        "scenario": str(row.get("scenario", "latency")),
+        "batch_size": batch,
+        "status": str(row.get("status", "ok")),
+        "valid": valid if isinstance(valid, bool) else None,
+        "p50_ms": _num(lat.get("p50")),
+        "p99_ms": _num(lat.get("p99")),
+        "throughput_fps": _num(row.get("throughput_fps")),
+        "accuracy": _num(row.get("accuracy")),
+        "storage_mb": _num(row.get("storage_mb")),
+        "row": _dumps(row),
+        "samples": blob,
+    }
+
+
+def _headline(rows: list[Any]) -> dict[str, Any]:
+    ok = [x for x in rows if x.status == "ok"]
+    lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
+    thr = [x for x in ok if x.throughput_fps is not None]
+    acc = [x for x in ok if x.accuracy is not None]
+    best_lat = min(lat, key=lambda x: x.p50_ms, default=None)
+    best_thr = max(thr, key=lambda x: x.throughput_fps, default=None)
+    best_acc = max(acc, key=lambda x: x.accuracy, default=None)
+    return {
+        "cells": len(rows),
+        "ok": len(ok),
+        "failed": len(rows) - len(ok),
+        "invalid": sum(1 for x in ok if x.valid is False),
+        "best_p50_ms": best_lat.p50_ms if best_lat else None,
+        "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
+        "best_fps": best_thr.throughput_fps if best_thr else None,
+        "best_fps_cell": f"{best_thr.backend}/{best_thr.variant}@{best_thr.batch_size}" if best_thr else None,
+        "best_accuracy": best_acc.accuracy if best_acc else None,
+        "best_accuracy_cell": f"{best_acc.backend}/{best_acc.variant}" if best_acc else None,
+    }
+
+
+def _read_layers_csv(path: Path) -> list[dict[str, str]] | None:
+    import csv
+
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return [dict(r) for r in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def read_layers_csv(path: str | Path) -> list[dict[str, str]] | None:
+    """Rows of a layer-wise table CSV (None if the file is absent or unreadable)."""
+    return _read_layers_csv(Path(path))

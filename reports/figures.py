@@ -1,0 +1,183 @@
+"""Report figures as PNG bytes (matplotlib's object API on the Agg canvas; no pyplot global state).
+
+Each function returns None when the run has nothing to plot (e.g. no ok throughput cells), so the
+report can say so instead of drawing an empty or made-up chart.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from reports.tables import cell_name, is_invalid, is_ok
+
+DPI = 100
+_MAX_BOX_SAMPLES = 20_000  # per cell; more adds nothing visible to a box plot
+
+
+def _plain_log_axis(axis: Any) -> None:
+    """Log-scale tick labels as plain numbers (0.3, 1, 10) instead of powers of ten."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points not dominated when minimising x (latency) and maximising y (accuracy)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front: list[int] = []
+    best_y = float("-inf")
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def _latency_cells(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in run.get("results") or [] if is_ok(r) and r.get("scenario") == "latency"
+            and isinstance(r.get("latency_ms"), dict) and _num(r["latency_ms"].get("p50")) is not None]
+
+
+def accuracy_vs_latency(run: dict[str, Any]) -> bytes | None:
+    """Accuracy vs p50 latency (batch 1), one point per backend x variant, Pareto front highlighted."""
+    cells = [r for r in _latency_cells(run) if _num(r.get("accuracy")) is not None]
+    if not cells:
+        return None
+    pts = [(float(r["latency_ms"]["p50"]), 100.0 * float(r["accuracy"])) for r in cells]
+    front = pareto_front(pts)
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    stacked: dict[float, int] = {}  # labels of points at the same accuracy are stacked, not overprinted
+    for i, (r, (x, y)) in enumerate(zip(cells, pts, strict=True)):
+        on_front = i in front
+        ax.scatter([x], [y], s=70 if on_front else 40, marker="o",
+                   facecolors="none" if is_invalid(r) else ("tab:red" if on_front else "tab:blue"),
+                   edgecolors="tab:red" if on_front else "tab:blue", zorder=3)
+        label = cell_name(r) + (" (INVALID)" if is_invalid(r) else "")
+        k = stacked[round(y, 1)] = stacked.get(round(y, 1), -1) + 1
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 3 - 9 * k), fontsize=7)
+    fx = [pts[i] for i in front]
+    ax.plot([p[0] for p in fx], [p[1] for p in fx], color="tab:red", lw=1.5, zorder=2, label="Pareto front")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Accuracy vs latency (hollow: INVALID measurement)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
+    """Storage MB vs accuracy, one point per variant (accuracy of its reference cell)."""
+    by_variant: dict[str, tuple[float, float]] = {}
+    for r in run.get("results") or []:
+        st, acc = _num(r.get("storage_mb")), _num(r.get("accuracy"))
+        if is_ok(r) and st is not None and acc is not None:
+            v = str(r.get("variant"))
+            if v not in by_variant or r.get("backend") == "torch-eager":
+                by_variant[v] = (st, 100.0 * acc)
+    if not by_variant:
+        return None
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.add_subplot()
+    for v, (st, acc) in by_variant.items():
+        ax.scatter([st], [acc], s=50, color="tab:green", zorder=3)
+        ax.annotate(v, (st, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("storage (MB at precision, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Storage vs accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    return _png(fig)
+
+
+def latency_distribution(run: dict[str, Any]) -> bytes | None:
+    """Box plots of the raw latency samples of every ok batch-1 latency cell."""
+    cells = [r for r in _latency_cells(run) if r.get("samples_ms")]
+    if not cells:
+        return None
+    data = []
+    for r in cells:
+        s = [float(x) for x in r["samples_ms"]]
+        if len(s) > _MAX_BOX_SAMPLES:
+            step = len(s) / _MAX_BOX_SAMPLES
+            s = [s[int(i * step)] for i in range(_MAX_BOX_SAMPLES)]
+        data.append(s)
+    labels = [cell_name(r) + (" (INVALID)" if is_invalid(r) else "") for r in cells]
+    fig = Figure(figsize=(7.5, 0.35 * len(cells) + 1.4))
+    ax = fig.add_subplot()
+    ax.boxplot(data, orientation="horizontal", whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=7)
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("latency per request (ms, log scale; whiskers p1-p99)")
+    ax.set_title("Latency distribution per cell (raw samples, batch 1)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return _png(fig)
+
+
+def throughput_vs_batch(run: dict[str, Any]) -> bytes | None:
+    """Throughput (images/s) vs batch size, one line per backend x variant (throughput scenario)."""
+    lines: dict[str, list[tuple[int, float, bool]]] = {}
+    for r in run.get("results") or []:
+        fps = _num(r.get("throughput_fps"))
+        if is_ok(r) and r.get("scenario") == "throughput" and fps is not None:
+            lines.setdefault(cell_name(r), []).append((int(r.get("batch_size") or 1), fps, is_invalid(r)))
+    if not lines:
+        return None
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.add_subplot()
+    batches: set[int] = set()
+    for k, (name, pts) in enumerate(sorted(lines.items())):
+        pts.sort()
+        batches.update(p[0] for p in pts)
+        line = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=name,
+                       linestyle=("-", "--", ":")[(k // 10) % 3])[0]
+        bad = [p for p in pts if p[2]]
+        if bad:
+            ax.scatter([p[0] for p in bad], [p[1] for p in bad], s=80, facecolors="none",
+                       edgecolors=line.get_color(), zorder=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(batches), [str(b) for b in sorted(batches)])
+    ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("throughput (images/s, log scale)")
+    ax.set_title("Throughput vs batch size (circled: INVALID)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+FIGURES = {
+    "accuracy_vs_latency.png": ("Accuracy vs p50 latency (Pareto front in red)", accuracy_vs_latency),
+    "storage_vs_accuracy.png": ("Storage vs accuracy", storage_vs_accuracy),
+    "latency_distribution.png": ("Latency distribution per cell", latency_distribution),
+    "throughput_vs_batch.png": ("Throughput vs batch size", throughput_vs_batch),
+}
+
+
+def render_all(run: dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+    """file name -> (caption, PNG bytes or None when there is nothing to plot)."""
+    return {name: (caption, fn(run)) for name, (caption, fn) in FIGURES.items()}

@@ -1,0 +1,50 @@
+"""`write_report(run, out_dir)`: report.md, self-contained report.html and the PNG figures of one run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reports.figures import render_all
+from reports.html import render_html
+from reports.markdown import render_markdown
+from reports.tables import all_tables, dataset_label
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write report.md, report.html and the figures of `run` into `out_dir`; returns the written paths.
+
+    Each file is written to a temp file and renamed, so a reader never sees half a report.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = all_tables(run)
+    figures = render_all(run)
+    title = f"Benchmark report — run {run.get('run_id')}"
+    synthetic = dataset_label(run).endswith("(SYNTHETIC data)")
+    written: list[Path] = []
+    for name, (_caption, png) in figures.items():
+        if png is not None:
+            _atomic_write(out_dir / name, png)
+            written.append(out_dir / name)
+    md = render_markdown(title, tables, [(n, c, png is not None) for n, (c, png) in figures.items()])
+    page = render_html(title, tables, [(n, c, png) for n, (c, png) in figures.items()], synthetic)
+    _atomic_write(out_dir / REPORT_MD, md.encode("utf-8"))
+    _atomic_write(out_dir / REPORT_HTML, page.encode("utf-8"))
+    return [out_dir / REPORT_MD, out_dir / REPORT_HTML, *written]

@@ -1,0 +1,286 @@
+"""Hardware / backend / variant selection over every stored result.
+
+A *choice* is (backend, device, variant, hardware) where hardware is the fingerprint's summary (CPU brand
+and cores, GPU names). For each choice the latest run that measured it at the requested batch size is
+used. Latency numbers come from the latency scenario at batch 1, or from the throughput scenario's
+timed rounds when --batch N > 1; throughput from the throughput scenario at that batch size.
+Only ok and VALID measurements are eligible. With several requests in flight the throughput scenario's
+latency is the time of one round (every request of the round overlaps), recorded in `latency_source`.
+`--max-latency-ms` bounds the p99 latency (a deployment's maximum is a tail, not a median).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import UserError
+
+OBJECTIVES = ("latency", "throughput", "storage")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the deployment needs. Accuracy is a fraction in [0, 1]."""
+
+    max_latency_ms: float | None = None
+    min_accuracy: float | None = None
+    max_storage_mb: float | None = None
+    batch: int = 1
+    objective: str = "latency"
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"--objective {self.objective!r}: allowed values are {', '.join(OBJECTIVES)}")
+        if self.batch < 1:
+            raise UserError(f"--batch {self.batch}: must be a positive batch size")
+        for flag, v in (("--max-latency-ms", self.max_latency_ms), ("--max-storage-mb", self.max_storage_mb)):
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise UserError(f"{flag} {v}: must be a positive number")
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise UserError(f"--min-accuracy {self.min_accuracy}: must be a fraction in [0, 1] or a percentage")
+
+
+def parse_min_accuracy(v: float | None) -> float | None:
+    """--min-accuracy as a fraction: 0.85 stays 0.85; 85 (a percentage, > 1) becomes 0.85."""
+    if v is None:
+        return None
+    if not math.isfinite(v) or v < 0 or v > 100:
+        raise UserError(f"--min-accuracy {v}: give a fraction in [0, 1] (0.85) or a percentage (85)")
+    return v / 100.0 if v > 1.0 else v
+
+
+@dataclass
+class Choice:
+    """One candidate deployment with the numbers used to judge it."""
+
+    backend: str
+    device: str
+    variant: str
+    hardware: str
+    batch_size: int
+    run_id: str
+    created: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    throughput_fps: float | None = None
+    accuracy: float | None = None
+    storage_mb: float | None = None
+    latency_source: str = ""
+    problem: str = ""  # why it is not eligible at all (status, invalid, not measured)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "device": self.device, "variant": self.variant,
+                "hardware": self.hardware, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
+                "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
+                "storage_mb": self.storage_mb, "run_id": self.run_id, "created": self.created,
+                "latency_source": self.latency_source}
+
+    @property
+    def name(self) -> str:
+        dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
+        return f"{self.backend}{dev}/{self.variant} on {self.hardware}"
+
+
+@dataclass
+class Selection:
+    """The outcome: recommended choice (None if nothing is feasible), ranked feasible ones, rejected ones."""
+
+    constraints: Constraints
+    ranked: list[Choice]
+    rejected: list[tuple[Choice, str]]
+    lost: dict[int, str]  # index in ranked -> why it ranked below the recommended one
+    message: str
+
+    @property
+    def recommended(self) -> Choice | None:
+        return self.ranked[0] if self.ranked else None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.constraints
+        return {
+            "constraints": {"max_latency_ms": c.max_latency_ms, "min_accuracy": c.min_accuracy,
+                            "max_storage_mb": c.max_storage_mb, "batch": c.batch, "objective": c.objective},
+            "recommended": self.recommended.to_dict() if self.recommended else None,
+            "ranked": [{**ch.to_dict(), "rank": i + 1, "why": self.lost.get(i, "recommended")}
+                       for i, ch in enumerate(self.ranked)],
+            "rejected": [{**ch.to_dict(), "why": why} for ch, why in self.rejected],
+            "message": self.message,
+        }
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(float(v)) else None
+
+
+def _ineligible(row: dict[str, Any]) -> str:
+    if row.get("status") != "ok":
+        reason = str(row.get("reason") or "").strip()
+        return f"status {row.get('status')}" + (f": {reason}" if reason else "")
+    if row.get("valid") is False:
+        reasons = row.get("invalid_reasons") or []
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        return "invalid measurement: " + ("; ".join(map(str, reasons)) or "no reason recorded")
+    return ""
+
+
+def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
+    """Group stored result rows into choices, keeping the latest run that measured each at `batch`."""
+    groups: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        key = (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
+               str(r.get("hardware") or "unknown hardware"))
+        groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
+    choices: list[Choice] = []
+    for (backend, device, variant, hw), runs in groups.items():
+        def at_batch(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [r for r in rs if int(r.get("batch_size") or 1) == batch]
+
+        measured = [rs for rs in runs.values() if at_batch(rs)]
+        pool = measured or list(runs.values())
+        latest = max(pool, key=lambda rs: (str(rs[0].get("created")), str(rs[0].get("run_id"))))
+        first = latest[0]
+        ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")))
+        choices.append(ch)
+        here = at_batch(latest)
+        if not here:
+            sizes = sorted({int(r.get("batch_size") or 1) for rs in runs.values() for r in rs})
+            ch.problem = f"not measured at batch {batch} (measured: {', '.join(map(str, sizes))})"
+            continue
+        lat = next((r for r in here if r.get("scenario") == "latency"), None)
+        thr = next((r for r in here if r.get("scenario") == "throughput"), None)
+        lat_row: dict[str, Any] = lat or thr or here[0]
+        if lat is not None:
+            ch.latency_source = "latency scenario"
+        else:
+            k = lat_row.get("requests_in_flight") or 1
+            ch.latency_source = (f"throughput scenario: time per round of {k} request(s) x batch {batch} in flight"
+                                 if k != 1 else f"throughput scenario: time per batch of {batch}")
+        for cell in (lat_row, thr):
+            if cell is not None and _ineligible(cell):
+                ch.problem = _ineligible(cell)
+                break
+        lat_raw = lat_row.get("latency_ms")
+        lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
+        ch.p50_ms, ch.p99_ms = _num(lat_ms.get("p50")), _num(lat_ms.get("p99"))
+        ch.throughput_fps = _num((thr or lat_row).get("throughput_fps"))
+        ch.accuracy = next((a for a in (_num(r.get("accuracy")) for r in here) if a is not None), None)
+        ch.storage_mb = next((s for s in (_num(r.get("storage_mb")) for r in here) if s is not None), None)
+    return choices
+
+
+def _violations(ch: Choice, c: Constraints) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if c.max_latency_ms is not None:
+        if ch.p99_ms is None:
+            out.append(("max-latency-ms", "no p99 latency measured"))
+        elif ch.p99_ms > c.max_latency_ms:
+            out.append(("max-latency-ms", f"p99 {ch.p99_ms:.3g} ms > max {c.max_latency_ms:g} ms"))
+    if c.min_accuracy is not None:
+        if ch.accuracy is None:
+            out.append(("min-accuracy", "no accuracy measured"))
+        elif ch.accuracy < c.min_accuracy:
+            out.append(("min-accuracy", f"accuracy {100 * ch.accuracy:.2f}% < min {100 * c.min_accuracy:.2f}%"))
+    if c.max_storage_mb is not None:
+        if ch.storage_mb is None:
+            out.append(("max-storage-mb", "no storage measured"))
+        elif ch.storage_mb > c.max_storage_mb:
+            out.append(("max-storage-mb", f"storage {ch.storage_mb:.3g} MB > max {c.max_storage_mb:g} MB"))
+    return out
+
+
+def _objective_value(ch: Choice, objective: str) -> float | None:
+    if objective == "latency":
+        return ch.p50_ms
+    if objective == "throughput":
+        return -ch.throughput_fps if ch.throughput_fps is not None else None
+    return ch.storage_mb
+
+
+def _sort_key(ch: Choice, objective: str) -> tuple[float, float, float]:
+    v = _objective_value(ch, objective)
+    return (math.inf if v is None else v, ch.p50_ms if ch.p50_ms is not None else math.inf,
+            -(ch.accuracy or 0.0))
+
+
+def _describe(ch: Choice, objective: str) -> str:
+    if objective == "latency":
+        return f"p50 {ch.p50_ms:.3g} ms" if ch.p50_ms is not None else "no p50"
+    if objective == "throughput":
+        return f"{ch.throughput_fps:.4g} img/s" if ch.throughput_fps is not None else "no throughput"
+    return f"{ch.storage_mb:.3g} MB" if ch.storage_mb is not None else "no storage"
+
+
+def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
+    """Rank the feasible choices by the objective; explain every rejection and every lower rank."""
+    choices = build_choices(rows, c.batch)
+    eligible: list[Choice] = []
+    rejected: list[tuple[Choice, str]] = []
+    for ch in choices:
+        if ch.problem:
+            rejected.append((ch, ch.problem))
+        elif _objective_value(ch, c.objective) is None:
+            rejected.append((ch, f"no {c.objective} number measured"))
+        else:
+            eligible.append(ch)
+    feasible: list[Choice] = []
+    by_constraint: dict[str, list[Choice]] = {}
+    for ch in eligible:
+        v = _violations(ch, c)
+        if v:
+            rejected.append((ch, "; ".join(msg for _, msg in v)))
+            for name, _ in v:
+                by_constraint.setdefault(name, []).append(ch)
+        else:
+            feasible.append(ch)
+    feasible.sort(key=lambda ch: _sort_key(ch, c.objective))
+    rejected.sort(key=lambda x: (x[1].startswith(("status", "not measured", "invalid")), x[0].name))
+    lost: dict[int, str] = {}
+    if feasible:
+        best = feasible[0]
+        for i, ch in enumerate(feasible[1:], start=1):
+            lost[i] = (f"ranked #{i + 1} by {c.objective}: {_describe(ch, c.objective)} vs "
+                       f"{_describe(best, c.objective)} of the recommended choice")
+        message = (f"recommended: {best.name} at batch {c.batch} ({_describe(best, c.objective)}, "
+                   f"run {best.run_id}); {len(feasible)} feasible, {len(rejected)} rejected")
+    else:
+        message = _nothing_feasible(choices, eligible, by_constraint, c)
+    return Selection(c, feasible, rejected, lost, message)
+
+
+def _nothing_feasible(choices: list[Choice], eligible: list[Choice], by_constraint: dict[str, list[Choice]],
+                      c: Constraints) -> str:
+    if not choices:
+        return "nothing feasible: the store holds no results"
+    if not eligible:
+        return (f"nothing feasible: none of the {len(choices)} stored choices has an ok, valid measurement "
+                f"at batch {c.batch} (see the rejected list)")
+    # a constraint binds if dropping it alone would leave something feasible
+    fmt = {"max-latency-ms": ("the lowest p99 is", lambda ch: ch.p99_ms, min, lambda v: f"{v:.3g} ms"),
+           "min-accuracy": ("the best accuracy is", lambda ch: ch.accuracy, max, lambda v: f"{100 * v:.2f}%"),
+           "max-storage-mb": ("the smallest storage is", lambda ch: ch.storage_mb, min, lambda v: f"{v:.3g} MB")}
+
+    def best_of(name: str, pool: list[Choice], where: str) -> str:
+        text, get, pick, show = fmt[name]
+        have = [ch for ch in pool if get(ch) is not None]
+        if not have:
+            return f"--{name} (not measured)"
+        top = pick(have, key=lambda ch: get(ch))
+        return f"--{name} ({text} {show(get(top))}{where}: {top.name})"
+
+    binding = {n: [ch for ch in eligible if all(m == n for m, _ in _violations(ch, c))] for n in by_constraint}
+    binding = {n: pool for n, pool in binding.items() if pool}
+    if len(binding) == 1:
+        (name, pool), = binding.items()
+        return (f"nothing feasible among {len(eligible)} eligible choices: "
+                f"{best_of(name, pool, ' among those meeting the other limits')} binds")
+    if binding:
+        parts = [best_of(n, pool, " among those meeting the other limits") for n, pool in binding.items()]
+        return f"nothing feasible among {len(eligible)} eligible choices: relaxing any one of {'; '.join(parts)} helps"
+    parts = [best_of(n, eligible, "") for n in sorted(by_constraint, key=lambda n: -len(by_constraint[n]))]
+    return (f"nothing feasible among {len(eligible)} eligible choices: {'; '.join(parts)} together exclude "
+            "everything (relax more than one)")

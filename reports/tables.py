@@ -1,0 +1,321 @@
+"""A run dict -> report tables (plain data: title, header, rows of strings, notes).
+
+Markdown and HTML render the same `Table` objects. Rules: a number that was not measured is never
+invented; a failed or unavailable cell shows its status and reason; a number from an INVALID
+measurement carries the INVALID mark and its reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.store import hardware_summary, read_layers_csv
+from reports.stats import accuracy_ci
+
+REFERENCE_BACKEND = "torch-eager"
+REFERENCE_VARIANT = "dense-fp32"
+
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: every cell already formatted as text."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    anchor: str = ""
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+
+def fnum(v: Any, digits: int = 3) -> str:
+    """A number with `digits` significant figures; 'n/a' for missing or non-finite values."""
+    if isinstance(v, bool) or v is None:
+        return "n/a"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(f):
+        return "n/a"
+    a = abs(f)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{f:,.0f}"
+    if a < 1e-3:
+        return f"{f:.{max(0, digits - 1)}e}"
+    return f"{f:.{max(0, digits - 1 - math.floor(math.log10(a)))}f}"
+
+
+def fpct(v: Any, digits: int = 2) -> str:
+    """A fraction as a percentage ('86.20%'); 'n/a' when missing."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
+        return "n/a"
+    return f"{100.0 * float(v):.{digits}f}%"
+
+
+def is_ok(row: dict[str, Any]) -> bool:
+    return row.get("status") == "ok"
+
+
+def is_invalid(row: dict[str, Any]) -> bool:
+    return is_ok(row) and row.get("valid") is False
+
+
+def invalid_text(row: dict[str, Any]) -> str:
+    reasons = row.get("invalid_reasons") or []
+    if isinstance(reasons, str):
+        reasons = [reasons]
+    return "INVALID" + (f": {'; '.join(str(r) for r in reasons)}" if reasons else "")
+
+
+def status_text(row: dict[str, Any]) -> str:
+    """'ok', or the status with its reason ('unavailable: tensorrt is not installed')."""
+    status = str(row.get("status") or "unknown")
+    reason = str(row.get("reason") or "").strip()
+    return status if status == "ok" or not reason else f"{status}: {reason}"
+
+
+def mark(text: str, row: dict[str, Any]) -> str:
+    """Append the INVALID mark to a timing number measured in an invalid cell (validity is about timing:
+    too few samples, duration not reached, CoV too high; the cell's accuracy is not affected)."""
+    return f"{text} (INVALID)" if is_invalid(row) and text != "n/a" else text
+
+
+def acc_with_ci(row: dict[str, Any]) -> str:
+    """Accuracy with its 95% bootstrap CI from the confusion matrix, e.g. '86.20% [84.7, 87.6]'."""
+    acc = row.get("accuracy")
+    if not isinstance(acc, int | float) or isinstance(acc, bool):
+        return "n/a"
+    ci = accuracy_ci(row)
+    if ci is None:
+        return fpct(acc)
+    return f"{fpct(acc)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+
+
+def cell_name(row: dict[str, Any]) -> str:
+    dev = row.get("device")
+    backend = str(row.get("backend"))
+    if dev and dev != "cpu":
+        backend += f"[{dev}]"
+    return f"{backend}/{row.get('variant')}"
+
+
+def latency_row(rows: Iterable[dict[str, Any]], backend: str, variant: str) -> dict[str, Any] | None:
+    for r in rows:
+        if r.get("backend") == backend and r.get("variant") == variant and r.get("scenario") == "latency":
+            return r
+    return None
+
+
+def dataset_label(run: dict[str, Any]) -> str:
+    ds = run.get("dataset") or ((run.get("config") or {}).get("data") or {}).get("dataset") or "unknown"
+    synthetic = run.get("synthetic")
+    if synthetic is None:
+        synthetic = ds == "synthfer"
+    return f"{ds} (SYNTHETIC data)" if synthetic else str(ds)
+
+
+def _flatten(prefix: str, v: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(v, dict):
+        if not v and prefix:
+            out.append((prefix, "{}"))
+        for k, x in v.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), x, out)
+    elif isinstance(v, list):
+        out.append((prefix, ", ".join(str(x) for x in v) if all(not isinstance(x, dict | list) for x in v)
+                    else str(v)))
+    else:
+        out.append((prefix, "n/a" if v is None else str(v)))
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def summary_table(run: dict[str, Any]) -> Table:
+    """Run id, time, data set (synthetic marked), hardware, harness overhead, cell counts."""
+    results = run.get("results") or []
+    ok = [r for r in results if is_ok(r)]
+    rows = [
+        ["run id", str(run.get("run_id"))],
+        ["created", str(run.get("created"))],
+        ["data set", dataset_label(run)],
+        ["hardware", hardware_summary(run.get("fingerprint"))],
+        ["fingerprint id", str((run.get("fingerprint") or {}).get("id"))],
+        ["config hash", str(run.get("config_hash"))],
+        ["harness overhead per iteration", f"{fnum(run.get('harness_overhead_us'))} µs"],
+        ["cells", f"{len(results)} ({len(ok)} ok, {sum(1 for r in ok if r.get('valid') is False)} INVALID, "
+                  f"{len(results) - len(ok)} not run or failed)"],
+    ]
+    notes = []
+    if run.get("synthetic") or dataset_label(run).endswith("(SYNTHETIC data)"):
+        notes.append("SynthFER is a generated, synthetic data set: its accuracies say nothing about real faces.")
+    return Table("Run", ["", ""], rows, notes, "run")
+
+
+def fingerprint_table(run: dict[str, Any]) -> Table:
+    """The machine/software fingerprint, flattened to key/value rows."""
+    out: list[tuple[str, str]] = []
+    _flatten("", run.get("fingerprint") or {}, out)
+    return Table("Fingerprint", ["key", "value"], [[k, v] for k, v in out], [], "fingerprint")
+
+
+def results_table(run: dict[str, Any]) -> Table:
+    """Every cell with its status, validity and numbers."""
+    header = ["backend", "variant", "device", "precision", "scenario", "batch", "status", "validity",
+              "p50 ms", "p99 ms", "CoV", "FPS", "accuracy [95% CI]", "n", "cold start ms", "int8 layers", "label"]
+    rows = []
+    for r in run.get("results") or []:
+        lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else {}
+        if is_ok(r):
+            validity = "VALID" if r.get("valid") is not False else invalid_text(r)
+            nums = [fnum(lat.get("p50")), fnum(lat.get("p99")), fnum(lat.get("cov"), 2),
+                    fnum(r.get("throughput_fps")), acc_with_ci(r), str(r.get("n_samples", "n/a")),
+                    fnum(r.get("cold_start_ms")),
+                    f"{r.get('int8_layers', 'n/a')}/{r.get('total_layers', 'n/a')}"]
+        else:
+            validity = "—"
+            nums = ["—"] * 8
+        rows.append([str(r.get("backend")), str(r.get("variant")), str(r.get("device") or ""),
+                     str(r.get("precision") or ""), str(r.get("scenario")), str(r.get("batch_size")),
+                     status_text(r), validity, *nums, str(r.get("label") or "")])
+    notes = ["Accuracy intervals: 95% percentile bootstrap over the test images (from the confusion matrix).",
+             "Latency in the throughput scenario is the time of one round (requests in flight x batch "
+             "images); it is not a per-request latency."]
+    return Table("All cells", header, rows, notes, "cells")
+
+
+def _variants(results: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in results:
+        seen.setdefault(str(r.get("variant")), None)
+    return list(seen)
+
+
+def _best_fps(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [r for r in rows if is_ok(r) and isinstance(r.get("throughput_fps"), int | float)]
+    return max(ok, key=lambda r: float(r["throughput_fps"]), default=None)
+
+
+def _ref_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row whose accuracy stands for a variant: torch-eager latency cell, else any ok cell."""
+    ok = [r for r in rows if is_ok(r) and isinstance(r.get("accuracy"), int | float)]
+    ok.sort(key=lambda r: (r.get("backend") != REFERENCE_BACKEND, r.get("scenario") != "latency"))
+    return ok[0] if ok else None
+
+
+def _failure(rows: list[dict[str, Any]]) -> str:
+    return "; ".join(sorted({f"{r.get('backend')}: {status_text(r)}" for r in rows if not is_ok(r)})) or "n/a"
+
+
+def table1(run: dict[str, Any]) -> Table:
+    """Paper Table 1: per method (variant) storage, compression ratio, accuracy and best FPS."""
+    results = run.get("results") or []
+    rows = []
+    for v in _variants(results):
+        vr = [r for r in results if r.get("variant") == v]
+        ref, fast = _ref_row(vr), _best_fps(vr)
+        static = next((r for r in vr if is_ok(r) and r.get("storage_mb") is not None), None)
+        if ref is None and fast is None:
+            rows.append([v, "n/a", "n/a", _failure(vr), "n/a", ""])
+            continue
+        rows.append([
+            v,
+            fnum(static.get("storage_mb")) if static else "n/a",
+            (f"{fnum(static.get('compression_ratio'))}x" if static and static.get("compression_ratio") else "n/a"),
+            acc_with_ci(ref) if ref else "n/a",
+            mark(fnum(fast.get("throughput_fps")), fast) if fast else "n/a",
+            f"{cell_name(fast)} b{fast.get('batch_size')}" if fast else "",
+        ])
+    return Table("Table 1 — compression method: storage, ratio, accuracy, speed",
+                 ["method", "storage MB", "compression ratio", "accuracy [95% CI]", "best FPS", "FPS measured on"],
+                 rows, ["Accuracy from the torch-eager cell of each variant (any ok cell if it did not run)."],
+                 "table1")
+
+
+def table2(run: dict[str, Any]) -> Table:
+    """Paper Table 2: per data set, the reference (dense-fp32) vs each compressed variant."""
+    results = run.get("results") or []
+    ds = dataset_label(run)
+    ref_rows = [r for r in results if r.get("variant") == REFERENCE_VARIANT]
+    ref = _ref_row(ref_rows)
+    rows = []
+    for v in _variants(results):
+        if v == REFERENCE_VARIANT:
+            continue
+        vr = [r for r in results if r.get("variant") == v]
+        comp = _ref_row(vr)
+        static = next((r for r in vr if is_ok(r) and r.get("compression_ratio") is not None), None)
+        delta = "n/a"
+        if ref is not None and comp is not None:
+            delta = f"{100 * (float(comp['accuracy']) - float(ref['accuracy'])):+.2f} pts"
+        rows.append([
+            ds,
+            acc_with_ci(ref) if ref else (_failure(ref_rows) if ref_rows else "not run"),
+            v,
+            acc_with_ci(comp) if comp else _failure(vr),
+            delta,
+            f"{fnum(static.get('compression_ratio'))}x" if static else "n/a",
+        ])
+    return Table("Table 2 — data set: reference vs compressed accuracy",
+                 ["data set", f"reference ({REFERENCE_VARIANT}) accuracy", "compressed variant",
+                  "compressed accuracy", "Δ accuracy", "compression ratio"], rows, [], "table2")
+
+
+def layer_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str]:
+    """The layer-wise rows (from `layers` or the `layers_csv` file) and where they came from."""
+    layers = run.get("layers")
+    if isinstance(layers, list) and all(isinstance(x, dict) for x in layers) and layers:
+        return layers, "stored with the run"
+    path = run.get("layers_csv")
+    if path:
+        rows = read_layers_csv(Path(str(path)))
+        if rows:
+            return rows, str(path)
+        return None, f"{path} is missing or unreadable"
+    return None, "the run carries no layers.csv"
+
+
+def table4(run: dict[str, Any]) -> Table:
+    """Paper Table 4: layer-wise compression, with whatever columns layers.csv has."""
+    rows, source = layer_rows(run)
+    if not rows:
+        return Table("Table 4 — layer-wise compression", [], [], [f"Not available: {source}."], "table4")
+    header: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in header:
+                header.append(str(k))
+    body = [[_cell(r.get(k)) for k in header] for r in rows]
+    return Table("Table 4 — layer-wise compression", header, body, [f"Source: {source}."], "table4")
+
+
+def _cell(v: Any) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float):
+        return fnum(v, 4)
+    return str(v)
+
+
+def agreement_table(run: dict[str, Any]) -> Table:
+    """Top-1 agreement and max |Δ logit| of each backend against the PyTorch reference."""
+    rows = [[str(a.get("variant")), str(a.get("backend")), str(a.get("reference")),
+             fpct(a.get("top1_agreement")), fnum(a.get("max_abs_logit_diff"))]
+            for a in run.get("agreement") or [] if isinstance(a, dict)]
+    notes = [] if rows else ["No agreement data in this run."]
+    return Table("Agreement with the reference", ["variant", "backend", "reference", "top-1 agreement",
+                                                  "max |Δ logit|"], rows, notes, "agreement")
+
+
+def all_tables(run: dict[str, Any]) -> list[Table]:
+    """Every table of the report, in order."""
+    return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
+            agreement_table(run), fingerprint_table(run)]
