@@ -14,6 +14,23 @@ from typing import Any
 import numpy as np
 
 from backends.artifact import Artifact
+from harness.errors import UserError
+
+
+class Unavailable(UserError):
+    """This backend cannot run here (package missing, no device, provider absent): the cell is `unavailable`."""
+
+
+def check_batch(batch: np.ndarray, input_shape: tuple[int, ...] | list[int] | None) -> None:
+    """UserError (one line) unless `batch` is float32 [N>=1, *input_shape]."""
+    if batch.ndim != 4 or batch.shape[0] < 1:
+        raise UserError(f"input batch must be [N>=1, C, H, W], got shape {list(batch.shape)}")
+    if input_shape is not None and tuple(batch.shape[1:]) != tuple(input_shape):
+        raise UserError(
+            f"input shape {list(batch.shape[1:])} does not match the model input {list(input_shape)}"
+        )
+    if batch.dtype != np.float32:
+        raise UserError(f"input batch must be float32, got {batch.dtype}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,9 @@ class Backend(abc.ABC):
     """One runtime. Lifecycle: probe() -> load(artifact, options) -> infer(...)* -> describe() -> close()."""
 
     name: str = ""
+    # True when the throughput scenario needs a differently compiled model (e.g. OpenVINO's THROUGHPUT hint):
+    # the harness then loads a second instance with options.scenario="throughput".
+    reload_per_scenario: bool = False
 
     @classmethod
     @abc.abstractmethod
@@ -57,6 +77,10 @@ class Backend(abc.ABC):
     def infer_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Throughput: run several requests, in flight together where the runtime supports it."""
         return [self.infer(b) for b in batches]
+
+    def preferred_requests(self) -> int:
+        """How many requests `infer_many` can keep in flight at once (1: the runtime runs them one by one)."""
+        return 1
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""ONNX Runtime: the artifact's model.onnx on the CPU execution provider (CUDA/TensorRT providers when
+onnxruntime-gpu is installed and `backends.onnxruntime.provider` asks for them).
+
+Threads are fixed (intra-op = benchmark.threads, inter-op = 1, sequential execution). ONNX Runtime falls
+back to the CPU provider silently, so `load` checks `session.get_providers()` and refuses a session that
+does not run on the provider asked for. `int8_layers` counts the int8 compute nodes (QLinearConv,
+QLinearMatMul, QGemm, ConvInteger, MatMulInteger) in the optimized graph, which a second, inspection-only
+session writes to `optimized_model_filepath` (outside the timed cold start).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.artifact import ONNX_FILE, Artifact
+from backends.base import Availability, Backend, BackendOptions, Unavailable, check_batch
+from harness.errors import UserError
+
+PROVIDERS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+              "all": "ORT_ENABLE_ALL"}
+INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat")
+FLOAT_COMPUTE_OPS = ("Conv", "FusedConv", "Gemm", "MatMul", "FusedGemm", "FusedMatMul", "NchwcConv")
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._input_name = ""
+        self._output_name = ""
+        self._input_shape: list[int] | None = None
+        self._desc: dict[str, Any] = {}
+        self._loaded_bytes = 0
+        self._path: Path | None = None
+        self._options: BackendOptions | None = None
+        self._layers: tuple[int, int, dict[str, int]] | None = None
+
+    @classmethod
+    def probe(cls) -> Availability:
+        try:
+            import onnxruntime as ort
+        except Exception as e:
+            return Availability(
+                False, f"onnxruntime: the onnxruntime package is not importable ({type(e).__name__}); "
+                "install it with `pip install .[onnxruntime]` (onnxruntime-gpu for CUDA)",
+            )
+        try:
+            providers = list(ort.get_available_providers())
+            return Availability(True, "", {"onnxruntime": ort.__version__}, ", ".join(providers))
+        except Exception as e:
+            return Availability(False, f"onnxruntime: runtime unusable ({type(e).__name__}: {e})")
+
+    def _session_options(self, options: BackendOptions, optimized_path: Path | None = None) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        level = str(options.extra.get("optimization", "all"))
+        if level not in OPT_LEVELS:
+            raise UserError(
+                f"backends.onnxruntime.optimization = {level!r}: allowed values are {', '.join(OPT_LEVELS)}"
+            )
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
+        so.log_severity_level = 3
+        if optimized_path is not None:
+            so.optimized_model_filepath = str(optimized_path)
+        return so
+
+    def load(self, artifact: Artifact, options: BackendOptions) -> None:
+        import onnxruntime as ort
+
+        provider = str(options.extra.get("provider", "cpu"))
+        if provider not in PROVIDERS:
+            raise UserError(f"backends.onnxruntime.provider = {provider!r}: allowed values are {', '.join(PROVIDERS)}")
+        wanted = PROVIDERS[provider]
+        if wanted[0] not in ort.get_available_providers():
+            raise Unavailable(
+                f"onnxruntime: {wanted[0]} is not in this onnxruntime build (available: "
+                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu and an NVIDIA GPU/CUDA, "
+                "or use backends.onnxruntime.provider = 'cpu'"
+            )
+        path = artifact.file(ONNX_FILE)
+        self._path, self._options = path, options
+        self._loaded_bytes = path.stat().st_size
+        self._input_shape = list(artifact.manifest.get("input_shape") or []) or None
+        try:
+            self._session = ort.InferenceSession(str(path), self._session_options(options), providers=wanted)
+        except Exception as e:
+            raise UserError(f"onnxruntime: cannot load {path.name} ({_first_line(e)})") from None
+        used = list(self._session.get_providers())
+        if used[0] != wanted[0]:
+            raise Unavailable(f"onnxruntime: asked for {wanted[0]} but the session runs on {used} (silent fallback)")
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_name = self._session.get_outputs()[0].name
+        self._desc = {
+            "device": "CPU" if provider == "cpu" else provider.upper(),
+            "threads": options.threads,
+            "inter_op_threads": 1,
+            "providers": used,
+            "graph_optimization": str(options.extra.get("optimization", "all")),
+            "precision": artifact.precision,
+            "label": artifact.precision,
+            "requests_in_flight": 1,
+            "onnxruntime": ort.__version__,
+        }
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        check_batch(batch, self._input_shape)
+        out = self._session.run([self._output_name], {self._input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        d = dict(self._desc)
+        if self._layers is None and self._path is not None and self._options is not None:
+            self._layers = self._inspect_optimized_graph()
+        if self._layers is not None:
+            int8, total, ops = self._layers
+            d.update(int8_layers=int8, total_layers=total, optimized_ops=ops)
+            if d.get("precision") == "int8":
+                d["label"] = f"int8 ({int8}/{total} conv/FC layers as QLinear*)"
+        return d
+
+    def _inspect_optimized_graph(self) -> tuple[int, int, dict[str, int]]:
+        """Build an inspection-only session that writes its optimized graph; count int8 compute nodes."""
+        import onnx
+        import onnxruntime as ort
+
+        assert self._path is not None and self._options is not None
+        with tempfile.TemporaryDirectory(prefix="ort-opt-") as tmp:
+            out = Path(tmp) / "optimized.onnx"
+            so = self._session_options(self._options, out)
+            ort.InferenceSession(str(self._path), so, providers=list(self._session.get_providers()))
+            graph = onnx.load(str(out), load_external_data=False).graph
+        return count_int8_nodes([n.op_type for n in graph.node])
+
+    def loaded_bytes(self) -> int:
+        return self._loaded_bytes
+
+    def close(self) -> None:
+        self._session = None
+
+
+def count_int8_nodes(op_types: list[str]) -> tuple[int, int, dict[str, int]]:
+    """(int8 compute nodes, all conv/FC compute nodes, {op_type: count}) of an optimized graph's node list."""
+    ops: dict[str, int] = {}
+    for t in op_types:
+        ops[t] = ops.get(t, 0) + 1
+    int8 = sum(ops.get(t, 0) for t in INT8_OPS)
+    total = int8 + sum(ops.get(t, 0) for t in FLOAT_COMPUTE_OPS)
+    return int8, total, dict(sorted(ops.items()))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:300]

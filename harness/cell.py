@@ -1,0 +1,285 @@
+"""One benchmark cell (one backend x one variant) in its own fresh process: `python -m harness.cell SPEC OUT`.
+
+SPEC is a JSON file (see `CellSpec`); the test images come as .npy files (never JSON). The cell loads the
+artifact (cold start = load + first inference, timed apart), runs the accuracy pass on the same compiled
+model, then each scenario: latency (batch 1, synchronous `infer`) and throughput (each batch size,
+`infer_many` with as many requests in flight as the backend keeps). It writes OUT (JSON, atomically) and,
+when asked, the reference-model logits as .npy. Any failure becomes `status: error|unavailable` with a
+one-line reason; a crash or hang is caught by the runner (no OUT file / timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LATENCY, THROUGHPUT = "latency", "throughput"
+MIN_THROUGHPUT_ROUNDS = 10
+
+
+@dataclass
+class CellSpec:
+    backend: str
+    artifact: str
+    images: str  # .npy float32 [N, C, 48, 48]
+    labels: str  # .npy int64 [N]
+    threads: int = 2
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    extra: dict[str, Any] = field(default_factory=dict)  # the backend's [backends.<name>] section
+    scenarios: list[list[Any]] = field(default_factory=lambda: [[LATENCY, 1]])  # [[scenario, batch], ...]
+    warmup_s: float = 0.5
+    min_duration_s: float = 2.0
+    min_iterations: int = 200
+    max_cov: float = 0.25
+    max_duration_s: float | None = None
+    accuracy: bool = True
+    timing: bool = True
+    logits_out: str = ""  # where to save the accuracy pass's logits (.npy); "" = don't
+
+    @classmethod
+    def from_json(cls, text: str) -> CellSpec:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def run_cell(spec: CellSpec) -> dict[str, Any]:
+    """Everything the cell measures, as a JSON-able dict; never raises for backend/artifact problems."""
+    from backends.base import Unavailable
+    from harness.errors import UserError
+
+    result: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "pid": os.getpid()}
+    try:
+        _run(spec, result)
+    except Unavailable as e:
+        result.update(status="unavailable", reason=str(e))
+    except UserError as e:
+        result.update(status="error", reason=str(e))
+    except Exception as e:  # a backend bug or runtime failure costs this cell only
+        result.update(status="error", reason=f"{type(e).__name__}: {_first_line(e)}",
+                      traceback=traceback.format_exc()[-4000:])
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
+def _run(spec: CellSpec, result: dict[str, Any]) -> None:
+    from backends.artifact import load_artifact
+    from backends.base import BackendOptions
+    from backends.registry import get_backend_class
+    from harness.errors import UserError
+
+    bad = [b for b in spec.batch_sizes if int(b) <= 0]
+    if bad:
+        raise UserError(f"benchmark.batch_sizes: {bad} must be >= 1")
+    cls = get_backend_class(spec.backend)
+    avail = cls.probe()
+    result["versions"] = avail.versions
+    if not avail.available:
+        from backends.base import Unavailable
+
+        raise Unavailable(avail.reason)
+    artifact = load_artifact(spec.artifact)
+    images = np.load(spec.images, allow_pickle=False)
+    labels = np.load(spec.labels, allow_pickle=False)
+    want = artifact.manifest.get("input_shape")
+    if want is not None and list(images.shape[1:]) != list(want):
+        raise UserError(f"test images are {list(images.shape[1:])} but the model input is {list(want)} "
+                        f"(model.in_channels must match the data)")
+
+    options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
+                             scenario=LATENCY, extra=dict(spec.extra))
+    backend = cls()
+    t0 = time.perf_counter()
+    backend.load(artifact, options)
+    t1 = time.perf_counter()
+    backend.infer(images[:1])
+    t2 = time.perf_counter()
+    result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
+                  loaded_bytes=int(backend.loaded_bytes()))
+    chunk = max(int(b) for b in spec.batch_sizes)
+    if spec.accuracy:
+        logits = _predict(backend, images, chunk, many=False)
+        result["metrics"] = _metrics(labels, logits)
+        if spec.logits_out:
+            _save_npy(Path(spec.logits_out), logits)
+    result["describe"] = _jsonable(backend.describe())
+    if not spec.timing:
+        backend.close()
+        return
+
+    tp_backend: Any = None  # a second instance compiled for throughput where the backend needs one
+    try:
+        for scenario, batch_size in spec.scenarios:
+            entry: dict[str, Any] = {"scenario": scenario, "batch_size": int(batch_size), "status": "ok", "reason": ""}
+            result["scenarios"].append(entry)
+            try:
+                if scenario == LATENCY:
+                    _time_latency(spec, backend, images, entry)
+                    entry["describe"] = result["describe"]
+                else:
+                    if cls.reload_per_scenario and tp_backend is None:
+                        tp_backend = cls()
+                        tp_backend.load(artifact, BackendOptions(
+                            threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                            extra=dict(spec.extra)))
+                        if spec.accuracy:  # accuracy of the model that is actually timed
+                            tp_logits = _predict(tp_backend, images, chunk, many=True)
+                            result["throughput_metrics"] = _metrics(labels, tp_logits)
+                        result["throughput_describe"] = _jsonable(tp_backend.describe())
+                    runner = tp_backend or backend
+                    _time_throughput(spec, runner, images, int(batch_size), entry)
+                    entry["describe"] = result.get("throughput_describe", result["describe"])
+            except UserError as e:
+                entry.update(status="error", reason=str(e))
+            except Exception as e:
+                entry.update(status="error", reason=f"{type(e).__name__}: {_first_line(e)}")
+    finally:
+        if tp_backend is not None:
+            tp_backend.close()
+        backend.close()
+
+
+def _time_latency(spec: CellSpec, backend: Any, images: np.ndarray, entry: dict[str, Any]) -> None:
+    from harness.measure import timed_loop, warmup
+
+    x = np.ascontiguousarray(images[:1])
+
+    def call() -> None:
+        backend.infer(x)
+
+    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
+    before = cpu_snapshot()
+    t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
+                 requests_in_flight=1, min_samples=spec.min_iterations,
+                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
+
+
+def _time_throughput(spec: CellSpec, backend: Any, images: np.ndarray, batch: int, entry: dict[str, Any]) -> None:
+    from harness.measure import timed_loop, warmup
+
+    if batch <= 0:
+        from harness.errors import UserError
+
+        raise UserError(f"batch size {batch}: must be >= 1")
+    k = max(1, int(backend.preferred_requests()))
+    batches = [_batch_from(images, batch, offset=i * batch) for i in range(k)]
+
+    def call() -> None:
+        backend.infer_many(batches)
+
+    per_round = k * batch
+    rounds = max(math.ceil(spec.min_iterations / per_round), min(MIN_THROUGHPUT_ROUNDS, spec.min_iterations))
+    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
+    before = cpu_snapshot()
+    t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
+                 requests_in_flight=k, min_samples=rounds,
+                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
+
+
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall s, CPU s busy on the whole machine, CPU s used by this process) for `other_cpu_fraction`."""
+    import psutil
+
+    t = psutil.cpu_times()
+    busy = sum(getattr(t, f) for f in t._fields if f not in ("idle", "iowait", "guest", "guest_nice"))
+    me = psutil.Process().cpu_times()
+    return time.monotonic(), float(busy), float(me.user + me.system)
+
+
+def other_cpu_fraction(before: tuple[float, float, float], after: tuple[float, float, float]) -> float | None:
+    """Share of the machine's CPU capacity that *other* processes used between two snapshots: a timing taken
+    while the machine was busy with something else is not a measurement of the backend."""
+    wall = after[0] - before[0]
+    if wall <= 0:
+        return None
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
+def _batch_from(images: np.ndarray, batch: int, offset: int = 0) -> np.ndarray:
+    idx = (np.arange(batch) + offset) % len(images)
+    return np.ascontiguousarray(images[idx])
+
+
+def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.ndarray:
+    parts = [np.ascontiguousarray(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    outs = backend.infer_many(parts) if many else [backend.infer(p) for p in parts]
+    logits = np.concatenate([np.asarray(o, dtype=np.float32) for o in outs]) if outs else np.zeros((0, 7), np.float32)
+    if logits.shape[0] != len(images):
+        raise RuntimeError(f"backend returned {logits.shape[0]} rows of logits for {len(images)} images")
+    return logits
+
+
+def _metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    from fer.evaluate import classification_metrics
+
+    return classification_metrics(labels, logits.argmax(axis=1)).to_dict()
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (ru_maxrss; current RSS via psutil as a floor)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    try:
+        import psutil
+
+        peak = max(peak, psutil.Process().memory_info().rss)
+    except Exception:
+        pass
+    return int(peak)
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".npy")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temp file next to `path`, then rename (never a half-written file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:300]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m harness.cell SPEC.json OUT.json\n")
+        return 2
+    spec = CellSpec.from_json(Path(args[0]).read_text(encoding="utf-8"))
+    result = run_cell(spec)
+    write_json_atomic(Path(args[1]), result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

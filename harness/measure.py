@@ -1,0 +1,138 @@
+"""Timing loops, statistics and the VALID/INVALID verdict.
+
+The loop is deliberately bare (perf_counter_ns around one call, a list append): its own cost per iteration
+is measured by `harness_overhead_us` (the same loop around a no-op) and reported with every run. Warm-up
+is by time; the timed loop stops only when BOTH `min_duration_s` and `min_iterations` are met (or a hard
+`max_duration_s` cap is hit, which the verdict then reports). Every derived number is computed from the
+raw samples (kept in the results), so it can be recomputed later.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+P99_MIN_SAMPLES = 100  # fewer samples than this and a p99 is just the maximum of a handful
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Raw result of one timed loop: per-call samples in ms and the loop's wall time in s."""
+
+    samples_ms: list[float]
+    duration_s: float
+    capped: bool = False  # stopped by max_duration_s before min_iterations
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of latency samples (ms)."""
+
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    stdev: float
+    iqr: float
+    cov: float
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float] | np.ndarray) -> Stats:
+        a = np.asarray(samples_ms, dtype=np.float64)
+        if a.size == 0:
+            raise ValueError("no samples")
+        p25, p50, p75, p90, p95, p99 = np.percentile(a, [25, 50, 75, 90, 95, 99])
+        mean = float(a.mean())
+        stdev = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        return cls(
+            min=float(a.min()), p50=float(p50), p90=float(p90), p95=float(p95), p99=float(p99), mean=mean,
+            stdev=stdev, iqr=float(p75 - p25), cov=stdev / mean if mean > 0 else math.inf,
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov")}
+
+
+def warmup(fn: Callable[[], Any], seconds: float) -> int:
+    """Call `fn` until `seconds` have passed (at least once); returns the number of calls."""
+    n = 0
+    end = time.perf_counter() + seconds
+    while True:
+        fn()
+        n += 1
+        if time.perf_counter() >= end:
+            return n
+
+
+def timed_loop(fn: Callable[[], Any], min_duration_s: float, min_iterations: int,
+               max_duration_s: float | None = None) -> Timing:
+    """Time `fn()` call by call until both `min_duration_s` and `min_iterations` are met."""
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    append = samples.append
+    start = clock()
+    deadline = start + int(min_duration_s * 1e9)
+    hard = start + int(max_duration_s * 1e9) if max_duration_s else None
+    n = 0
+    capped = False
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        append(t1 - t0)
+        n += 1
+        if n >= min_iterations and t1 >= deadline:
+            break
+        if hard is not None and t1 >= hard:
+            capped = n < min_iterations
+            break
+    wall = (clock() - start) / 1e9
+    return Timing([s / 1e6 for s in samples], wall, capped)
+
+
+class NullBackend:
+    """Stands in for a backend whose `infer` costs nothing: the harness's own overhead is what remains."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return batch
+
+
+def harness_overhead_us(iterations: int = 20_000, repeats: int = 5) -> float:
+    """The loop's own cost per iteration in µs: `timed_loop` around `NullBackend().infer(x)` (the same call
+    shape the cells time), best of `repeats`."""
+    null = NullBackend()
+    x = np.zeros((1, 1, 48, 48), dtype=np.float32)
+
+    def call() -> None:
+        null.infer(x)
+
+    best = math.inf
+    for _ in range(repeats):
+        t = timed_loop(call, 0.0, iterations)
+        best = min(best, t.duration_s / len(t.samples_ms) * 1e6)
+    return best
+
+
+def verdict(timing: Timing, min_duration_s: float, min_iterations: int, max_cov: float,
+            need_p99: bool = True, stats: Stats | None = None) -> tuple[bool, list[str]]:
+    """(valid, reasons): INVALID when there are too few samples for the reported percentile, the minimum
+    duration or iteration count was not reached, or the samples vary too much (CoV above `max_cov`)."""
+    reasons: list[str] = []
+    n = len(timing.samples_ms)
+    if need_p99 and n < P99_MIN_SAMPLES:
+        reasons.append(f"too few samples for p99: {n} < {P99_MIN_SAMPLES}")
+    if n < min_iterations:
+        reasons.append(f"iterations not reached: {n} < {min_iterations}" + (" (time cap hit)" if timing.capped else ""))
+    if timing.duration_s < min_duration_s:
+        reasons.append(f"duration not reached: {timing.duration_s:.3f} s < {min_duration_s} s")
+    s = stats or (Stats.from_samples(timing.samples_ms) if n else None)
+    if s is not None and s.cov > max_cov:
+        reasons.append(f"CoV {s.cov:.3f} > benchmark.max_cov {max_cov}")
+    return not reasons, reasons
