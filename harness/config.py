@@ -37,8 +37,8 @@ class DataConfig:
     dataset: str = _f("synthfer", choices=DATASETS)
     path: str = _f("")  # root of a real data set (file or folder); unused for synthfer
     seed: int = _f(0, min=0)
-    synthfer_train: int = _f(8400, min=70, max=200_000)  # SynthFER images per split
-    synthfer_val: int = _f(1400, min=70, max=100_000)
+    synthfer_train: int = _f(7000, min=70, max=200_000)  # SynthFER images per split
+    synthfer_val: int = _f(700, min=70, max=100_000)
     synthfer_test: int = _f(2100, min=70, max=100_000)
     val_fraction: float = _f(0.1, min=0.01, max=0.5)  # image-folder layouts: val carved from train
     folds: int = _f(10, min=2, max=20)  # CK+ / JAFFE subject-independent k-fold
@@ -56,11 +56,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = _f(8, min=1, max=1000)
-    batch_size: int = _f(64, min=1, max=4096)
+    epochs: int = _f(5, min=1, max=1000)
+    batch_size: int = _f(32, min=1, max=4096)
     optimizer: str = _f("adamw", choices=("adamw", "sgd"))
     schedule: str = _f("onecycle", choices=("onecycle", "cosine"))
-    lr: float = _f(2e-3, min=1e-7, max=10.0)
+    lr: float = _f(1e-3, min=1e-7, max=10.0)
     weight_decay: float = _f(5e-4, min=0.0, max=1.0)
     l1_lambda: float = _f(0.0, min=0.0, max=1.0)  # paper Eq. 4: L1 weight penalty
     augment: bool = _f(True)

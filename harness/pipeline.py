@@ -48,7 +48,6 @@ def dense_key(cfg: Config, data: FerData) -> str:
 def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Progress | None = None) -> DenseModel:
     """Train the dense VGG16-FER (or reuse the cached checkpoint) and evaluate it on val and test."""
     from fer.checkpoint import load_checkpoint, save_checkpoint
-
     from fer.evaluate import evaluate
     from fer.model import build_model, default_arch
     from fer.train import fit
@@ -67,10 +66,12 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         load_torchvision_vgg16_bn(model, Path(cfg.model.pretrained))
     n = cfg.train.subset or len(data.train)
     steps = cfg.train.epochs * max(1, n // min(cfg.train.batch_size, n))
+    state = path.with_name(path.name + ".state")  # resumable: an interrupted `bench train` continues here
+    path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with progress_task("train dense VGG16-FER", steps) as bar:
         hist = fit(
-            model, data.train, data.val, cfg.train,
+            model, data.train, data.val, cfg.train, state_path=state,
             on_step=lambda _s, loss: bar.advance(1, loss=f"{loss:.3f}"),
             on_epoch=lambda log: progress and progress(
                 f"epoch {log.epoch}: loss {log.loss:.3f}, val acc {100 * (log.val_accuracy or 0):.2f}%, "
@@ -92,6 +93,7 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         "epochs": len(hist.epochs),
     }
     save_checkpoint(path, model, meta)
+    state.unlink(missing_ok=True)
     return DenseModel(model, meta, path, reused=False)
 
 

@@ -127,21 +127,28 @@ def _print_summary(results: dict[str, Any]) -> None:
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         cells.setdefault((r["backend"], r["variant"]), []).append(r)
+    not_run: dict[str, str] = {}
     for (backend, variant), group in cells.items():
         lat = next(iter(_cell(group, "latency")), group[0])
         if lat.get("status") != "ok":
-            table.add_row(backend, variant, *["—"] * 7, f"{lat.get('status')}: {lat.get('reason', '')}"[:80])
+            if lat.get("status") == "unavailable":
+                not_run[backend] = str(lat.get("reason", ""))
+                continue
+            table.add_row(backend, variant, *["—"] * 7, f"{lat.get('status')}: {lat.get('reason', '')}"[:70])
             continue
         fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
         p50 = lat["latency_ms"]["p50"]
         speedup = f"{ref['latency_ms']['p50'] / p50:.1f}x" if ref else "—"
-        valid = all(r.get("valid") for r in group if r.get("status") == "ok")
-        reasons = "; ".join(sorted({x for r in group for x in r.get("invalid_reasons") or []}))
+        invalid = [r for r in group if r.get("status") == "ok" and not r.get("valid")]
+        first = next((x for r in invalid for x in r.get("invalid_reasons") or []), "")
+        verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
         acc = lat.get("accuracy")
         table.add_row(
             backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", f"{p50:.3f}",
             f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}", f"{lat.get('storage_mb', 0):.2f}",
-            f"{lat.get('compression_ratio', 0):.1f}x", speedup, "VALID" if valid else f"INVALID: {reasons}",
+            f"{lat.get('compression_ratio', 0):.1f}x", speedup, verdict,
         )
     console.console.print(table)
+    for backend, reason in not_run.items():
+        console.console.print(f"[yellow]{backend}: unavailable[/] — {reason}")
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
