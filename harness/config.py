@@ -92,7 +92,7 @@ class BenchmarkConfig:
     min_iterations: int = _f(200, min=1, max=10_000_000)
     warmup_s: float = _f(0.5, min=0.0, max=600.0)
     threads: int = _f(2, min=1, max=1024)
-    max_cov: float = _f(0.25, min=0.0, max=10.0)  # CoV above this makes a latency number INVALID
+    max_cov: float = _f(0.25, min=0.0, max=10.0)  # robust CoV (MAD/median) above this: INVALID
     cell_timeout_s: float = _f(600.0, min=1.0, max=86_400.0)
     accuracy: bool = _f(True)
 

@@ -22,9 +22,10 @@ def set_quiet(quiet: bool) -> None:
 
 
 def info(msg: str) -> None:
-    """A status line on stderr (stdout stays clean for --json output)."""
+    """A status line on stderr (stdout stays clean for --json output). Printed literally: messages carry
+    reasons such as `pip install .[tensorrt]`, which rich markup would swallow."""
     if not _quiet:
-        err_console.print(msg)
+        err_console.print(msg, markup=False)
 
 
 class _PlainTask:

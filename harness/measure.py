@@ -41,7 +41,8 @@ class Stats:
     mean: float
     stdev: float
     iqr: float
-    cov: float
+    cov: float  # stdev / mean: reported, but a handful of scheduler preemptions dominate it on sub-ms cells
+    rcov: float  # robust CoV, 1.4826 * MAD / median: the spread of the bulk, what the verdict tests
 
     @classmethod
     def from_samples(cls, samples_ms: list[float] | np.ndarray) -> Stats:
@@ -51,13 +52,15 @@ class Stats:
         p25, p50, p75, p90, p95, p99 = np.percentile(a, [25, 50, 75, 90, 95, 99])
         mean = float(a.mean())
         stdev = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        mad = float(np.median(np.abs(a - p50)))
         return cls(
             min=float(a.min()), p50=float(p50), p90=float(p90), p95=float(p95), p99=float(p99), mean=mean,
             stdev=stdev, iqr=float(p75 - p25), cov=stdev / mean if mean > 0 else math.inf,
+            rcov=1.4826 * mad / float(p50) if p50 > 0 else math.inf,
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ("min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov")}
+        return {k: getattr(self, k) for k in ("min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov", "rcov")}
 
 
 def warmup(fn: Callable[[], Any], seconds: float) -> int:
@@ -123,7 +126,11 @@ def harness_overhead_us(iterations: int = 20_000, repeats: int = 5) -> float:
 def verdict(timing: Timing, min_duration_s: float, min_iterations: int, max_cov: float,
             need_p99: bool = True, stats: Stats | None = None) -> tuple[bool, list[str]]:
     """(valid, reasons): INVALID when there are too few samples for the reported percentile, the minimum
-    duration or iteration count was not reached, or the samples vary too much (CoV above `max_cov`)."""
+    duration or iteration count was not reached, or the samples vary too much (robust CoV above `max_cov`).
+
+    The dispersion test uses the robust CoV (MAD / median), not stdev / mean: on a 0.3 ms model a dozen
+    5 ms preemptions among 5,000 samples push the classic CoV past 0.3 while the bulk varies by 2%; the
+    tail is reported separately as p99. Measured on a default run: classic CoV 0.2-0.5, robust 0.02-0.07."""
     reasons: list[str] = []
     n = len(timing.samples_ms)
     if need_p99 and n < P99_MIN_SAMPLES:
@@ -133,6 +140,6 @@ def verdict(timing: Timing, min_duration_s: float, min_iterations: int, max_cov:
     if timing.duration_s < min_duration_s:
         reasons.append(f"duration not reached: {timing.duration_s:.3f} s < {min_duration_s} s")
     s = stats or (Stats.from_samples(timing.samples_ms) if n else None)
-    if s is not None and s.cov > max_cov:
-        reasons.append(f"CoV {s.cov:.3f} > benchmark.max_cov {max_cov}")
+    if s is not None and s.rcov > max_cov:
+        reasons.append(f"robust CoV (MAD/median) {s.rcov:.3f} > benchmark.max_cov {max_cov}")
     return not reasons, reasons

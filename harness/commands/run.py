@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness import console
@@ -51,7 +52,7 @@ def _check_runnable(backends: list[str]) -> None:
         raise UserError(f"no requested backend can run on this machine: {reasons}")
     for b, a in avail.items():
         if not a.available:
-            console.info(f"[yellow]{b} unavailable[/]: {a.reason} (the other backends run)")
+            console.info(f"{b} unavailable: {a.reason} (the other backends run)")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -134,7 +135,7 @@ def _print_summary(results: dict[str, Any]) -> None:
             if lat.get("status") == "unavailable":
                 not_run[backend] = str(lat.get("reason", ""))
                 continue
-            table.add_row(backend, variant, *["—"] * 7, f"{lat.get('status')}: {lat.get('reason', '')}"[:70])
+            table.add_row(backend, variant, *["—"] * 7, escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
             continue
         fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
         p50 = lat["latency_ms"]["p50"]
@@ -146,9 +147,9 @@ def _print_summary(results: dict[str, Any]) -> None:
         table.add_row(
             backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", f"{p50:.3f}",
             f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}", f"{lat.get('storage_mb', 0):.2f}",
-            f"{lat.get('compression_ratio', 0):.1f}x", speedup, verdict,
+            f"{lat.get('compression_ratio', 0):.1f}x", speedup, escape(verdict),
         )
     console.console.print(table)
     for backend, reason in not_run.items():
-        console.console.print(f"[yellow]{backend}: unavailable[/] — {reason}")
+        console.console.print(f"{backend}: unavailable — {reason}", markup=False)
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
