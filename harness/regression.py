@@ -2,7 +2,10 @@
 
 Latency: a change is called only when BOTH hold (cf. asv's `_stats`): the Mann-Whitney U test on the raw
 samples rejects "same distribution" at `alpha`, AND the relative change of the p50 is beyond the practical
-`threshold`. Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
+`threshold`. With several baseline runs (`--history N`), the threshold widens to the run-to-run spread of
+the baselines' p50s: within-run samples say nothing about between-run noise (on a shared VM the same cell
+moved 20-30% between runs minutes apart, while MWU on thousands of samples gives p ~ 0 for any shift).
+Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
 rejects at `alpha` (the change lies outside its 95% confidence interval). A cell that was ok and now errors
 or times out is a regression too.
 """
@@ -63,6 +66,8 @@ class CellComparison:
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
     accuracy_p_value: float | None = None
+    run_to_run_noise: float | None = None  # max relative deviation of baseline runs' p50s (>= 2 runs)
+    threshold_used: float | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -175,7 +180,12 @@ def compare_cells(
         b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
         c_samples = list(c_row.get("samples_ms") or [])
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
-        cc.latency, cc.rel_change, cc.p_value = latency_verdict(b_samples, c_samples, threshold, alpha)
+        cc.run_to_run_noise = run_to_run_noise(b_ok)
+        cc.threshold_used = max(threshold, cc.run_to_run_noise or 0.0)
+        if cc.threshold_used > threshold:
+            cc.notes.append(f"threshold widened to {cc.threshold_used:.1%}: run-to-run spread of {len(b_ok)} "
+                            "baseline runs")
+        cc.latency, cc.rel_change, cc.p_value = latency_verdict(b_samples, c_samples, cc.threshold_used, alpha)
         if b_samples:
             cc.base_p50_ms = float(np.median(b_samples))
         if c_samples:
@@ -186,6 +196,15 @@ def compare_cells(
             cc.notes.append("an INVALID measurement is involved")
         _compare_accuracy(cc, b_ok, c_row, alpha)
     return out
+
+
+def run_to_run_noise(rows: list[dict[str, Any]]) -> float | None:
+    """Largest relative deviation of each run's p50 from the median of those p50s (None for < 2 runs)."""
+    p50s = [float(np.median(r["samples_ms"])) for r in rows if len(r.get("samples_ms") or []) >= MIN_SAMPLES]
+    if len(p50s) < 2:
+        return None
+    mid = float(np.median(p50s))
+    return max(abs(p / mid - 1.0) for p in p50s) if mid > 0 else None
 
 
 def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:

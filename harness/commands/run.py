@@ -4,6 +4,7 @@ store the run, write runs/<run_id>/ (results.json + report) and print a summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     console.set_quiet(args.quiet)
     cfg = load_config_from_args(args)
     backends, variants = _selected(args, cfg)
+    # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
+    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
     _check_runnable(backends)
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)

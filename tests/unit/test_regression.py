@@ -196,3 +196,29 @@ def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
     assert "no earlier stored run" in capsys.readouterr().err
     assert bench(["compare", "--store", url, "--history", "2", "--candidate", "slow"]) == 1
     assert bench(["compare", "--store", url, "--history", "1", "--candidate", "same"]) == 0
+
+
+def test_history_widens_the_threshold_to_the_run_to_run_noise() -> None:
+    """Three same-config baselines whose p50s spread by ±12%: a candidate 10% slower than their pooled
+    median is within the machine's run-to-run noise; against one baseline alone it is a regression."""
+    import numpy as np
+
+    from harness.regression import REGRESSION, SAME, compare_cells, run_to_run_noise
+
+    rng = np.random.default_rng(7)
+
+    def row(center: float) -> dict[str, object]:
+        samples = list(center * (1 + rng.normal(0, 0.02, 2000)))
+        return {"backend": "openvino", "variant": "l1-int8", "device": "CPU", "scenario": "latency",
+                "batch_size": 1, "status": "ok", "samples_ms": samples}
+
+    baselines = [row(0.30), row(0.34), row(0.27)]
+    noise = run_to_run_noise(baselines)
+    assert noise is not None and 0.10 < noise < 0.16
+    cand = [row(0.33)]
+    (pooled,) = compare_cells(baselines, cand)
+    assert pooled.latency == SAME and pooled.threshold_used == noise
+    (single,) = compare_cells([baselines[0]], cand)
+    assert single.latency == REGRESSION and single.threshold_used == 0.05
+    (slow,) = compare_cells(baselines, [row(0.45)])  # a real slowdown (e.g. half the threads) still shows
+    assert slow.latency == REGRESSION
