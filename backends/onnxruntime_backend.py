@@ -137,7 +137,8 @@ class OnnxRuntimeBackend(Backend):
         import onnx
         import onnxruntime as ort
 
-        assert self._path is not None and self._options is not None
+        if self._path is None or self._options is None:
+            raise RuntimeError('internal: expected self._path is not None and self._options is not None')
         with tempfile.TemporaryDirectory(prefix="ort-opt-") as tmp:
             out = Path(tmp) / "optimized.onnx"
             so = self._session_options(self._options, out)

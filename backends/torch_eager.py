@@ -92,7 +92,8 @@ class TorchEagerBackend(Backend):
 
     @torch.inference_mode()
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        assert self._model is not None, "load() first"
+        if self._model is None:
+            raise RuntimeError("load() first")
         check_batch(batch, self._input_shape)
         x = torch.from_numpy(batch)
         if self._device.type == "cuda":

@@ -32,7 +32,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, tor
     """(weight, bias) of the conv with `bn`'s running statistics folded in."""
     w = conv.weight.detach().double()
     b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-    assert bn.running_mean is not None and bn.running_var is not None  # BN in eval mode has statistics
+    if bn.running_mean is None or bn.running_var is None:  # BN in eval mode has statistics
+        raise RuntimeError('internal: expected bn.running_mean is not None and bn.running_var is not None')
     std = torch.sqrt(bn.running_var.double() + bn.eps)
     gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(std)
     beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(std)
@@ -60,7 +61,8 @@ def folded_layers(model: VGG16FER) -> list[FoldedLayer]:
         else:
             i += 1
     fc0, fc3 = model.classifier[0], model.classifier[3]
-    assert isinstance(fc0, nn.Linear) and isinstance(fc3, nn.Linear)
+    if not (isinstance(fc0, nn.Linear) and isinstance(fc3, nn.Linear)):
+        raise RuntimeError('internal: expected isinstance(fc0, nn.Linear) and isinstance(fc3, nn.Linear)')
     out.append(FoldedLayer("classifier.0", "linear", fc0.weight.detach().clone(), fc0.bias.detach().clone(),
                            relu=True, pool_after=False))
     out.append(FoldedLayer("classifier.3", "linear", fc3.weight.detach().clone(), fc3.bias.detach().clone(),
@@ -89,7 +91,8 @@ class FoldedVGG(nn.Module):
                 mod = nn.Linear(int(fl.weight.shape[1]), int(fl.weight.shape[0]))
             with torch.no_grad():
                 mod.weight.copy_(fl.weight)
-                assert mod.bias is not None
+                if mod.bias is None:
+                    raise RuntimeError('internal: expected mod.bias is not None')
                 mod.bias.copy_(fl.bias)
             self.layers[fl.name.replace(".", "_")] = mod
         self.dropout = nn.Dropout(dropout)

@@ -112,7 +112,8 @@ def structured_prune(
         if method in NEEDS_GRADIENTS:
             _accumulate_taylor_gradients(model, data, min(train_cfg.batch_size, 64))
         if method in NEEDS_ACTIVATIONS:
-            assert isinstance(importance, ActivationCriterion)
+            if not isinstance(importance, ActivationCriterion):
+                raise RuntimeError('internal: expected isinstance(importance, ActivationCriterion)')
             x, y = _sample(data, min(SCORE_IMAGES[method], len(data.train)))
             importance.refresh(model, x, y)
         pruner.step()
@@ -140,7 +141,8 @@ def apply_soft_masks(model: VGG16FER, ratio: float) -> None:
     """Soft filter pruning: zero the `ratio` lowest-L2 filters of every prunable layer (and their BN)."""
     feats = list(model.features)
     for layer, _relu in prunable_layers(model):
-        assert isinstance(layer, nn.Conv2d | nn.Linear)
+        if not isinstance(layer, nn.Conv2d | nn.Linear):
+            raise RuntimeError('internal: expected isinstance(layer, nn.Conv2d | nn.Linear)')
         w = layer.weight
         k = n_pruned(int(w.shape[0]), ratio)
         if k <= 0:
@@ -151,7 +153,8 @@ def apply_soft_masks(model: VGG16FER, ratio: float) -> None:
             layer.bias[idx] = 0
         if isinstance(layer, nn.Conv2d):
             bn = feats[feats.index(layer) + 1]
-            assert isinstance(bn, nn.BatchNorm2d)
+            if not isinstance(bn, nn.BatchNorm2d):
+                raise RuntimeError('internal: expected isinstance(bn, nn.BatchNorm2d)')
             bn.weight[idx] = 0
             bn.bias[idx] = 0
 
@@ -169,7 +172,8 @@ def _tgpp(model: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfi
     def after_step(m: nn.Module) -> None:
         state["step"] += 1
         if state["step"] % every == 0 or state["step"] >= ramp:
-            assert isinstance(m, VGG16FER)
+            if not isinstance(m, VGG16FER):
+                raise RuntimeError('internal: expected isinstance(m, VGG16FER)')
             apply_soft_masks(m, agp_sparsity(state["step"], ramp, sparsity))
 
     if total:

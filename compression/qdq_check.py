@@ -133,7 +133,8 @@ def check_trt(model: onnx.ModelProto) -> list[str]:
         dtype, zps = _zero_points(ix, n)
         if n.op_type == "DequantizeLinear" and ix.const(n.input[0]) is not None:
             x = ix.const(n.input[0])
-            assert x is not None
+            if x is None:
+                raise RuntimeError('internal: expected x is not None')
             if x.data_type != TensorProto.INT8:
                 errs.append(f"{n.name}: quantized constant is {TensorProto.DataType.Name(x.data_type)}, not int8")
         elif dtype != TensorProto.INT8:

@@ -144,7 +144,8 @@ class QuantVGG(nn.Module):
 
     def layer(self, name: str) -> QuantLayer:
         mod = self.layers[_key(name)]
-        assert isinstance(mod, QuantLayer)
+        if not isinstance(mod, QuantLayer):
+            raise RuntimeError('internal: expected isinstance(mod, QuantLayer)')
         return mod
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,8 @@ _DELTAS = np.array(
     ],
     dtype=np.float64,
 )
-assert _DELTAS.shape == (NUM_CLASSES, len(_PARAMS))
+if _DELTAS.shape != (NUM_CLASSES, len(_PARAMS)):
+    raise RuntimeError('internal: expected _DELTAS.shape == (NUM_CLASSES, len(_PARAMS))')
 
 # Difficulty knobs, tuned with the default config (bench.toml): dense VGG16-FER ~91% test accuracy
 # (measured 91.4% on CPU), a width-0.5 model ~1 point lower; at intensity 0.30 it was ~89%.
@@ -262,7 +263,8 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     img = _blend(img, c("blur"), _box_blur(_box_blur(img)))
     img = img + rng.normal(0.0, 1.0, img.shape).astype(np.float32) * c("noise")
     out: np.ndarray = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    assert out.shape == (b, IMAGE_SIZE, IMAGE_SIZE)
+    if out.shape != (b, IMAGE_SIZE, IMAGE_SIZE):
+        raise RuntimeError('internal: expected out.shape == (b, IMAGE_SIZE, IMAGE_SIZE)')
     return out
 
 
