@@ -16,7 +16,7 @@ from harness.errors import UserError
 from harness.measure import Stats
 from harness.runner import RESULT_FIELDS, ROW_FIELDS, compare_logits, run_grid
 
-LATENCY_FIELDS = {"min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov"}
+LATENCY_FIELDS = {"min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov", "rcov"}
 AGREEMENT_FIELDS = {"variant", "backend", "reference", "top1_agreement", "max_abs_logit_diff"}
 
 
