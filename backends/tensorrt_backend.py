@@ -16,8 +16,6 @@ outputs are torch CUDA tensors handed over with set_tensor_address, execute_asyn
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from backends.trt_cache import (
     profile_index,
     timing_cache_name,
 )
+from harness.atomic import write_bytes_atomic
 from harness.errors import UserError
 
 NO_GPU_REASON = (
@@ -123,7 +122,7 @@ class TensorRTBackend(Backend):
             plan = plan_path.read_bytes()
         else:
             plan = self._build(trt, logger, path, settings, cache_dir / timing_cache_name(str(trt.__version__), gpu))
-            _atomic_write(plan_path, plan)
+            write_bytes_atomic(plan_path, plan)
         runtime = trt.Runtime(logger)
         self._engine = runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
@@ -187,7 +186,7 @@ class TensorRTBackend(Backend):
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise UserError(f"tensorrt: engine build failed for {onnx_path.name} (see the TensorRT log above)")
-        _atomic_write(timing_path, bytes(config.get_timing_cache().serialize()))
+        write_bytes_atomic(timing_path, bytes(config.get_timing_cache().serialize()))
         return bytes(plan)
 
     def _bind_io(self, trt: Any, torch: Any) -> None:
@@ -264,14 +263,3 @@ class TensorRTBackend(Backend):
         self._graphs.clear()
         self._contexts = []
         self._engine = None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -35,7 +35,6 @@ ONNX files: input "input" float [batch, C, 48, 48] in [0, 1], output "logits" [b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -90,19 +89,4 @@ def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], man
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temp file + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise

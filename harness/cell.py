@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import write_json_atomic
+
 LATENCY, THROUGHPUT = "latency", "throughput"
 MIN_THROUGHPUT_ROUNDS = 10
 
@@ -251,18 +253,6 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     with os.fdopen(fd, "wb") as f:
         np.save(f, arr)
     os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file next to `path`, then rename (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _first_line(e: BaseException) -> str:

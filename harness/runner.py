@@ -27,7 +27,8 @@ import numpy as np
 
 from backends.registry import check_name, probe
 from fer.data import FerData
-from harness.cell import LATENCY, THROUGHPUT, CellSpec, write_json_atomic
+from harness.atomic import write_json_atomic
+from harness.cell import LATENCY, THROUGHPUT, CellSpec
 from harness.config import Config
 from harness.errors import UserError
 from harness.fingerprint import fingerprint

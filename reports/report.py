@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_bytes_atomic
 from reports.figures import render_all
 from reports.html import render_html
 from reports.markdown import render_markdown
@@ -14,17 +13,6 @@ from reports.tables import all_tables, dataset_label
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -41,10 +29,10 @@ def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
     written: list[Path] = []
     for name, (_caption, png) in figures.items():
         if png is not None:
-            _atomic_write(out_dir / name, png)
+            write_bytes_atomic(out_dir / name, png)
             written.append(out_dir / name)
     md = render_markdown(title, tables, [(n, c, png is not None) for n, (c, png) in figures.items()])
     page = render_html(title, tables, [(n, c, png) for n, (c, png) in figures.items()], synthetic)
-    _atomic_write(out_dir / REPORT_MD, md.encode("utf-8"))
-    _atomic_write(out_dir / REPORT_HTML, page.encode("utf-8"))
+    write_bytes_atomic(out_dir / REPORT_MD, md.encode("utf-8"))
+    write_bytes_atomic(out_dir / REPORT_HTML, page.encode("utf-8"))
     return [out_dir / REPORT_MD, out_dir / REPORT_HTML, *written]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.atomic import write_json_atomic
 from harness.console import info, set_quiet
 from harness.errors import CheckFailed, UserError
 from reports.cli import add_store_arguments, open_store, table_console
@@ -71,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: Path, cmp: Comparison) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(cmp.to_dict(), f, indent=2)
-    os.replace(tmp, path)
+    write_json_atomic(path, cmp.to_dict(), indent=2)
 
 
 def print_comparison(cmp: Comparison) -> None:

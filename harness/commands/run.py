@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import console
+from harness.atomic import write_text_atomic
 from harness.cli import add_config_arguments
 from harness.config import Config, _check_variant_name
 from harness.errors import UserError
@@ -56,12 +57,6 @@ def _check_runnable(backends: list[str]) -> None:
             console.info(f"{b} unavailable: {a.reason} (the other backends run)")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _point_latest(runs_dir: Path, run_id: str) -> None:
     """runs/latest -> runs/<run_id>, replaced atomically (a symlink swapped in with rename)."""
     tmp = runs_dir / f".latest-{os.getpid()}"
@@ -96,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = runs_dir / results["run_id"]
     run_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=1, default=str)
-    _write_atomic(run_dir / "results.json", text)
+    write_text_atomic(run_dir / "results.json", text)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(args.json, text)
+        write_text_atomic(args.json, text)
     if not args.no_store:
         from harness.store import ResultsStore
 
