@@ -297,19 +297,13 @@ def _check_cross_field(obj: Any, prefix: str) -> None:
             raise UserError(f"data.path is empty: data set {obj.dataset!r} is read from a local path")
     if isinstance(obj, BenchmarkConfig):
         for i, v in enumerate(obj.variants):
-            _check_variant_name(f"benchmark.variants[{i}]", v)
+            check_variant_name(f"benchmark.variants[{i}]", v)
 
 
-def _check_variant_name(key: str, name: str) -> None:
+def check_variant_name(key: str, name: str) -> None:
+    """UserError unless `name` is <dense|method>-<fp32|int8>; the message lists every valid variant."""
     method, _, precision = name.rpartition("-")
     methods = ("dense", *PRUNING_METHODS)
     if method not in methods or precision not in ("fp32", "int8"):
         valid = ", ".join(f"{m}-{p}" for m in methods for p in ("fp32", "int8"))
         raise UserError(f"{key} = {name!r}: not a variant; valid: {valid}")
-
-
-def variant_names(cfg: Config) -> list[str]:
-    """Every variant name the compress section can produce (dense and each method, fp32 and int8)."""
-    return [f"{m}-{p}" for m in ("dense", *cfg.compress.methods) for p in ("fp32", "int8")]
-
-

@@ -16,7 +16,7 @@ from rich.table import Table
 from harness import console
 from harness.atomic import write_text_atomic
 from harness.cli import add_config_arguments
-from harness.config import Config, _check_variant_name
+from harness.config import Config, check_variant_name
 from harness.errors import UserError
 
 NAME = "run"
@@ -40,7 +40,7 @@ def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[st
     backends = [check_name(b) for b in (args.backend or cfg.benchmark.backends)]
     variants = list(args.variant or cfg.benchmark.variants)
     for v in variants:
-        _check_variant_name("--variant", v)
+        check_variant_name("--variant", v)
     return list(dict.fromkeys(backends)), list(dict.fromkeys(variants))
 
 
