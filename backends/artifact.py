@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from common.errors import UserError
 
 MANIFEST = "manifest.json"
 TORCH_FILE = "model.pt"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from backends.artifact import Artifact
-from harness.errors import UserError
+from common.errors import UserError
 
 
 class Unavailable(UserError):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from backends.artifact import TORCH_FILE, Artifact
-from harness.errors import UserError
+from common.errors import UserError
 
 FAKE_QUANT_LABEL = "int8 simulated (fake-quant)"
 INT8_KERNEL_LABEL = "int8 (torch x86 eager quantized kernels)"

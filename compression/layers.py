@@ -12,9 +12,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from common.atomic import write_text_atomic
 from compression.storage import layer_infos, layer_storage_bytes
 from fer.model import Arch
-from harness.atomic import write_text_atomic
 
 COLUMNS = ("variant", "layer", "type", "output_size", "channels_before", "channels_after", "params_before",
            "params_after", "storage_before_kb", "storage_after_kb", "precision_after", "compression_ratio")

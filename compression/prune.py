@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
+from common.config import TrainConfig
 from compression.importance import (
     NEEDS_ACTIVATIONS,
     NEEDS_GRADIENTS,
@@ -35,7 +36,6 @@ from compression.importance import (
 from fer.data import FerData
 from fer.model import VGG16FER
 from fer.train import fit
-from harness.config import TrainConfig
 
 Progress = Callable[[str], None]
 SCORE_IMAGES = {"cdcp": 512, "drcp": 256}  # images the activation criteria look at (HRank: "a few hundred")

@@ -23,6 +23,9 @@ import torch
 from torch import nn
 
 from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, TRT_ONNX_FILE, load_artifact
+from common.config import Config
+from common.errors import UserError
+from common.versions import library_versions
 from compression import export, qdq_check, verify
 from compression.fold import fold_model, folded_layers
 from compression.importance import METHODS
@@ -30,13 +33,11 @@ from compression.layers import layer_rows, write_layer_table
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import A_QMAX, QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.storage import gmac, layer_infos, storage_bytes
-from compression.writer import library_versions, write_variant
+from compression.writer import ARTIFACT_LIBRARIES, write_variant
 from fer.data import FerData
 from fer.evaluate import evaluate, predict_logits
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
-from harness.config import Config
-from harness.errors import UserError
 
 METHOD_LABELS: dict[str, str] = {
     "dense": "dense (no pruning)",
@@ -247,7 +248,7 @@ class _Builder:
             "variant": variant, "method": method, "method_label": label,
             "sparsity": 0.0 if method == "dense" else c.sparsity, "precision": precision,
             "config_hash": self.hash, "dataset": self.data.name, "synthetic": self.data.synthetic,
-            "versions": library_versions(), "input_shape": [int(arch["in_channels"]), 48, 48],
+            "versions": library_versions(ARTIFACT_LIBRARIES), "input_shape": [int(arch["in_channels"]), 48, 48],
             "arch": arch, "gmac": round(gmac(arch), 6),
             "pruning": None if method == "dense" else {
                 "criterion": label, "scope": c.scope, "steps": c.prune_steps,

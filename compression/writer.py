@@ -40,7 +40,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +48,7 @@ from backends.artifact import MANIFEST, SCHEMA_VERSION, sha256_file
 FileWriter = Callable[[Path], None]
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape an artifact."""
-    out = {}
-    for dist in ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+ARTIFACT_LIBRARIES = ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench")
 
 
 def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], manifest: dict[str, Any],

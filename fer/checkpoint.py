@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from common.errors import UserError
 from fer.model import VGG16FER, arch_of, build_model
-from harness.errors import UserError
 
 _PLAIN = (str, int, float, bool, type(None))
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 from fer.classes import EMOTIONS
 from fer.data import FerData, check_nonempty
 from fer.imageio import class_folders, read_images
 from fer.splits import splits_by_subject, subject_split
-from harness.errors import UserError
 
 CONTEMPT_CHOICES = ("drop", "disgust", "angry", "neutral")
 _SUBJECT = re.compile(r"^(S\d+)", re.IGNORECASE)

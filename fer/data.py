@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import UserError
 from fer.classes import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
-from harness.errors import UserError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 

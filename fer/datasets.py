@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from common.config import DataConfig
+from common.console import info
+from common.errors import UserError
 from fer import ckplus, fer2013, imageio, jaffe, splits
 from fer.data import SPLITS, FerData, Split
-from harness.config import DataConfig
-from harness.console import info
-from harness.errors import UserError
 
 CACHE_VERSION = 1
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 from fer.classes import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 from fer.data import FerData, Split, check_nonempty
 from fer.imageio import class_folders, read_images
 from fer.splits import stratified_holdout
-from harness.errors import UserError
 
 CSV_NAME = "fer2013.csv"
 USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 from fer.classes import EMOTIONS
 from fer.data import FerData, check_nonempty
 from fer.imageio import read_images
 from fer.splits import splits_by_subject, subject_split
-from harness.errors import UserError
 
 CODES: dict[str, str] = {
     "AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
+from common.errors import UserError
 from fer.checkpoint import safe_torch_load
 from fer.model import VGG16FER
-from harness.errors import UserError
 
 
 def load_torchvision_vgg16_bn(model: VGG16FER, path: str | Path) -> int:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.errors import UserError
 from fer.data import Split
-from harness.errors import UserError
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.config import TrainConfig
+from common.errors import UserError
 from fer.checkpoint import atomic_torch_save, load_state_strict, safe_torch_load
 from fer.data import Split
 from fer.evaluate import evaluate
-from harness.config import TrainConfig
-from harness.errors import UserError
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import write_json_atomic
+from common.atomic import write_json_atomic
+from common.text import first_line
 
 LATENCY, THROUGHPUT = "latency", "throughput"
 MIN_THROUGHPUT_ROUNDS = 10
@@ -60,7 +61,7 @@ class CellSpec:
 def run_cell(spec: CellSpec) -> dict[str, Any]:
     """Everything the cell measures, as a JSON-able dict; never raises for backend/artifact problems."""
     from backends.base import Unavailable
-    from harness.errors import UserError
+    from common.errors import UserError
 
     result: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "pid": os.getpid()}
     try:
@@ -70,7 +71,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     except UserError as e:
         result.update(status="error", reason=str(e))
     except Exception as e:  # a backend bug or runtime failure costs this cell only
-        result.update(status="error", reason=f"{type(e).__name__}: {_first_line(e)}",
+        result.update(status="error", reason=f"{type(e).__name__}: {first_line(e)}",
                       traceback=traceback.format_exc()[-4000:])
     result["peak_rss_bytes"] = peak_rss_bytes()
     return result
@@ -80,7 +81,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     from backends.artifact import load_artifact
     from backends.base import BackendOptions
     from backends.registry import get_backend_class
-    from harness.errors import UserError
+    from common.errors import UserError
 
     bad = [b for b in spec.batch_sizes if int(b) <= 0]
     if bad:
@@ -146,7 +147,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
             except UserError as e:
                 entry.update(status="error", reason=str(e))
             except Exception as e:
-                entry.update(status="error", reason=f"{type(e).__name__}: {_first_line(e)}")
+                entry.update(status="error", reason=f"{type(e).__name__}: {first_line(e)}")
     finally:
         if tp_backend is not None:
             tp_backend.close()
@@ -173,7 +174,7 @@ def _time_throughput(spec: CellSpec, backend: Any, images: np.ndarray, batch: in
     from harness.measure import timed_loop, warmup
 
     if batch <= 0:
-        from harness.errors import UserError
+        from common.errors import UserError
 
         raise UserError(f"batch size {batch}: must be >= 1")
     k = max(1, int(backend.preferred_requests()))
@@ -254,10 +255,6 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr)
     os.replace(tmp, path)
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines() or [type(e).__name__])[0][:300]
 
 
 def main(argv: list[str] | None = None) -> int:

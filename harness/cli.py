@@ -11,8 +11,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from common.errors import CheckFailed, UserError
 from harness.commands import COMMANDS
-from harness.errors import CheckFailed, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from harness import console
+    from common import console
 
     console.set_quiet(bool(getattr(args, "quiet", False)))
     try:

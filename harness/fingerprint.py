@@ -14,9 +14,10 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from common.versions import library_versions
 
 # CPU flags that change which int8/bf16 kernels a runtime picks.
 FLAGS_THAT_MATTER = (
@@ -69,17 +70,6 @@ def _proc_cpuinfo() -> tuple[str, set[str]]:
         elif key == "flags" and not flags:
             flags = set(value.split())
     return brand, flags
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed version of each library that can change results or speed (None where absent)."""
-    out: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def gpu_info() -> list[dict[str, Any]]:
@@ -146,7 +136,7 @@ def fingerprint(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "ram_bytes": ram,
         "os": {"system": platform.system(), "release": platform.release(), "libc": "-".join(platform.libc_ver())},
         "python": platform.python_version(),
-        "versions": library_versions(),
+        "versions": library_versions(LIBRARIES),
         "gpus": gpu_info(),
     }
     fp["id"] = fingerprint_id(fp)

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
+from common.config import Config
 from fer.data import FerData
 from fer.model import VGG16FER
-from harness.config import Config
 
 Progress = Callable[[str], None]
 
@@ -47,11 +47,11 @@ def dense_key(cfg: Config, data: FerData) -> str:
 
 def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Progress | None = None) -> DenseModel:
     """Train the dense VGG16-FER (or reuse the cached checkpoint) and evaluate it on val and test."""
+    from common.console import progress_task
     from fer.checkpoint import load_checkpoint, save_checkpoint
     from fer.evaluate import evaluate
     from fer.model import build_model, default_arch
     from fer.train import fit
-    from harness.console import progress_task
 
     path = cache_root(cfg) / "models" / f"dense-{dense_key(cfg, data)}.pt"
     if path.is_file() and not force:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from harness.errors import UserError
+from common.errors import UserError
 from harness.store import config_hash, fingerprint_id
 from reports.stats import counts_from_confusion, two_proportion_pvalue
 

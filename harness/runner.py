@@ -9,7 +9,6 @@ with `run_dir` it also writes run_dir/results.json (atomically) and each cell's 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
@@ -25,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from backends.registry import check_name, probe
+from backends.registry import check_name, probe, resolve_config
+from common.atomic import write_json_atomic
+from common.config import Config
+from common.errors import UserError
 from fer.data import FerData
-from harness.atomic import write_json_atomic
 from harness.cell import LATENCY, THROUGHPUT, CellSpec
-from harness.config import Config
-from harness.errors import UserError
 from harness.fingerprint import fingerprint
 from harness.measure import Stats, Timing, harness_overhead_us, verdict
 
@@ -54,6 +53,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
              run_dir: Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run every backend x variant cell of `cfg.benchmark` on `data.test`; return the results dict."""
     say = progress or (lambda _msg: None)
+    cfg = resolve_config(cfg)
     names = [check_name(b) for b in (backends or cfg.benchmark.backends)]
     bad = [b for b in cfg.benchmark.batch_sizes if int(b) <= 0]
     if bad:
@@ -127,7 +127,7 @@ def new_run_id() -> str:
 
 
 def _backend_extra(cfg: Config, backend: str) -> dict[str, Any]:
-    return dataclasses.asdict(cfg.backends.for_backend(backend))
+    return dict(cfg.backends[backend])
 
 
 def _scenarios(cfg: Config) -> list[list[Any]]:
@@ -325,7 +325,7 @@ def _agreement(cfg: Config, variants: list[str], names: list[str], artifacts: di
         ref_name, ref_path = None, None
         te = (REFERENCE_BACKEND, variant)
         te_label = labels_of.get(te, "")
-        if te in logits and cfg.backends.torch_eager.device == "cpu" and te_label in ("fp32", FAKE_QUANT_LABEL):
+        if te in logits and cfg.backends[REFERENCE_BACKEND]["device"] == "cpu" and te_label in ("fp32", FAKE_QUANT_LABEL):
             ref_name, ref_path = REFERENCE_BACKEND, logits[te]
         else:
             say(f"reference {variant}: computing the PyTorch reference logits")

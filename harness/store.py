@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import sqlite3
 import time
@@ -52,7 +51,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from harness.errors import UserError
+from common.errors import UserError
+from common.text import finite_number
 
 SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
@@ -133,15 +133,6 @@ def _normalise_created(value: Any, run_id: str) -> str:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _dataset_of(run: dict[str, Any]) -> tuple[str | None, bool | None]:
@@ -594,11 +585,11 @@ def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:
         "batch_size": batch,
         "status": str(row.get("status", "ok")),
         "valid": valid if isinstance(valid, bool) else None,
-        "p50_ms": _num(lat.get("p50")),
-        "p99_ms": _num(lat.get("p99")),
-        "throughput_fps": _num(row.get("throughput_fps")),
-        "accuracy": _num(row.get("accuracy")),
-        "storage_mb": _num(row.get("storage_mb")),
+        "p50_ms": finite_number(lat.get("p50")),
+        "p99_ms": finite_number(lat.get("p99")),
+        "throughput_fps": finite_number(row.get("throughput_fps")),
+        "accuracy": finite_number(row.get("accuracy")),
+        "storage_mb": finite_number(row.get("storage_mb")),
         "row": _dumps(row),
         "samples": blob,
     }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from harness.console import console
+from common.console import console
 
 if TYPE_CHECKING:
     from harness.store import ResultsStore
@@ -37,7 +37,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     loader = getattr(common, "load_config_from_args", None) if common is not None else None
     if loader is not None:
         return loader(args)
-    from harness.config import load_config
+    from common.config import load_config
 
     path = getattr(args, "config", None)
     if path is None and Path("bench.toml").is_file():

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from common.text import finite_number
 from reports.tables import cell_name, is_invalid, is_ok
 
 DPI = 100
@@ -35,9 +36,6 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points not dominated when minimising x (latency) and maximising y (accuracy)."""
@@ -53,12 +51,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def _latency_cells(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in run.get("results") or [] if is_ok(r) and r.get("scenario") == "latency"
-            and isinstance(r.get("latency_ms"), dict) and _num(r["latency_ms"].get("p50")) is not None]
+            and isinstance(r.get("latency_ms"), dict) and finite_number(r["latency_ms"].get("p50")) is not None]
 
 
 def accuracy_vs_latency(run: dict[str, Any]) -> bytes | None:
     """Accuracy vs p50 latency (batch 1), one point per backend x variant, Pareto front highlighted."""
-    cells = [r for r in _latency_cells(run) if _num(r.get("accuracy")) is not None]
+    cells = [r for r in _latency_cells(run) if finite_number(r.get("accuracy")) is not None]
     if not cells:
         return None
     pts = [(float(r["latency_ms"]["p50"]), 100.0 * float(r["accuracy"])) for r in cells]
@@ -90,7 +88,7 @@ def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
     """Storage MB vs accuracy, one point per variant (accuracy of its reference cell)."""
     by_variant: dict[str, tuple[float, float]] = {}
     for r in run.get("results") or []:
-        st, acc = _num(r.get("storage_mb")), _num(r.get("accuracy"))
+        st, acc = finite_number(r.get("storage_mb")), finite_number(r.get("accuracy"))
         if is_ok(r) and st is not None and acc is not None:
             v = str(r.get("variant"))
             if v not in by_variant or r.get("backend") == "torch-eager":
@@ -140,7 +138,7 @@ def throughput_vs_batch(run: dict[str, Any]) -> bytes | None:
     """Throughput (images/s) vs batch size, one line per backend x variant (throughput scenario)."""
     lines: dict[str, list[tuple[int, float, bool]]] = {}
     for r in run.get("results") or []:
-        fps = _num(r.get("throughput_fps"))
+        fps = finite_number(r.get("throughput_fps"))
         if is_ok(r) and r.get("scenario") == "throughput" and fps is not None:
             lines.setdefault(cell_name(r), []).append((int(r.get("batch_size") or 1), fps, is_invalid(r)))
     if not lines:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_bytes_atomic
+from common.atomic import write_bytes_atomic
 from reports.figures import render_all
 from reports.html import render_html
 from reports.markdown import render_markdown

@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import UserError
+from common.errors import UserError
+from common.text import finite_number
 
 OBJECTIVES = ("latency", "throughput", "storage")
 
@@ -110,11 +111,6 @@ class Selection:
         }
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    return float(v) if math.isfinite(float(v)) else None
-
 
 def _ineligible(row: dict[str, Any]) -> str:
     if row.get("status") != "ok":
@@ -166,10 +162,10 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
                 break
         lat_raw = lat_row.get("latency_ms")
         lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
-        ch.p50_ms, ch.p99_ms = _num(lat_ms.get("p50")), _num(lat_ms.get("p99"))
-        ch.throughput_fps = _num((thr or lat_row).get("throughput_fps"))
-        ch.accuracy = next((a for a in (_num(r.get("accuracy")) for r in here) if a is not None), None)
-        ch.storage_mb = next((s for s in (_num(r.get("storage_mb")) for r in here) if s is not None), None)
+        ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))
+        ch.throughput_fps = finite_number((thr or lat_row).get("throughput_fps"))
+        ch.accuracy = next((a for a in (finite_number(r.get("accuracy")) for r in here) if a is not None), None)
+        ch.storage_mb = next((s for s in (finite_number(r.get("storage_mb")) for r in here) if s is not None), None)
     return choices
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.config import Config, load_config
+from backends.registry import resolve_config
+from common.config import Config, load_config
 
 DEFAULT_CONFIG = "bench.toml"
 
@@ -22,7 +23,7 @@ def config_path(args: argparse.Namespace) -> Path | None:
 def load_config_from_args(args: argparse.Namespace, extra_overrides: list[str] | None = None) -> Config:
     """The validated Config from --config / ./bench.toml and the --set overrides (then `extra_overrides`)."""
     overrides = [*(getattr(args, "overrides", None) or []), *(extra_overrides or [])]
-    return load_config(config_path(args), overrides)
+    return resolve_config(load_config(config_path(args), overrides))
 
 
 def toml_string(value: str) -> str:

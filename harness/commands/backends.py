@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from backends.registry import backend_names, check_name, probe
+from common.console import console, set_quiet
 from harness.cli import add_config_arguments
 from harness.commands._common import load_config_from_args
-from harness.console import console, set_quiet
 from harness.fingerprint import fingerprint
 
 NAME = "backends"

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.atomic import write_json_atomic
-from harness.console import info, set_quiet
-from harness.errors import CheckFailed, UserError
+from common.atomic import write_json_atomic
+from common.console import info, set_quiet
+from common.errors import CheckFailed, UserError
 from reports.cli import add_store_arguments, open_store, table_console
 
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness import console
+from common import console
+from common.config import PRUNING_METHODS
+from common.errors import UserError
 from harness.cli import add_config_arguments
-from harness.config import PRUNING_METHODS
-from harness.errors import UserError
 
 NAME = "compress"
 HELP = "prune (L1-norm and comparison methods), fine-tune and quantize to INT8; write one directory per variant"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from rich.table import Table
 
+from common.console import console, set_quiet
 from fer.classes import EMOTIONS
 from fer.data import SPLITS
 from fer.datasets import dataset_summary, load_dataset
 from harness.cli import add_config_arguments
 from harness.commands._common import load_config_from_args, toml_string
-from harness.console import console, set_quiet
 
 NAME = "data"
 HELP = "validate a data set and print its image counts per split and per class"

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from harness.console import console, set_quiet
+from common.console import console, set_quiet
 from reports.cli import add_store_arguments, open_store, table_console
 
 NAME = "history"

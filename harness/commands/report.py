@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from harness.console import console, info, set_quiet
+from common.console import console, info, set_quiet
 from reports.cli import add_store_arguments, config_from_args, open_store
 
 NAME = "report"

@@ -13,11 +13,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness import console
-from harness.atomic import write_text_atomic
+from common import console
+from common.atomic import write_text_atomic
+from common.config import Config, check_variant_name
+from common.errors import UserError
 from harness.cli import add_config_arguments
-from harness.config import Config, check_variant_name
-from harness.errors import UserError
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"

@@ -9,8 +9,8 @@ import sys
 from rich.markup import escape
 from rich.table import Table
 
-from harness.console import set_quiet
-from harness.errors import CheckFailed, UserError
+from common.console import set_quiet
+from common.errors import CheckFailed, UserError
 from reports.cli import add_store_arguments, open_store, table_console
 from reports.select import OBJECTIVES, Choice, Constraints, Selection, parse_min_accuracy, select
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness import console
+from common import console
 from harness.cli import add_config_arguments
 
 NAME = "train"

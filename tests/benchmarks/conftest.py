@@ -25,8 +25,8 @@ def _tiny_data(n: int = 70) -> FerData:
 
 
 def _tiny_artifacts(root: Path) -> dict[str, Path]:
+    from common.config import load_config
     from compression.variants import build_variants
-    from harness.config import load_config
 
     cfg = load_config(None, ["model.width=0.125", "compress.finetune_epochs=0", "compress.qat_epochs=0",
                              "compress.calibration_size=32", "train.batch_size=32", "train.bf16=false"])

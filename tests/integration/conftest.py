@@ -105,8 +105,8 @@ ALL_VARIANTS = ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8")
 def compression_variants(root: Path, data: FerData, names: tuple[str, ...] = ALL_VARIANTS) -> dict[str, Path]:
     """Tiny artifacts from compression.variants.build_variants (no fine-tuning/QAT epochs), or {} if it fails."""
     try:
+        from common.config import load_config
         from compression.variants import build_variants
-        from harness.config import load_config
 
         cfg = load_config(None, [f"model.width={WIDTH}", "compress.finetune_epochs=0", "compress.qat_epochs=0",
                                  "compress.calibration_size=32", "train.batch_size=32", "train.bf16=false"])

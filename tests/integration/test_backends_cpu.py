@@ -16,7 +16,7 @@ from backends.artifact import MANIFEST, ONNX_FILE, load_artifact, sha256_file
 from backends.base import BackendOptions, Unavailable
 from backends.registry import get_backend_class
 from backends.torch_model import FAKE_QUANT_LABEL, INT8_KERNEL_LABEL, load_reference
-from harness.errors import UserError
+from common.errors import UserError
 
 CPU_BACKENDS = ("torch-eager", "openvino", "onnxruntime")
 OPTIONS = BackendOptions(threads=1, batch_sizes=(1, 4))

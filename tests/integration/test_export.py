@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from backends.artifact import MANIFEST_FIELDS, load_artifact
+from common.config import load_config
 from compression.qdq_check import check_cpu, check_trt
 from compression.variants import DEFAULT_VARIANTS, build_variants
 from compression.verify import ort_logits, ort_optimized_ops, ov_conv_precisions, ov_logits, top1_agreement
 from fer.data import FerData, Split
 from fer.model import build_model, default_arch
 from fer.train import fit
-from harness.config import load_config
 
 OVERRIDES = ["model.width=0.125", "train.epochs=4", "train.batch_size=32", "train.augment=false",
              "compress.finetune_epochs=1", "compress.qat_epochs=1", "compress.calibration_size=128"]

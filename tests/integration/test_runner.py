@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.config import Config, load_config
+from common.errors import UserError
 from fer.data import FerData
-from harness.config import Config, load_config
-from harness.errors import UserError
 from harness.measure import Stats
 from harness.runner import RESULT_FIELDS, ROW_FIELDS, compare_logits, run_grid
 

@@ -7,13 +7,36 @@ import importlib.util
 import pytest
 
 from backends.base import Availability, Backend
-from backends.registry import backend_names, check_name, get_backend_class, probe, probe_all
-from harness.config import BACKEND_NAMES
-from harness.errors import UserError
+from backends.registry import backend_names, check_name, get_backend_class, probe, probe_all, resolve_config
+from common.config import load_config
+from common.errors import UserError
+
+BACKEND_NAMES = ("torch-eager", "openvino", "onnxruntime", "tensorrt")
 
 
-def test_registry_knows_every_configurable_backend() -> None:
+def test_registry_knows_every_backend_in_order() -> None:
     assert backend_names() == list(BACKEND_NAMES)
+
+
+def test_config_backends_all_expands_and_settings_get_their_defaults() -> None:
+    cfg = resolve_config(load_config(None, ["backends.openvino.streams=4"]))
+    assert cfg.benchmark.backends == list(BACKEND_NAMES)
+    assert cfg.backends["openvino"] == {"precision": "f32", "streams": 4, "pinning": True}
+    assert set(cfg.backends) == set(BACKEND_NAMES)
+    assert resolve_config(cfg) == cfg  # idempotent: the runner may resolve a resolved config again
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("benchmark.backends=['openvno']", "benchmark.backends[0] 'openvno' (did you mean 'openvino'?)"),
+    ("backends.openvno.streams=1", "unknown section 'backends.openvno' (did you mean 'backends.openvino'?)"),
+    ("backends.openvino.stream=1", "unknown key 'backends.openvino.stream'"),
+    ("backends.openvino.precision='f16'", "backends.openvino.precision = 'f16': allowed values are f32, bf16"),
+    ("backends.tensorrt.workspace_mb=1", "backends.tensorrt.workspace_mb = 1: must be between 16"),
+])
+def test_bad_backend_config_is_one_line_naming_the_key(override: str, expected: str) -> None:
+    with pytest.raises(UserError) as e:
+        resolve_config(load_config(None, [override]))
+    assert expected in str(e.value) and "\n" not in str(e.value)
 
 
 def test_unknown_backend_lists_the_valid_ones() -> None:

@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from backends.trt_cache import Profile, cache_key, layer_precisions, profile_batches, profile_index, timing_cache_name
-from harness.errors import UserError
+from backends.tensorrt.cache import (
+    Profile,
+    cache_key,
+    layer_precisions,
+    profile_batches,
+    profile_index,
+    timing_cache_name,
+)
+from common.errors import UserError
 
 
 def test_profiles_cover_every_batch_and_tune_each_configured_size() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.errors import UserError
 from fer.checkpoint import load_checkpoint, save_checkpoint
 from fer.model import VGG16FER, build_model, default_arch
 from fer.pretrained import load_torchvision_vgg16_bn
-from harness.errors import UserError
 
 
 def _small_model(seed: int = 0) -> VGG16FER:

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.config import DataConfig
+from common.errors import UserError
 from fer.ckplus import load_ckplus
 from fer.classes import EMOTIONS
 from fer.datasets import cache_key, load_dataset
 from fer.fer2013 import load_fer2013
 from fer.jaffe import load_jaffe
 from fer.splits import stratified_holdout, subject_split
-from harness.config import DataConfig
-from harness.errors import UserError
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
 PER_CLASS = {"Training": 3, "PublicTest": 1, "PrivateTest": 2}

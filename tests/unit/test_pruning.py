@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from common.config import load_config
+from common.errors import UserError
 from compression.prune import (
     apply_soft_masks,
     magnitude_masks,
@@ -20,8 +22,6 @@ from compression.prune import (
 from compression.variants import build_variants, load_dense_checkpoint, requested_variants
 from fer.data import FerData, Split
 from fer.model import arch_of, build_model, default_arch
-from harness.config import load_config
-from harness.errors import UserError
 
 
 def tiny_data(n_train: int = 64, n_eval: int = 32, seed: int = 0) -> FerData:

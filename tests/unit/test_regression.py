@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import harness.cli as cli
-from harness.errors import UserError
+from common.errors import UserError
 from harness.regression import (
     BROKEN,
     IMPROVEMENT,

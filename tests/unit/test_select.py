@@ -8,7 +8,7 @@ import json
 import pytest
 
 import harness.cli as cli
-from harness.errors import UserError
+from common.errors import UserError
 from harness.store import ResultsStore
 from reports.select import Constraints, parse_min_accuracy, select
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
-from harness.errors import UserError
+from common.errors import UserError
 from harness.store import SCHEMA_VERSION, ResultsStore, hardware_summary
 
 

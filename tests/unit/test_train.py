@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from common.config import TrainConfig
+from common.errors import UserError
 from fer.data import FerData, Split
 from fer.evaluate import evaluate
 from fer.model import build_model, default_arch
 from fer.synthfer import generate_synthfer
 from fer.train import EpochLog, augment_batch, fit, l1_penalty
-from harness.config import TrainConfig
-from harness.errors import UserError
 
 
 @pytest.fixture(scope="module")

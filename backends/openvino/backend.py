@@ -17,7 +17,8 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
 from backends.base import Availability, Backend, BackendOptions, check_batch
-from harness.errors import UserError
+from common.errors import UserError
+from common.text import first_line
 
 COMPUTE_LAYER_TYPES = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution")
 INT8_PRECISIONS = ("u8", "i8")
@@ -68,7 +69,7 @@ class OpenVINOBackend(Backend):
         try:
             model = core.read_model(str(path))
         except Exception as e:
-            raise UserError(f"openvino: cannot read {path.name} ({_first_line(e)})") from None
+            raise UserError(f"openvino: cannot read {path.name} ({first_line(e)})") from None
         int8 = artifact.precision == "int8"
         hint_precision = str(extra.get("precision", "f32"))
         if hint_precision not in ("f32", "bf16"):
@@ -85,7 +86,7 @@ class OpenVINOBackend(Backend):
         try:
             self._compiled = core.compile_model(model, "CPU", config)
         except Exception as e:
-            raise UserError(f"openvino: cannot compile {path.name} ({_first_line(e)})") from None
+            raise UserError(f"openvino: cannot compile {path.name} ({first_line(e)})") from None
         self._request = self._compiled.create_infer_request()
         n_requests = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if throughput else 1
         if throughput:
@@ -183,7 +184,3 @@ def _prop(compiled: Any, key: str) -> Any:
     text = str(value)
     return text.split("'")[1] if text.startswith("<Type: '") else text
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines() or [type(e).__name__])[0][:300]

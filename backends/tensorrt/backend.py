@@ -6,7 +6,7 @@ strongly typed; no EXPLICIT_BATCH, no INT8/FP16 flags, no calibrator: precisions
 -> OnnxParser.parse_from_file -> config (workspace pool, TF32 off so fp32 means f32, one optimization profile
 per configured batch size, timing cache, DETAILED profiling verbosity for the inspector) ->
 build_serialized_network. Plans are cached in the artifact's cache/tensorrt/ under a key of the ONNX sha256 +
-TensorRT version + GPU + settings (backends.trt_cache.cache_key); the timing cache is shared per
+TensorRT version + GPU + settings (backends.tensorrt.cache.cache_key); the timing cache is shared per
 TensorRT version and GPU.
 Run: torch owns the device memory and the one stream (no pycuda, no second CUDA context): inputs and
 outputs are torch CUDA tensors handed over with set_tensor_address, execute_async_v3 on that stream, and
@@ -23,7 +23,7 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, TRT_ONNX_FILE, Artifact
 from backends.base import Availability, Backend, BackendOptions, Unavailable, check_batch
-from backends.trt_cache import (
+from backends.tensorrt.cache import (
     Profile,
     cache_key,
     layer_precisions,
@@ -31,8 +31,8 @@ from backends.trt_cache import (
     profile_index,
     timing_cache_name,
 )
-from harness.atomic import write_bytes_atomic
-from harness.errors import UserError
+from common.atomic import write_bytes_atomic
+from common.errors import UserError
 
 NO_GPU_REASON = (
     "tensorrt: no NVIDIA GPU/CUDA found (torch.cuda.is_available() is False); "

@@ -18,7 +18,8 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
 from backends.base import Availability, Backend, BackendOptions, Unavailable, check_batch
-from harness.errors import UserError
+from common.errors import UserError
+from common.text import first_line
 
 PROVIDERS: dict[str, list[str]] = {
     "cpu": ["CPUExecutionProvider"],
@@ -98,7 +99,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self._session = ort.InferenceSession(str(path), self._session_options(options), providers=wanted)
         except Exception as e:
-            raise UserError(f"onnxruntime: cannot load {path.name} ({_first_line(e)})") from None
+            raise UserError(f"onnxruntime: cannot load {path.name} ({first_line(e)})") from None
         used = list(self._session.get_providers())
         if used[0] != wanted[0]:
             raise Unavailable(f"onnxruntime: asked for {wanted[0]} but the session runs on {used} (silent fallback)")
@@ -162,7 +163,3 @@ def count_int8_nodes(op_types: list[str]) -> tuple[int, int, dict[str, int]]:
     total = int8 + sum(ops.get(t, 0) for t in FLOAT_COMPUTE_OPS)
     return int8, total, dict(sorted(ops.items()))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines() or [type(e).__name__])[0][:300]

@@ -1,5 +1,5 @@
 """TensorRT logic that needs no GPU: optimization-profile shapes, the plan-cache key, and reading layer
-precisions out of the engine inspector's JSON. Tested on CPU; used by backends.tensorrt_backend.
+precisions out of the engine inspector's JSON. Tested on CPU; used by backends.tensorrt.backend.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from common.errors import UserError
 
 DATASETS = ("synthfer", "fer2013", "ckplus", "jaffe")
-BACKEND_NAMES = ("torch-eager", "openvino", "onnxruntime", "tensorrt")
 PRUNING_METHODS = ("l1", "cdcp", "sfpga", "drcp", "tgpp")
 
 
-def _f(default: Any, **rules: Any) -> Any:
-    """A dataclass field with validation rules (choices, min, max, items) in its metadata."""
+def setting(default: Any, **rules: Any) -> Any:
+    """A dataclass field with validation rules (choices, min, max, items) in its metadata; backends declare
+    their own settings tables with it (backends/<name>/config.py)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=rules)
     return field(default=default, metadata=rules)
@@ -34,112 +34,75 @@ def _f(default: Any, **rules: Any) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _f("synthfer", choices=DATASETS)
-    path: str = _f("")  # root of a real data set (file or folder); unused for synthfer
-    seed: int = _f(0, min=0)
-    synthfer_train: int = _f(7000, min=70, max=200_000)  # SynthFER images per split
-    synthfer_val: int = _f(700, min=70, max=100_000)
-    synthfer_test: int = _f(2100, min=70, max=100_000)
-    val_fraction: float = _f(0.1, min=0.01, max=0.5)  # image-folder layouts: val carved from train
-    folds: int = _f(10, min=2, max=20)  # CK+ / JAFFE subject-independent k-fold
-    fold: int = _f(0, min=0, max=19)
-    contempt: str = _f("drop", choices=("drop", "disgust", "angry", "neutral"))  # CK+ contempt mapping
+    dataset: str = setting("synthfer", choices=DATASETS)
+    path: str = setting("")  # root of a real data set (file or folder); unused for synthfer
+    seed: int = setting(0, min=0)
+    synthfer_train: int = setting(7000, min=70, max=200_000)  # SynthFER images per split
+    synthfer_val: int = setting(700, min=70, max=100_000)
+    synthfer_test: int = setting(2100, min=70, max=100_000)
+    val_fraction: float = setting(0.1, min=0.01, max=0.5)  # image-folder layouts: val carved from train
+    folds: int = setting(10, min=2, max=20)  # CK+ / JAFFE subject-independent k-fold
+    fold: int = setting(0, min=0, max=19)
+    contempt: str = setting("drop", choices=("drop", "disgust", "angry", "neutral"))  # CK+ contempt mapping
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    in_channels: int = _f(1, choices=(1, 3))
-    width: float = _f(1.0, min=0.03125, max=1.0)  # channel multiplier; 1.0 is the paper's VGG16
-    dropout: float = _f(0.5, min=0.0, max=0.9)
-    pretrained: str = _f("")  # local torchvision VGG16-BN state_dict file (never downloaded)
+    in_channels: int = setting(1, choices=(1, 3))
+    width: float = setting(1.0, min=0.03125, max=1.0)  # channel multiplier; 1.0 is the paper's VGG16
+    dropout: float = setting(0.5, min=0.0, max=0.9)
+    pretrained: str = setting("")  # local torchvision VGG16-BN state_dict file (never downloaded)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = _f(5, min=1, max=1000)
-    batch_size: int = _f(32, min=1, max=4096)
-    optimizer: str = _f("adamw", choices=("adamw", "sgd"))
-    schedule: str = _f("onecycle", choices=("onecycle", "cosine"))
-    lr: float = _f(1e-3, min=1e-7, max=10.0)
-    weight_decay: float = _f(5e-4, min=0.0, max=1.0)
-    l1_lambda: float = _f(0.0, min=0.0, max=1.0)  # paper Eq. 4: L1 weight penalty
-    augment: bool = _f(True)
-    bf16: bool = _f(True)  # CPU autocast to bfloat16 where the CPU supports it
-    seed: int = _f(0, min=0)
-    subset: int = _f(0, min=0)  # train on the first N images only (0 = all); for smoke runs
+    epochs: int = setting(5, min=1, max=1000)
+    batch_size: int = setting(32, min=1, max=4096)
+    optimizer: str = setting("adamw", choices=("adamw", "sgd"))
+    schedule: str = setting("onecycle", choices=("onecycle", "cosine"))
+    lr: float = setting(1e-3, min=1e-7, max=10.0)
+    weight_decay: float = setting(5e-4, min=0.0, max=1.0)
+    l1_lambda: float = setting(0.0, min=0.0, max=1.0)  # paper Eq. 4: L1 weight penalty
+    augment: bool = setting(True)
+    bf16: bool = setting(True)  # CPU autocast to bfloat16 where the CPU supports it
+    seed: int = setting(0, min=0)
+    subset: int = setting(0, min=0)  # train on the first N images only (0 = all); for smoke runs
 
 
 @dataclass(frozen=True)
 class CompressConfig:
-    methods: list[str] = _f(["l1"], items=PRUNING_METHODS)
-    sparsity: float = _f(0.5, min=0.0, max=0.95)
-    scope: str = _f("local", choices=("local", "global"))
-    prune_steps: int = _f(1, min=1, max=50)
-    finetune_epochs: int = _f(3, min=0, max=1000)
-    qat_epochs: int = _f(2, min=0, max=1000)
-    calibration_size: int = _f(512, min=1, max=100_000)
-    calibration: str = _f("percentile", choices=("minmax", "percentile", "entropy"))
-    symmetric: bool = _f(True)  # False: the paper's asymmetric Eqs. 10-11 (not legal for TensorRT)
-    unstructured: bool = _f(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
+    methods: list[str] = setting(["l1"], items=PRUNING_METHODS)
+    sparsity: float = setting(0.5, min=0.0, max=0.95)
+    scope: str = setting("local", choices=("local", "global"))
+    prune_steps: int = setting(1, min=1, max=50)
+    finetune_epochs: int = setting(3, min=0, max=1000)
+    qat_epochs: int = setting(2, min=0, max=1000)
+    calibration_size: int = setting(512, min=1, max=100_000)
+    calibration: str = setting("percentile", choices=("minmax", "percentile", "entropy"))
+    symmetric: bool = setting(True)  # False: the paper's asymmetric Eqs. 10-11 (not legal for TensorRT)
+    unstructured: bool = setting(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    backends: list[str] = _f(list(BACKEND_NAMES), items=BACKEND_NAMES)
-    variants: list[str] = _f(["dense-fp32", "l1-fp32", "dense-int8", "l1-int8"])
-    batch_sizes: list[int] = _f([1, 32], min=1, max=4096)
-    min_duration_s: float = _f(2.0, min=0.01, max=3600.0)
-    min_iterations: int = _f(200, min=1, max=10_000_000)
-    warmup_s: float = _f(0.5, min=0.0, max=600.0)
-    threads: int = _f(2, min=1, max=1024)
-    max_cov: float = _f(0.25, min=0.0, max=10.0)  # robust CoV (MAD/median) above this: INVALID
-    cell_timeout_s: float = _f(600.0, min=1.0, max=86_400.0)
-    accuracy: bool = _f(True)
-
-
-@dataclass(frozen=True)
-class TorchEagerConfig:
-    device: str = _f("cpu", choices=("cpu", "cuda"))
-    channels_last: bool = _f(True)
-
-
-@dataclass(frozen=True)
-class OpenVINOConfig:
-    precision: str = _f("f32", choices=("f32", "bf16"))  # INFERENCE_PRECISION_HINT for fp32 variants
-    streams: int = _f(0, min=0, max=256)  # throughput scenario; 0 = the runtime's choice for THROUGHPUT
-    pinning: bool = _f(True)
-
-
-@dataclass(frozen=True)
-class OnnxRuntimeConfig:
-    provider: str = _f("cpu", choices=("cpu", "cuda", "tensorrt"))
-    optimization: str = _f("all", choices=("disable", "basic", "extended", "all"))
-
-
-@dataclass(frozen=True)
-class TensorRTConfig:
-    workspace_mb: int = _f(1024, min=16, max=1_048_576)
-    cuda_graphs: bool = _f(False)
-    max_batch: int = _f(64, min=1, max=65_536)
-
-
-@dataclass(frozen=True)
-class BackendsConfig:
-    torch_eager: TorchEagerConfig = field(default_factory=TorchEagerConfig)
-    openvino: OpenVINOConfig = field(default_factory=OpenVINOConfig)
-    onnxruntime: OnnxRuntimeConfig = field(default_factory=OnnxRuntimeConfig)
-    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
-
-    def for_backend(self, name: str) -> Any:
-        """The options section of backend `name` (TOML spells torch_eager as `torch-eager`)."""
-        return getattr(self, name.replace("-", "_"))
+    # backend names are checked (and "all" expanded) by backends.registry, the one place that lists them
+    backends: list[str] = setting(["all"])
+    variants: list[str] = setting(["dense-fp32", "l1-fp32", "dense-int8", "l1-int8"])
+    batch_sizes: list[int] = setting([1, 32], min=1, max=4096)
+    min_duration_s: float = setting(2.0, min=0.01, max=3600.0)
+    min_iterations: int = setting(200, min=1, max=10_000_000)
+    warmup_s: float = setting(0.5, min=0.0, max=600.0)
+    threads: int = setting(2, min=1, max=1024)
+    max_cov: float = setting(0.25, min=0.0, max=10.0)  # robust CoV (MAD/median) above this: INVALID
+    cell_timeout_s: float = setting(600.0, min=1.0, max=86_400.0)
+    accuracy: bool = setting(True)
 
 
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str = _f("sqlite:///runs/history.sqlite")
-    runs_dir: str = _f("runs")
-    cache_dir: str = _f(".bench-cache")
+    url: str = setting("sqlite:///runs/history.sqlite")
+    runs_dir: str = setting("runs")
+    cache_dir: str = setting(".bench-cache")
 
 
 @dataclass(frozen=True)
@@ -149,28 +112,19 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    backends: BackendsConfig = field(default_factory=BackendsConfig)
+    # [backends.<name>] tables, validated against each backend's own settings class by backends.registry
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict in TOML spelling (backend sections keep their hyphenated names)."""
-        return _to_toml_names(dataclasses.asdict(self))
+        """Plain nested dict in TOML spelling."""
+        return dataclasses.asdict(self)
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (keys caches: change a section, get a new artifact)."""
         d = self.to_dict()
         blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _toml_name(name: str) -> str:
-    return name.replace("_", "-") if name == "torch_eager" else name
-
-
-def _to_toml_names(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {_toml_name(k): _to_toml_names(v) for k, v in d.items()}
-    return d
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
@@ -221,7 +175,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "the config"
     if not isinstance(raw, dict):
         raise UserError(f"{where} must be a table (section), got {raw!r}")
-    fields = {_toml_name(f.name): f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
@@ -240,11 +194,25 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, raw[name], f"{prefix}{name}.")  # type: ignore[arg-type]
+        elif typing.get_origin(tp) is dict:
+            kwargs[f.name] = _tables(f"{prefix}{name}", raw[name])
         else:
             kwargs[f.name] = _check_value(f"{prefix}{name}", raw[name], tp, f.metadata)
     obj = cls(**kwargs)
     _check_cross_field(obj, prefix)
     return obj
+
+
+def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    """Validate one TOML table against the settings dataclass `cls` (prefix: 'section.' for messages)."""
+    return _build(cls, raw, prefix)
+
+
+def _tables(key: str, raw: Any) -> dict[str, dict[str, Any]]:
+    """A table of tables (e.g. [backends.openvino]); each inner table is validated by its owner later."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise UserError(f"{key} must be a table of tables, e.g. [{key}.openvino], got {raw!r}")
+    return {str(k): dict(v) for k, v in raw.items()}
 
 
 def _type_name(tp: Any) -> str:

@@ -1,0 +1,1 @@
+"""The onnxruntime backend: its Backend subclass (backend.py) and its settings (config.py)."""

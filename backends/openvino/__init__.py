@@ -1,0 +1,1 @@
+"""The openvino backend: its Backend subclass (backend.py) and its settings (config.py)."""
