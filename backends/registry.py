@@ -54,7 +54,7 @@ def get_backend_class(name: str) -> type[Backend]:
 def settings_class(name: str) -> type:
     """The dataclass that validates the `[backends.<name>]` table."""
     package, _, cfg_name = BACKENDS[check_name(name)]
-    return getattr(importlib.import_module(f"{package}.config"), cfg_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"{package}.config"), cfg_name)
 
 
 def resolve_config(cfg: Config) -> Config:

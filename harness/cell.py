@@ -11,9 +11,7 @@ one-line reason; a crash or hang is caught by the runner (no OUT file / timeout)
 from __future__ import annotations
 
 import json
-import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -26,9 +24,8 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.text import first_line
-
-LATENCY, THROUGHPUT = "latency", "throughput"
-MIN_THROUGHPUT_ROUNDS = 10
+from harness.scenarios import LATENCY, THROUGHPUT, time_latency, time_throughput
+from harness.trackers import peak_rss_bytes
 
 
 @dataclass
@@ -129,7 +126,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
             result["scenarios"].append(entry)
             try:
                 if scenario == LATENCY:
-                    _time_latency(spec, backend, images, entry)
+                    time_latency(spec, backend, images, entry)
                     entry["describe"] = result["describe"]
                 else:
                     if cls.reload_per_scenario and tp_backend is None:
@@ -142,7 +139,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                             result["throughput_metrics"] = _metrics(labels, tp_logits)
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
                     runner = tp_backend or backend
-                    _time_throughput(spec, runner, images, int(batch_size), entry)
+                    time_throughput(spec, runner, images, int(batch_size), entry)
                     entry["describe"] = result.get("throughput_describe", result["describe"])
             except UserError as e:
                 entry.update(status="error", reason=str(e))
@@ -152,70 +149,6 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         if tp_backend is not None:
             tp_backend.close()
         backend.close()
-
-
-def _time_latency(spec: CellSpec, backend: Any, images: np.ndarray, entry: dict[str, Any]) -> None:
-    from harness.measure import timed_loop, warmup
-
-    x = np.ascontiguousarray(images[:1])
-
-    def call() -> None:
-        backend.infer(x)
-
-    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
-    before = cpu_snapshot()
-    t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
-    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
-                 requests_in_flight=1, min_samples=spec.min_iterations,
-                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
-
-
-def _time_throughput(spec: CellSpec, backend: Any, images: np.ndarray, batch: int, entry: dict[str, Any]) -> None:
-    from harness.measure import timed_loop, warmup
-
-    if batch <= 0:
-        from common.errors import UserError
-
-        raise UserError(f"batch size {batch}: must be >= 1")
-    k = max(1, int(backend.preferred_requests()))
-    batches = [_batch_from(images, batch, offset=i * batch) for i in range(k)]
-
-    def call() -> None:
-        backend.infer_many(batches)
-
-    per_round = k * batch
-    rounds = max(math.ceil(spec.min_iterations / per_round), min(MIN_THROUGHPUT_ROUNDS, spec.min_iterations))
-    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
-    before = cpu_snapshot()
-    t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
-    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
-                 requests_in_flight=k, min_samples=rounds,
-                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
-
-
-def cpu_snapshot() -> tuple[float, float, float]:
-    """(wall s, CPU s busy on the whole machine, CPU s used by this process) for `other_cpu_fraction`."""
-    import psutil
-
-    t = psutil.cpu_times()
-    busy = sum(getattr(t, f) for f in t._fields if f not in ("idle", "iowait", "guest", "guest_nice"))
-    me = psutil.Process().cpu_times()
-    return time.monotonic(), float(busy), float(me.user + me.system)
-
-
-def other_cpu_fraction(before: tuple[float, float, float], after: tuple[float, float, float]) -> float | None:
-    """Share of the machine's CPU capacity that *other* processes used between two snapshots: a timing taken
-    while the machine was busy with something else is not a measurement of the backend."""
-    wall = after[0] - before[0]
-    if wall <= 0:
-        return None
-    others = (after[1] - before[1]) - (after[2] - before[2])
-    return max(0.0, others / (wall * (os.cpu_count() or 1)))
-
-
-def _batch_from(images: np.ndarray, batch: int, offset: int = 0) -> np.ndarray:
-    idx = (np.arange(batch) + offset) % len(images)
-    return np.ascontiguousarray(images[idx])
 
 
 def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.ndarray:
@@ -231,18 +164,6 @@ def _metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     from fer.evaluate import classification_metrics
 
     return classification_metrics(labels, logits.argmax(axis=1)).to_dict()
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size (ru_maxrss; current RSS via psutil as a floor)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    try:
-        import psutil
-
-        peak = max(peak, psutil.Process().memory_info().rss)
-    except Exception:
-        pass
-    return int(peak)
 
 
 def _jsonable(obj: Any) -> Any:

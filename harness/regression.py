@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
-from harness.store import config_hash, fingerprint_id
+from common.results import config_hash, fingerprint_id
 from reports.stats import counts_from_confusion, two_proportion_pvalue
 
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size

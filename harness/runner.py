@@ -10,13 +10,8 @@ with `run_dir` it also writes run_dir/results.json (atomically) and each cell's 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,23 +23,14 @@ from backends.registry import check_name, probe, resolve_config
 from common.atomic import write_json_atomic
 from common.config import Config
 from common.errors import UserError
+from common.results import ROW_FIELDS, SCHEMA_VERSION
 from fer.data import FerData
-from harness.cell import LATENCY, THROUGHPUT, CellSpec
+from harness.agreement import agreement_rows
 from harness.fingerprint import fingerprint
+from harness.launcher import cell_spec, run_cell_subprocess, scenarios
 from harness.measure import Stats, Timing, harness_overhead_us, verdict
+from harness.scenarios import LATENCY, THROUGHPUT
 
-SCHEMA_VERSION = 1
-RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
-                 "synthetic", "harness_overhead_us", "results", "agreement")
-ROW_FIELDS = (
-    "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
-    "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",
-    "macro_f1", "storage_bytes", "storage_mb", "compression_ratio", "params", "nonzero_params", "gmac",
-    "int8_layers", "total_layers", "peak_rss_bytes",
-    # extras the results store needs
-    "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
-)
-REFERENCE_BACKEND = "torch-eager"
 MAX_OTHER_CPU = 0.25  # share of the CPUs other processes may use during a timed loop before it is INVALID
 Progress = Callable[[str], None]
 
@@ -91,7 +77,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 continue
             say(f"{prefix}: running")
             out_logits = work / f"{backend}__{variant}.logits.npy"
-            spec = _spec(cfg, backend, artifacts[variant], images_path, labels_path, out_logits)
+            spec = cell_spec(cfg, backend, artifacts[variant], images_path, labels_path, out_logits)
             result = run_cell_subprocess(spec, work / f"{backend}__{variant}", cfg.benchmark.cell_timeout_s,
                                          log_dir / f"{backend}__{variant}.log", cfg.benchmark.threads)
             new_rows = _rows_from_cell(cfg, backend, variant, artifacts, result)
@@ -100,7 +86,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 logits[(backend, variant)] = out_logits
                 labels_of[(backend, variant)] = str(result.get("describe", {}).get("label", ""))
             say(f"{prefix}: {_summary(new_rows)}")
-        agreement = _agreement(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
+        agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
                                work, log_dir, say)
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -124,71 +110,6 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
 def new_run_id() -> str:
     """UTC timestamp plus a random suffix, e.g. 20260101T120000Z-3fa2b1."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def _backend_extra(cfg: Config, backend: str) -> dict[str, Any]:
-    return dict(cfg.backends[backend])
-
-
-def _scenarios(cfg: Config) -> list[list[Any]]:
-    return [[LATENCY, 1]] + [[THROUGHPUT, int(b)] for b in cfg.benchmark.batch_sizes]
-
-
-def _spec(cfg: Config, backend: str, artifact: Path, images: Path, labels: Path, logits_out: Path,
-          timing: bool = True, extra: dict[str, Any] | None = None) -> CellSpec:
-    b = cfg.benchmark
-    return CellSpec(
-        backend=backend, artifact=str(artifact), images=str(images), labels=str(labels), threads=b.threads,
-        batch_sizes=[int(x) for x in b.batch_sizes], extra=extra if extra is not None else _backend_extra(cfg, backend),
-        scenarios=_scenarios(cfg), warmup_s=b.warmup_s, min_duration_s=b.min_duration_s,
-        min_iterations=b.min_iterations, max_cov=b.max_cov, accuracy=b.accuracy or not timing, timing=timing,
-        logits_out=str(logits_out),
-    )
-
-
-def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: Path, threads: int) -> dict[str, Any]:
-    """Run one cell in a fresh interpreter; a timeout or crash becomes a result with status timeout/error."""
-    spec_path, out_path = stem.with_suffix(".spec.json"), stem.with_suffix(".out.json")
-    spec_path.write_text(spec.to_json(), encoding="utf-8")
-    out_path.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "harness.cell", str(spec_path), str(out_path)]
-    t0 = time.perf_counter()
-    with log_path.open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return {"status": "timeout", "reason": f"cell exceeded benchmark.cell_timeout_s = {timeout_s:g} s "
-                    f"and was killed", "scenarios": []}
-    wall = time.perf_counter() - t0
-    if out_path.is_file():
-        try:
-            result = json.loads(out_path.read_text(encoding="utf-8"))
-            result["cell_wall_s"] = wall
-            return dict(result)
-        except json.JSONDecodeError:
-            pass
-    how = f"signal {-code}" if code < 0 else f"exit code {code}"
-    return {"status": "error", "reason": f"cell crashed ({how}): {_last_line(log_path)}", "scenarios": []}
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return "no output"
-    return lines[-1][:300] if lines else "no output"
 
 
 # ---- rows ----------------------------------------------------------------------------------------------
@@ -219,7 +140,7 @@ def _failed_rows(cfg: Config, backend: str, variant: str, artifacts: dict[str, P
                  reason: str) -> list[dict[str, Any]]:
     manifest = _manifest(artifacts, variant)
     rows = []
-    for scenario, batch in _scenarios(cfg):
+    for scenario, batch in scenarios(cfg):
         row = _empty_row(backend, variant, scenario, batch, manifest)
         row.update(status=status, reason=reason, invalid_reasons=[reason])
         rows.append(row)
@@ -235,7 +156,7 @@ def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str
     by_key = {(e["scenario"], int(e["batch_size"])): e for e in result.get("scenarios", [])}
     rows = []
     b = cfg.benchmark
-    for scenario, batch in _scenarios(cfg):
+    for scenario, batch in scenarios(cfg):
         row = _empty_row(backend, variant, scenario, batch, manifest)
         entry = by_key.get((scenario, batch))
         throughput_model = scenario == THROUGHPUT and "throughput_metrics" in result
@@ -311,49 +232,3 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     return f"ok, p50 {p50:.3f} ms ({valid}), best {best:.0f} img/s{acc_txt}"
 
 
-# ---- agreement -----------------------------------------------------------------------------------------
-def _agreement(cfg: Config, variants: list[str], names: list[str], artifacts: dict[str, Path],
-               logits: dict[tuple[str, str], Path], labels_of: dict[tuple[str, str], str], images: Path,
-               labels: Path, work: Path, log_dir: Path, say: Progress) -> list[dict[str, Any]]:
-    from backends.torch_model import FAKE_QUANT_LABEL
-
-    rows: list[dict[str, Any]] = []
-    for variant in variants:
-        others = [b for b in names if (b, variant) in logits]
-        if not others:
-            continue
-        ref_name, ref_path = None, None
-        te = (REFERENCE_BACKEND, variant)
-        te_label = labels_of.get(te, "")
-        if te in logits and cfg.backends[REFERENCE_BACKEND]["device"] == "cpu" and te_label in ("fp32", FAKE_QUANT_LABEL):
-            ref_name, ref_path = REFERENCE_BACKEND, logits[te]
-        else:
-            say(f"reference {variant}: computing the PyTorch reference logits")
-            out = work / f"reference__{variant}.logits.npy"
-            extra = {**_backend_extra(cfg, REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
-            spec = _spec(cfg, REFERENCE_BACKEND, artifacts[variant], images, labels, out, timing=False, extra=extra)
-            result = run_cell_subprocess(spec, work / f"reference__{variant}", cfg.benchmark.cell_timeout_s,
-                                         log_dir / f"reference__{variant}.log", cfg.benchmark.threads)
-            if result.get("status") != "ok" or not out.is_file():
-                say(f"reference {variant}: failed ({result.get('reason', '')})")
-                continue
-            label = str(result.get("describe", {}).get("label", "fp32"))
-            ref_name, ref_path = f"pytorch-reference ({label})", out
-        ref = np.load(ref_path)
-        for backend in others:
-            if backend == ref_name:
-                continue
-            rows.append({"variant": variant, "backend": backend, "reference": ref_name,
-                         **compare_logits(np.load(logits[(backend, variant)]), ref)})
-    return rows
-
-
-def compare_logits(logits: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Top-1 agreement (fraction of images with the same argmax) and max |delta logit| vs the reference."""
-    if logits.shape != reference.shape:
-        raise ValueError(f"logits {logits.shape} and reference {reference.shape} differ in shape")
-    if len(logits) == 0:
-        return {"top1_agreement": float("nan"), "max_abs_logit_diff": float("nan")}
-    agree = float(np.mean(logits.argmax(axis=1) == reference.argmax(axis=1)))
-    diff = float(np.max(np.abs(logits.astype(np.float64) - reference.astype(np.float64))))
-    return {"top1_agreement": agree, "max_abs_logit_diff": diff}

@@ -12,7 +12,6 @@ in a SQL database through SQLAlchemy Core.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import sqlite3
@@ -52,6 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
+from common.results import config_hash, fingerprint_id, hardware_summary, read_layers_csv
 from common.text import finite_number
 
 SCHEMA_VERSION = 2
@@ -144,63 +144,6 @@ def _dataset_of(run: dict[str, Any]) -> tuple[str | None, bool | None]:
     if not isinstance(synthetic, bool):
         synthetic = None if dataset is None else dataset == "synthfer"
     return (dataset if isinstance(dataset, str) else None), synthetic
-
-
-def fingerprint_id(run: dict[str, Any]) -> str:
-    """The run's fingerprint id (`fingerprint.id`; a hash of the fingerprint if it carries none)."""
-    fp = run.get("fingerprint")
-    if isinstance(fp, dict) and fp.get("id"):
-        return str(fp["id"])
-    return hashlib.sha256(_dumps(fp).encode()).hexdigest()[:12]
-
-
-def config_hash(run: dict[str, Any]) -> str:
-    """The run's config hash (`config_hash`; a hash of `config` if it carries none)."""
-    if run.get("config_hash"):
-        return str(run["config_hash"])
-    return hashlib.sha256(_dumps(run.get("config")).encode()).hexdigest()[:16]
-
-
-def _first_str(d: dict[str, Any], *keys: str) -> str | None:
-    for k in keys:
-        v = d.get(k)
-        if isinstance(v, str) and v.strip():
-            return v.strip()
-    return None
-
-
-def hardware_summary(fp: dict[str, Any] | None) -> str:
-    """A short human name of the machine in a fingerprint: CPU brand (cores) [+ GPU names]."""
-    if not isinstance(fp, dict):
-        return "unknown hardware"
-    cpu = fp.get("cpu")
-    brand: str | None = None
-    cores: Any = None
-    if isinstance(cpu, dict):
-        brand = _first_str(cpu, "brand", "brand_raw", "model", "name")
-        cores = (cpu.get("cores") or cpu.get("physical_cores") or cpu.get("logical_cores")
-                 or cpu.get("count") or cpu.get("cpu_count"))
-    elif isinstance(cpu, str):
-        brand = cpu
-    brand = brand or _first_str(fp, "cpu_brand", "cpu_model", "cpu_name", "processor")
-    cores = cores or fp.get("cpu_cores") or fp.get("cores")
-    name = brand or "unknown CPU"
-    if isinstance(cores, int) and not isinstance(cores, bool):
-        name += f" ({cores} cores)"
-    gpus: list[str] = []
-    for key in ("gpu", "gpus"):
-        g = fp.get(key)
-        items = g if isinstance(g, list) else [g]
-        for item in items:
-            if isinstance(item, dict):
-                n = _first_str(item, "name", "model", "brand")
-                if n:
-                    gpus.append(n)
-            elif isinstance(item, str) and item.strip() and item.strip().lower() not in ("none", "n/a"):
-                gpus.append(item.strip())
-    if not gpus and _first_str(fp, "gpu_name"):
-        gpus.append(str(fp["gpu_name"]))
-    return " + ".join([name, *gpus])
 
 
 def _is_locked(e: OperationalError) -> bool:
@@ -377,7 +320,7 @@ class ResultsStore:
             raise UserError(f"run {run_id}: 'results' must be a list of result objects")
         header = {k: v for k, v in run.items() if k != "results"}
         if "layers" not in header and header.get("layers_csv"):
-            rows = _read_layers_csv(Path(str(header["layers_csv"])))
+            rows = read_layers_csv(Path(str(header["layers_csv"])))
             if rows is not None:
                 header["layers"] = rows  # keep Table 4 with the run even if the artifact moves
         dataset, synthetic = _dataset_of(run)
@@ -615,20 +558,3 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "best_accuracy": best_acc.accuracy if best_acc else None,
         "best_accuracy_cell": f"{best_acc.backend}/{best_acc.variant}" if best_acc else None,
     }
-
-
-def _read_layers_csv(path: Path) -> list[dict[str, str]] | None:
-    import csv
-
-    if not path.is_file():
-        return None
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            return [dict(r) for r in csv.DictReader(f)]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-
-
-def read_layers_csv(path: str | Path) -> list[dict[str, str]] | None:
-    """Rows of a layer-wise table CSV (None if the file is absent or unreadable)."""
-    return _read_layers_csv(Path(path))

@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.store import hardware_summary, read_layers_csv
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, read_layers_csv
 from reports.stats import accuracy_ci
-
-REFERENCE_BACKEND = "torch-eager"
-REFERENCE_VARIANT = "dense-fp32"
 
 
 @dataclass

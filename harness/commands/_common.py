@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
 
 from backends.registry import resolve_config
 from common.config import Config, load_config
+from common.console import console
+
+if TYPE_CHECKING:
+    from harness.store import ResultsStore
 
 DEFAULT_CONFIG = "bench.toml"
+PIPE_WIDTH = 260  # columns when stdout is a pipe or a CI log: rich would squeeze tables to 80
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
@@ -31,3 +39,27 @@ def toml_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     escaped = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
     return f'"{escaped}"'
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config/--set (the store URL comes from [store] url) and the --store URL shortcut."""
+    from harness.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="results database URL (default: store.url of the config)")
+
+
+def open_store(args: argparse.Namespace) -> ResultsStore:
+    """The results store named by --store, else by the config's store.url (SQLAlchemy imported only here)."""
+    from harness.store import ResultsStore
+
+    url = getattr(args, "store", None) or load_config_from_args(args).store.url
+    return ResultsStore(str(url))
+
+
+def table_console() -> Console:
+    """The console to print result tables on: the shared one on a terminal, a wide one on a pipe."""
+    if console.is_terminal:
+        return console
+    return Console(width=PIPE_WIDTH, highlight=False, soft_wrap=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from common.atomic import write_json_atomic
 from common.console import info, set_quiet
 from common.errors import CheckFailed, UserError
-from reports.cli import add_store_arguments, open_store, table_console
+from harness.commands._common import add_store_arguments, open_store, table_console
 
 if TYPE_CHECKING:
     from harness.regression import Comparison

@@ -7,7 +7,7 @@ import json
 import sys
 
 from common.console import console, set_quiet
-from reports.cli import add_store_arguments, open_store, table_console
+from harness.commands._common import add_store_arguments, open_store, table_console
 
 NAME = "history"
 HELP = "list stored runs with their headline numbers (best p50, best FPS, accuracy)"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from common.console import console, info, set_quiet
-from reports.cli import add_store_arguments, config_from_args, open_store
+from harness.commands._common import add_store_arguments, load_config_from_args, open_store
 
 NAME = "report"
 HELP = "write report.md, report.html and figures of a stored run (or a results JSON file)"
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         set_quiet(True)
     with open_store(args) as store:
         the_run = store.resolve(args.run_ref)
-    out = Path(args.out) if args.out else Path(config_from_args(args).store.runs_dir) / str(the_run.get("run_id"))
+    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / str(the_run.get("run_id"))
     from reports.report import write_report
 
     t0 = time.perf_counter()

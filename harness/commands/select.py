@@ -11,7 +11,7 @@ from rich.table import Table
 
 from common.console import set_quiet
 from common.errors import CheckFailed, UserError
-from reports.cli import add_store_arguments, open_store, table_console
+from harness.commands._common import add_store_arguments, open_store, table_console
 from reports.select import OBJECTIVES, Choice, Constraints, Selection, parse_min_accuracy, select
 
 NAME = "select"

@@ -13,7 +13,7 @@ import pytest
 from backends.artifact import MANIFEST, ONNX_FILE
 from fer.data import FerData
 from harness.cell import CellSpec
-from harness.runner import run_cell_subprocess
+from harness.launcher import run_cell_subprocess
 
 
 @pytest.fixture()

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from backends.registry import resolve_config
 from common.config import Config, load_config
 from common.errors import UserError
+from common.results import RESULT_FIELDS, ROW_FIELDS
 from fer.data import FerData
+from harness.agreement import compare_logits
 from harness.measure import Stats
-from harness.runner import RESULT_FIELDS, ROW_FIELDS, compare_logits, run_grid
+from harness.runner import run_grid
 
 LATENCY_FIELDS = {"min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov", "rcov"}
 AGREEMENT_FIELDS = {"variant", "backend", "reference", "top1_agreement", "max_abs_logit_diff"}
@@ -24,7 +27,7 @@ def _cfg(variants: list[str], **over: str) -> Config:
     sets = {"benchmark.threads": "1", "benchmark.min_duration_s": "0.05", "benchmark.min_iterations": "20",
             "benchmark.warmup_s": "0.02", "benchmark.batch_sizes": "[1, 4]", "benchmark.cell_timeout_s": "120",
             "benchmark.variants": json.dumps(variants), **over}
-    return load_config(None, [f"{k}={v}" for k, v in sets.items()])
+    return resolve_config(load_config(None, [f"{k}={v}" for k, v in sets.items()]))
 
 
 @pytest.fixture(scope="module")

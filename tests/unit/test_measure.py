@@ -85,8 +85,8 @@ def test_harness_overhead_is_invisible_on_a_fast_model() -> None:
 
 
 def test_busy_machine_makes_a_row_invalid() -> None:
-    from harness.cell import other_cpu_fraction
     from harness.runner import derive_timing
+    from harness.trackers import other_cpu_fraction
 
     assert other_cpu_fraction((0.0, 10.0, 1.0), (1.0, 10.0 + 2.0 * _ncpu(), 2.0)) == pytest.approx(
         (2.0 * _ncpu() - 1.0) / _ncpu())

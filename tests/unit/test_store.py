@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import event
 
 from common.errors import UserError
-from harness.store import SCHEMA_VERSION, ResultsStore, hardware_summary
+from common.results import hardware_summary
+from harness.store import SCHEMA_VERSION, ResultsStore
 
 
 def _url(tmp_path: Path, name: str = "history.sqlite") -> str:

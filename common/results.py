@@ -1,0 +1,110 @@
+"""The result-JSON contract shared by the writer (harness) and every reader (store, reports, select).
+
+A run is `{schema_version, run_id, created, fingerprint, config, config_hash, ..., results: [row, ...]}`; the
+field names, the reference cell that ratios are quoted against, and the helpers that name a run's machine and
+settings live here so that the harness and the reports agree without importing each other.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
+                 "synthetic", "harness_overhead_us", "results", "agreement")
+ROW_FIELDS = (
+    "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
+    "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",
+    "macro_f1", "storage_bytes", "storage_mb", "compression_ratio", "params", "nonzero_params", "gmac",
+    "int8_layers", "total_layers", "peak_rss_bytes",
+    # extras the results store needs
+    "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
+)
+# The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
+REFERENCE_BACKEND = "torch-eager"
+REFERENCE_VARIANT = "dense-fp32"
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted-key JSON; array-likes become lists, other non-JSON values their text (stable hashes)."""
+    return json.dumps(obj, default=_plain, sort_keys=True)
+
+
+def _plain(o: Any) -> Any:
+    for attr in ("tolist", "item"):  # numpy arrays and scalars, without importing numpy here
+        if hasattr(o, attr):
+            return getattr(o, attr)()
+    return str(o)
+
+
+def fingerprint_id(run: dict[str, Any]) -> str:
+    """The run's fingerprint id (`fingerprint.id`; a hash of the fingerprint if it carries none)."""
+    fp = run.get("fingerprint")
+    if isinstance(fp, dict) and fp.get("id"):
+        return str(fp["id"])
+    return hashlib.sha256(canonical_json(fp).encode()).hexdigest()[:12]
+
+
+def config_hash(run: dict[str, Any]) -> str:
+    """The run's config hash (`config_hash`; a hash of `config` if it carries none)."""
+    if run.get("config_hash"):
+        return str(run["config_hash"])
+    return hashlib.sha256(canonical_json(run.get("config")).encode()).hexdigest()[:16]
+
+
+def _first_str(d: dict[str, Any], *keys: str) -> str | None:
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return None
+
+
+def hardware_summary(fp: dict[str, Any] | None) -> str:
+    """A short human name of the machine in a fingerprint: CPU brand (cores) [+ GPU names]."""
+    if not isinstance(fp, dict):
+        return "unknown hardware"
+    cpu = fp.get("cpu")
+    brand: str | None = None
+    cores: Any = None
+    if isinstance(cpu, dict):
+        brand = _first_str(cpu, "brand", "brand_raw", "model", "name")
+        cores = (cpu.get("cores") or cpu.get("physical_cores") or cpu.get("logical_cores")
+                 or cpu.get("count") or cpu.get("cpu_count"))
+    elif isinstance(cpu, str):
+        brand = cpu
+    brand = brand or _first_str(fp, "cpu_brand", "cpu_model", "cpu_name", "processor")
+    cores = cores or fp.get("cpu_cores") or fp.get("cores")
+    name = brand or "unknown CPU"
+    if isinstance(cores, int) and not isinstance(cores, bool):
+        name += f" ({cores} cores)"
+    gpus: list[str] = []
+    for key in ("gpu", "gpus"):
+        g = fp.get(key)
+        items = g if isinstance(g, list) else [g]
+        for item in items:
+            if isinstance(item, dict):
+                n = _first_str(item, "name", "model", "brand")
+                if n:
+                    gpus.append(n)
+            elif isinstance(item, str) and item.strip() and item.strip().lower() not in ("none", "n/a"):
+                gpus.append(item.strip())
+    if not gpus and _first_str(fp, "gpu_name"):
+        gpus.append(str(fp["gpu_name"]))
+    return " + ".join([name, *gpus])
+
+
+def read_layers_csv(path: str | Path) -> list[dict[str, str]] | None:
+    """Rows of a layer-wise table CSV (None if the file is absent or unreadable)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return [dict(r) for r in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None

@@ -1,0 +1,85 @@
+"""How one cell runs: its spec from the config, and a fresh interpreter (`python -m harness.cell`) per cell.
+
+A fresh process per cell keeps runtimes' thread pools apart and turns a crash or hang into one failed cell:
+the process group is killed on timeout, and a missing result file becomes status error with the log's last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common.config import Config
+from harness.cell import CellSpec
+from harness.scenarios import LATENCY, THROUGHPUT
+
+
+def backend_extra(cfg: Config, backend: str) -> dict[str, Any]:
+    return dict(cfg.backends[backend])
+
+
+def scenarios(cfg: Config) -> list[list[Any]]:
+    return [[LATENCY, 1]] + [[THROUGHPUT, int(b)] for b in cfg.benchmark.batch_sizes]
+
+
+def cell_spec(cfg: Config, backend: str, artifact: Path, images: Path, labels: Path, logits_out: Path,
+          timing: bool = True, extra: dict[str, Any] | None = None) -> CellSpec:
+    b = cfg.benchmark
+    return CellSpec(
+        backend=backend, artifact=str(artifact), images=str(images), labels=str(labels), threads=b.threads,
+        batch_sizes=[int(x) for x in b.batch_sizes], extra=extra if extra is not None else backend_extra(cfg, backend),
+        scenarios=scenarios(cfg), warmup_s=b.warmup_s, min_duration_s=b.min_duration_s,
+        min_iterations=b.min_iterations, max_cov=b.max_cov, accuracy=b.accuracy or not timing, timing=timing,
+        logits_out=str(logits_out),
+    )
+
+
+def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: Path, threads: int) -> dict[str, Any]:
+    """Run one cell in a fresh interpreter; a timeout or crash becomes a result with status timeout/error."""
+    spec_path, out_path = stem.with_suffix(".spec.json"), stem.with_suffix(".out.json")
+    spec_path.write_text(spec.to_json(), encoding="utf-8")
+    out_path.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "harness.cell", str(spec_path), str(out_path)]
+    t0 = time.perf_counter()
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return {"status": "timeout", "reason": f"cell exceeded benchmark.cell_timeout_s = {timeout_s:g} s "
+                    f"and was killed", "scenarios": []}
+    wall = time.perf_counter() - t0
+    if out_path.is_file():
+        try:
+            result = json.loads(out_path.read_text(encoding="utf-8"))
+            result["cell_wall_s"] = wall
+            return dict(result)
+        except json.JSONDecodeError:
+            pass
+    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+    return {"status": "error", "reason": f"cell crashed ({how}): {_last_line(log_path)}", "scenarios": []}
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1][:300] if lines else "no output"
