@@ -18,6 +18,7 @@ from torch import nn
 
 from backends.artifact import TORCH_FILE, Artifact
 from common.errors import UserError
+from fer.checkpoint import model_from_payload, read_model_file
 
 FAKE_QUANT_LABEL = "int8 simulated (fake-quant)"
 INT8_KERNEL_LABEL = "int8 (torch x86 eager quantized kernels)"
@@ -25,27 +26,12 @@ INT8_KERNEL_LABEL = "int8 (torch x86 eager quantized kernels)"
 
 def read_payload(path: Path) -> dict[str, Any]:
     """The model.pt dict; UserError (one line) if it is not a readable weights-only checkpoint."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle with code, wrong format
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: not a readable weights-only model.pt ({first[:200]})") from None
-    if not isinstance(payload, dict) or "arch" not in payload or "state_dict" not in payload:
-        raise UserError(f"{path}: model.pt must hold a dict with 'arch' and 'state_dict'")
-    return payload
+    return read_model_file(path, "model file")
 
 
 def build_fp32(payload: dict[str, Any]) -> nn.Module:
     """The float VGG16-FER described by `payload` (fp32 variants), in eval mode."""
-    from fer.model import build_model
-
-    try:
-        model = build_model(dict(payload["arch"]))
-        model.load_state_dict(payload["state_dict"])
-    except (ValueError, RuntimeError, KeyError, TypeError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"model.pt: architecture and weights do not match ({first[:200]})") from None
-    return model.eval()
+    return model_from_payload(payload, "model.pt")
 
 
 def int8_kernels_supported() -> bool:

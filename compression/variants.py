@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -25,35 +24,27 @@ from torch import nn
 from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, TRT_ONNX_FILE, load_artifact
 from common.config import Config
 from common.errors import UserError
-from common.versions import library_versions
-from compression import export, qdq_check, verify
+from compression import export, verify
+from compression.checks import verify_fp32, verify_int8
 from compression.fold import fold_model, folded_layers
 from compression.importance import METHODS
 from compression.layers import layer_rows, write_layer_table
+from compression.manifest import base_manifest, storage_fields
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
-from compression.quant import A_QMAX, QuantizedLayer, QuantVGG, export_layers, quantize_folded
-from compression.storage import gmac, layer_infos, storage_bytes
-from compression.writer import ARTIFACT_LIBRARIES, write_variant
+from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
+from compression.storage import layer_infos, storage_bytes
+from compression.writer import int8_payload, write_variant
+from fer.checkpoint import load_model
 from fer.data import FerData
 from fer.evaluate import evaluate, predict_logits
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
 
-METHOD_LABELS: dict[str, str] = {
-    "dense": "dense (no pruning)",
-    "l1": "l1 (L1-norm, Li et al. 2017)",
-    "cdcp": "cdcp (CDP)",
-    "sfpga": "sfpga (Taylor)",
-    "drcp": "drcp (HRank)",
-    "tgpp": "tgpp (progressive SFP, AGP)",
-}
-UNSTRUCTURED_LABEL = "l1 (unstructured magnitude threshold, Eq. 5; zeros stay stored: no speedup on dense kernels)"
 DEFAULT_VARIANTS: tuple[str, ...] = ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8")
 PRECISIONS = ("fp32", "int8")
 FT_LR_FACTOR = 0.5  # fine-tuning lr = train.lr * this
 QAT_LR_FACTOR = 0.1  # QAT lr = train.lr * this
 MAX_VERIFY_IMAGES = 2000  # validation images used for ONNX / OpenVINO agreement checks
-MIN_AGREEMENT = 0.99
 
 Progress = Callable[[str], None]
 
@@ -141,38 +132,7 @@ def _reusable(path: Path, chash: str) -> bool:
 def load_torch_artifact(path: Path) -> tuple[VGG16FER, dict[str, Any]]:
     """The fp32 model of a variant directory (model.pt, weights_only) and its manifest."""
     art = load_artifact(path, verify=True)
-    try:
-        ckpt = torch.load(art.file(TORCH_FILE), weights_only=True, map_location="cpu")
-        model = build_model(ckpt["arch"])
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception as e:  # a truncated, foreign or code-carrying file
-        raise UserError(f"{path / TORCH_FILE}: not a loadable VGG16-FER checkpoint ({type(e).__name__})") from None
-    return model.eval(), art.manifest
-
-
-def load_dense_checkpoint(path: str | Path) -> VGG16FER:
-    """A dense VGG16-FER from a {"arch", "state_dict"} file or a bare state_dict; UserError on anything else."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"checkpoint {p} does not exist")
-    try:
-        obj = torch.load(p, weights_only=True, map_location="cpu")
-    except Exception as e:
-        raise UserError(f"checkpoint {p} cannot be loaded safely (truncated, or a pickle carrying code): "
-                        f"{type(e).__name__}") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"checkpoint {p} is not a VGG16-FER state (got {type(obj).__name__})")
-    state = obj.get("state_dict", obj)
-    arch = obj.get("arch")
-    try:
-        if arch is None:
-            raise KeyError("arch")
-        model = build_model(arch)
-        model.load_state_dict(state)
-    except Exception as e:
-        raise UserError(f"checkpoint {p} is not a VGG16-FER state: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:160]}") from None
-    return model.eval()
+    return load_model(art.file(TORCH_FILE), "model file"), art.manifest
 
 
 @dataclass
@@ -192,6 +152,7 @@ class _Builder:
         n_val = min(len(data.val), MAX_VERIFY_IMAGES)
         self.val_x = data.val.as_float()
         self.verify_x = self.val_x[:n_val]
+        self.n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
 
     # ------------------------------------------------------------ models
     def pruned(self, method: str) -> _Pruned:
@@ -240,28 +201,6 @@ class _Builder:
             self.say(f"{method}-int8: QAT in {time.perf_counter() - t0:.0f} s")
         return q.eval()
 
-    # ------------------------------------------------------------ manifests
-    def base_manifest(self, variant: str, method: str, precision: str, arch: dict[str, Any]) -> dict[str, Any]:
-        c = self.cfg.compress
-        label = UNSTRUCTURED_LABEL if (c.unstructured and method == "l1") else METHOD_LABELS[method]
-        return {
-            "variant": variant, "method": method, "method_label": label,
-            "sparsity": 0.0 if method == "dense" else c.sparsity, "precision": precision,
-            "config_hash": self.hash, "dataset": self.data.name, "synthetic": self.data.synthetic,
-            "versions": library_versions(ARTIFACT_LIBRARIES), "input_shape": [int(arch["in_channels"]), 48, 48],
-            "arch": arch, "gmac": round(gmac(arch), 6),
-            "pruning": None if method == "dense" else {
-                "criterion": label, "scope": c.scope, "steps": c.prune_steps,
-                "finetune_epochs": c.finetune_epochs, "unstructured": c.unstructured,
-                "structured": not c.unstructured,
-            },
-        }
-
-    def _storage(self, m: dict[str, Any], nbytes: int) -> None:
-        m["storage_bytes"] = nbytes
-        m["storage_mb"] = round(nbytes / 1e6, 4)
-        m["compression_ratio"] = round(self.dense_storage / nbytes, 3)
-
     # ------------------------------------------------------------ variants
     def build_fp32(self, variant: str, method: str) -> Path:
         if method == "dense":
@@ -270,10 +209,10 @@ class _Builder:
             p = self.pruned(method)
             model, masks = p.model, p.masks
         arch = arch_of(model)
-        m = self.base_manifest(variant, method, "fp32", arch)
+        m = base_manifest(self.cfg, self.data, variant, method, "fp32", arch, self.hash)
         params, nonzero = count_params(model)
         m.update(params=params, nonzero_params=nonzero)
-        self._storage(m, storage_bytes(arch, "fp32"))
+        storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
         m["val_accuracy"] = evaluate(model, self.val_x, self.data.val.labels).accuracy
@@ -284,16 +223,8 @@ class _Builder:
                 "quant": None}
 
         def finish(tmp: Path, man: dict[str, Any]) -> None:
-            errs = qdq_check.check_fp32(onnx.load(str(tmp / ONNX_FILE)))
-            if errs:
-                raise RuntimeError(f"{variant}: FP32 ONNX check failed: {errs[:3]}")
-            ort = verify.ort_logits(tmp / ONNX_FILE, self.verify_x)
             man["onnx_bytes"] = man["files"][ONNX_FILE]["bytes"]
-            man["verification"] = {
-                "images": len(self.verify_x),
-                "onnxruntime_vs_torch_top1_agreement": verify.top1_agreement(ort, torch_logits),
-                "onnxruntime_vs_torch_max_abs_diff": float(np.abs(ort - torch_logits).max()),
-            }
+            man["verification"] = verify_fp32(tmp, variant, self.verify_x, torch_logits)
 
         return write_variant(self.out_dir, variant, {
             TORCH_FILE: lambda path: torch.save(ckpt, path),
@@ -310,12 +241,12 @@ class _Builder:
         q = self.quantize(method, source, masks)
         qlayers = export_layers(q)
         arch = arch_of(source)
-        m = self.base_manifest(variant, method, "int8", arch)
+        m = base_manifest(self.cfg, self.data, variant, method, "int8", arch, self.hash)
         params = sum(ql.w_int8.numel() + ql.bias.numel() for ql in qlayers)
         w_nonzero = sum(_nonzero_int8(ql) for ql in qlayers)
         nonzero = w_nonzero + sum(int(torch.count_nonzero(ql.bias)) for ql in qlayers)
         m.update(params=params, nonzero_params=nonzero)
-        self._storage(m, storage_bytes(arch, "int8", c.symmetric))
+        storage_fields(m, self.dense_storage, storage_bytes(arch, "int8", c.symmetric))
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
@@ -338,7 +269,7 @@ class _Builder:
         if not c.symmetric:
             m["quantization"]["note"] = ("asymmetric zero-points are not legal for TensorRT: no model.trt.onnx; "
                                          "ONNX Runtime / OpenVINO run model.onnx")
-        ckpt = _int8_checkpoint(arch, qlayers, c.symmetric)
+        ckpt = int8_payload(arch, qlayers, c.symmetric)
         in_ch = int(arch["in_channels"])
         files = {
             TORCH_FILE: lambda path: torch.save(ckpt, path),
@@ -348,47 +279,10 @@ class _Builder:
             files[TRT_ONNX_FILE] = lambda path: onnx.save(export.trt_qdq_onnx(qlayers, in_ch), str(path))
 
         def finish(tmp: Path, man: dict[str, Any]) -> None:
-            man["verification"] = self._verify_int8(tmp, variant, q_logits, c.symmetric)
+            man["verification"] = verify_int8(tmp, variant, self.verify_x, q_logits, c.symmetric, self.n_conv, self.say)
             man["onnx_bytes"] = man["files"][ONNX_FILE]["bytes"]
 
         return write_variant(self.out_dir, variant, files, m, finish)
-
-    def _verify_int8(self, tmp: Path, variant: str, q_logits: np.ndarray, symmetric: bool) -> dict[str, Any]:
-        cpu_path = tmp / ONNX_FILE
-        errs = qdq_check.check_cpu(onnx.load(str(cpu_path)), symmetric=symmetric)
-        if errs:
-            raise RuntimeError(f"{variant}: model.onnx breaks the CPU QDQ rules: {errs[:3]}")
-        n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
-        ops = verify.ort_optimized_ops(cpu_path)
-        ov_prec = verify.ov_conv_precisions(cpu_path)
-        ort = verify.ort_logits(cpu_path, self.verify_x)
-        ov = verify.ov_logits(cpu_path, self.verify_x)
-        out: dict[str, Any] = {
-            "images": len(self.verify_x),
-            "cpu_encoding_rules": "pass",
-            "onnxruntime_qlinearconv": ops.get("QLinearConv", 0), "convs": n_conv,
-            "openvino_conv_runtime_precision": dict(ov_prec),
-            "onnxruntime_vs_torch_top1_agreement": verify.top1_agreement(ort, q_logits),
-            "openvino_vs_torch_top1_agreement": verify.top1_agreement(ov, q_logits),
-        }
-        if symmetric:
-            if ops.get("QLinearConv", 0) != n_conv:
-                raise RuntimeError(f"{variant}: ONNX Runtime fused {ops.get('QLinearConv', 0)} of {n_conv} convs "
-                                   f"into QLinearConv; int8 would not really run")
-            if sum(v for k, v in ov_prec.items() if k in ("u8", "i8")) != n_conv:
-                raise RuntimeError(f"{variant}: OpenVINO runs convolutions in {dict(ov_prec)}, not int8")
-            trt_path = tmp / TRT_ONNX_FILE
-            terrs = qdq_check.check_trt(onnx.load(str(trt_path)))
-            if terrs:
-                raise RuntimeError(f"{variant}: model.trt.onnx breaks TensorRT's QDQ rules: {terrs[:3]}")
-            trt = verify.ort_logits(trt_path, self.verify_x)
-            out["tensorrt_encoding_rules"] = "pass"
-            out["trt_encoding_vs_cpu_encoding_top1_agreement"] = verify.top1_agreement(trt, ort)
-        low = {k: v for k, v in out.items() if k.endswith("agreement") and v < MIN_AGREEMENT}
-        if low:
-            self.say(f"{variant}: warning: top-1 agreement below {MIN_AGREEMENT}: {low}")
-        return out
-
 
 def _nonzero_int8(ql: QuantizedLayer) -> int:
     """Weights that dequantize to a non-zero value (int8 value != its channel's zero-point)."""
@@ -399,23 +293,6 @@ def _nonzero_int8(ql: QuantizedLayer) -> int:
 def _zero_masks(model: VGG16FER) -> dict[str, torch.Tensor]:
     """Keep-masks of an unstructured-pruned model read back from its zeros, keyed by layer name."""
     return {name: (mod.weight != 0) for name, mod in model.named_modules() if isinstance(mod, nn.Conv2d | nn.Linear)}
-
-
-def _int8_checkpoint(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric: bool) -> dict[str, Any]:
-    """model.pt of an int8 variant (format documented in compression/writer.py)."""
-    state: dict[str, torch.Tensor] = {}
-    quant: dict[str, dict[str, Any]] = {}
-    for ql in qlayers:
-        state[f"{ql.name}.weight"] = ql.w_int8.clone()
-        state[f"{ql.name}.bias"] = ql.bias.clone()
-        quant[ql.name] = {"w_scale": ql.w_scale.clone(), "w_zero_point": ql.w_zero_point.clone(),
-                          "act_scale": ql.act_scale, "act_zero_point": ql.act_zero_point, "act_max": ql.act_max,
-                          "act_dtype": "uint8", "weight_error": ql.weight_error}
-    return {
-        "format": "fer-bench/int8-folded-v1", "arch": arch, "folded": True, "state_dict": state, "quant": quant,
-        "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor", "symmetric": symmetric,
-                   "w_qmin": -127 if symmetric else -128, "w_qmax": 127, "a_qmin": 0, "a_qmax": A_QMAX},
-    }
 
 
 def build_variants(

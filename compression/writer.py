@@ -43,12 +43,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from backends.artifact import MANIFEST, SCHEMA_VERSION, sha256_file
+from compression.quant import A_QMAX, QuantizedLayer
 
 FileWriter = Callable[[Path], None]
-
-
-ARTIFACT_LIBRARIES = ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench")
 
 
 def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], manifest: dict[str, Any],
@@ -81,3 +81,20 @@ def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], man
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def int8_payload(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric: bool) -> dict[str, Any]:
+    """model.pt of an int8 variant (format documented above)."""
+    state: dict[str, torch.Tensor] = {}
+    quant: dict[str, dict[str, Any]] = {}
+    for ql in qlayers:
+        state[f"{ql.name}.weight"] = ql.w_int8.clone()
+        state[f"{ql.name}.bias"] = ql.bias.clone()
+        quant[ql.name] = {"w_scale": ql.w_scale.clone(), "w_zero_point": ql.w_zero_point.clone(),
+                          "act_scale": ql.act_scale, "act_zero_point": ql.act_zero_point, "act_max": ql.act_max,
+                          "act_dtype": "uint8", "weight_error": ql.weight_error}
+    return {
+        "format": "fer-bench/int8-folded-v1", "arch": arch, "folded": True, "state_dict": state, "quant": quant,
+        "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor", "symmetric": symmetric,
+                   "w_qmin": -127 if symmetric else -128, "w_qmax": 127, "a_qmin": 0, "a_qmax": A_QMAX},
+    }

@@ -32,22 +32,40 @@ def save_checkpoint(path: str | Path, model: VGG16FER, meta: dict[str, Any]) -> 
 def load_checkpoint(path: str | Path) -> tuple[VGG16FER, dict[str, Any]]:
     """Rebuild the model stored at `path` (eval mode) and return it with its metadata; UserError if invalid."""
     p = Path(path)
-    obj = safe_torch_load(p, "checkpoint")
-    if not isinstance(obj, dict):
-        raise UserError(f"checkpoint {p}: not a VGG16-FER checkpoint (holds a {type(obj).__name__}, not a dict)")
-    missing = [k for k in ("arch", "state_dict", "meta") if k not in obj]
-    if missing:
-        raise UserError(f"checkpoint {p}: not a VGG16-FER checkpoint (missing {', '.join(missing)})")
-    arch, state, meta = obj["arch"], obj["state_dict"], obj["meta"]
-    if not isinstance(arch, dict) or not isinstance(state, dict) or not isinstance(meta, dict):
+    obj = read_model_file(p, "checkpoint", required=("arch", "state_dict", "meta"))
+    if not isinstance(obj["meta"], dict):
         raise UserError(f"checkpoint {p}: arch, state_dict and meta must be dicts")
+    return model_from_payload(obj, f"checkpoint {p}"), obj["meta"]
+
+
+def load_model(path: str | Path, what: str = "checkpoint") -> VGG16FER:
+    """A VGG16-FER from any {"arch", "state_dict", ...} file we write (training checkpoint, artifact model.pt,
+    a dense model given by the user); the one loader behind every model file. UserError on anything else."""
+    p = Path(path)
+    return model_from_payload(read_model_file(p, what), f"{what} {p}")
+
+
+def read_model_file(path: Path, what: str, required: tuple[str, ...] = ("arch", "state_dict")) -> dict[str, Any]:
+    """The dict in a model file (weights_only), with `required` keys present; UserError naming the file."""
+    obj = safe_torch_load(path, what)
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {path}: not a VGG16-FER checkpoint (holds a {type(obj).__name__}, not a dict)")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise UserError(f"{what} {path}: not a VGG16-FER checkpoint (missing {', '.join(missing)})")
+    if not isinstance(obj["arch"], dict) or not isinstance(obj["state_dict"], dict):
+        raise UserError(f"{what} {path}: arch, state_dict and meta must be dicts")
+    return obj
+
+
+def model_from_payload(payload: dict[str, Any], what: str) -> VGG16FER:
+    """The float model that `payload` ({"arch", "state_dict"}) describes, in eval mode; UserError if they differ."""
     try:
-        model = build_model(arch)
+        model = build_model(dict(payload["arch"]))
     except (ValueError, TypeError, KeyError) as e:
-        raise UserError(f"checkpoint {p}: invalid architecture description: {e}") from None
-    load_state_strict(model, state, f"checkpoint {p}")
-    model.eval()
-    return model, meta
+        raise UserError(f"{what}: invalid architecture description: {e}") from None
+    load_state_strict(model, payload["state_dict"], f"{what} is not a VGG16-FER state")
+    return model.eval()
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, Any], what: str) -> None:
@@ -97,12 +115,15 @@ def safe_torch_load(path: Path, what: str) -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights only" in first.lower() or "weights_only" in first.lower():
             raise UserError(
-                f"{what} {path}: refused, the file carries code or objects other than tensors and plain values"
+                f"{what} {path} cannot be loaded safely: refused, the file carries code or objects other than "
+                f"tensors and plain values"
             ) from None
-        raise UserError(f"{what} {path}: not a readable torch file ({first[:160]})") from None
+        raise UserError(f"{what} {path} cannot be loaded safely: not a readable torch file ({first[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{what} {path}: truncated or not a torch file ({first[:160]})") from None
+        raise UserError(
+            f"{what} {path} cannot be loaded safely: truncated or not a torch file ({first[:160]})"
+        ) from None
 
 
 def _check_plain(value: Any, where: str) -> None:

@@ -19,7 +19,8 @@ from compression.prune import (
     structured_prune,
     unstructured_prune,
 )
-from compression.variants import build_variants, load_dense_checkpoint, requested_variants
+from compression.variants import build_variants, requested_variants
+from fer.checkpoint import load_model as load_dense_checkpoint
 from fer.data import FerData, Split
 from fer.model import arch_of, build_model, default_arch
 

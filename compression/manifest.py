@@ -1,0 +1,47 @@
+"""A variant's manifest.json fields: method labels, provenance, parameter storage and compression ratio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.config import Config
+from common.versions import library_versions
+from compression.storage import gmac
+from fer.data import FerData
+
+ARTIFACT_LIBRARIES = ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench")
+METHOD_LABELS: dict[str, str] = {
+    "dense": "dense (no pruning)",
+    "l1": "l1 (L1-norm, Li et al. 2017)",
+    "cdcp": "cdcp (CDP)",
+    "sfpga": "sfpga (Taylor)",
+    "drcp": "drcp (HRank)",
+    "tgpp": "tgpp (progressive SFP, AGP)",
+}
+UNSTRUCTURED_LABEL = "l1 (unstructured magnitude threshold, Eq. 5; zeros stay stored: no speedup on dense kernels)"
+
+
+def base_manifest(cfg: Config, data: FerData, variant: str, method: str, precision: str, arch: dict[str, Any],
+                  chash: str) -> dict[str, Any]:
+    """The manifest fields every variant shares: what it is, how it was made, what shaped it."""
+    c = cfg.compress
+    label = UNSTRUCTURED_LABEL if (c.unstructured and method == "l1") else METHOD_LABELS[method]
+    return {
+        "variant": variant, "method": method, "method_label": label,
+        "sparsity": 0.0 if method == "dense" else c.sparsity, "precision": precision,
+        "config_hash": chash, "dataset": data.name, "synthetic": data.synthetic,
+        "versions": library_versions(ARTIFACT_LIBRARIES), "input_shape": [int(arch["in_channels"]), 48, 48],
+        "arch": arch, "gmac": round(gmac(arch), 6),
+        "pruning": None if method == "dense" else {
+            "criterion": label, "scope": c.scope, "steps": c.prune_steps,
+            "finetune_epochs": c.finetune_epochs, "unstructured": c.unstructured,
+            "structured": not c.unstructured,
+        },
+    }
+
+
+def storage_fields(m: dict[str, Any], dense_storage: int, nbytes: int) -> None:
+    """Parameter storage at the variant's precision (the paper's metric) and the ratio to dense fp32."""
+    m["storage_bytes"] = nbytes
+    m["storage_mb"] = round(nbytes / 1e6, 4)
+    m["compression_ratio"] = round(dense_storage / nbytes, 3)
