@@ -10,9 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-# Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
+# Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default, and status lines on a
+# pipe are never wrapped (soft_wrap): a log line stays one line, whatever its length.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 _quiet = False
 
 
@@ -29,14 +30,18 @@ def info(msg: str) -> None:
 
 
 class _PlainTask:
+    """Off a terminal a step counter is noise (a `make bench` log had ~1,100 step lines): the caller's
+    per-epoch/per-phase `info` lines carry the progress, and this task prints one line when it ends."""
+
     def __init__(self, desc: str, total: float | None) -> None:
         self.desc, self.total, self.done = desc, total, 0.0
 
     def advance(self, n: float = 1.0, **fields: Any) -> None:
         self.done += n
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+
+    def finish(self) -> None:
         if not _quiet:
-            sys.stderr.write(f"{self.desc}: {self.done:g}/{self.total or '?'} {extra}\n".rstrip() + "\n")
+            info(f"{self.desc}: done ({self.done:g}/{self.total or '?'} steps)")
 
 
 class _RichTask:
@@ -52,7 +57,9 @@ class _RichTask:
 def progress_task(desc: str, total: float | None) -> Iterator[Any]:
     """A progress bar (rich on a terminal, plain lines on a pipe, silent when quiet); `.advance(n, **fields)`."""
     if _quiet or not err_console.is_terminal:
-        yield _PlainTask(desc, total)
+        task = _PlainTask(desc, total)
+        yield task
+        task.finish()
         return
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[status]}"))

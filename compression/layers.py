@@ -16,8 +16,9 @@ from common.atomic import write_text_atomic
 from compression.storage import layer_infos, layer_storage_bytes
 from fer.model import Arch
 
-COLUMNS = ("variant", "layer", "type", "output_size", "channels_before", "channels_after", "params_before",
-           "params_after", "storage_before_kb", "storage_after_kb", "precision_after", "compression_ratio")
+# Reading order: what the layer is, what pruning did to it, what it costs, the ratio; then which variant.
+COLUMNS = ("layer", "type", "output_size", "channels_before", "channels_after", "params_before", "params_after",
+           "storage_before_kb", "storage_after_kb", "compression_ratio", "precision_after", "variant")
 
 
 def layer_rows(variant: str, dense: Arch, pruned: Arch, precision: str = "int8",

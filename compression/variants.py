@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, TRT_ONNX_FILE, load_artifact
-from common.config import Config
+from common.config import BenchmarkConfig, Config
 from common.errors import UserError
 from compression import export, verify
 from compression.checks import verify_fp32, verify_int8
@@ -40,7 +40,7 @@ from fer.evaluate import evaluate, predict_logits
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
 
-DEFAULT_VARIANTS: tuple[str, ...] = ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8")
+DEFAULT_VARIANTS: tuple[str, ...] = tuple(BenchmarkConfig().variants)  # one list: the config's default
 PRECISIONS = ("fp32", "int8")
 FT_LR_FACTOR = 0.5  # fine-tuning lr = train.lr * this
 QAT_LR_FACTOR = 0.1  # QAT lr = train.lr * this

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from common.results import REFERENCE_BACKEND
 from common.text import finite_number
 from reports.tables import cell_name, is_invalid, is_ok
 
@@ -91,7 +92,7 @@ def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
         st, acc = finite_number(r.get("storage_mb")), finite_number(r.get("accuracy"))
         if is_ok(r) and st is not None and acc is not None:
             v = str(r.get("variant"))
-            if v not in by_variant or r.get("backend") == "torch-eager":
+            if v not in by_variant or r.get("backend") == REFERENCE_BACKEND:
                 by_variant[v] = (st, 100.0 * acc)
     if not by_variant:
         return None

@@ -285,13 +285,27 @@ def table4(run: dict[str, Any]) -> Table:
     rows, source = layer_rows(run)
     if not rows:
         return Table("Table 4 — layer-wise compression", [], [], [f"Not available: {source}."], "table4")
-    header: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in header:
-                header.append(str(k))
-    body = [[_cell(r.get(k)) for k in header] for r in rows]
+    known = {k for _, k in _LAYER_SINGLE} | {k for _, *pair in _LAYER_PAIRS for k in pair} | {"compression_ratio"}
+    if known <= set(rows[0]):
+        header = [h for h, *_ in _LAYER_SINGLE[:3]] + [h for h, *_ in _LAYER_PAIRS] + ["ratio", "variant"]
+        body = [[_cell(r.get(k)) for _, k in _LAYER_SINGLE[:3]]
+                + [_pair(r.get(b), r.get(a)) for _, b, a in _LAYER_PAIRS]
+                + [f"{_cell(r.get('compression_ratio'))}x", _cell(r.get("variant"))] for r in rows]
+    else:  # a layers.csv of another shape: show its own columns
+        header = list(dict.fromkeys(str(k) for r in rows for k in r))
+        body = [[_cell(r.get(k)) for k in header] for r in rows]
     return Table("Table 4 — layer-wise compression", header, body, [f"Source: {source}."], "table4")
+
+
+# Table 4 in reading order: layer, type, output size, then each quantity as before -> after, then the ratio.
+_LAYER_SINGLE = [("layer", "layer"), ("type", "type"), ("output size", "output_size")]
+_LAYER_PAIRS = [("channels", "channels_before", "channels_after"), ("params", "params_before", "params_after"),
+                ("storage KB", "storage_before_kb", "storage_after_kb")]
+
+
+def _pair(before: Any, after: Any) -> str:
+    b, a = _cell(before), _cell(after)
+    return f"{b} -> {a}" if b or a else ""
 
 
 def _cell(v: Any) -> str:

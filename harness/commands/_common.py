@@ -41,6 +41,33 @@ def toml_string(value: str) -> str:
     return f'"{escaped}"'
 
 
+_STDOUT = "-"
+
+
+def add_json_arguments(p: argparse.ArgumentParser) -> None:
+    """`--json` prints JSON on stdout (as in every subcommand); `--json-out PATH` writes it to a file. The old
+    `--json PATH` still writes the file, with a deprecation notice."""
+    p.add_argument("--json", nargs="?", const=_STDOUT, default=None, metavar="",
+                   help="print the JSON on stdout (instead of the table)")
+    p.add_argument("--json-out", type=Path, default=None, metavar="PATH", help="also write the JSON to PATH")
+
+
+def json_destinations(args: argparse.Namespace) -> tuple[bool, Path | None]:
+    """(print JSON on stdout?, file to write it to or None) from --json / --json-out."""
+    from common.console import info
+
+    value, out = getattr(args, "json", None), getattr(args, "json_out", None)
+    if value is None or value == _STDOUT:
+        return value == _STDOUT, out
+    info("warning: `--json PATH` is deprecated and will be removed: use `--json-out PATH` "
+         "(`--json` alone prints JSON on stdout)")
+    if out is not None:
+        from common.errors import UserError
+
+        raise UserError("give the output file once: --json-out PATH (not also --json PATH)")
+    return False, Path(value)
+
+
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """--config/--set (the store URL comes from [store] url) and the --store URL shortcut."""
     from harness.cli import add_config_arguments

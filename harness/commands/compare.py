@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.atomic import write_json_atomic
 from common.console import info, set_quiet
 from common.errors import CheckFailed, UserError
-from harness.commands._common import add_store_arguments, open_store, table_console
+from harness.commands._common import (
+    add_json_arguments,
+    add_store_arguments,
+    json_destinations,
+    open_store,
+    table_console,
+)
 
 if TYPE_CHECKING:
     from harness.regression import Comparison
@@ -31,12 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
-    p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="write the comparison as JSON")
+    add_json_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "quiet", False):
         set_quiet(True)
+    to_stdout, json_path = json_destinations(args)
     if args.history is not None and args.baseline is not None:
         raise UserError("give either --baseline RUN or --history N, not both")
     if args.history is None and args.baseline is None:
@@ -58,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
                        allow_hardware_mismatch=args.allow_hardware_mismatch)
     for w in cmp.warnings:
         info(f"warning: {w}")
-    print_comparison(cmp)
-    if args.json_out:
-        _write_json(Path(args.json_out), cmp)
+    if to_stdout:
+        print(json.dumps(cmp.to_dict(), indent=2, default=str))
+    else:
+        print_comparison(cmp)
+    if json_path is not None:
+        _write_json(json_path, cmp)
     regs = cmp.regressions
     if regs:
         names = ", ".join(cell_label(c.key) for c in regs[:5]) + (" ..." if len(regs) > 5 else "")

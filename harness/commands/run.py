@@ -17,7 +17,9 @@ from common import console
 from common.atomic import write_text_atomic
 from common.config import Config, check_variant_name
 from common.errors import UserError
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli import add_config_arguments
+from harness.commands._common import add_json_arguments, json_destinations
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
-    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results JSON here")
+    add_json_arguments(p)
     p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
     p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
 
@@ -72,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner import run_grid
 
     console.set_quiet(args.quiet)
+    to_stdout, json_path = json_destinations(args)
     cfg = load_config_from_args(args)
     backends, variants = _selected(args, cfg)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
@@ -92,9 +95,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=1, default=str)
     write_text_atomic(run_dir / "results.json", text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.json, text)
+    if json_path is not None:
+        write_text_atomic(json_path, text)
     if not args.no_store:
         from harness.store import ResultsStore
 
@@ -104,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
         write_report(results, run_dir)
     _point_latest(runs_dir, results["run_id"])
-    _print_summary(results)
+    if to_stdout:
+        print(text)
+    else:
+        _print_summary(results)
     console.info(f"run {results['run_id']} written to {run_dir}")
     return 0
 
@@ -115,7 +120,7 @@ def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
 
 def _print_summary(results: dict[str, Any]) -> None:
     rows = results["results"]
-    ref = next((r for r in rows if r["backend"] == "torch-eager" and r["variant"] == "dense-fp32"
+    ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
     table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
