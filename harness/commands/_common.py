@@ -47,8 +47,9 @@ _STDOUT = "-"
 def add_json_arguments(p: argparse.ArgumentParser) -> None:
     """`--json` prints JSON on stdout (as in every subcommand); `--json-out PATH` writes it to a file. The old
     `--json PATH` still writes the file, with a deprecation notice."""
-    p.add_argument("--json", nargs="?", const=_STDOUT, default=None, metavar="",
-                   help="print the JSON on stdout (instead of the table)")
+    p.add_argument("--json", nargs="?", const=_STDOUT, default=None, metavar="OLD_PATH",
+                   help="print the JSON on stdout instead of the table (`--json PATH` is the deprecated form of "
+                        "--json-out)")
     p.add_argument("--json-out", type=Path, default=None, metavar="PATH", help="also write the JSON to PATH")
 
 

@@ -26,9 +26,11 @@ HELP = "benchmark the same compressed files on every backend: accuracy, latency,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from backends.registry import backend_names
+
     add_config_arguments(p)
     p.add_argument("--backend", action="append", default=None, metavar="NAME",
-                   help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
+                   help=f"run only this backend (repeatable): {', '.join(backend_names())}")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
     add_json_arguments(p)
