@@ -158,7 +158,9 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
             cell = replace(CellSpec(**spec), artifact=str(art_dir), images=str(data_dir / "test_images.npy"),
                            labels=str(data_dir / "test_labels.npy"), logits_out=str(work / "logits.npy"))
             with host_lock():
+                start = time.time()  # wall clock: comparable across the nodes of one host
                 result = run_cell_subprocess(cell, work / "cell", timeout_s, work / "cell.log", threads)
+                result["host_slot"] = {"start": start, "end": time.time()}
     return {**result, "node": node_info()}
 
 
@@ -288,8 +290,9 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                 node = (results_of.get(key) or {}).get("node") or {}
                 mid = node.get("machine_id") or target_machine[t]
                 fp = machines[mid]["fingerprint"] or {}
+                slot = (results_of.get(key) or {}).get("host_slot")
                 for r in rows_by_cell.get(key, []):
-                    r.update(machine_id=mid, fingerprint_id=fp.get("id"), target=t)
+                    r.update(machine_id=mid, fingerprint_id=fp.get("id"), target=t, host_slot=slot)
                     rows_out.append(r)
     return {
         "schema_version": SCHEMA_VERSION,

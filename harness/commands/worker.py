@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from common.console import console
+from common import console
 from common.errors import UserError
 
 NAME = "worker"
