@@ -4,6 +4,8 @@ started here in its own session and killed here by process group."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -80,9 +82,9 @@ class LocalCluster:
 
     def targets(self) -> set[str]:
         """Targets offered by live nodes (asked from a short-lived driver)."""
-        code = ("import ray, json; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+        code = (f"import ray, json; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
                 "print(json.dumps([k for n in ray.nodes() if n['Alive'] for k in n['Resources'] "
-                "if k.startswith('target:')])); ray.shutdown()") % self.address
+                "if k.startswith('target:')])); ray.shutdown()")
         out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=60)
         try:
             return {k.split(":", 1)[1] for k in json.loads(out.stdout.strip().splitlines()[-1])}
@@ -94,10 +96,8 @@ class LocalCluster:
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
     def stop(self) -> None:
@@ -160,7 +160,7 @@ def test_nodes_on_one_host_take_turns_and_cache_artifacts(cluster: LocalCluster,
     # two nodes on one host: the timed cells never overlap
     slots = sorted({(r["host_slot"]["start"], r["host_slot"]["end"]) for r in run["results"]})
     assert len(slots) == 2 * len(variants) and all(r["status"] == "ok" for r in run["results"])
-    assert all(end <= nxt for (_, end), (nxt, _) in zip(slots, slots[1:], strict=False))
+    assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(slots))
 
 
 def test_a_killed_node_costs_only_its_cells(cluster: LocalCluster, artifacts: dict[str, Path],
