@@ -134,3 +134,50 @@ def test_select_command(tmp_path, make_run, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "nothing feasible" in captured.err and "--max-latency-ms" in captured.err
     assert cli.main(["select", "--store", url, "--batch", "0"]) == 2
+
+
+def _fleet_run(make_run, run_id: str, created: str, threads: int, slow_b: float = 1.0, fast_ovn: float = 1.0):
+    """A cluster run: every cell measured on edge-a (box-a) and edge-b (box-b, slower by `slow_b`) at `threads`."""
+    a = make_run(run_id, created=created, seed=3, backends=("openvino", "onnxruntime"),
+                 factors={("openvino", "l1-int8"): fast_ovn})
+    b = make_run(run_id, created=created, seed=4, backends=("openvino", "onnxruntime"),
+                 factors={k: slow_b for k in itertools.product(("openvino", "onnxruntime"),
+                                                               ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8"))})
+    rows = []
+    for run, machine, target, cpu in ((a, "box-a", "edge-a", "Edge CPU A"), (b, "box-b", "edge-b", "Edge CPU B")):
+        for r in run["results"]:
+            rows.append({**r, "machine_id": machine, "target": target, "fingerprint_id": f"fp-{machine}",
+                         "describe": {"threads": threads}})
+    a["results"] = rows
+    a["machines"] = {m: {"target": t, "fingerprint": {"id": f"fp-{m}", "machine_id": m, "cpu": {"brand": cpu}}}
+                     for m, t, cpu in (("box-a", "edge-a", "Edge CPU A"), ("box-b", "edge-b", "Edge CPU B"))}
+    return a
+
+
+def test_select_across_machines_names_the_machine_and_never_mixes_settings(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    with ResultsStore(url) as store:
+        store.save_run(_fleet_run(make_run, "f-2threads", "2026-02-01T00:00:00Z", threads=2, slow_b=1.5))
+        # a later run at threads=1 where openvino/l1-int8 on box-a is faster: a different choice, not a newer
+        # measurement of the threads=2 one
+        store.save_run(_fleet_run(make_run, "f-1thread", "2026-02-02T00:00:00Z", threads=1, slow_b=1.5,
+                                  fast_ovn=0.5))
+        rows = store.all_results()
+    sel = select(rows, Constraints())
+    best = sel.recommended
+    assert (best.machine_id, best.target, best.threads, best.backend, best.variant) == \
+        ("box-a", "edge-a", 1, "openvino", "l1-int8")
+    assert best.hardware == "Edge CPU A" and "machine box-a" in sel.message and "threads 1" in sel.message
+    ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
+    assert sorted((c.threads, c.run_id) for c in ovn) == [(1, "f-1thread"), (2, "f-2threads")]  # kept apart
+    assert {c.machine_id for c in sel.ranked} == {"box-a", "box-b"}
+
+    assert cli.main(["select", "--store", url, "--target", "edge-b", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recommended"]["machine_id"] == "box-b" and out["recommended"]["target"] == "edge-b"
+    assert {r["machine_id"] for r in out["ranked"]} == {"box-b"}
+    assert cli.main(["select", "--store", url, "--machine", "box-a"]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended: openvino/l1-int8 (threads 1) on machine box-a (Edge CPU A)" in " ".join(printed.split())
+    assert cli.main(["select", "--store", url, "--machine", "nope"]) == 2
+    assert "stored: box-a, box-b" in capsys.readouterr().err
