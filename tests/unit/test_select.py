@@ -181,3 +181,18 @@ def test_select_across_machines_names_the_machine_and_never_mixes_settings(tmp_p
     assert "recommended: openvino/l1-int8 (threads 1) on machine box-a (Edge CPU A)" in " ".join(printed.split())
     assert cli.main(["select", "--store", url, "--machine", "nope"]) == 2
     assert "stored: box-a, box-b" in capsys.readouterr().err
+
+
+def test_report_compare_hardware_puts_machines_side_by_side(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    with ResultsStore(url) as store:
+        store.save_run(_fleet_run(make_run, "f-2threads", "2026-02-01T00:00:00Z", threads=2, slow_b=3.0))
+    out = tmp_path / "cmp"
+    assert cli.main(["report", "--compare-hardware", "--store", url, "--out", str(out)]) == 0
+    md = (out / "compare_hardware.md").read_text()
+    assert "box-a p50 / p99 ms" in md and "box-b p50 / p99 ms" in md and "box-a: Edge CPU A, target edge-a" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| openvino | l1-int8 | threads 2"))
+    a, b = (float(c.split("/")[0]) for c in line.strip("|").split("|")[3:5])
+    assert 2.5 < b / a < 3.6  # box-b was made 3x slower
+    assert (out / "compare_hardware.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "compare_hardware.html" in capsys.readouterr().out
