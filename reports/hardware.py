@@ -25,7 +25,8 @@ Cell = tuple[str, str, str]  # backend, variant, settings
 
 
 def _settings(row: dict[str, Any]) -> str:
-    desc = row.get("describe") if isinstance(row.get("describe"), dict) else {}
+    raw = row.get("describe")
+    desc: dict[str, Any] = raw if isinstance(raw, dict) else {}
     parts = [f"threads {desc.get('threads', '?')}"]
     if desc.get("streams") is not None:
         parts.append(f"streams {desc['streams']}")
@@ -62,7 +63,8 @@ def hardware_table(rows: list[dict[str, Any]]) -> Table:
             if r is None:
                 line.append("not measured")
                 continue
-            lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else {}
+            raw = r.get("latency_ms")
+            lat: dict[str, Any] = raw if isinstance(raw, dict) else {}
             text = f"{fnum(lat.get('p50'))} / {fnum(lat.get('p99'))}"
             line.append(text + (" INVALID" if is_invalid(r) else ""))
         out.append(line)
@@ -89,8 +91,8 @@ def hardware_figure(rows: list[dict[str, Any]]) -> bytes | None:
         ys, xs = [], []
         for i, (_key, per) in enumerate(shared):
             r = per.get(m)
-            lat = (r or {}).get("latency_ms") if isinstance((r or {}).get("latency_ms"), dict) else {}
-            v = finite_number((lat or {}).get("p50"))
+            raw = (r or {}).get("latency_ms")
+            v = finite_number(raw.get("p50")) if isinstance(raw, dict) else None
             if v is not None and v > 0:
                 ys.append(i + j * height)
                 xs.append(v)

@@ -3,8 +3,9 @@
 A *choice* is (backend, device, variant, machine, settings): the machine is the row's machine id (a fleet
 history holds many; its hardware summary is shown beside it) and the settings are the threads and streams
 the runtime really used (`describe`), so one choice never mixes results measured under different settings.
-For each choice the latest run that measured it at the requested batch size is used. Latency numbers come from the latency scenario at batch 1, or from the throughput scenario's
-timed rounds when --batch N > 1; throughput from the throughput scenario at that batch size.
+For each choice the latest run that measured it at the requested batch size is used. Latency numbers come
+from the latency scenario at batch 1, or from the throughput scenario's timed rounds when --batch N > 1;
+throughput from the throughput scenario at that batch size.
 Only ok and VALID measurements are eligible. With several requests in flight the throughput scenario's
 latency is the time of one round (every request of the round overlaps), recorded in `latency_source`.
 `--max-latency-ms` bounds the p99 latency (a deployment's maximum is a tail, not a median).
@@ -172,9 +173,9 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
         hardware.setdefault(key, str(r.get("hardware") or "unknown hardware"))
         groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
     choices: list[Choice] = []
-    for key, runs in groups.items():
-        backend, device, variant, _machine, target = key[:5]
-        hw = hardware[key]
+    for gkey, runs in groups.items():
+        backend, device, variant, _machine, target = gkey[:5]
+        hw = hardware[gkey]
         def at_batch(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [r for r in rs if int(r.get("batch_size") or 1) == batch]
 

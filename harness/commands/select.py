@@ -71,7 +71,8 @@ def _row(ch: Choice) -> list[str]:
 
 def print_selection(sel: Selection) -> None:
     """Ranked and rejected choices as tables, then the recommendation or why nothing fits."""
-    cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy", "storage MB", "run")
+    cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy",
+            "storage MB", "run")
     if sel.ranked:
         t = Table(title=f"feasible choices at batch {sel.constraints.batch}, by {sel.constraints.objective}")
         t.add_column("#")

@@ -144,7 +144,7 @@ def _fleet_run(make_run, run_id: str, created: str, threads: int, slow_b: float 
                  factors={k: slow_b for k in itertools.product(("openvino", "onnxruntime"),
                                                                ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8"))})
     rows = []
-    for run, machine, target, cpu in ((a, "box-a", "edge-a", "Edge CPU A"), (b, "box-b", "edge-b", "Edge CPU B")):
+    for run, machine, target in ((a, "box-a", "edge-a"), (b, "box-b", "edge-b")):
         for r in run["results"]:
             rows.append({**r, "machine_id": machine, "target": target, "fingerprint_id": f"fp-{machine}",
                          "describe": {"threads": threads}})
