@@ -254,7 +254,7 @@ class ResultsStore:
         except (NoSuchModuleError, ModuleNotFoundError, ImportError) as e:
             raise UserError(
                 f"store.url = {url!r}: no database driver for {u.drivername!r} ({e}); "
-                "sqlite:/// needs nothing, postgresql:// needs psycopg"
+                "sqlite:/// needs nothing; use postgresql+psycopg://... with psycopg 3 (installed by `make setup`)"
             ) from None
         if is_sqlite:
             _setup_sqlite(engine)
