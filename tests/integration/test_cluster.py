@@ -138,6 +138,7 @@ def test_two_targets_store_rows_for_both_machines(cluster: LocalCluster, artifac
     assert {(r["target"], r["machine_id"]) for r in rows} == set(MACHINES.items())
     assert all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows]
     assert set(run["machines"]) == set(MACHINES.values())
+    assert all(m["harness_overhead_us"] > 0 for m in run["machines"].values()) and run["harness_overhead_us"] > 0
     assert all(r["fingerprint_id"] == run["machines"][r["machine_id"]]["fingerprint"]["id"] for r in rows)
     with ResultsStore(f"sqlite:///{tmp_path / 'fleet.sqlite'}") as store:  # the driver alone writes
         store.save_run(run)
