@@ -163,13 +163,28 @@ def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets:
 
 def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
     """Group stored result rows into choices, keeping the latest run that measured each at `batch`."""
+    def cell_of(r: dict[str, Any]) -> tuple[str, ...]:
+        return (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
+                str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""))
+
+    # one run's cell has one setting, which may differ by scenario (OpenVINO: 1 stream for latency, more for
+    # throughput): the setting of a cell is what all its rows of that run report
+    per_cell: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        per_cell.setdefault((str(r.get("run_id")), *cell_of(r)), []).append(r)
+    setting: dict[tuple[str, ...], tuple[Any, Any]] = {}
+    for ckey, rs in per_cell.items():
+        threads = next((t for t, _ in map(settings_of, rs) if t is not None), None)
+        streams = {str(r.get("scenario")): s for r in rs for s in [settings_of(r)[1]] if s is not None}
+        distinct = sorted(set(map(str, streams.values())))
+        text = None if not distinct else distinct[0] if len(distinct) == 1 else ", ".join(
+            f"{v} ({k})" for k, v in sorted(streams.items()))
+        setting[ckey] = (threads, text)
     groups: dict[tuple[str, ...], dict[str, list[dict[str, Any]]]] = {}
     hardware: dict[tuple[str, ...], str] = {}
     for r in rows:
-        threads, streams = settings_of(r)
-        key = (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
-               str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""),
-               str(threads), str(streams))
+        threads, streams = setting[(str(r.get("run_id")), *cell_of(r))]
+        key = (*cell_of(r), str(threads), str(streams))
         hardware.setdefault(key, str(r.get("hardware") or "unknown hardware"))
         groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
     choices: list[Choice] = []
@@ -185,7 +200,8 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
         first = latest[0]
         ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")),
                     machine_id=str(first.get("machine_id") or ""), target=target or None,
-                    threads=settings_of(first)[0], streams=settings_of(first)[1])
+                    threads=setting[(str(first.get("run_id")), *cell_of(first))][0],
+                    streams=setting[(str(first.get("run_id")), *cell_of(first))][1])
         choices.append(ch)
         here = at_batch(latest)
         if not here:

@@ -212,3 +212,17 @@ def test_compare_history_of_a_fleet_run_is_per_machine(tmp_path, make_run, capsy
     assert cli.main(["compare", "--store", url, "--history", "2"]) == 1
     err = capsys.readouterr().err
     assert "box-a: openvino/l1-int8" in err and "box-b: openvino/l1-int8" not in err
+
+
+def test_a_cell_with_per_scenario_streams_is_one_choice(tmp_path, make_run):
+    run = _fleet_run(make_run, "s1", "2026-02-01T00:00:00Z", threads=2)
+    for r in run["results"]:  # OpenVINO: one stream for latency, two for throughput, in the same cell
+        if r["backend"] == "openvino":
+            r["describe"] = {"threads": 2, "streams": 1 if r["scenario"] == "latency" else 2}
+    with ResultsStore(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        store.save_run(run)
+        rows = store.all_results()
+    sel = select(rows, Constraints(objective="throughput", batch=32))
+    ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
+    assert len(ovn) == 1 and ovn[0].streams == "1 (latency), 2 (throughput)" and ovn[0].throughput_fps
+    assert "streams 1 (latency), 2 (throughput)" in ovn[0].name
