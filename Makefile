@@ -4,20 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser bench test lint clean
+.PHONY: setup browser postgres bench test lint clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[openvino,onnxruntime,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[openvino,onnxruntime,cluster,dev]"
 	touch $(STAMP)
 
 bench: setup
 	$(BIN)/bench run
 
-test: setup browser
+test: setup browser postgres
 	$(BIN)/python -m pytest -q
 
 # Headless Chromium for the HTML-report test (Debian's package; needs root). Without it that one test skips.
@@ -25,6 +25,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed: the HTML report browser test will skip"
+
+# PostgreSQL server binaries (initdb, pg_ctl) for the shared-store tests, which start a throwaway server on
+# 127.0.0.1 (Debian's package; needs root). Without them those tests skip with the reason.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+		echo "postgresql is not installed: the PostgreSQL store tests will skip"
 
 lint: setup
 	$(BIN)/ruff check .

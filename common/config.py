@@ -106,6 +106,12 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class MachineConfig:
+    # Names this machine in the history ("" = derived from the hardware fingerprint, never the hostname).
+    id: str = setting("")
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -115,6 +121,7 @@ class Config:
     # [backends.<name>] tables, validated against each backend's own settings class by backends.registry
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     store: StoreConfig = field(default_factory=StoreConfig)
+    machine: MachineConfig = field(default_factory=MachineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in TOML spelling."""

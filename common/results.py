@@ -49,6 +49,28 @@ def fingerprint_id(run: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(fp).encode()).hexdigest()[:12]
 
 
+def machine_id(run: dict[str, Any]) -> str:
+    """The id of the machine that ran `run` (`fingerprint.machine_id`; "fp-" + the fingerprint id for runs
+    written before machine ids existed: one per fingerprint, never a hostname)."""
+    fp = run.get("fingerprint")
+    if isinstance(fp, dict) and isinstance(fp.get("machine_id"), str) and fp["machine_id"].strip():
+        return str(fp["machine_id"]).strip()
+    return "fp-" + fingerprint_id(run)
+
+
+def row_machine(row: dict[str, Any], run: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
+    """(machine id, fingerprint id, fingerprint) of the machine that measured `row`: a cluster run's rows name
+    their node (`machine_id`, described in the run's `machines`), a local run's rows are the run's machine."""
+    mid = row.get("machine_id")
+    machines = run.get("machines")
+    if isinstance(mid, str) and mid and isinstance(machines, dict) and isinstance(machines.get(mid), dict):
+        fp = machines[mid].get("fingerprint")
+        fp = fp if isinstance(fp, dict) else None
+        return mid, str(row.get("fingerprint_id") or fingerprint_id({"fingerprint": fp})), fp
+    fp = run.get("fingerprint")
+    return machine_id(run), fingerprint_id(run), fp if isinstance(fp, dict) else None
+
+
 def config_hash(run: dict[str, Any]) -> str:
     """The run's config hash (`config_hash`; a hash of `config` if it carries none)."""
     if run.get("config_hash"):

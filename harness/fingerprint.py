@@ -1,8 +1,15 @@
 """The machine fingerprint recorded with every run: runs are comparable only within the same `id`.
 
-`id` hashes what changes speed (CPU brand, core counts, the ISA flags that matter, affinity, RAM, OS,
-Python, backend library versions, GPU name/driver); the git commit, dirty flag, config and time are
-recorded beside it but kept out of the id (they are what a comparison is *about*).
+`id` hashes what changes speed, the documented field set ID_FIELDS: CPU brand, arch, logical/physical
+cores, the ISA flags that matter, cache sizes per level, affinity; RAM; OS (system, kernel release, libc);
+Python; backend library versions; GPU name, driver and memory. The git commit, dirty flag, config and time
+are recorded beside it but kept out of the id (they are what a comparison is *about*).
+
+`machine_id` names the machine itself (conbench #924: a hostname as machine name means nothing ever
+compares; #1412: different hardware hashed equal). It is `machine.id` from the config / `--machine-id`
+when given, else "m-" + a hash of the hardware-only fields (HARDWARE_FIELDS: CPU, caches, RAM, GPU
+models) plus the host's /etc/machine-id when there is one, so it stays the same across library upgrades
+(which change `id`) but differs between two boxes, and it never is the bare hostname.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ LIBRARIES = (
     "tensorrt-cu13", "nvidia-ml-py", "torch-pruning",
 )
 ID_FIELDS = ("cpu", "ram_bytes", "os", "python", "versions", "gpus")
+# The hardware-only part of the fingerprint that a default machine id is derived from.
+HARDWARE_FIELDS = ("brand", "arch", "logical_cores", "physical_cores", "flags", "cache")
 
 
 def cpu_info() -> dict[str, Any]:
@@ -53,8 +62,24 @@ def cpu_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,
         "flags": sorted(f for f in FLAGS_THAT_MATTER if f in flags),
+        "cache": cache_sizes(),
         "affinity": affinity,
     }
+
+
+def cache_sizes() -> dict[str, str]:
+    """{"L1d": "32K", "L1i": "32K", "L2": "1024K", "L3": "32768K"} of CPU 0 from sysfs ({} elsewhere)."""
+    out: dict[str, str] = {}
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (d / "level").read_text().strip()
+            kind = (d / "type").read_text().strip()
+            size = (d / "size").read_text().strip()
+        except OSError:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        out[f"L{level}{suffix}"] = size
+    return out
 
 
 def _proc_cpuinfo() -> tuple[str, set[str]]:
@@ -123,8 +148,9 @@ def git_state(root: Path | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def fingerprint(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full fingerprint dict, with `id` (a short stable hash of the hardware/software fields)."""
+def fingerprint(config: dict[str, Any] | None = None, machine: str | None = None) -> dict[str, Any]:
+    """The full fingerprint dict, with `id` (a short stable hash of the hardware/software fields) and
+    `machine_id` (`machine`, else the config's machine.id, else derived from the hardware fields)."""
     try:
         import psutil
 
@@ -140,6 +166,8 @@ def fingerprint(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "gpus": gpu_info(),
     }
     fp["id"] = fingerprint_id(fp)
+    configured = machine or ((config or {}).get("machine") or {}).get("id") or os.environ.get(MACHINE_ENV)
+    fp["machine_id"] = str(configured) if configured else default_machine_id(fp)
     fp["git"] = git_state()
     fp["executable"] = sys.executable
     fp["config"] = config
@@ -151,3 +179,29 @@ def fingerprint_id(fp: dict[str, Any]) -> str:
     stable = {k: fp.get(k) for k in ID_FIELDS}
     stable["gpus"] = [{k: g.get(k) for k in ("name", "driver", "memory_total_bytes")} for g in stable["gpus"] or []]
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+MACHINE_ENV = "BENCH_MACHINE_ID"  # set by `bench worker start --machine-id` for the node's processes
+
+
+def _host_machine_id() -> str | None:
+    for p in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            v = Path(p).read_text().strip()
+        except OSError:
+            continue
+        if v:
+            return v
+    return None
+
+
+def default_machine_id(fp: dict[str, Any]) -> str:
+    """"m-" + a hash of the hardware fields (CPU, caches, RAM, GPU models) and the host's machine-id."""
+    cpu = fp.get("cpu") or {}
+    hw = {
+        "cpu": {k: cpu.get(k) for k in HARDWARE_FIELDS},
+        "ram_bytes": fp.get("ram_bytes"),
+        "gpus": [{k: g.get(k) for k in ("name", "memory_total_bytes")} for g in fp.get("gpus") or []],
+        "host": _host_machine_id(),
+    }
+    return "m-" + hashlib.sha256(json.dumps(hw, sort_keys=True, default=str).encode()).hexdigest()[:10]

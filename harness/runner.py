@@ -48,7 +48,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     run_id = run_dir.name if run_dir is not None else new_run_id()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     config = cfg.to_dict()
-    sections = [s for s in config if s != "store"]
+    sections = [s for s in config if s not in ("store", "machine")]  # where, not what, is measured
     say("measuring harness overhead")
     overhead = harness_overhead_us()
     rows: list[dict[str, Any]] = []

@@ -1,13 +1,18 @@
 """Results history: every `bench run` (fingerprint, config, each result row with its raw latency samples)
 in a SQL database through SQLAlchemy Core.
 
-* Embedded default `sqlite:///runs/history.sqlite`; any SQLAlchemy URL (e.g. `postgresql://...`) works
-  by design: the only SQLite-specific SQL is the connection setup in `_setup_sqlite`.
+* Embedded default `sqlite:///runs/history.sqlite`; the shared fleet history is PostgreSQL
+  (`postgresql+psycopg://user@host:port/db`, psycopg 3) with the same schema and migrations: the only
+  dialect-specific SQL is the SQLite connection setup (`_setup_sqlite`) and PostgreSQL's advisory lock that
+  lets one of several machines create or migrate the schema at a time (`_SCHEMA_LOCK`).
+* Every result row is keyed by the machine that measured it (`machine_id`, `fingerprint_id`, `target`):
+  a cluster run holds rows of several machines (schema v3).
 * The schema is versioned in the `meta` table and older stores are migrated on open (`_MIGRATIONS`).
 * `save_run` writes a run in ONE transaction: fully stored or not at all.
 * Several processes may write at once: SQLite runs in WAL mode with a busy timeout, write transactions
   take the write lock up front (`BEGIN IMMEDIATE`), and a transaction that still meets
-  "database is locked" is retried as a whole.
+  "database is locked" is retried as a whole; PostgreSQL's serialization failures and deadlocks likewise.
+* `import_runs` copies runs from another store or an export file, keyed by run_id: importing twice adds nothing.
 """
 
 from __future__ import annotations
@@ -48,16 +53,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
-from common.results import config_hash, fingerprint_id, hardware_summary, read_layers_csv
+from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
 from common.text import finite_number
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
 _LOCK_RETRY_S = 120.0  # give up on a locked database after this long (busy timeout + retries)
 _BUSY_TIMEOUT_MS = 30_000
+_SCHEMA_LOCK = 0x6665722D  # PostgreSQL advisory lock key ("fer-"): one process creates/migrates at a time
+_RETRY_SQLSTATES = ("40001", "40P01")  # serialization_failure, deadlock_detected: retry the transaction
 
 T = TypeVar("T")
 
@@ -80,6 +87,7 @@ runs_table = Table(
     Column("config_hash", String(128), nullable=False),
     Column("dataset", String(64)),  # added in schema v2
     Column("synthetic", Boolean),  # added in schema v2
+    Column("machine_id", String(128), index=True),  # added in schema v3: the machine that ran the driver
     Column("header", Text, nullable=False),  # JSON: the run dict without its results
 )
 Index("ix_runs_fingerprint_config", runs_table.c.fingerprint_id, runs_table.c.config_hash)  # v2
@@ -102,6 +110,9 @@ results_table = Table(
     Column("throughput_fps", Float),
     Column("accuracy", Float),
     Column("storage_mb", Float),
+    Column("machine_id", String(128), index=True),  # v3: the machine that measured this row
+    Column("fingerprint_id", String(128)),  # v3: that machine's fingerprint id
+    Column("target", String(64)),  # v3: the hardware target label of a cluster node (None: local run)
     Column("row", Text, nullable=False),  # JSON: the result row without its raw samples
     Column("samples", LargeBinary),  # raw latency samples in ms, little-endian float64
 )
@@ -146,9 +157,12 @@ def _dataset_of(run: dict[str, Any]) -> tuple[str | None, bool | None]:
     return (dataset if isinstance(dataset, str) else None), synthetic
 
 
-def _is_locked(e: OperationalError) -> bool:
+def _is_locked(e: DBAPIError) -> bool:
+    """SQLite's "database is locked" or a PostgreSQL serialization failure / deadlock: retry the transaction."""
+    if getattr(e.orig, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
     msg = str(e.orig if e.orig is not None else e).lower()
-    return "locked" in msg or "busy" in msg
+    return isinstance(e, OperationalError) and ("locked" in msg or "busy" in msg)
 
 
 def _setup_sqlite(engine: Engine) -> None:
@@ -190,8 +204,25 @@ def _migrate_1_to_2(conn: Connection) -> None:
             ix.create(conn)
 
 
+def _migrate_2_to_3(conn: Connection) -> None:
+    """v3 keys runs and result rows by machine: `runs.machine_id`, `results.machine_id/fingerprint_id/target`,
+    filled from each stored header (older runs: one machine per fingerprint, "fp-<fingerprint id>")."""
+    conn.execute(text("ALTER TABLE runs ADD COLUMN machine_id VARCHAR(128)"))
+    for col, size in (("machine_id", 128), ("fingerprint_id", 128), ("target", 64)):
+        conn.execute(text(f"ALTER TABLE results ADD COLUMN {col} VARCHAR({size})"))
+    for pk, header in conn.execute(select(runs_table.c.id, runs_table.c.header)).all():
+        run = json.loads(header)
+        conn.execute(update(runs_table).where(runs_table.c.id == pk).values(machine_id=machine_id(run)))
+        conn.execute(update(results_table).where(results_table.c.run_pk == pk).values(
+            machine_id=machine_id(run), fingerprint_id=fingerprint_id(run)))
+    for table, col in ((runs_table, "machine_id"), (results_table, "machine_id")):
+        for ix in table.indexes:
+            if ix.name == f"ix_{table.name}_{col}":
+                ix.create(conn)
+
+
 # version n -> n + 1
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 # ------------------------------------------------------------------------------------------------ store
@@ -223,7 +254,7 @@ class ResultsStore:
         except (NoSuchModuleError, ModuleNotFoundError, ImportError) as e:
             raise UserError(
                 f"store.url = {url!r}: no database driver for {u.drivername!r} ({e}); "
-                "sqlite:/// needs nothing, postgresql:// needs psycopg"
+                "sqlite:/// needs nothing; use postgresql+psycopg://... with psycopg 3 (installed by `make setup`)"
             ) from None
         if is_sqlite:
             _setup_sqlite(engine)
@@ -254,7 +285,7 @@ class ResultsStore:
         while True:
             try:
                 return fn()
-            except OperationalError as e:
+            except DBAPIError as e:
                 if not _is_locked(e):
                     raise
                 if time.monotonic() > deadline:
@@ -266,8 +297,14 @@ class ResultsStore:
                 delay = min(delay * 2.0, 0.5)
 
     # ------------------------------------------------------------------------------------- schema
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     def _init_schema(self) -> None:
         with self._write() as conn:
+            if self.is_postgres:  # several machines may open a fresh shared store at once
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
             tables = set(inspect(conn).get_table_names())
             if "meta" not in tables:
                 if tables & {"runs", "results"}:
@@ -329,17 +366,24 @@ class ResultsStore:
             "created": _normalise_created(run.get("created"), run_id),
             "fingerprint_id": fingerprint_id(run),
             "config_hash": config_hash(run),
+            "machine_id": machine_id(run),
         }
         values.update(dataset=dataset, synthetic=synthetic, header=_dumps(header))
         prepared: list[dict[str, Any]] = []
         for i, r in enumerate(results):
-            prepared.append(_result_values(run_id, i, r))
+            mid, fid, _fp = row_machine(r, run)
+            target = r.get("target")
+            prepared.append({**_result_values(run_id, i, r), "machine_id": mid, "fingerprint_id": fid,
+                             "target": target if isinstance(target, str) else None})
         return run_id, values, prepared
 
-    def _insert(self, run_id: str, values: dict[str, Any], rows: list[dict[str, Any]], replace: bool) -> None:
+    def _insert(self, run_id: str, values: dict[str, Any], rows: list[dict[str, Any]], replace: bool,
+                skip_existing: bool = False) -> bool:
         with self._write() as conn:
             old = conn.execute(select(runs_table.c.id).where(runs_table.c.run_id == run_id)).scalar()
             if old is not None:
+                if skip_existing:
+                    return False
                 if not replace:
                     raise UserError(f"run {run_id} is already stored in {self.url}")
                 conn.execute(delete(results_table).where(results_table.c.run_pk == old))
@@ -347,6 +391,27 @@ class ResultsStore:
             pk = conn.execute(insert(runs_table).values(**values)).inserted_primary_key[0]  # type: ignore[index]
             if rows:
                 conn.execute(insert(results_table), [{**r, "run_pk": pk} for r in rows])
+        return True
+
+    def add_if_new(self, run: dict[str, Any]) -> bool:
+        """Store `run` unless its run_id is already stored (True if added): what makes imports idempotent,
+        also against another process importing the same run at the same moment (the unique run_id wins)."""
+        run_id, header, result_rows = self._prepare(run)
+        try:
+            return self._retry(lambda: self._insert(run_id, header, result_rows, False, skip_existing=True))
+        except IntegrityError:
+            return False  # a concurrent writer stored the same run_id between our check and insert
+
+    def run_ids(self) -> list[str]:
+        """Every stored run id, oldest first."""
+        with self.engine.connect() as conn:
+            q = select(runs_table.c.run_id).order_by(runs_table.c.created, runs_table.c.id)
+            return [str(x) for x in conn.execute(q).scalars()]
+
+    def iter_runs(self) -> Iterator[dict[str, Any]]:
+        """Every stored run (with raw samples), oldest first, one at a time."""
+        for rid in self.run_ids():
+            yield self.load_run(rid)
 
     # --------------------------------------------------------------------------------------- read
     def _recent_ids(self, conn: Connection, n: int = 5) -> list[str]:
@@ -415,7 +480,7 @@ class ResultsStore:
             raise UserError(f"--limit {limit}: must be a positive integer")
         r, c = runs_table, results_table
         q = select(r.c.id, r.c.run_id, r.c.created, r.c.fingerprint_id, r.c.config_hash, r.c.dataset,
-                   r.c.synthetic, r.c.header).order_by(r.c.created.desc(), r.c.id.desc())
+                   r.c.synthetic, r.c.machine_id, r.c.header).order_by(r.c.created.desc(), r.c.id.desc())
         cond = []
         if backend:
             cond.append(c.c.backend == backend)
@@ -430,7 +495,7 @@ class ResultsStore:
             runs = conn.execute(q).all()
             if not runs:
                 return []
-            cols = (c.c.run_pk, c.c.backend, c.c.variant, c.c.device, c.c.scenario, c.c.batch_size,
+            cols = (c.c.run_pk, c.c.machine_id, c.c.backend, c.c.variant, c.c.device, c.c.scenario, c.c.batch_size,
                     c.c.status, c.c.valid, c.c.p50_ms, c.c.p99_ms, c.c.throughput_fps, c.c.accuracy,
                     c.c.storage_mb)
             rq = select(*cols).where(c.c.run_pk.in_([x.id for x in runs]), *cond)
@@ -443,6 +508,9 @@ class ResultsStore:
                 "run_id": x.run_id,
                 "created": header.get("created", x.created),
                 "fingerprint_id": x.fingerprint_id,
+                "machine_id": x.machine_id,
+                "machines": sorted({str(y.machine_id) for y in by_run.get(x.id, []) if y.machine_id}
+                                   or {str(x.machine_id)}),
                 "hardware": hardware_summary(header.get("fingerprint")),
                 "config_hash": x.config_hash,
                 "dataset": x.dataset,
@@ -462,6 +530,7 @@ class ResultsStore:
             select(r.c.id)
             .where(
                 r.c.fingerprint_id == fingerprint_id(run),
+                r.c.machine_id == machine_id(run),
                 r.c.config_hash == config_hash(run),
                 r.c.run_id != str(run.get("run_id")),
                 r.c.created <= created,
@@ -473,26 +542,28 @@ class ResultsStore:
             return [self._load_pk(conn, pk) for pk in conn.execute(q).scalars()]
 
     def all_results(self) -> list[dict[str, Any]]:
-        """Every stored result row (without raw samples) joined with its run: run_id, created,
-        fingerprint_id, fingerprint, hardware, config_hash, dataset, synthetic."""
+        """Every stored result row (without raw samples) joined with its run: run_id, created, and the
+        machine that measured the row (machine_id, fingerprint_id, fingerprint, hardware, target), config_hash,
+        dataset, synthetic."""
         r, c = runs_table, results_table
         q = (
-            select(r.c.id, r.c.run_id, r.c.created, r.c.fingerprint_id, r.c.config_hash, r.c.dataset,
+            select(r.c.id, r.c.run_id, r.c.created, r.c.config_hash, r.c.dataset,
                    r.c.synthetic, r.c.header, c.c.row)
             .join(c, c.c.run_pk == r.c.id)
             .order_by(r.c.created, r.c.id, c.c.position)
         )
-        fps: dict[int, dict[str, Any]] = {}
+        headers: dict[int, dict[str, Any]] = {}
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
             for x in conn.execute(q):
-                if x.id not in fps:
-                    fps[x.id] = json.loads(x.header).get("fingerprint") or {}
+                if x.id not in headers:
+                    headers[x.id] = json.loads(x.header)
                 row = json.loads(x.row)
+                mid, fid, fp = row_machine(row, headers[x.id])
                 row.update(
-                    run_id=x.run_id, created=x.created, fingerprint_id=x.fingerprint_id,
-                    fingerprint=fps[x.id], hardware=hardware_summary(fps[x.id]), config_hash=x.config_hash,
-                    dataset=x.dataset, synthetic=x.synthetic,
+                    run_id=x.run_id, created=x.created, fingerprint_id=fid, machine_id=mid,
+                    target=row.get("target"), fingerprint=fp or {}, hardware=hardware_summary(fp),
+                    config_hash=x.config_hash, dataset=x.dataset, synthetic=x.synthetic,
                 )
                 out.append(row)
         return out

@@ -1,9 +1,11 @@
 """Hardware / backend / variant selection over every stored result.
 
-A *choice* is (backend, device, variant, hardware) where hardware is the fingerprint's summary (CPU brand
-and cores, GPU names). For each choice the latest run that measured it at the requested batch size is
-used. Latency numbers come from the latency scenario at batch 1, or from the throughput scenario's
-timed rounds when --batch N > 1; throughput from the throughput scenario at that batch size.
+A *choice* is (backend, device, variant, machine, settings): the machine is the row's machine id (a fleet
+history holds many; its hardware summary is shown beside it) and the settings are the threads and streams
+the runtime really used (`describe`), so one choice never mixes results measured under different settings.
+For each choice the latest run that measured it at the requested batch size is used. Latency numbers come
+from the latency scenario at batch 1, or from the throughput scenario's timed rounds when --batch N > 1;
+throughput from the throughput scenario at that batch size.
 Only ok and VALID measurements are eligible. With several requests in flight the throughput scenario's
 latency is the time of one round (every request of the round overlaps), recorded in `latency_source`.
 `--max-latency-ms` bounds the p99 latency (a deployment's maximum is a tail, not a median).
@@ -63,6 +65,10 @@ class Choice:
     batch_size: int
     run_id: str
     created: str
+    machine_id: str = ""
+    target: str | None = None
+    threads: Any = None
+    streams: Any = None
     p50_ms: float | None = None
     p99_ms: float | None = None
     throughput_fps: float | None = None
@@ -73,7 +79,8 @@ class Choice:
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "variant": self.variant,
-                "hardware": self.hardware, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
+                "hardware": self.hardware, "machine_id": self.machine_id, "target": self.target,
+                "threads": self.threads, "streams": self.streams, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
                 "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
                 "storage_mb": self.storage_mb, "run_id": self.run_id, "created": self.created,
                 "latency_source": self.latency_source}
@@ -81,7 +88,15 @@ class Choice:
     @property
     def name(self) -> str:
         dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
-        return f"{self.backend}{dev}/{self.variant} on {self.hardware}"
+        machine = f"machine {self.machine_id} ({self.hardware})" if self.machine_id else self.hardware
+        return f"{self.backend}{dev}/{self.variant} ({self.settings}) on {machine}"
+
+    @property
+    def settings(self) -> str:
+        parts = [f"threads {self.threads}" if self.threads is not None else "threads ?"]
+        if self.streams is not None:
+            parts.append(f"streams {self.streams}")
+        return ", ".join(parts)
 
 
 @dataclass
@@ -124,15 +139,58 @@ def _ineligible(row: dict[str, Any]) -> str:
     return ""
 
 
+def settings_of(row: dict[str, Any]) -> tuple[Any, Any]:
+    """(threads, streams) the runtime really used for `row` (its `describe`); None where not recorded."""
+    desc = row.get("describe")
+    desc = desc if isinstance(desc, dict) else {}
+    threads, streams = desc.get("threads"), desc.get("streams")
+    return (threads if isinstance(threads, int | str) else None), (streams if isinstance(streams, int | str) else None)
+
+
+def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets: list[str] | None
+                ) -> list[dict[str, Any]]:
+    """Rows of the given machine ids / targets (--machine / --target); a name that matches nothing is a UserError."""
+    for flag, names, field in (("--machine", machines, "machine_id"), ("--target", targets, "target")):
+        if not names:
+            continue
+        have = sorted({str(r.get(field)) for r in rows if r.get(field)})
+        unknown = [n for n in names if n not in have]
+        if unknown:
+            raise UserError(f"{flag} {', '.join(unknown)}: not in the store; stored: {', '.join(have) or 'none'}")
+        rows = [r for r in rows if r.get(field) in names]
+    return rows
+
+
 def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
     """Group stored result rows into choices, keeping the latest run that measured each at `batch`."""
-    groups: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = {}
+    def cell_of(r: dict[str, Any]) -> tuple[str, ...]:
+        return (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
+                str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""))
+
+    # one run's cell has one setting, which may differ by scenario (OpenVINO: 1 stream for latency, more for
+    # throughput): the setting of a cell is what all its rows of that run report
+    per_cell: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        key = (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
-               str(r.get("hardware") or "unknown hardware"))
+        per_cell.setdefault((str(r.get("run_id")), *cell_of(r)), []).append(r)
+    setting: dict[tuple[str, ...], tuple[Any, Any]] = {}
+    for ckey, rs in per_cell.items():
+        threads = next((t for t, _ in map(settings_of, rs) if t is not None), None)
+        streams = {str(r.get("scenario")): s for r in rs for s in [settings_of(r)[1]] if s is not None}
+        distinct = sorted(set(map(str, streams.values())))
+        text = None if not distinct else distinct[0] if len(distinct) == 1 else ", ".join(
+            f"{v} ({k})" for k, v in sorted(streams.items()))
+        setting[ckey] = (threads, text)
+    groups: dict[tuple[str, ...], dict[str, list[dict[str, Any]]]] = {}
+    hardware: dict[tuple[str, ...], str] = {}
+    for r in rows:
+        threads, streams = setting[(str(r.get("run_id")), *cell_of(r))]
+        key = (*cell_of(r), str(threads), str(streams))
+        hardware.setdefault(key, str(r.get("hardware") or "unknown hardware"))
         groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
     choices: list[Choice] = []
-    for (backend, device, variant, hw), runs in groups.items():
+    for gkey, runs in groups.items():
+        backend, device, variant, _machine, target = gkey[:5]
+        hw = hardware[gkey]
         def at_batch(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [r for r in rs if int(r.get("batch_size") or 1) == batch]
 
@@ -140,7 +198,10 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
         pool = measured or list(runs.values())
         latest = max(pool, key=lambda rs: (str(rs[0].get("created")), str(rs[0].get("run_id"))))
         first = latest[0]
-        ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")))
+        ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")),
+                    machine_id=str(first.get("machine_id") or ""), target=target or None,
+                    threads=setting[(str(first.get("run_id")), *cell_of(first))][0],
+                    streams=setting[(str(first.get("run_id")), *cell_of(first))][1])
         choices.append(ch)
         here = at_batch(latest)
         if not here:

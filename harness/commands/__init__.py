@@ -13,4 +13,6 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "select",
     "history",
+    "store",
+    "worker",
 )

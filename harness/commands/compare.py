@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.atomic import write_json_atomic
 from common.console import info, set_quiet
@@ -62,25 +61,63 @@ def run(args: argparse.Namespace) -> int:
             baselines = [store.resolve(args.baseline)]
     from harness.regression import cell_label, compare_runs
 
-    cmp = compare_runs(baselines, candidate, threshold=args.threshold, alpha=args.alpha,
-                       allow_hardware_mismatch=args.allow_hardware_mismatch)
-    for w in cmp.warnings:
-        info(f"warning: {w}")
+    regs: list[str] = []
+    report: dict[str, Comparison] = {}
+    for machine, bases, cand in per_machine(baselines, candidate):
+        if machine:
+            info(f"machine {machine}:")
+        cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
+                           allow_hardware_mismatch=args.allow_hardware_mismatch)
+        for w in cmp.warnings:
+            info(f"warning: {w}")
+        if not to_stdout:
+            print_comparison(cmp)
+        report[machine] = cmp
+        regs += [(f"{machine}: " if machine else "") + cell_label(c.key) for c in cmp.regressions]
+    doc: dict[str, Any] = (report[""].to_dict() if list(report) == [""]
+                           else {"machines": {m: c.to_dict() for m, c in report.items()}})
     if to_stdout:
-        print(json.dumps(cmp.to_dict(), indent=2, default=str))
-    else:
-        print_comparison(cmp)
+        print(json.dumps(doc, indent=2, default=str))
     if json_path is not None:
-        _write_json(json_path, cmp)
-    regs = cmp.regressions
+        write_json_atomic(json_path, doc, indent=2)
     if regs:
-        names = ", ".join(cell_label(c.key) for c in regs[:5]) + (" ..." if len(regs) > 5 else "")
-        raise CheckFailed(f"{len(regs)} regression(s) in run {cmp.candidate_id}: {names}")
+        names = ", ".join(regs[:5]) + (" ..." if len(regs) > 5 else "")
+        raise CheckFailed(f"{len(regs)} regression(s) in run {candidate.get('run_id')}: {names}")
     return 0
 
 
-def _write_json(path: Path, cmp: Comparison) -> None:
-    write_json_atomic(path, cmp.to_dict(), indent=2)
+def _machines_of(run: dict[str, Any]) -> list[str]:
+    """The machine ids a cluster run's rows name ([] for a run measured on one machine)."""
+    if not isinstance(run.get("machines"), dict):
+        return []
+    return list(dict.fromkeys(str(r["machine_id"]) for r in run.get("results", []) if r.get("machine_id")))
+
+
+def _part(run: dict[str, Any], machine: str) -> dict[str, Any]:
+    fp = (run["machines"].get(machine) or {}).get("fingerprint") or run.get("fingerprint")
+    return {**run, "fingerprint": fp, "results": [r for r in run.get("results", []) if r.get("machine_id") == machine]}
+
+
+def per_machine(baselines: list[dict[str, Any]], candidate: dict[str, Any]
+                ) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
+    """(machine, baselines, candidate) to compare: a cluster run is compared machine by machine, each with the
+    same machine's rows of the baselines (its own fingerprint), never across machines."""
+    machines = _machines_of(candidate)
+    if not machines:
+        return [("", baselines, candidate)]
+    out = []
+    for m in machines:
+        bases = [_part(b, m) for b in baselines if m in _machines_of(b)]
+        if not bases:
+            info(f"machine {m}: no baseline run measured it; not compared")
+            continue
+        out.append((m, bases, _part(candidate, m)))
+    if not out:
+        raise UserError(f"no baseline measured any machine of run {candidate.get('run_id')} "
+                        f"({', '.join(machines)}); nothing to compare")
+    return out
+
+
 
 
 def print_comparison(cmp: Comparison) -> None:

@@ -36,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_json_arguments(p)
     p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
     p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
+    p.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                   help="run the cells on the benchmark nodes of this Ray cluster (needs the cluster extra)")
+    p.add_argument("--target", action="append", default=None, metavar="NAME",
+                   help="with --cluster: a hardware target to measure on (repeatable), as given to "
+                        "`bench worker start --target`")
+    p.add_argument("--machine-id", default=None, metavar="ID",
+                   help="name this machine in the history (default: machine.id, else derived from the hardware)")
 
 
 def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[str]]:
@@ -71,22 +78,38 @@ def _point_latest(runs_dir: Path, run_id: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands._common import load_config_from_args
+    from harness.commands._common import load_config_from_args, toml_string
     from harness.pipeline import load_data, prepare_artifacts, prepare_dense
     from harness.runner import run_grid
 
     console.set_quiet(args.quiet)
     to_stdout, json_path = json_destinations(args)
-    cfg = load_config_from_args(args)
+    if args.target and not args.cluster:
+        raise UserError("--target needs --cluster HOST:PORT (targets are nodes of a Ray cluster)")
+    if args.cluster:
+        from harness.cluster import import_ray
+
+        import_ray()  # one line naming the extra before any work is done
+        if not args.target:
+            raise UserError("--cluster needs at least one --target NAME (a node started with `bench worker start`)")
+    extra = [f"machine.id={toml_string(args.machine_id)}"] if args.machine_id else []
+    cfg = load_config_from_args(args, extra)
     backends, variants = _selected(args, cfg)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
     cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
-    _check_runnable(backends)
+    if not args.cluster:  # on a cluster each node probes its own runtimes
+        _check_runnable(backends)
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)
     console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
     artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
-    results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
+    if args.cluster:
+        from harness.cluster import run_grid_cluster
+
+        results = run_grid_cluster(cfg, artifacts, data, args.cluster, args.target, backends=backends,
+                                   progress=console.info)
+    else:
+        results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
     layers_csv = next((p.parent / "layers.csv" for p in artifacts.values() if (p.parent / "layers.csv").is_file()),
                       None)
     if layers_csv is not None:
@@ -132,7 +155,8 @@ def _print_summary(results: dict[str, Any]) -> None:
         table.add_column(c, justify="left" if c in ("backend", "variant", "valid") else "right")
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        cells.setdefault((r["backend"], r["variant"]), []).append(r)
+        where = f"@{r['target']}" if r.get("target") else ""  # a cluster run: one line per target
+        cells.setdefault((r["backend"] + where, r["variant"]), []).append(r)
     not_run: dict[str, str] = {}
     for (backend, variant), group in cells.items():
         lat = next(iter(_cell(group, "latency")), group[0])

@@ -12,7 +12,7 @@ from rich.table import Table
 from common.console import set_quiet
 from common.errors import CheckFailed, UserError
 from harness.commands._common import add_store_arguments, open_store, table_console
-from reports.select import OBJECTIVES, Choice, Constraints, Selection, parse_min_accuracy, select
+from reports.select import OBJECTIVES, Choice, Constraints, Selection, filter_rows, parse_min_accuracy, select
 
 NAME = "select"
 HELP = "recommend a backend x variant x hardware from all stored results under latency/accuracy/storage limits"
@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="deployment batch size (default 1)")
     p.add_argument("--objective", default="latency", choices=OBJECTIVES,
                    help="rank feasible choices by lowest p50 latency, highest throughput or smallest storage")
+    p.add_argument("--machine", action="append", default=None, metavar="ID",
+                   help="only results measured on this machine id (repeatable)")
+    p.add_argument("--target", action="append", default=None, metavar="NAME",
+                   help="only results measured on cluster nodes of this hardware target (repeatable)")
     p.add_argument("--json", action="store_true", help="print the selection as JSON on stdout")
 
 
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         url = store.url
     if not rows:
         raise UserError(f"the results store {url} holds no results; run `bench run` first")
+    rows = filter_rows(rows, args.machine, args.target)
     sel = select(rows, constraints)
     if args.json:
         sys.stdout.write(json.dumps(sel.to_dict()) + "\n")
@@ -56,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
 def _row(ch: Choice) -> list[str]:
     from reports.tables import fnum, fpct
 
-    cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, ch.hardware,
+    machine = ch.machine_id + (f" ({ch.target})" if ch.target else "")
+    cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, ch.settings,
+             machine, ch.hardware,
              fnum(ch.p50_ms), fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy), fnum(ch.storage_mb),
              ch.run_id]
     return [escape(c) for c in cells]
@@ -64,7 +71,8 @@ def _row(ch: Choice) -> list[str]:
 
 def print_selection(sel: Selection) -> None:
     """Ranked and rejected choices as tables, then the recommendation or why nothing fits."""
-    cols = ("backend", "variant", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy", "storage MB", "run")
+    cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy",
+            "storage MB", "run")
     if sel.ranked:
         t = Table(title=f"feasible choices at batch {sel.constraints.batch}, by {sel.constraints.objective}")
         t.add_column("#")

@@ -134,3 +134,95 @@ def test_select_command(tmp_path, make_run, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "nothing feasible" in captured.err and "--max-latency-ms" in captured.err
     assert cli.main(["select", "--store", url, "--batch", "0"]) == 2
+
+
+def _fleet_run(make_run, run_id: str, created: str, threads: int, slow_b: float = 1.0, fast_ovn: float = 1.0):
+    """A cluster run: every cell measured on edge-a (box-a) and edge-b (box-b, slower by `slow_b`) at `threads`."""
+    a = make_run(run_id, created=created, seed=3, backends=("openvino", "onnxruntime"),
+                 factors={("openvino", "l1-int8"): fast_ovn})
+    b = make_run(run_id, created=created, seed=4, backends=("openvino", "onnxruntime"),
+                 factors={k: slow_b for k in itertools.product(("openvino", "onnxruntime"),
+                                                               ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8"))})
+    rows = []
+    for run, machine, target in ((a, "box-a", "edge-a"), (b, "box-b", "edge-b")):
+        for r in run["results"]:
+            rows.append({**r, "machine_id": machine, "target": target, "fingerprint_id": f"fp-{machine}",
+                         "describe": {"threads": threads}})
+    a["results"] = rows
+    a["machines"] = {m: {"target": t, "fingerprint": {"id": f"fp-{m}", "machine_id": m, "cpu": {"brand": cpu}}}
+                     for m, t, cpu in (("box-a", "edge-a", "Edge CPU A"), ("box-b", "edge-b", "Edge CPU B"))}
+    return a
+
+
+def test_select_across_machines_names_the_machine_and_never_mixes_settings(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    with ResultsStore(url) as store:
+        store.save_run(_fleet_run(make_run, "f-2threads", "2026-02-01T00:00:00Z", threads=2, slow_b=1.5))
+        # a later run at threads=1 where openvino/l1-int8 on box-a is faster: a different choice, not a newer
+        # measurement of the threads=2 one
+        store.save_run(_fleet_run(make_run, "f-1thread", "2026-02-02T00:00:00Z", threads=1, slow_b=1.5,
+                                  fast_ovn=0.5))
+        rows = store.all_results()
+    sel = select(rows, Constraints())
+    best = sel.recommended
+    assert (best.machine_id, best.target, best.threads, best.backend, best.variant) == \
+        ("box-a", "edge-a", 1, "openvino", "l1-int8")
+    assert best.hardware == "Edge CPU A" and "machine box-a" in sel.message and "threads 1" in sel.message
+    ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
+    assert sorted((c.threads, c.run_id) for c in ovn) == [(1, "f-1thread"), (2, "f-2threads")]  # kept apart
+    assert {c.machine_id for c in sel.ranked} == {"box-a", "box-b"}
+
+    assert cli.main(["select", "--store", url, "--target", "edge-b", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recommended"]["machine_id"] == "box-b" and out["recommended"]["target"] == "edge-b"
+    assert {r["machine_id"] for r in out["ranked"]} == {"box-b"}
+    assert cli.main(["select", "--store", url, "--machine", "box-a"]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended: openvino/l1-int8 (threads 1) on machine box-a (Edge CPU A)" in " ".join(printed.split())
+    assert cli.main(["select", "--store", url, "--machine", "nope"]) == 2
+    assert "stored: box-a, box-b" in capsys.readouterr().err
+
+
+def test_report_compare_hardware_puts_machines_side_by_side(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    with ResultsStore(url) as store:
+        store.save_run(_fleet_run(make_run, "f-2threads", "2026-02-01T00:00:00Z", threads=2, slow_b=3.0))
+    out = tmp_path / "cmp"
+    assert cli.main(["report", "--compare-hardware", "--store", url, "--out", str(out)]) == 0
+    md = (out / "compare_hardware.md").read_text()
+    assert "box-a p50 / p99 ms" in md and "box-b p50 / p99 ms" in md and "box-a: Edge CPU A, target edge-a" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| openvino | l1-int8 | threads 2"))
+    a, b = (float(c.split("/")[0]) for c in line.strip("|").split("|")[3:5])
+    assert 2.5 < b / a < 3.6  # box-b was made 3x slower
+    assert (out / "compare_hardware.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "compare_hardware.html" in capsys.readouterr().out
+
+
+def test_compare_history_of_a_fleet_run_is_per_machine(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    with ResultsStore(url) as store:
+        store.save_run(_fleet_run(make_run, "n1", "2026-02-01T00:00:00Z", threads=2, slow_b=3.0))
+        store.save_run(_fleet_run(make_run, "n2", "2026-02-02T00:00:00Z", threads=2, slow_b=3.0))
+    # unchanged machines: box-b is 3x slower than box-a in both runs, which is no regression of either
+    assert cli.main(["compare", "--store", url, "--history", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "machine box-a:" in err and "machine box-b:" in err
+    with ResultsStore(url) as store:  # the next night openvino/l1-int8 gets 2x slower on box-a only
+        store.save_run(_fleet_run(make_run, "n3", "2026-02-03T00:00:00Z", threads=2, slow_b=3.0, fast_ovn=2.0))
+    assert cli.main(["compare", "--store", url, "--history", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "box-a: openvino/l1-int8" in err and "box-b: openvino/l1-int8" not in err
+
+
+def test_a_cell_with_per_scenario_streams_is_one_choice(tmp_path, make_run):
+    run = _fleet_run(make_run, "s1", "2026-02-01T00:00:00Z", threads=2)
+    for r in run["results"]:  # OpenVINO: one stream for latency, two for throughput, in the same cell
+        if r["backend"] == "openvino":
+            r["describe"] = {"threads": 2, "streams": 1 if r["scenario"] == "latency" else 2}
+    with ResultsStore(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        store.save_run(run)
+        rows = store.all_results()
+    sel = select(rows, Constraints(objective="throughput", batch=32))
+    ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
+    assert len(ovn) == 1 and ovn[0].streams == "1 (latency), 2 (throughput)" and ovn[0].throughput_fps
+    assert "streams 1 (latency), 2 (throughput)" in ovn[0].name

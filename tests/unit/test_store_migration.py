@@ -76,13 +76,17 @@ def test_v1_store_is_migrated(tmp_path, make_run):
     _write_v1_store(path, old_runs)
 
     with ResultsStore(f"sqlite:///{path}") as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         listed = store.list_runs()
         assert [(r["run_id"], r["dataset"], r["synthetic"]) for r in listed] == [
             ("v1-b", "jaffe", False), ("v1-a", "synthfer", True)]  # backfilled from the stored config
         back = store.load_run("v1-a")
         assert back["results"] == old_runs[0]["results"]  # raw samples survive the migration
         assert [r["run_id"] for r in store.runs_like(store.load_run("v1-b"), 3)] == ["v1-a"]
+        # v3: each run and row keyed by a machine; pre-v3 runs get one machine per fingerprint, never a hostname
+        fid = old_runs[0]["fingerprint"]["id"]
+        assert {r["machine_id"] for r in listed} == {f"fp-{fid}"}
+        assert {(r["machine_id"], r["fingerprint_id"]) for r in store.all_results()} == {(f"fp-{fid}", fid)}
         store.save_run(make_run("v2-c", created="2025-06-03T00:00:00Z"))  # a new run after migrating
         assert store.count_runs() == 3
 
@@ -92,8 +96,8 @@ def test_v1_store_is_migrated(tmp_path, make_run):
         indexes = {r[1] for r in con.execute("PRAGMA index_list(runs)")}
     finally:
         con.close()
-    assert {"dataset", "synthetic"} <= cols
+    assert {"dataset", "synthetic", "machine_id"} <= cols
     assert "ix_runs_fingerprint_config" in indexes
 
     with ResultsStore(f"sqlite:///{path}") as again:  # opening a current store migrates nothing
-        assert again.schema_version() == 2 and again.count_runs() == 3
+        assert again.schema_version() == 3 and again.count_runs() == 3
