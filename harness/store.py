@@ -48,11 +48,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id, hardware_summary, read_layers_csv
-from common.text import finite_number
+from common.text import finite_number, first_line
 
 SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
@@ -203,7 +203,12 @@ class ResultsStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine = self._make_engine(url)
-        self._retry(self._init_schema)
+        try:
+            self._retry(self._init_schema)
+        except DatabaseError as e:  # e.g. the file is not a database, or cannot be opened: user input
+            self.engine.dispose()
+            reason = first_line(e.orig or e)
+            raise UserError(f"results store {url}: cannot be opened as a database ({reason})") from None
 
     # --------------------------------------------------------------------------------- connection
     @staticmethod
