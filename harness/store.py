@@ -261,7 +261,7 @@ class ResultsStore:
                 return fn()
             except OperationalError as e:
                 if "full" in str(e.orig).lower():  # SQLite: "database or disk is full"; the transaction rolled back
-                    raise UserError(f"results store {self.url}: the disk is full ({first_line(e.orig)}); "
+                    raise UserError(f"results store {self.url}: the disk is full ({first_line(e.orig or e)}); "
                                     "nothing of this write was stored, earlier runs are intact") from None
                 if not _is_locked(e):
                     raise
