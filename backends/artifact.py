@@ -102,9 +102,7 @@ def load_artifact(path: str | Path, verify: bool = True) -> Artifact:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{mpath} is not valid JSON: {e}") from None
-    missing = [k for k in ("variant", "precision", "files") if k not in manifest]
-    if missing:
-        raise UserError(f"{mpath}: missing fields {missing}")
+    check_manifest(mpath, manifest)
     art = Artifact(p, manifest)
     if verify:
         for name, meta in manifest["files"].items():
@@ -119,3 +117,45 @@ def load_artifact(path: str | Path, verify: bool = True) -> Artifact:
             if sha256_file(f) != meta["sha256"]:
                 raise UserError(f"artifact {p}: {name} does not match its sha256 in the manifest")
     return art
+
+
+PRECISIONS = ("fp32", "int8")
+
+
+def check_manifest(mpath: Path, manifest: Any) -> None:
+    """UserError unless the manifest's fields are sane: a manifest is input like any other file, and a
+    file name in it must never reach outside the artifact directory (`../../x`, `/etc/passwd`)."""
+    if not isinstance(manifest, dict):
+        raise UserError(f"{mpath}: must hold a JSON object, got {type(manifest).__name__}")
+    missing = [k for k in ("variant", "precision", "files") if k not in manifest]
+    if missing:
+        raise UserError(f"{mpath}: missing fields {missing}")
+    if manifest["precision"] not in PRECISIONS:
+        raise UserError(f"{mpath}: precision {manifest['precision']!r} is not one of {', '.join(PRECISIONS)}")
+    if not isinstance(manifest["variant"], str) or not manifest["variant"]:
+        raise UserError(f"{mpath}: variant must be a non-empty string, got {manifest['variant']!r}")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise UserError(f"{mpath}: files must be a non-empty object {{name: {{bytes, sha256}}}}")
+    for name, meta in files.items():
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise UserError(f"{mpath}: file name {name!r} is not a plain name inside the artifact directory")
+        if not isinstance(meta, dict) or not {"bytes", "sha256"} <= set(meta):
+            raise UserError(f"{mpath}: files[{name!r}] must hold bytes and sha256")
+        size, digest = meta["bytes"], meta["sha256"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise UserError(f"{mpath}: files[{name!r}].bytes = {size!r}: must be a whole number >= 0")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise UserError(f"{mpath}: files[{name!r}].sha256 = {digest!r}: must be 64 lowercase hex digits")
+    for key in ("params", "nonzero_params", "storage_bytes"):
+        v = manifest.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise UserError(f"{mpath}: {key} = {v!r}: must be a whole number >= 0")
+    for key in ("storage_mb", "compression_ratio", "sparsity", "gmac"):
+        v = manifest.get(key)
+        if v is not None and (not isinstance(v, int | float) or isinstance(v, bool) or not v >= 0):
+            raise UserError(f"{mpath}: {key} = {v!r}: must be a number >= 0")
+    shape = manifest.get("input_shape")
+    if shape is not None and (not isinstance(shape, list) or len(shape) != 3
+                              or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        raise UserError(f"{mpath}: input_shape = {shape!r}: must be [channels, height, width] of positive integers")

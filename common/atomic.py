@@ -20,9 +20,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a write into an fd names no file: name the target
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class BenchmarkConfig:
     threads: int = setting(2, min=1, max=1024)
     max_cov: float = setting(0.25, min=0.0, max=10.0)  # robust CoV (MAD/median) above this: INVALID
     cell_timeout_s: float = setting(600.0, min=1.0, max=86_400.0)
+    cell_memory_mb: int = setting(0, min=0, max=16_777_216)  # address-space limit per cell process; 0 = none
     accuracy: bool = setting(True)
 
 
@@ -142,9 +144,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise UserError(f"config file {p} does not exist")
         try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
+            raw = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"config file {p} is not valid TOML: {e}") from None
+            raise UserError(f"config file {p} is not valid TOML: {' '.join(str(e).split())}") from None
+        except OSError as e:
+            raise UserError(f"config file {p}: cannot read ({e.strerror or e})") from None
+        if not text.strip():  # a zero-byte bench.toml is a failed write far more often than a wish for defaults
+            raise UserError(f"config file {p} is empty; give at least one [section], or omit --config for defaults")
     for item in overrides or []:
         _apply_override(raw, item)
     return _build(Config, raw, "")
@@ -249,6 +256,8 @@ def _check_value(key: str, value: Any, tp: Any, rules: Any) -> Any:
         raise UserError(f"{key} = {value!r}: expected {_type_name(tp)}")
     if tp is float:
         value = float(value)
+        if not math.isfinite(value):  # nan passes every min/max comparison
+            raise UserError(f"{key} = {value!r}: must be a finite number")
     choices = rules.get("choices")
     if choices is not None and value not in choices:
         close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)

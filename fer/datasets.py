@@ -158,7 +158,9 @@ def _write_cache(file: Path, data: FerData) -> None:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary file
         os.replace(tmp, file)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # e.g. a full disk: name the file; no partial cache is left
+            raise UserError(f"cannot write the data cache {file} ({e.strerror or e}); see store.cache_dir") from None
         raise

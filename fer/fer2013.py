@@ -54,8 +54,8 @@ def load_fer2013_csv(file: Path) -> FerData:
                 labels[split].append(label)
     except UnicodeDecodeError as e:
         raise UserError(f"{file}: not a UTF-8 text CSV ({e.reason} at byte {e.start})") from None
-    except csv.Error as e:
-        raise UserError(f"{file}: malformed CSV ({e})") from None
+    except csv.Error as e:  # e.g. a line beyond the csv module's field size limit (131072 characters)
+        raise UserError(f"{file}: line {reader.line_num}: malformed CSV ({e})") from None
     except OSError as e:
         raise UserError(f"{file}: cannot read ({e.strerror or e})") from None
     for split, usage in _USAGE_NAMES.items():

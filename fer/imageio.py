@@ -5,6 +5,7 @@ Every problem with a user's file becomes a one-line `UserError` naming the file.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 )
 _IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini"})
+# Largest image we decode (width x height, read from the header before any pixel is decoded): a face photo
+# is far smaller, and a tiny file that claims more is a decompression bomb. PIL's own guard is ~89 Mpx.
+MAX_IMAGE_PIXELS = 40_000_000
 
 # Folder / file spellings of the emotions seen in the wild -> canonical FER2013 name (plus CK+'s contempt).
 EMOTION_ALIASES: dict[str, str] = {
@@ -86,10 +90,16 @@ def class_folders(root: Path, allowed: Sequence[str], what: str) -> dict[str, li
 def read_gray48(path: Path, crop_square: bool = False) -> np.ndarray:
     """One image file -> [48, 48] uint8 grayscale (color converted, resized, optionally center-cropped)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            gray = _to_gray(im)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise UserError(f"{path}: image is {im.width}x{im.height} pixels, above the limit of "
+                                    f"{MAX_IMAGE_PIXELS} (a decompression bomb?); not decoded")
+                im.load()
+                gray = _to_gray(im)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
         raise UserError(f"{path}: cannot read the image ({_one_line(e)})") from None
     if crop_square and gray.width != gray.height:
         side = min(gray.width, gray.height)

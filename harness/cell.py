@@ -46,6 +46,7 @@ class CellSpec:
     accuracy: bool = True
     timing: bool = True
     logits_out: str = ""  # where to save the accuracy pass's logits (.npy); "" = don't
+    memory_mb: int = 0  # RLIMIT_AS of the cell process, set by the launcher (benchmark.cell_memory_mb); 0 = none
 
     @classmethod
     def from_json(cls, text: str) -> CellSpec:
@@ -79,7 +80,9 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     from backends.base import BackendOptions
     from backends.registry import get_backend_class
     from common.errors import UserError
+    from harness.faults import inject_fault
 
+    inject_fault(spec.backend)  # test hook: does nothing unless FER_BENCH_FAULT names this backend
     bad = [b for b in spec.batch_sizes if int(b) <= 0]
     if bad:
         raise UserError(f"benchmark.batch_sizes: {bad} must be >= 1")

@@ -7,12 +7,27 @@ User errors (`UserError`) print one line `error: ...` on stderr and exit 2; a fa
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import signal
 import sys
+import threading
 from types import ModuleType
 
 from common.errors import CheckFailed, UserError
 from harness.commands import COMMANDS
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs (temp files removed, cell processes killed)."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise _Terminated()
+
+
+# A full or read-only disk is the machine's state, not a bug: one line naming the file, like bad input.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     from common import console
 
     console.set_quiet(bool(getattr(args, "quiet", False)))
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(args._module.run(args))
     except UserError as e:
@@ -74,9 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as e:
         sys.stderr.write(f"check failed: {e}\n")
         return CheckFailed.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, _Terminated)
+        sys.stderr.write("terminated\n" if terminated else "interrupted\n")
+        return 143 if terminated else 130
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        sys.stderr.write(f"error: cannot write {e.filename or 'a file'}: {e.strerror} (free space and retry)\n")
+        return UserError.exit_code
     return code
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ def cell_spec(cfg: Config, backend: str, artifact: Path, images: Path, labels: P
         batch_sizes=[int(x) for x in b.batch_sizes], extra=extra if extra is not None else backend_extra(cfg, backend),
         scenarios=scenarios(cfg), warmup_s=b.warmup_s, min_duration_s=b.min_duration_s,
         min_iterations=b.min_iterations, max_cov=b.max_cov, accuracy=b.accuracy or not timing, timing=timing,
-        logits_out=str(logits_out),
+        logits_out=str(logits_out), memory_mb=b.cell_memory_mb,
     )
 
 
@@ -49,24 +51,45 @@ def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: 
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "harness.cell", str(spec_path), str(out_path)]
     t0 = time.perf_counter()
+    limit = _memory_limit(spec.memory_mb)
     with log_path.open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                preexec_fn=limit)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             return {"status": "timeout", "reason": f"cell exceeded benchmark.cell_timeout_s = {timeout_s:g} s "
                     f"and was killed", "scenarios": []}
+        except BaseException:  # Ctrl-C / SIGTERM of `bench`: the cell has its own session, so end it here
+            _kill_group(proc)
+            raise
     wall = time.perf_counter() - t0
+    mem = f" (benchmark.cell_memory_mb = {spec.memory_mb})" if spec.memory_mb else ""
     if out_path.is_file():
         try:
-            result = json.loads(out_path.read_text(encoding="utf-8"))
+            result = dict(json.loads(out_path.read_text(encoding="utf-8")))
             result["cell_wall_s"] = wall
-            return dict(result)
+            if mem and "MemoryError" in str(result.get("reason", "")):
+                result["reason"] = f"out of memory{mem}: {result['reason']}"
+            return result
         except json.JSONDecodeError:
             pass
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
-    return {"status": "error", "reason": f"cell crashed ({how}): {_last_line(log_path)}", "scenarios": []}
+    return {"status": "error", "reason": f"cell crashed ({how}){mem}: {_last_line(log_path)}", "scenarios": []}
+
+
+def _memory_limit(memory_mb: int) -> Callable[[], None] | None:
+    """A preexec_fn that caps the cell's address space (RLIMIT_AS): an allocation past it fails in that
+    cell (MemoryError or a crash), never in the orchestrator or a neighbour. None when there is no limit."""
+    if memory_mb <= 0:
+        return None
+    nbytes = int(memory_mb) * 1024 * 1024
+
+    def apply() -> None:  # runs in the child between fork and exec: only async-signal-safe work
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+
+    return apply
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -53,11 +53,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
-from common.text import finite_number
+from common.text import finite_number, first_line
 
 SCHEMA_VERSION = 3
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
@@ -234,7 +234,12 @@ class ResultsStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine = self._make_engine(url)
-        self._retry(self._init_schema)
+        try:
+            self._retry(self._init_schema)
+        except DatabaseError as e:  # e.g. the file is not a database, or cannot be opened: user input
+            self.engine.dispose()
+            reason = first_line(e.orig or e)
+            raise UserError(f"results store {url}: cannot be opened as a database ({reason})") from None
 
     # --------------------------------------------------------------------------------- connection
     @staticmethod
@@ -286,6 +291,9 @@ class ResultsStore:
             try:
                 return fn()
             except DBAPIError as e:
+                if "full" in str(e.orig).lower():  # SQLite: "database or disk is full"; the transaction rolled back
+                    raise UserError(f"results store {self.url}: the disk is full ({first_line(e.orig or e)}); "
+                                    "nothing of this write was stored, earlier runs are intact") from None
                 if not _is_locked(e):
                     raise
                 if time.monotonic() > deadline:
