@@ -32,6 +32,6 @@ def resolve_device(setting: str) -> torch.device:
     if cuda:
         return torch.device("cuda")
     if not _announced:
-        info("train.device = auto: no CUDA device here (torch.cuda.is_available() is False); training on the CPU")
+        info("train.device = auto: no CUDA device here, training on the CPU")  # short: rich wraps at 80
         _announced = True
     return torch.device("cpu")
