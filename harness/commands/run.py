@@ -26,7 +26,7 @@ HELP = "benchmark the same compressed files on every backend: accuracy, latency,
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--backend", action="append", default=None, metavar="NAME",
-                   help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
+                   help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt, torch-compile")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results JSON here")

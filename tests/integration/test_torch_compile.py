@@ -35,8 +35,9 @@ def _int8_artifact(out: Path) -> Path:
     out.mkdir()
     torch.save(_int8_checkpoint(arch_of(dense), export_layers(q), True), out / TORCH_FILE)
     f = out / TORCH_FILE
+    files = {TORCH_FILE: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}}
     manifest = {"schema_version": SCHEMA_VERSION, "variant": "dense-int8", "precision": "int8",
-                "input_shape": [1, 48, 48], "files": {TORCH_FILE: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}}}
+                "input_shape": [1, 48, 48], "files": files}
     (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return out
 

@@ -30,7 +30,7 @@ def test_auto_falls_back_to_cpu_with_one_line(no_cuda: None, capsys: pytest.Capt
 
 
 def test_cuda_without_cuda_is_a_user_error(no_cuda: None) -> None:
-    with pytest.raises(UserError, match="train.device = 'cuda'"):
+    with pytest.raises(UserError, match=r"train\.device = 'cuda'"):
         resolve_device("cuda")
 
 
