@@ -116,6 +116,11 @@ class TorchCompileBackend(Backend):
         if device == "cuda":  # "fp32" means f32, as on torch-eager
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
+        import torch._dynamo.config as dynamo_config
+
+        sizes = sorted(set(options.batch_sizes))
+        # one static graph per batch size; past the limit Dynamo would silently run eager instead
+        dynamo_config.recompile_limit = max(int(dynamo_config.recompile_limit), len(sizes) + 2)
         freezing = bool(extra.get("freezing", True))
         inductor_config.freezing = freezing
         dynamic = bool(extra.get("dynamic", False))
@@ -125,7 +130,7 @@ class TorchCompileBackend(Backend):
         compile_s: dict[str, float] = {}
         graphs0 = _graph_count()
         with torch.inference_mode():
-            for bs in sorted(set(options.batch_sizes)):
+            for bs in sizes:
                 mode = pick_mode(device, bs) if configured == "auto" else configured
                 compiled = torch.compile(model, mode=mode, dynamic=dynamic, fullgraph=True)
                 x = self._prepare(np.zeros([bs, *in_shape], dtype=np.float32))
