@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "openvino": ("backends.openvino", "OpenVINOBackend", "OpenVINOConfig"),
     "onnxruntime": ("backends.onnxruntime", "OnnxRuntimeBackend", "OnnxRuntimeConfig"),
     "tensorrt": ("backends.tensorrt", "TensorRTBackend", "TensorRTConfig"),
+    "torch-compile": ("backends.torch_compile", "TorchCompileBackend", "TorchCompileConfig"),
 }
 ALL = "all"  # in benchmark.backends: every backend above, in this order
 

@@ -26,8 +26,9 @@ PRUNING_METHODS = ("l1", "cdcp", "sfpga", "drcp", "tgpp")
 
 
 def setting(default: Any, **rules: Any) -> Any:
-    """A dataclass field with validation rules (choices, min, max, items) in its metadata; backends declare
-    their own settings tables with it (backends/<name>/config.py)."""
+    """A dataclass field with validation rules (choices, min, max, items; hash=False keeps it out of
+    `Config.section_hash`) in its metadata; backends declare their own settings tables with it
+    (backends/<name>/config.py)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=rules)
     return field(default=default, metadata=rules)
@@ -65,9 +66,13 @@ class TrainConfig:
     weight_decay: float = setting(5e-4, min=0.0, max=1.0)
     l1_lambda: float = setting(0.0, min=0.0, max=1.0)  # paper Eq. 4: L1 weight penalty
     augment: bool = setting(True)
-    bf16: bool = setting(True)  # CPU autocast to bfloat16 where the CPU supports it
+    bf16: bool = setting(True)  # mixed precision: bf16 autocast on CPUs with native bf16; bf16 (fp16+scaler) on CUDA
     seed: int = setting(0, min=0)
     subset: int = setting(0, min=0)  # train on the first N images only (0 = all); for smoke runs
+    # where training, fine-tuning, calibration and QAT run (auto: CUDA when available). hash=False: left out of
+    # every cache key, because checkpoints and artifacts are saved as CPU tensors and do not depend on it; a
+    # model trained on a GPU is numerically a different model, but the same recipe, so it may be reused.
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"), hash=False)
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,15 @@ class Config:
         return dataclasses.asdict(self)
 
     def section_hash(self, *sections: str) -> str:
-        """Stable short hash of the named sections (keys caches: change a section, get a new artifact)."""
+        """Stable short hash of the named sections (keys caches: change a section, get a new artifact).
+        Fields declared with `setting(..., hash=False)` (where a job runs, not what it makes) are left out."""
         d = self.to_dict()
+        for s in sections:
+            obj = getattr(self, s)
+            if dataclasses.is_dataclass(obj):
+                for f in dataclasses.fields(obj):
+                    if f.metadata.get("hash") is False:
+                        d[s].pop(f.name, None)
         blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -213,7 +213,7 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Zero the masked-out weights in place."""
     params = dict(model.named_parameters())
     for name, mask in masks.items():
-        params[name].mul_(mask.to(params[name].dtype))
+        params[name].mul_(mask.to(device=params[name].device, dtype=params[name].dtype))
 
 
 def unstructured_prune(dense: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfig, *,

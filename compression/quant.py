@@ -171,23 +171,25 @@ def _key(name: str) -> str:
 
 @torch.no_grad()
 def collect_inputs(model: FoldedVGG, images: torch.Tensor, batch_size: int = 64,
-                   seed: int = 0) -> dict[str, np.ndarray]:
-    """A bounded random sample of the values entering every Conv/Gemm (for calibration)."""
+                   seed: int = 0, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """A bounded random sample of the values entering every Conv/Gemm (for calibration), the forward passes
+    on `device`; the model is left on the CPU and the sample is the same on every device (CPU generator)."""
     gen = torch.Generator().manual_seed(seed)
     samples: dict[str, list[np.ndarray]] = {n: [] for n in model.names}
     handles = []
     for name in model.names:
         def pre(_m: nn.Module, inp: tuple[torch.Tensor, ...], key: str = name) -> None:
-            v = inp[0].detach().flatten()
+            v = inp[0].detach().flatten().cpu()
             if v.numel() > MAX_SAMPLES_PER_BATCH:
                 v = v[torch.randint(0, v.numel(), (MAX_SAMPLES_PER_BATCH,), generator=gen)]
             samples[key].append(v.numpy().copy())
         handles.append(model.layers[_key(name)].register_forward_pre_hook(pre))
     try:
-        model.eval()
+        model.eval().to(device)
         for i in range(0, len(images), batch_size):
-            model(images[i : i + batch_size])
+            model(images[i : i + batch_size].to(device))
     finally:
+        model.to("cpu")
         for h in handles:
             h.remove()
     return {k: np.concatenate(v) for k, v in samples.items()}
@@ -223,11 +225,12 @@ def entropy_threshold(values: np.ndarray, bins: int = 2048, levels: int = 128) -
     return float(edges[best_i])
 
 
-def calibrate(model: FoldedVGG, images: torch.Tensor, method: str = "percentile") -> dict[str, float]:
+def calibrate(model: FoldedVGG, images: torch.Tensor, method: str = "percentile",
+              device: torch.device | str = "cpu") -> dict[str, float]:
     """Clipping range alpha per quantized tensor; the image input is fixed at 1.0 (pixel grid)."""
     if method not in CALIBRATIONS:
         raise ValueError(f"unknown calibration {method!r}; valid: {', '.join(CALIBRATIONS)}")
-    values = collect_inputs(model, images)
+    values = collect_inputs(model, images, device=device)
     alphas: dict[str, float] = {}
     for i, name in enumerate(model.names):
         v = values[name]
@@ -244,9 +247,11 @@ def calibrate(model: FoldedVGG, images: torch.Tensor, method: str = "percentile"
 
 
 def quantize_folded(folded: FoldedVGG, layers: list[FoldedLayer], images: torch.Tensor, method: str,
-                    symmetric: bool = True, masks: dict[str, torch.Tensor] | None = None) -> QuantVGG:
-    """PTQ: calibrate activation ranges on `images` and wrap the folded layers as a fake-quant model."""
-    alphas = calibrate(folded, images, method)
+                    symmetric: bool = True, masks: dict[str, torch.Tensor] | None = None,
+                    device: torch.device | str = "cpu") -> QuantVGG:
+    """PTQ: calibrate activation ranges on `images` (forward passes on `device`) and wrap the folded layers as
+    a fake-quant model (on the CPU; QAT moves it through fer.train.fit)."""
+    alphas = calibrate(folded, images, method, device=device)
     dropout = float(folded.dropout.p)
     return QuantVGG(layers, alphas, dropout=dropout, symmetric=symmetric, masks=masks).eval()
 

@@ -36,6 +36,7 @@ from compression.storage import layer_infos, storage_bytes
 from compression.writer import int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
+from fer.device import resolve_device
 from fer.evaluate import evaluate, predict_logits
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
@@ -192,7 +193,7 @@ class _Builder:
         c = self.cfg.compress
         folded, layers = fold_model(source), folded_layers(source)
         q = quantize_folded(folded, layers, self.calibration_images(), c.calibration, symmetric=c.symmetric,
-                            masks=masks)
+                            masks=masks, device=resolve_device(self.cfg.train.device))
         if method != "dense" and c.qat_epochs > 0:
             t0 = time.perf_counter()
             qat_cfg = replace(self.cfg.train, bf16=False, l1_lambda=0.0)

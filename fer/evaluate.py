@@ -45,9 +45,10 @@ def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 256) 
     """Logits [N, 7] for float32 images [N, C, 48, 48] (already scaled to [0, 1]), model in eval mode."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device  # a model still on its training device
     outs = []
     for i in range(0, len(images), batch_size):
-        outs.append(model(torch.from_numpy(images[i : i + batch_size])).float().numpy())
+        outs.append(model(torch.from_numpy(images[i : i + batch_size]).to(device)).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, NUM_CLASSES), dtype=np.float32)
 

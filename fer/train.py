@@ -1,14 +1,19 @@
 """Training loop shared by dense training, post-pruning fine-tuning and QAT.
 
-CPU-friendly by default: channels_last memory format and bfloat16 autocast where the CPU has native
-bf16 (avx512_bf16/AMX), which the design measured at ~2.7x the fp32 throughput on these machines.
+Runs where `train.device` says (fer.device). CPU: channels_last and bfloat16 autocast where the CPU has native
+bf16 (avx512_bf16/AMX), which the design measured at ~2.7x the fp32 throughput on these machines. CUDA:
+channels_last, bf16 autocast (fp16 + GradScaler on GPUs without bf16), pinned host batches, deterministic
+cuDNN. Batches and augmentation are drawn on the CPU from one seeded generator on every device, and the model
+goes back to the CPU at the end, so checkpoints never depend on where it trained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from common.config import TrainConfig
 from common.errors import UserError
 from fer.checkpoint import atomic_torch_save, load_state_strict, safe_torch_load
 from fer.data import Split
+from fer.device import resolve_device
 from fer.evaluate import evaluate
 
 
@@ -59,6 +65,33 @@ def bf16_supported() -> bool:
     except Exception:
         return False
     return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def autocast_dtype(device: torch.device, mixed: bool) -> torch.dtype | None:
+    """The autocast dtype for training on `device` (None: fp32). CUDA: bf16 where the GPU has it, else fp16."""
+    if not mixed:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if bf16_supported() else None
+
+
+@contextlib.contextmanager
+def _deterministic_cuda(device: torch.device) -> Iterator[None]:
+    """Same seeds -> same model on the same GPU: deterministic cuDNN/cuBLAS while training, restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism needs it before first use
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -123,7 +156,8 @@ def fit(
     history = History()
     if epochs <= 0:
         return history
-    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # seeds CUDA too
     gen = torch.Generator().manual_seed(cfg.seed)
     images = train.as_float()
     labels = train.labels
@@ -133,6 +167,8 @@ def fit(
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)
     total_steps = epochs * steps_per_epoch
+    model.to(device)  # before the optimizer sees the parameters
+    model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     if cfg.optimizer == "sgd":
@@ -144,8 +180,10 @@ def fit(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    use_bf16 = cfg.bf16 and bf16_supported()
-    model.to(memory_format=torch.channels_last)
+    amp = autocast_dtype(device, cfg.bf16)
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    cuda = device.type == "cuda"
     x_all = torch.from_numpy(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
     run_id = {"epochs": epochs, "lr": lr, "n": n, "batch_size": bs, "optimizer": cfg.optimizer,
@@ -154,42 +192,47 @@ def fit(
     if state_path is not None and Path(state_path).exists():
         start = _restore_state(Path(state_path), run_id, model, opt, sched, gen, history)
     step = start * steps_per_epoch
-    for epoch in range(start, epochs):
-        model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for b in range(steps_per_epoch):
-            idx = perm[b * bs : (b + 1) * bs]
-            x, y = x_all[idx], y_all[idx]
-            if cfg.augment:
-                x = augment_batch(x, gen)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            if cfg.l1_lambda > 0:
-                loss = loss + cfg.l1_lambda * l1_penalty(model)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if after_step is not None:
-                after_step(model)
-            step += 1
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if on_step is not None:
-                on_step(step, float(loss.detach()))
-        secs = time.perf_counter() - t0
-        val_acc = evaluate(model, val.as_float(), val.labels).accuracy if val is not None and len(val) else None
-        log = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_acc, secs, seen / secs)
-        history.epochs.append(log)
-        if state_path is not None:
-            _save_state(Path(state_path), run_id, epoch + 1, model, opt, sched, gen, history)
-        if on_epoch is not None:
-            on_epoch(log)
+    with _deterministic_cuda(device):
+        for epoch in range(start, epochs):
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=gen)
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b in range(steps_per_epoch):
+                idx = perm[b * bs : (b + 1) * bs]
+                x, y = x_all[idx], y_all[idx]
+                if cfg.augment:
+                    x = augment_batch(x, gen)  # on the CPU from `gen`: the same batches on every device
+                if cuda:  # pinned host memory lets the copy overlap the previous step's kernels
+                    x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                if cfg.l1_lambda > 0:
+                    loss = loss + cfg.l1_lambda * l1_penalty(model)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                if after_step is not None:
+                    after_step(model)
+                step += 1
+                loss_sum += float(loss.detach()) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if on_step is not None:
+                    on_step(step, float(loss.detach()))
+            secs = time.perf_counter() - t0
+            val_acc = evaluate(model, val.as_float(), val.labels).accuracy if val is not None and len(val) else None
+            log = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_acc, secs, seen / secs)
+            history.epochs.append(log)
+            if state_path is not None:
+                _save_state(Path(state_path), run_id, epoch + 1, model, opt, sched, gen, history)
+            if on_epoch is not None:
+                on_epoch(log)
+    model.to("cpu")  # callers save and export CPU tensors
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
@@ -210,14 +253,30 @@ def _save_state(
         "kind": "fer-train-state",
         "run": run_id,
         "epoch": epoch,
-        "model": {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
+        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "optimizer": _to_cpu(opt.state_dict()),
         "scheduler": sched.state_dict(),
         "gen_rng": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if _on_cuda(model) else None,
         "history": [asdict(e) for e in history.epochs],
     }
     atomic_torch_save(state, path)
+
+
+def _on_cuda(model: nn.Module) -> bool:
+    return any(p.is_cuda for p in model.parameters())
+
+
+def _to_cpu(obj: Any) -> Any:
+    """Optimizer state with every tensor on the CPU (the state file must not depend on the device)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def _restore_state(
@@ -241,6 +300,8 @@ def _restore_state(
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["gen_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and _on_cuda(model):
+            torch.cuda.set_rng_state(state["cuda_rng"])
         history.epochs[:] = [EpochLog(**e) for e in state["history"]]
         return int(state["epoch"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:

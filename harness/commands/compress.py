@@ -42,6 +42,7 @@ def parse_methods(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fer.device import resolve_device
     from harness.commands._common import load_config_from_args
     from harness.pipeline import load_data, prepare_artifacts, prepare_dense
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config_from_args(args)
     if args.methods is not None:
         cfg = dataclasses.replace(cfg, compress=dataclasses.replace(cfg.compress, methods=parse_methods(args.methods)))
+    resolve_device(cfg.train.device)  # a bad train.device fails before the data is read
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)
     arts = prepare_artifacts(cfg, data, dense, variants=args.variant, out_dir=args.out, progress=console.info)

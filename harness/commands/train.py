@@ -19,11 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fer.device import resolve_device
     from harness.commands._common import load_config_from_args
     from harness.pipeline import load_data, prepare_dense
 
     console.set_quiet(args.quiet)
     cfg = load_config_from_args(args)
+    resolve_device(cfg.train.device)  # a bad train.device fails before the data is read
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, force=args.force, progress=console.info)
     meta = {**dense.meta, "checkpoint": str(dense.path), "reused": dense.reused}

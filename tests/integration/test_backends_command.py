@@ -14,7 +14,7 @@ def test_backends_json_lists_every_backend_with_the_fingerprint(capsys: pytest.C
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"fingerprint", "backends"}
     names = [b["name"] for b in doc["backends"]]
-    assert names == ["torch-eager", "openvino", "onnxruntime", "tensorrt"]
+    assert names == ["torch-eager", "openvino", "onnxruntime", "tensorrt", "torch-compile"]
     for b in doc["backends"]:
         assert {"name", "available", "reason", "versions"} <= set(b)
         assert b["available"] or b["reason"].startswith(b["name"] + ":")

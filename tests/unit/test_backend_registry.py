@@ -11,7 +11,7 @@ from backends.registry import backend_names, check_name, get_backend_class, prob
 from common.config import load_config
 from common.errors import UserError
 
-BACKEND_NAMES = ("torch-eager", "openvino", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("torch-eager", "openvino", "onnxruntime", "tensorrt", "torch-compile")
 
 
 def test_registry_knows_every_backend_in_order() -> None:

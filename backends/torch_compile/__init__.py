@@ -1,0 +1,1 @@
+"""The torch_compile backend: its Backend subclass (backend.py) and its settings (config.py)."""
