@@ -97,8 +97,11 @@ def processes(row: dict[str, Any]) -> str:
     """How many processes measured the row, how many were left out as noisy, and a bimodality mark."""
     rounds = row.get("rounds")
     text = str(len(rounds)) if isinstance(rounds, list) and rounds else "1"
-    if row.get("noisy_rounds"):
-        text += f" ({row['noisy_rounds']} noisy, left out)"
+    noisy = row.get("noisy_rounds") or 0
+    if noisy and isinstance(rounds, list) and noisy >= len(rounds):
+        text += " (all noisy: used, INVALID)"
+    elif noisy:
+        text += f" ({noisy} noisy, left out)"
     if row.get("bimodal"):
         text += ", bimodal"
     return text
