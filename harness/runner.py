@@ -4,8 +4,9 @@
 Randomized interleaved trials (Abedi & Brecht, ICPE 2017; asv `rounds`; Google Benchmark random
 interleaving): each round runs every cell once, in an order shuffled per round with `benchmark.round_seed`
 (recorded in the results), so a slow spell of the machine hits different cells in different rounds instead
-of one cell in full. Each process times `min_duration_s / rounds`, so R rounds cost about one long process of
-timing (plus R fixed costs, measured and reported). The accuracy pass runs in the first round only.
+of one cell in full. Each process times `min_duration_s / rounds` (and `min_iterations / rounds`, at least the
+100 a p99 needs), so R rounds cost about one long process of timing (plus R fixed costs, measured and
+reported). The accuracy pass runs in the first round only.
 A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
 row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
 are medians over processes with bootstrap intervals (harness.intervals). After the grid,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import secrets
 import tempfile
@@ -38,7 +40,7 @@ from harness.agreement import agreement_rows
 from harness.fingerprint import fingerprint
 from harness.intervals import bimodal, median_ci, robust_cov
 from harness.launcher import cell_spec, run_cell_subprocess, scenarios
-from harness.measure import Stats, Timing, harness_overhead_us, verdict
+from harness.measure import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
 from harness.scenarios import LATENCY, THROUGHPUT
 from harness.trackers import noisy_reason
 
@@ -69,7 +71,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     b = cfg.benchmark
     n_rounds = int(b.rounds)
     per_process = dataclasses.replace(cfg, benchmark=dataclasses.replace(
-        b, min_duration_s=b.min_duration_s / n_rounds))
+        b, min_duration_s=b.min_duration_s / n_rounds,
+        min_iterations=per_process_iterations(b.min_iterations, n_rounds)))
     rng = random.Random(b.round_seed)
     orders: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
@@ -136,6 +139,12 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+def per_process_iterations(min_iterations: int, rounds: int) -> int:
+    """The iteration floor of one process: the cell's floor split over the rounds, but never below what a p99
+    needs (P99_MIN_SAMPLES) nor above the configured floor."""
+    return min(int(min_iterations), max(P99_MIN_SAMPLES, math.ceil(int(min_iterations) / max(1, rounds))))
 
 
 def new_run_id() -> str:

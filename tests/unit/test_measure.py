@@ -156,3 +156,12 @@ def test_noise_probe_measures_against_the_affinity_set() -> None:
     assert noise["cpus_allowed"] == len(os.sched_getaffinity(0))
     assert 0.0 <= noise["other_cpu_fraction"] <= 1.0 and 0.0 <= noise["steal_fraction"] <= 1.0
     assert noise["loadavg_1m"] == pytest.approx(os.getloadavg()[0], abs=5.0)
+
+
+def test_rounds_split_the_iteration_floor_but_keep_enough_for_a_p99() -> None:
+    from harness.runner import per_process_iterations
+
+    assert per_process_iterations(200, 1) == 200
+    assert per_process_iterations(200, 3) == P99_MIN_SAMPLES  # 67 would be too few for a p99
+    assert per_process_iterations(3000, 10) == 300
+    assert per_process_iterations(20, 2) == 20  # never above the configured floor
