@@ -139,26 +139,32 @@ def analyze(args: argparse.Namespace) -> int:
     # (b) planted slowdowns
     rng = np.random.default_rng(args.seed)
     plants: dict[str, Any] = {}
+    # A plant counts as found only where the unplanted series is NOT flagged at the same run: otherwise a false
+    # alarm of the recorded series would pass for a detection.
+    plain_pair = {i: _alarms([runs[i - 1]], runs[i], args.threshold)[0] for i in range(1, n)}
+    plain_hist = {t: _alarms(runs[max(0, t - args.window):t], runs[t], args.threshold)[0]
+                  for t in range(1, n)}
     for factor in (1.10, 1.20):
         hist_delays: list[int | None] = []
-        pair_hits = pair_total = 0
+        pair_hits = pair_total = confounded = 0
         for _ in range(args.plants):
             lo = max(1, args.window)
             if n - lo < 1:
                 break
             s = int(rng.integers(lo, n))
             planted = runs[:s] + [_slowed(r, factor) for r in runs[s:]]
-            flagged, tested = _alarms([planted[s - 1]], planted[s], args.threshold)
-            pair_hits += len(flagged)
-            pair_total += tested
-            for cell in _ok_cells(planted[s]):
+            flagged, _tested = _alarms([planted[s - 1]], planted[s], args.threshold)
+            cells = sorted(_ok_cells(planted[s]) & _ok_cells(planted[s - 1]))
+            pair_total += len(cells)
+            pair_hits += sum(1 for c in cells if c in flagged and c not in plain_pair[s])
+            for cell in cells:
                 delay = None
                 for t in range(s, min(n, s + args.max_delay + 1)):
                     f, _ = _alarms(planted[max(0, t - args.window):t], planted[t], args.threshold)
-                    if cell in f:
+                    if cell in f and cell in plain_hist[t]:
+                        confounded += 1
+                    if cell in f and cell not in plain_hist[t]:
                         delay = t - s
-                        break
-                    if t == n - 1:
                         break
                 hist_delays.append(delay)
         found = [d for d in hist_delays if d is not None]
@@ -168,8 +174,10 @@ def analyze(args: argparse.Namespace) -> int:
             "history_detected": len(found),
             "history_detection_rate": len(found) / len(hist_delays) if hist_delays else None,
             "delay_runs": {str(d): found.count(d) for d in sorted(set(found))},
+            "confounded_with_false_alarms": confounded,
             "note": "delay 0 = flagged on the first slowed run; a plant near the end of the series has fewer "
-                    "later runs to be found in (counted as missed)",
+                    "later runs to be found in (counted as missed); hits where the unplanted series is flagged "
+                    "too are not counted",
         }
     report["planted"] = plants
     text = json.dumps(report, indent=1)
