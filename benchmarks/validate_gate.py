@@ -146,6 +146,7 @@ def analyze(args: argparse.Namespace) -> int:
                   for t in range(1, n)}
     for factor in (1.10, 1.20):
         hist_delays: list[int | None] = []
+        roomy: list[int | None] = []  # plants with max_delay later runs to be found in
         pair_hits = pair_total = confounded = 0
         for _ in range(args.plants):
             lo = max(1, args.window)
@@ -167,6 +168,8 @@ def analyze(args: argparse.Namespace) -> int:
                         delay = t - s
                         break
                 hist_delays.append(delay)
+                if s + args.max_delay < n:
+                    roomy.append(delay)
         found = [d for d in hist_delays if d is not None]
         plants[f"+{round(100 * (factor - 1))}%"] = {
             "pair_detection_rate": pair_hits / pair_total if pair_total else None,
@@ -174,6 +177,8 @@ def analyze(args: argparse.Namespace) -> int:
             "history_detected": len(found),
             "history_detection_rate": len(found) / len(hist_delays) if hist_delays else None,
             "delay_runs": {str(d): found.count(d) for d in sorted(set(found))},
+            "history_detection_rate_with_room": (sum(d is not None for d in roomy) / len(roomy)) if roomy else None,
+            "plants_with_room": len(roomy),
             "confounded_with_false_alarms": confounded,
             "note": "delay 0 = flagged on the first slowed run; a plant near the end of the series has fewer "
                     "later runs to be found in (counted as missed); hits where the unplanted series is flagged "
