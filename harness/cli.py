@@ -49,6 +49,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override a config key with a TOML literal, e.g. --set train.epochs=3 (repeatable)",
     )
+    p.add_argument("--profile", default=None, metavar="NAME",
+                   help="named settings applied before --set: nightly (benchmark.rounds=10, 6 s per cell)")
 
 
 def _version() -> str:

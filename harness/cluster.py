@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import socket
 import tarfile
@@ -193,7 +194,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
     from backends.registry import check_name, resolve_config
     from harness.fingerprint import fingerprint
     from harness.launcher import cell_spec
-    from harness.runner import _failed_rows, _rows_from_cell, _summary, new_run_id
+    from harness.runner import _failed_rows, _rows_from_cell, _summary, new_run_id, per_process_config
 
     say = progress or (lambda _msg: None)
     ray = import_ray()
@@ -237,53 +238,69 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                                             "harness_overhead_us": info["harness_overhead_us"]}
             target_machine[t] = info["machine_id"]
             say(f"target {t}: machine {info['machine_id']} ({info['hostname']})")
-        pending: dict[Any, tuple[str, str, str]] = {}
+        pending: dict[Any, tuple[tuple[str, str, str], int]] = {}
         rows_by_cell: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for t in targets:
-            for backend in names:
-                for variant in cfg.benchmark.variants:
-                    key = (t, backend, variant)
-                    if variant not in artifacts:
-                        reason = f"no artifact for variant {variant!r}"
-                        rows_by_cell[key] = _failed_rows(cfg, backend, variant, artifacts, "error", reason)
-                        continue
-                    spec = asdict(cell_spec(cfg, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-")))
-                    ref = remote_cell.options(resources={SLOT: 1, target_resource(t): 1}).remote(
-                        spec, art_bundles[variant], data_bundle, cfg.benchmark.cell_timeout_s, cfg.benchmark.threads)
-                    pending[ref] = key
-        results_of: dict[tuple[str, str, str], dict[str, Any]] = {}
-        total = len(pending)
+        per_process = per_process_config(cfg)
+        rng = random.Random(cfg.benchmark.round_seed)
+        cells = [(t, bk, v) for t in targets for bk in names for v in cfg.benchmark.variants]
+        for key in cells:
+            if key[2] not in artifacts:
+                reason = f"no artifact for variant {key[2]!r}"
+                rows_by_cell[key] = _failed_rows(cfg, key[1], key[2], artifacts, "error", reason)
+        runnable = [k for k in cells if k not in rows_by_cell]
+        # Rounds as on one machine: every cell once per round in a fresh process, the order shuffled per round
+        # (a node's one benchmark slot runs its tasks one at a time, roughly in submission order).
+        for rnd in range(int(cfg.benchmark.rounds)):
+            order = list(runnable)
+            rng.shuffle(order)
+            for key in order:
+                t, backend, variant = key
+                spec = cell_spec(per_process, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-"))
+                if rnd > 0:  # accuracy comes from the first round's process only
+                    spec = replace(spec, accuracy=False)
+                ref = remote_cell.options(resources={SLOT: 1, target_resource(t): 1}).remote(
+                    asdict(spec), art_bundles[variant], data_bundle, cfg.benchmark.cell_timeout_s,
+                    cfg.benchmark.threads)
+                pending[ref] = (key, rnd)
+        results_of: dict[tuple[str, str, str], list[dict[str, Any]]] = {k: [] for k in runnable}
+        total, done = len(pending), 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in ready:
-                key = pending.pop(ref)
+                key, rnd = pending.pop(ref)
                 try:
-                    results_of[key] = ray.get(ref)
+                    result = ray.get(ref)
                 except Exception as e:  # the node died, the worker crashed, the task was cancelled
                     first = (str(e).strip().splitlines() or [""])[0][:300]
-                    results_of[key] = {"status": "error", "scenarios": [],
-                                       "reason": f"lost on the cluster ({type(e).__name__}): {first}"}
+                    result = {"status": "error", "scenarios": [],
+                              "reason": f"lost on the cluster ({type(e).__name__}): {first}"}
+                results_of[key].append({"round": rnd, "started": result.get("started", ""), "result": result})
+                done += 1
                 t, backend, variant = key
-                say(f"[{len(results_of)}/{total}] {t} {backend} {variant}: "
-                    f"{results_of[key].get('status')} {results_of[key].get('reason', '') or ''}".rstrip())
+                say(f"[{done}/{total}] round {rnd + 1} {t} {backend} {variant}: "
+                    f"{result.get('status')} {result.get('reason', '') or ''}".rstrip())
             if not ready:
                 alive = _alive_targets(ray)
-                for ref, key in list(pending.items()):
+                for ref, (key, rnd) in list(pending.items()):
                     if key[0] not in alive:  # nothing left that can run it: it would wait forever
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
-                        results_of[key] = {"status": "error", "scenarios": [],
-                                           "reason": f"no live node of target {key[0]} is left in the cluster"}
-                        say(f"[{len(results_of)}/{total}] {' '.join(key)}: error (target {key[0]} has no live node)")
+                        results_of[key].append({"round": rnd, "started": "", "result": {
+                            "status": "error", "scenarios": [],
+                            "reason": f"no live node of target {key[0]} is left in the cluster"}})
+                        done += 1
+                        say(f"[{done}/{total}] {' '.join(key)}: error (target {key[0]} has no live node)")
     finally:
         ray.shutdown()
-    for key, result in results_of.items():
+    for key, procs in results_of.items():
         t, backend, variant = key
-        node = result.get("node") or {}
+        procs.sort(key=lambda p: int(p["round"]))
+        first = procs[0]["result"] if procs else {}
+        node = first.get("node") or {}
         if node.get("machine_id"):
             machines.setdefault(node["machine_id"], {"fingerprint": node.get("fingerprint"), "target": t,
                                                      "hostname": node.get("hostname")})
-        rows = _rows_from_cell(cfg, backend, variant, artifacts, result)
+        rows = _rows_from_cell(cfg, backend, variant, artifacts, procs)
         rows_by_cell[key] = rows
         say(f"{t} {backend} {variant}: {_summary(rows)}")
     rows_out: list[dict[str, Any]] = []
@@ -291,10 +308,11 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
         for backend in names:
             for variant in cfg.benchmark.variants:
                 key = (t, backend, variant)
-                node = (results_of.get(key) or {}).get("node") or {}
+                res0: dict[str, Any] = (results_of.get(key) or [{}])[0].get("result") or {}
+                node = res0.get("node") or {}
                 mid = node.get("machine_id") or target_machine[t]
                 fp = machines[mid]["fingerprint"] or {}
-                slot = (results_of.get(key) or {}).get("host_slot")
+                slot = res0.get("host_slot")
                 for r in rows_by_cell.get(key, []):
                     r.update(machine_id=mid, fingerprint_id=fp.get("id"), target=t, host_slot=slot)
                     rows_out.append(r)

@@ -1,10 +1,18 @@
 """Regression test between runs, per cell (backend, variant, device, scenario, batch size).
 
-Latency: a change is called only when BOTH hold (cf. asv's `_stats`): the Mann-Whitney U test on the raw
-samples rejects "same distribution" at `alpha`, AND the relative change of the p50 is beyond the practical
-`threshold`. With several baseline runs (`--history N`), the threshold widens to the run-to-run spread of
-the baselines' p50s: within-run samples say nothing about between-run noise (on a shared VM the same cell
-moved 20-30% between runs minutes apart, while MWU on thousands of samples gives p ~ 0 for any shift).
+All samples of one process share one machine state, so the unit of a latency test is a process or a run, never
+a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions):
+* one baseline run (`--baseline A --candidate B`): processes are the unit. Each run measured every cell in
+  `benchmark.rounds` processes; the ratio of the two runs' medians of per-process p50s gets a 95% bootstrap
+  interval (resampling each run's processes). A regression needs the interval to exclude 1 AND the slowdown
+  to exceed `threshold` (a practical size; the interval alone calls 1% shifts on a quiet machine).
+* several baseline runs (`--history N`): runs are the unit. The cell's series of run p50s (oldest first, the
+  candidate last) shows a regression when the change persists (each of the newest `persist` runs is above every
+  earlier run and `threshold` above the earlier median) or when E-divisive means
+  (harness.intervals.e_divisive) finds a change point and the candidate's segment is `threshold` above the one
+  before it.
+Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
+gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
 Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
 rejects at `alpha` (the change lies outside its 95% confidence interval). A cell that was ok and now errors
 or times out is a regression too.
@@ -22,13 +30,18 @@ from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
+from harness.intervals import e_divisive, ratio_ci
 from reports.stats import counts_from_confusion, two_proportion_pvalue
 
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
 
 REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "no change"
 BROKEN, UNTESTED = "regression (broken)", "untested"
-MIN_SAMPLES = 5  # fewer raw samples than this on either side: the latency test is not run
+MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
+PERSIST = 2  # --history: the newest this many runs must all be beyond the earlier runs' spread
+MIN_REFERENCE_RUNS = 2  # --history: earlier runs needed before the persistence rule can speak
+CHANGE_POINT_MIN_RUNS = 3  # --history: runs after a change point before it gates (a median of 3 ignores one outlier)
+MIN_SERIES = PERSIST + MIN_REFERENCE_RUNS  # shorter histories fall back to processes as the unit
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -60,14 +73,18 @@ class CellComparison:
     base_p50_ms: float | None = None
     cand_p50_ms: float | None = None
     rel_change: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None  # Mann-Whitney U over the pooled raw samples: a diagnostic, not the gate
     base_n: int = 0
     cand_n: int = 0
+    method: str = ""  # "processes" (one baseline run) or "runs" (a history series)
+    ratio_ci: list[float] | None = None  # processes: 95% bootstrap interval of cand/base median
+    base_processes: int = 0
+    cand_processes: int = 0
+    series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
+    decided_by: str = ""
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
     accuracy_p_value: float | None = None
-    run_to_run_noise: float | None = None  # max relative deviation of baseline runs' p50s (>= 2 runs)
-    threshold_used: float | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -110,23 +127,91 @@ class Comparison:
         }
 
 
-def latency_verdict(
-    base: Sequence[float], cand: Sequence[float], threshold: float, alpha: float
-) -> tuple[str, float | None, float | None]:
-    """(verdict, relative p50 change, Mann-Whitney p-value) for two raw latency sample sets."""
+def samples_diagnostic(base: Sequence[float], cand: Sequence[float]) -> float | None:
+    """Mann-Whitney U p-value over two runs' raw samples (None with < MIN_SAMPLES on a side): shown, never gates."""
     b = np.asarray(base, dtype=np.float64)
     c = np.asarray(cand, dtype=np.float64)
     b, c = b[np.isfinite(b)], c[np.isfinite(c)]
     if len(b) < MIN_SAMPLES or len(c) < MIN_SAMPLES:
-        return UNTESTED, None, None
-    p50_b, p50_c = float(np.median(b)), float(np.median(c))
-    rel = (p50_c - p50_b) / p50_b if p50_b > 0 else math.inf
-    p = float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
-    if p < alpha and rel > threshold:
-        return REGRESSION, rel, p
-    if p < alpha and rel < -threshold:
-        return IMPROVEMENT, rel, p
-    return SAME, rel, p
+        return None
+    return float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
+
+
+def process_p50s(row: dict[str, Any]) -> list[float]:
+    """The row's per-process p50s (its quiet processes; all of them when every one was noisy); a row of an
+    older harness without rounds counts as one process (the median of its samples)."""
+    rounds = row.get("rounds")
+    if isinstance(rounds, list) and rounds:
+        vals = [r.get("p50_ms") for r in rounds if isinstance(r, dict)]
+        quiet = [float(v) for r, v in zip(rounds, vals, strict=True) if isinstance(v, int | float)
+                 and not r.get("noisy")]
+        if quiet:
+            return quiet
+        every = [float(v) for v in vals if isinstance(v, int | float)]
+        if every:
+            return every
+    samples = [float(x) for x in row.get("samples_ms") or [] if isinstance(x, int | float)]
+    if samples:
+        return [float(np.median(samples))]
+    lat = row.get("latency_ms")
+    if isinstance(lat, dict) and isinstance(lat.get("p50"), int | float):
+        return [float(lat["p50"])]
+    return []
+
+
+def run_p50(row: dict[str, Any]) -> float | None:
+    """A run's value of a cell: the median of its per-process p50s."""
+    vals = process_p50s(row)
+    return float(np.median(vals)) if vals else None
+
+
+def process_verdict(base: Sequence[float], cand: Sequence[float],
+                    threshold: float) -> tuple[str, float | None, tuple[float, float] | None]:
+    """(verdict, ratio cand/base of the median process p50s, its 95% bootstrap interval): a regression needs the
+    interval to exclude 1 AND the slowdown to exceed `threshold`; UNTESTED with < 2 processes on a side."""
+    ratio, ci = ratio_ci(cand, base)
+    if ci is None or not math.isfinite(ratio):
+        return UNTESTED, (ratio if math.isfinite(ratio) else None), None
+    if ci[0] > 1.0 and ratio - 1.0 > threshold:
+        return REGRESSION, ratio, ci
+    if ci[1] < 1.0 and 1.0 - ratio > threshold:
+        return IMPROVEMENT, ratio, ci
+    return SAME, ratio, ci
+
+
+def history_verdict(series: Sequence[float], threshold: float, persist: int = PERSIST,
+                    alpha: float = 0.05) -> tuple[str, float | None, str]:
+    """(verdict, relative change, what decided) for a run series (oldest first, the candidate last).
+
+    Persistence: each of the newest `persist` runs is above (below) every earlier run and more than `threshold`
+    above (below) the earlier runs' median. Change point: E-divisive means finds a significant change and the
+    candidate's segment differs from the segment before it by more than `threshold`.
+    """
+    x = [float(v) for v in series if math.isfinite(float(v))]
+    if len(x) < 2:
+        return UNTESTED, None, "fewer than 2 runs"
+    ref_all = x[:-1]
+    rel = x[-1] / float(np.median(ref_all)) - 1.0
+    if len(x) - persist >= MIN_REFERENCE_RUNS:
+        recent, ref = x[-persist:], x[:-persist]
+        mid = float(np.median(ref))
+        r = float(np.median(recent)) / mid - 1.0
+        if all(v > max(ref) and v / mid - 1.0 > threshold for v in recent):
+            return REGRESSION, r, f"persistent: newest {persist} runs all above the {len(ref)} earlier runs"
+        if all(v < min(ref) and v / mid - 1.0 < -threshold for v in recent):
+            return IMPROVEMENT, r, f"persistent: newest {persist} runs all below the {len(ref)} earlier runs"
+    cps = e_divisive(x, alpha=alpha)
+    if cps:
+        last = cps[-1]
+        start = cps[-2].index if len(cps) > 1 else 0
+        before, after = x[start:last.index], x[last.index:]
+        r = float(np.median(after)) / float(np.median(before)) - 1.0
+        how = f"change point at run {last.index + 1} of {len(x)} (E-divisive, p={last.p_value:.3f})"
+        if len(after) >= CHANGE_POINT_MIN_RUNS and r > threshold:
+            return REGRESSION, r, how
+        if len(after) >= CHANGE_POINT_MIN_RUNS and r < -threshold:
+            return IMPROVEMENT, r, how
+    return SAME, rel, "no persistent change, no change point"
 
 
 def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
@@ -146,8 +231,10 @@ def compare_cells(
     *,
     threshold: float = 0.05,
     alpha: float = 0.05,
+    persist: int = PERSIST,
 ) -> list[CellComparison]:
-    """Compare candidate cells with baseline cells; several baseline rows per cell are pooled."""
+    """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
+    (a history, oldest first): runs are the unit."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
     for r in baseline_rows:
         base.setdefault(cell_key(r), []).append(r)
@@ -180,31 +267,33 @@ def compare_cells(
         b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
         c_samples = list(c_row.get("samples_ms") or [])
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
-        cc.run_to_run_noise = run_to_run_noise(b_ok)
-        cc.threshold_used = max(threshold, cc.run_to_run_noise or 0.0)
-        if cc.threshold_used > threshold:
-            cc.notes.append(f"threshold widened to {cc.threshold_used:.1%}: run-to-run spread of {len(b_ok)} "
-                            "baseline runs")
-        cc.latency, cc.rel_change, cc.p_value = latency_verdict(b_samples, c_samples, cc.threshold_used, alpha)
-        if b_samples:
-            cc.base_p50_ms = float(np.median(b_samples))
-        if c_samples:
-            cc.cand_p50_ms = float(np.median(c_samples))
-        if cc.latency == UNTESTED:
-            cc.notes.append(f"too few raw samples (baseline {cc.base_n}, candidate {cc.cand_n})")
+        cc.p_value = samples_diagnostic(b_samples, c_samples)
+        cc.cand_p50_ms = run_p50(c_row)
+        series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
+        if len(series) + 1 < MIN_SERIES:  # one baseline run (or too short a history): processes are the unit
+            b_vals, c_vals = [v for r in b_ok for v in process_p50s(r)], process_p50s(c_row)
+            cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
+            cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
+            cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
+            cc.rel_change = ratio - 1.0 if ratio is not None else None
+            cc.ratio_ci = list(ci) if ci else None
+            cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes, 95% bootstrap CI"
+            if len(b_ok) > 1:
+                cc.decided_by += f" (history of {len(b_ok)} runs too short for runs as the unit: < {MIN_SERIES})"
+            if cc.latency == UNTESTED:
+                cc.notes.append(f"needs >= 2 processes per run (benchmark.rounds >= 2); baseline {len(b_vals)}, "
+                                f"candidate {len(c_vals)}")
+        else:  # a history: runs are the unit
+            cc.method = "runs"
+            cc.base_p50_ms = float(np.median(series)) if series else None
+            if cc.cand_p50_ms is not None:
+                cc.series_ms = [*series, cc.cand_p50_ms]
+                cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold,
+                                                                           persist=persist, alpha=alpha)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         _compare_accuracy(cc, b_ok, c_row, alpha)
     return out
-
-
-def run_to_run_noise(rows: list[dict[str, Any]]) -> float | None:
-    """Largest relative deviation of each run's p50 from the median of those p50s (None for < 2 runs)."""
-    p50s = [float(np.median(r["samples_ms"])) for r in rows if len(r.get("samples_ms") or []) >= MIN_SAMPLES]
-    if len(p50s) < 2:
-        return None
-    mid = float(np.median(p50s))
-    return max(abs(p / mid - 1.0) for p in p50s) if mid > 0 else None
 
 
 def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:
@@ -249,8 +338,9 @@ def compare_runs(
     threshold: float = 0.05,
     alpha: float = 0.05,
     allow_hardware_mismatch: bool = False,
+    persist: int = PERSIST,
 ) -> Comparison:
-    """Compare `candidate` with one or more baseline runs (pooled per cell)."""
+    """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
     if not baselines:
         raise UserError("nothing to compare against: no baseline run")
     if not 0.0 < threshold < 10.0:
@@ -261,6 +351,9 @@ def compare_runs(
     ids = [str(b.get("run_id")) for b in baselines]
     if str(candidate.get("run_id")) in ids:
         warnings.append(f"run {candidate.get('run_id')} is compared with itself")
-    rows = [r for b in baselines for r in b.get("results", [])]
-    cells = compare_cells(rows, candidate.get("results", []), threshold=threshold, alpha=alpha)
+    if persist < 1:
+        raise UserError(f"--persist {persist}: must be >= 1 run")
+    ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
+    rows = [r for b in ordered for r in b.get("results", [])]
+    cells = compare_cells(rows, candidate.get("results", []), threshold=threshold, alpha=alpha, persist=persist)
     return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)

@@ -1,7 +1,15 @@
-"""The benchmark grid: backends x variants, one fresh subprocess (`python -m harness.cell`) per cell.
+"""The benchmark grid: backends x variants in `benchmark.rounds` rounds, one fresh subprocess
+(`python -m harness.cell`) per cell per round.
 
-A crash or hang costs one cell (status error/timeout) and the sweep goes on. Each cell yields one result
-row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry). After the grid,
+Randomized interleaved trials (Abedi & Brecht, ICPE 2017; asv `rounds`; Google Benchmark random
+interleaving): each round runs every cell once, in an order shuffled per round with `benchmark.round_seed`
+(recorded in the results), so a slow spell of the machine hits different cells in different rounds instead
+of one cell in full. Each process times `min_duration_s / rounds` (and `min_iterations / rounds`, at least the
+100 a p99 needs), so R rounds cost about one long process of timing (plus R fixed costs, measured and
+reported). The accuracy pass runs in the first round only.
+A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
+row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
+are medians over processes with bootstrap intervals (harness.intervals). After the grid,
 every backend's test-split logits are compared with the PyTorch reference of the same variant (top-1
 agreement, max |delta logit|). `run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS);
 with `run_dir` it also writes run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
@@ -9,7 +17,10 @@ with `run_dir` it also writes run_dir/results.json (atomically) and each cell's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import random
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -27,11 +38,12 @@ from common.results import ROW_FIELDS, SCHEMA_VERSION
 from fer.data import FerData
 from harness.agreement import agreement_rows
 from harness.fingerprint import fingerprint
+from harness.intervals import bimodal, median_ci, robust_cov
 from harness.launcher import cell_spec, run_cell_subprocess, scenarios
-from harness.measure import Stats, Timing, harness_overhead_us, verdict
+from harness.measure import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
 from harness.scenarios import LATENCY, THROUGHPUT
+from harness.trackers import noisy_reason
 
-MAX_OTHER_CPU = 0.25  # share of the CPUs other processes may use during a timed loop before it is INVALID
 Progress = Callable[[str], None]
 
 
@@ -56,6 +68,11 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     labels_of: dict[tuple[str, str], str] = {}
     avail = {n: probe(n) for n in names}
     cells = [(b, v) for b in names for v in variants]
+    b = cfg.benchmark
+    n_rounds = int(b.rounds)
+    per_process = per_process_config(cfg)
+    rng = random.Random(b.round_seed)
+    orders: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
         work = Path(tmp)
         images_path, labels_path = work / "test_images.npy", work / "test_labels.npy"
@@ -63,29 +80,43 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         np.save(labels_path, np.asarray(data.test.labels, dtype=np.int64))
         log_dir = (run_dir / "cells") if run_dir is not None else work / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        for i, (backend, variant) in enumerate(cells, 1):
-            prefix = f"[{i}/{len(cells)}] {backend} {variant}"
+        runnable: list[tuple[str, str]] = []
+        for backend, variant in cells:
             a = avail[backend]
             if not a.available:
                 rows += _failed_rows(cfg, backend, variant, artifacts, "unavailable", a.reason)
-                say(f"{prefix}: unavailable ({a.reason})")
-                continue
-            if variant not in artifacts:
+                say(f"{backend} {variant}: unavailable ({a.reason})")
+            elif variant not in artifacts:
                 reason = f"no artifact for variant {variant!r}; available: {', '.join(sorted(artifacts)) or 'none'}"
                 rows += _failed_rows(cfg, backend, variant, artifacts, "error", reason)
-                say(f"{prefix}: error ({reason})")
-                continue
-            say(f"{prefix}: running")
-            out_logits = work / f"{backend}__{variant}.logits.npy"
-            spec = cell_spec(cfg, backend, artifacts[variant], images_path, labels_path, out_logits)
-            result = run_cell_subprocess(spec, work / f"{backend}__{variant}", cfg.benchmark.cell_timeout_s,
-                                         log_dir / f"{backend}__{variant}.log", cfg.benchmark.threads)
-            new_rows = _rows_from_cell(cfg, backend, variant, artifacts, result)
+                say(f"{backend} {variant}: error ({reason})")
+            else:
+                runnable.append((backend, variant))
+        procs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in runnable}
+        for rnd in range(n_rounds):
+            order = [c for c in runnable if rnd == 0 or procs[c][0]["result"].get("status") == "ok"]
+            rng.shuffle(order)
+            orders.append([f"{bk}/{v}" for bk, v in order])
+            for i, (backend, variant) in enumerate(order, 1):
+                prefix = f"[round {rnd + 1}/{n_rounds}, {i}/{len(order)}] {backend} {variant}"
+                say(f"{prefix}: running")
+                stem = f"{backend}__{variant}" + (f"__r{rnd}" if rnd else "")
+                out_logits = work / f"{backend}__{variant}.logits.npy"
+                spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits)
+                if rnd > 0:  # accuracy and logits come from the first round's process only
+                    spec = dataclasses.replace(spec, accuracy=False, logits_out="")
+                started = datetime.now(UTC).isoformat(timespec="seconds")
+                result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads)
+                procs[(backend, variant)].append({"round": rnd, "started": started, "result": result})
+                if rnd == 0 and result.get("status") == "ok" and out_logits.is_file():
+                    logits[(backend, variant)] = out_logits
+                    labels_of[(backend, variant)] = str(result.get("describe", {}).get("label", ""))
+                why = f" ({result.get('reason')})" if result.get("reason") else ""
+                say(f"{prefix}: {result.get('status')}{why}")
+        for backend, variant in runnable:
+            new_rows = _rows_from_cell(cfg, backend, variant, artifacts, procs[(backend, variant)])
             rows += new_rows
-            if result.get("status") == "ok" and out_logits.is_file():
-                logits[(backend, variant)] = out_logits
-                labels_of[(backend, variant)] = str(result.get("describe", {}).get("label", ""))
-            say(f"{prefix}: {_summary(new_rows)}")
+            say(f"{backend} {variant}: {_summary(new_rows)}")
         agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
                                work, log_dir, say)
     results = {
@@ -98,6 +129,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         "dataset": data.name,
         "synthetic": bool(data.synthetic),
         "harness_overhead_us": overhead,
+        "rounds": {"count": n_rounds, "seed": int(b.round_seed), "order": orders},
         "results": rows,
         "agreement": agreement,
     }
@@ -105,6 +137,12 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+def per_process_iterations(min_iterations: int, rounds: int) -> int:
+    """The iteration floor of one process: the cell's floor split over the rounds, but never below what a p99
+    needs (P99_MIN_SAMPLES) nor above the configured floor."""
+    return min(int(min_iterations), max(P99_MIN_SAMPLES, math.ceil(int(min_iterations) / max(1, rounds))))
 
 
 def new_run_id() -> str:
@@ -147,77 +185,164 @@ def _failed_rows(cfg: Config, backend: str, variant: str, artifacts: dict[str, P
     return rows
 
 
+def per_process_config(cfg: Config) -> Config:
+    """The config one process of a cell runs with: R rounds share the timed duration and iteration floor."""
+    b = cfg.benchmark
+    n = int(b.rounds)
+    return dataclasses.replace(cfg, benchmark=dataclasses.replace(
+        b, min_duration_s=b.min_duration_s / n, min_iterations=per_process_iterations(b.min_iterations, n)))
+
+
 def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str, Path],
-                    result: dict[str, Any]) -> list[dict[str, Any]]:
-    status = str(result.get("status", "error"))
+                    procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first)."""
+    first: dict[str, Any] = procs[0]["result"] if procs else {"status": "error", "reason": "no process ran"}
+    status = str(first.get("status", "error"))
     if status != "ok":
-        return _failed_rows(cfg, backend, variant, artifacts, status, str(result.get("reason", "")))
+        return _failed_rows(cfg, backend, variant, artifacts, status, str(first.get("reason", "")))
     manifest = _manifest(artifacts, variant)
-    by_key = {(e["scenario"], int(e["batch_size"])): e for e in result.get("scenarios", [])}
     rows = []
     b = cfg.benchmark
+    per_process_s = b.min_duration_s / max(1, int(b.rounds))
     for scenario, batch in scenarios(cfg):
         row = _empty_row(backend, variant, scenario, batch, manifest)
-        entry = by_key.get((scenario, batch))
-        throughput_model = scenario == THROUGHPUT and "throughput_metrics" in result
-        metrics = result.get("throughput_metrics" if throughput_model else "metrics") or {}
-        desc = (entry or {}).get("describe") or result.get("describe") or {}
+        throughput_model = scenario == THROUGHPUT and "throughput_metrics" in first
+        metrics = first.get("throughput_metrics" if throughput_model else "metrics") or {}
+        found: list[dict[str, Any]] = []
+        failed: list[str] = []
+        for p in procs:
+            res = p["result"]
+            entry = next((e for e in res.get("scenarios", []) if (e.get("scenario"), int(e.get("batch_size", 0)))
+                          == (scenario, batch)), None)
+            if res.get("status") != "ok" or entry is None or entry.get("status") != "ok":
+                why = (entry or {}).get("reason") or res.get("reason") or f"no {scenario} batch {batch} measurement"
+                failed.append(f"round {p['round'] + 1}: {res.get('status')}: {why}")
+                continue
+            found.append({**p, "entry": entry})
+        entry0 = found[0]["entry"] if found else {}
+        desc: dict[str, Any] = dict(entry0.get("describe") or first.get("describe") or {})
         row.update(
-            status="ok", cold_start_ms=result.get("cold_start_ms"), peak_rss_bytes=result.get("peak_rss_bytes"),
-            loaded_bytes=result.get("loaded_bytes"), describe=desc, device=desc.get("device"),
+            status="ok", cold_start_ms=first.get("cold_start_ms"), peak_rss_bytes=first.get("peak_rss_bytes"),
+            loaded_bytes=first.get("loaded_bytes"), describe=desc, device=desc.get("device"),
             precision=desc.get("precision", manifest.get("precision")), label=desc.get("label"),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )
-        if entry is None:
-            row.update(status="error", reason=f"cell returned no {scenario} batch {batch} measurement")
-        elif entry.get("status") != "ok":
-            row.update(status="error", reason=entry.get("reason", ""))
+        if not found:
+            row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
+                       "measurement")
         else:
-            row.update(derive_timing(entry, b.min_duration_s, b.max_cov, row.get("gmac")))
-            row["describe"] = {**desc, "harness": {k: entry.get(k) for k in (
-                "other_cpu_fraction", "requests_in_flight", "images_per_sample", "warmup_iterations", "min_samples",
-                "capped")}}
+            row.update(derive_rounds(found, per_process_s, b.max_cov, row.get("gmac")))
+            if failed:
+                row["invalid_reasons"] = [*row["invalid_reasons"], *failed]
+                row["valid"] = False
+            row["describe"] = {**desc, "harness": {k: entry0.get(k) for k in (
+                "requests_in_flight", "images_per_sample", "warmup_iterations", "min_samples", "capped")}}
         if row["status"] != "ok":
             row.update(valid=False, invalid_reasons=[row["reason"]])
         rows.append(row)
     return rows
 
 
-def derive_timing(entry: dict[str, Any], min_duration_s: float, max_cov: float,
-                  gmac: float | None) -> dict[str, Any]:
-    """Every timing number of a row, recomputed from the raw samples of a cell's scenario entry.
+def fixed_cost_s(result: dict[str, Any]) -> float | None:
+    """What a process costs beyond its warm-up and timed loops: interpreter start, imports, data load,
+    compile, accuracy pass, exit (the launcher's wall time minus every scenario's warm-up and timed seconds)."""
+    wall = result.get("cell_wall_s")
+    if not isinstance(wall, int | float):
+        return None
+    timed = sum(float(e.get("duration_s", 0.0)) + float(e.get("warmup_s", 0.0)) for e in result.get("scenarios", []))
+    return max(0.0, float(wall) - timed)
 
-    Latency rows: stats of per-request latency. Throughput rows: images/s over the timed calls; latency_ms
-    only when one request was in flight (a batched synchronous call is one request), never from a
-    multi-request run.
-    """
+
+def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, latency: bool) -> dict[str, Any]:
+    entry = p["entry"]
     samples = [float(s) for s in entry.get("samples_ms", [])]
-    if not samples:
-        return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0}
-    stats = Stats.from_samples(samples)
-    per_sample = int(entry.get("images_per_sample", 1))
-    in_flight = int(entry.get("requests_in_flight", 1))
-    fps = per_sample * len(samples) / (sum(samples) / 1e3)
+    stats = Stats.from_samples(samples) if samples else None
     timing = Timing(samples, float(entry.get("duration_s", 0.0)), bool(entry.get("capped", False)))
-    latency = entry["scenario"] == LATENCY
     valid, reasons = verdict(timing, min_duration_s, int(entry.get("min_samples", 1)), max_cov,
                              need_p99=latency, stats=stats)
-    busy = entry.get("other_cpu_fraction")
-    if busy is not None and busy > MAX_OTHER_CPU:
-        reasons.append(f"machine busy: other processes used {busy:.0%} of the CPUs during the timed loop "
-                       f"(> {MAX_OTHER_CPU:.0%})")
-        valid = False
+    noise = dict(entry.get("noise") or {})
+    if "other_cpu_fraction" in entry and "other_cpu_fraction" not in noise:  # cells of older harness versions
+        noise["other_cpu_fraction"] = entry["other_cpu_fraction"]
+    per_sample = int(entry.get("images_per_sample", 1))
     return {
-        "latency_ms": stats.to_dict() if (latency or in_flight == 1) else None,
-        "throughput_fps": fps,
-        "n_samples": len(samples),
-        "duration_s": float(entry.get("duration_s", 0.0)),
-        "valid": valid,
-        "invalid_reasons": reasons,
-        "samples_ms": samples,
-        "gmac_per_s": (gmac * fps) if gmac else None,
+        "round": int(p.get("round", 0)), "started": p.get("started"), "n": len(samples),
+        "p50_ms": stats.p50 if stats else None, "p90_ms": stats.p90 if stats else None,
+        "p99_ms": stats.p99 if stats else None, "rcov": stats.rcov if stats else None,
+        "fps": per_sample * len(samples) / (sum(samples) / 1e3) if samples and sum(samples) > 0 else None,
+        "duration_s": timing.duration_s, "valid": valid, "invalid_reasons": reasons,
+        "steal_fraction": noise.get("steal_fraction"), "other_cpu_fraction": noise.get("other_cpu_fraction"),
+        "cpu_mhz": noise.get("cpu_mhz"), "loadavg_1m": noise.get("loadavg_1m"),
+        "cpus_allowed": noise.get("cpus_allowed"), "noisy": noisy_reason(noise),
+        "fixed_s": fixed_cost_s(p.get("result") or {}),
     }
+
+
+def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: float,
+                  gmac: float | None) -> dict[str, Any]:
+    """Every timing number of a row, recomputed from the raw samples of its processes (`procs`: dicts with
+    `entry`, the cell's scenario entry, and optionally round/started/result).
+
+    `samples_ms` is every process's samples concatenated in round order (`rounds[i].n` splits them back).
+    A process marked noisy (steal or foreign load, harness.trackers) is kept but left out of the estimate,
+    unless every process is noisy (then all are used and the row is INVALID). Headline p50 and p99 are the
+    medians of the used processes' p50 and p99, with 95% bootstrap intervals over processes; the other
+    latency_ms fields describe the used processes' samples pooled. throughput_fps is the median per-process
+    rate. latency_ms is set for latency rows and single-request throughput rows only, never from a
+    multi-request run.
+    """
+    if not procs:
+        return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0}
+    entry0 = procs[0]["entry"]
+    latency = entry0["scenario"] == LATENCY
+    in_flight = int(entry0.get("requests_in_flight", 1))
+    rounds = [_process_round(p, min_duration_s, max_cov, latency) for p in procs]
+    samples_all = [float(s) for p in procs for s in p["entry"].get("samples_ms", [])]
+    if not samples_all:
+        return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0,
+                "rounds": rounds}
+    used = [i for i, r in enumerate(rounds) if not r["noisy"] and r["n"]]
+    reasons: list[str] = []
+    if not used:
+        used = [i for i, r in enumerate(rounds) if r["n"]]
+        reasons.append(f"every process was noisy, e.g. {rounds[0]['noisy']}")
+    for i in used:
+        reasons += [f"round {rounds[i]['round'] + 1}: {x}" for x in rounds[i]["invalid_reasons"]]
+    pooled = [float(s) for i in used for s in procs[i]["entry"].get("samples_ms", [])]
+    stats = Stats.from_samples(pooled).to_dict()
+    p50s = [float(rounds[i]["p50_ms"]) for i in used]
+    p99s = [float(rounds[i]["p99_ms"]) for i in used]
+    stats["p50"], stats["p99"] = float(np.median(p50s)), float(np.median(p99s))
+    fps = float(np.median([float(rounds[i]["fps"]) for i in used if rounds[i]["fps"]]))
+    p50_ci, p99_ci = median_ci(p50s), median_ci(p99s)
+    return {
+        "latency_ms": stats if (latency or in_flight == 1) else None,
+        "throughput_fps": fps,
+        "n_samples": len(samples_all),
+        "duration_s": float(sum(r["duration_s"] for r in rounds)),
+        "valid": not reasons,
+        "invalid_reasons": reasons,
+        "samples_ms": samples_all,
+        "gmac_per_s": (gmac * fps) if gmac else None,
+        "rounds": rounds,
+        "p50_ci_ms": list(p50_ci) if p50_ci else None,
+        "p99_ci_ms": list(p99_ci) if p99_ci else None,
+        "round_cov": robust_cov(p50s),
+        "bimodal": bimodal(p50s),
+        "noisy_rounds": sum(1 for r in rounds if r["noisy"]),
+        "fixed_cost_s": _median_or_none([r["fixed_s"] for r in rounds]),
+    }
+
+
+def derive_timing(entry: dict[str, Any], min_duration_s: float, max_cov: float,
+                  gmac: float | None) -> dict[str, Any]:
+    """The timing numbers of one process's scenario entry (a one-round cell)."""
+    return derive_rounds([{"entry": entry}], min_duration_s, max_cov, gmac)
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, int | float)]
+    return float(np.median(vals)) if vals else None
 
 
 def _summary(rows: list[dict[str, Any]]) -> str:
@@ -225,10 +350,13 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     if lat is None or lat["status"] != "ok":
         return f"{rows[0]['status'] if rows else 'error'} ({(rows[0]['reason'] if rows else '')})"
     p50 = (lat.get("latency_ms") or {}).get("p50")
+    ci = lat.get("p50_ci_ms")
+    ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     best = max((r.get("throughput_fps") or 0.0) for r in rows)
     acc = lat.get("accuracy")
     acc_txt = f", acc {acc:.3f}" if acc is not None else ""
     valid = "VALID" if lat.get("valid") else "INVALID"
-    return f"ok, p50 {p50:.3f} ms ({valid}), best {best:.0f} img/s{acc_txt}"
+    n = len(lat.get("rounds") or [])
+    return f"ok, p50 {p50:.3f}{ci_txt} ms over {n} process(es) ({valid}), best {best:.0f} img/s{acc_txt}"
 
 

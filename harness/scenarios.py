@@ -5,11 +5,12 @@ with as many requests in flight as the backend keeps). Never quote per-request l
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
 
-from harness.trackers import cpu_snapshot, other_cpu_fraction
+from harness.trackers import NoiseProbe
 
 LATENCY, THROUGHPUT = "latency", "throughput"
 MIN_THROUGHPUT_ROUNDS = 10
@@ -23,12 +24,13 @@ def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, A
     def call() -> None:
         backend.infer(x)
 
+    w0 = time.perf_counter()
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
-    before = cpu_snapshot()
+    entry["warmup_s"] = time.perf_counter() - w0
+    probe = NoiseProbe()
     t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
-                 requests_in_flight=1, min_samples=spec.min_iterations,
-                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
+                 requests_in_flight=1, min_samples=spec.min_iterations, noise=probe.finish())
 
 
 def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, entry: dict[str, Any]) -> None:
@@ -46,12 +48,13 @@ def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, ent
 
     per_round = k * batch
     rounds = max(math.ceil(spec.min_iterations / per_round), min(MIN_THROUGHPUT_ROUNDS, spec.min_iterations))
+    w0 = time.perf_counter()
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
-    before = cpu_snapshot()
+    entry["warmup_s"] = time.perf_counter() - w0
+    probe = NoiseProbe()
     t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
-                 requests_in_flight=k, min_samples=rounds,
-                 other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
+                 requests_in_flight=k, min_samples=rounds, noise=probe.finish())
 
 
 def batch_from(images: np.ndarray, batch: int, offset: int = 0) -> np.ndarray:

@@ -505,7 +505,7 @@ class ResultsStore:
                 return []
             cols = (c.c.run_pk, c.c.machine_id, c.c.backend, c.c.variant, c.c.device, c.c.scenario, c.c.batch_size,
                     c.c.status, c.c.valid, c.c.p50_ms, c.c.p99_ms, c.c.throughput_fps, c.c.accuracy,
-                    c.c.storage_mb)
+                    c.c.storage_mb, c.c.row)
             rq = select(*cols).where(c.c.run_pk.in_([x.id for x in runs]), *cond)
             by_run: dict[int, list[Any]] = {}
             for row in conn.execute(rq):
@@ -617,6 +617,16 @@ def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _row_field(x: Any, key: str) -> Any:
+    """One field of a stored row's JSON (None when absent or unreadable)."""
+    if x is None:
+        return None
+    try:
+        return json.loads(x.row).get(key)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def _headline(rows: list[Any]) -> dict[str, Any]:
     ok = [x for x in rows if x.status == "ok"]
     lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
@@ -631,6 +641,7 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "failed": len(rows) - len(ok),
         "invalid": sum(1 for x in ok if x.valid is False),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
+        "best_p50_ci_ms": _row_field(best_lat, "p50_ci_ms"),
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
         "best_fps": best_thr.throughput_fps if best_thr else None,
         "best_fps_cell": f"{best_thr.backend}/{best_thr.variant}@{best_thr.batch_size}" if best_thr else None,

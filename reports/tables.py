@@ -86,6 +86,27 @@ def mark(text: str, row: dict[str, Any]) -> str:
     return f"{text} (INVALID)" if is_invalid(row) and text != "n/a" else text
 
 
+def with_interval(value: Any, ci: Any) -> str:
+    """'0.252 [0.249, 0.260]' (the bare number when there is no interval)."""
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(x, int | float) for x in ci):
+        return f"{fnum(value)} [{fnum(ci[0])}, {fnum(ci[1])}]"
+    return fnum(value)
+
+
+def processes(row: dict[str, Any]) -> str:
+    """How many processes measured the row, how many were left out as noisy, and a bimodality mark."""
+    rounds = row.get("rounds")
+    text = str(len(rounds)) if isinstance(rounds, list) and rounds else "1"
+    noisy = row.get("noisy_rounds") or 0
+    if noisy and isinstance(rounds, list) and noisy >= len(rounds):
+        text += " (all noisy: used, INVALID)"
+    elif noisy:
+        text += f" ({noisy} noisy, left out)"
+    if row.get("bimodal"):
+        text += ", bimodal"
+    return text
+
+
 def acc_with_ci(row: dict[str, Any]) -> str:
     """Accuracy with its 95% bootstrap CI from the confusion matrix, e.g. '86.20% [84.7, 87.6]'."""
     acc = row.get("accuracy")
@@ -167,23 +188,30 @@ def fingerprint_table(run: dict[str, Any]) -> Table:
 def results_table(run: dict[str, Any]) -> Table:
     """Every cell with its status, validity and numbers."""
     header = ["backend", "variant", "device", "precision", "scenario", "batch", "status", "validity",
-              "p50 ms", "p99 ms", "CoV", "FPS", "accuracy [95% CI]", "n", "cold start ms", "int8 layers", "label"]
+              "p50 ms [95% CI]", "p99 ms [95% CI]", "processes", "between-process rCoV", "CoV", "FPS",
+              "accuracy [95% CI]", "n", "cold start ms", "int8 layers", "label"]
     rows = []
     for r in run.get("results") or []:
         lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else {}
         if is_ok(r):
             validity = "VALID" if r.get("valid") is not False else invalid_text(r)
-            nums = [fnum(lat.get("p50")), fnum(lat.get("p99")), fnum(lat.get("cov"), 2),
+            nums = [with_interval(lat.get("p50"), r.get("p50_ci_ms")),
+                    with_interval(lat.get("p99"), r.get("p99_ci_ms")),
+                    processes(r), fnum(r.get("round_cov"), 3), fnum(lat.get("cov"), 2),
                     fnum(r.get("throughput_fps")), acc_with_ci(r), str(r.get("n_samples", "n/a")),
                     fnum(r.get("cold_start_ms")),
                     f"{r.get('int8_layers', 'n/a')}/{r.get('total_layers', 'n/a')}"]
         else:
             validity = "—"
-            nums = ["—"] * 8
+            nums = ["—"] * 10
         rows.append([str(r.get("backend")), str(r.get("variant")), str(r.get("device") or ""),
                      str(r.get("precision") or ""), str(r.get("scenario")), str(r.get("batch_size")),
                      status_text(r), validity, *nums, str(r.get("label") or "")])
-    notes = ["Accuracy intervals: 95% percentile bootstrap over the test images (from the confusion matrix).",
+    notes = ["Latency p50/p99: median of the per-process values over the cell's processes (benchmark.rounds, "
+             "cell order shuffled per round) with a 95% percentile-bootstrap interval over processes; processes "
+             "under heavy CPU steal or foreign load are left out (count shown); 'bimodal': the process medians "
+             "split into two groups.",
+             "Accuracy intervals: 95% percentile bootstrap over the test images (from the confusion matrix).",
              "Latency in the throughput scenario is the time of one round (requests in flight x batch "
              "images); it is not a per-request latency."]
     return Table("All cells", header, rows, notes, "cells")

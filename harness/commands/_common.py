@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from backends.registry import resolve_config
-from common.config import Config, load_config
+from common.config import Config, load_config, profile_overrides
 from common.console import console
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def config_path(args: argparse.Namespace) -> Path | None:
 
 def load_config_from_args(args: argparse.Namespace, extra_overrides: list[str] | None = None) -> Config:
     """The validated Config from --config / ./bench.toml and the --set overrides (then `extra_overrides`)."""
-    overrides = [*(getattr(args, "overrides", None) or []), *(extra_overrides or [])]
+    overrides = [*profile_overrides(getattr(args, "profile", None)), *(getattr(args, "overrides", None) or []),
+                 *(extra_overrides or [])]
     return resolve_config(load_config(config_path(args), overrides))
 
 

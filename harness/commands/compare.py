@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from harness.regression import Comparison
 
 NAME = "compare"
-HELP = "compare runs cell by cell (Mann-Whitney U + threshold on latency, CI on accuracy); exit 1 on regression"
+HELP = ("compare runs cell by cell (latency: processes or runs as the unit, bootstrap CI / persistence / change "
+        "points, plus a threshold; accuracy: CI); exit 1 on regression")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,9 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="candidate: run id, 'latest' (default) or results JSON")
     p.add_argument("--history", type=int, default=None, metavar="N",
                    help="compare the candidate (default latest) with the previous N runs of the same "
-                        "fingerprint and config, their samples pooled")
+                        "fingerprint and config, runs as the unit (persistence or an E-divisive change point)")
+    p.add_argument("--persist", type=int, default=2, metavar="K",
+                   help="--history: the newest K runs must all be beyond the earlier runs' spread (default 2)")
     p.add_argument("--threshold", type=float, default=0.05,
-                   help="practical threshold: relative p50 change that counts (default 0.05 = 5%%)")
+                   help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if machine:
             info(f"machine {machine}:")
         cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
-                           allow_hardware_mismatch=args.allow_hardware_mismatch)
+                           allow_hardware_mismatch=args.allow_hardware_mismatch, persist=args.persist)
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:
@@ -132,8 +135,8 @@ def print_comparison(cmp: Comparison) -> None:
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
-    for col in ("cell", "p50 base ms", "p50 cand ms", "change", "p (MWU)", "latency", "acc base", "acc cand",
-                "accuracy", "notes"):
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
+                "acc base", "acc cand", "accuracy", "decided by / notes"):
         t.add_column(col)
     style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
     skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
@@ -141,16 +144,20 @@ def print_comparison(cmp: Comparison) -> None:
         if c in skipped:
             continue
         change = f"{100 * c.rel_change:+.1f}%" if c.rel_change is not None else "n/a"
+        if c.ratio_ci:
+            change += f" [{100 * (c.ratio_ci[0] - 1):+.1f}%, {100 * (c.ratio_ci[1] - 1):+.1f}%]"
+        unit = {"processes": f"processes {c.base_processes}/{c.cand_processes}",
+                "runs": f"runs {len(c.series_ms or [])}"}.get(c.method, "")
         pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
         lat = c.latency
         acc = c.accuracy
         t.add_row(
-            escape(cell_label(c.key)), fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
             f"[{style.get(lat.split(' ')[0], '')}]{lat}[/]" if lat.startswith(REGRESSION) or lat == IMPROVEMENT
             else lat,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
-            escape("; ".join(c.notes)),
+            escape("; ".join([c.decided_by] * bool(c.decided_by) + c.notes)),
         )
     out.print(t)
     n_imp = sum(1 for c in cmp.cells if IMPROVEMENT in (c.latency, c.accuracy))

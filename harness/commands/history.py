@@ -32,21 +32,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from reports.tables import fnum, fpct
+    from reports.tables import fnum, fpct, with_interval
 
     if not runs:
         console.print("no stored runs" + (" match the filters" if args.backend or args.variant else ""))
         return 0
     t = Table(title="stored runs (newest first)")
     for col in ("run id", "created", "machines", "fingerprint", "hardware", "data set", "cells ok/all", "invalid",
-                "best p50 ms (b1)", "best FPS", "best accuracy"):
+                "best p50 ms (b1) [95% CI]", "best FPS", "best accuracy"):
         t.add_column(col)
     for r in runs:
         ds = str(r.get("dataset")) + (" (synthetic)" if r.get("synthetic") else "")
         t.add_row(*(escape(str(x)) for x in (
             r["run_id"], str(r["created"]), ", ".join(r.get("machines") or []), r["fingerprint_id"], r["hardware"], ds,
             f"{r['ok']}/{r['cells']}", str(r["invalid"]),
-            f"{fnum(r['best_p50_ms'])} {r['best_p50_cell'] or ''}".strip(),
+            f"{with_interval(r['best_p50_ms'], r.get('best_p50_ci_ms'))} {r['best_p50_cell'] or ''}".strip(),
             f"{fnum(r['best_fps'])} {r['best_fps_cell'] or ''}".strip(),
             f"{fpct(r['best_accuracy'])} {r['best_accuracy_cell'] or ''}".strip(),
         )))

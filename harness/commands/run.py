@@ -144,13 +144,15 @@ def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
 
 
 def _print_summary(results: dict[str, Any]) -> None:
+    from reports.tables import processes, with_interval
+
     rows = results["results"]
     ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
     table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
-    cols = ("backend", "variant", "acc %", "p50 ms", "p99 ms", "best FPS", "storage MB", "ratio",
-            "speedup", "valid")
+    cols = ("backend", "variant", "acc %", "p50 ms [95% CI]", "p99 ms [95% CI]", "processes", "best FPS",
+            "storage MB", "ratio", "speedup", "valid")
     for c in cols:
         table.add_column(c, justify="left" if c in ("backend", "variant", "valid") else "right")
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -164,7 +166,7 @@ def _print_summary(results: dict[str, Any]) -> None:
             if lat.get("status") == "unavailable":
                 not_run[backend] = str(lat.get("reason", ""))
                 continue
-            table.add_row(backend, variant, *["—"] * 7, escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
+            table.add_row(backend, variant, *["—"] * 8, escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
             continue
         fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
         p50 = lat["latency_ms"]["p50"]
@@ -174,11 +176,19 @@ def _print_summary(results: dict[str, Any]) -> None:
         verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
         acc = lat.get("accuracy")
         table.add_row(
-            backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", f"{p50:.3f}",
-            f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}", f"{lat.get('storage_mb', 0):.2f}",
+            backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", with_interval(p50, lat.get("p50_ci_ms")),
+            with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms")), processes(lat), f"{max(fps):.0f}",
+            f"{lat.get('storage_mb', 0):.2f}",
             f"{lat.get('compression_ratio', 0):.1f}x", speedup, escape(verdict),
         )
     console.console.print(table)
     for backend, reason in not_run.items():
         console.console.print(f"{backend}: unavailable — {reason}", markup=False)
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
+    fixed = [r["fixed_cost_s"] for r in rows if r.get("scenario") == "latency" and r.get("fixed_cost_s") is not None]
+    if fixed:
+        n = (results.get("rounds") or {}).get("count", 1)
+        console.console.print(f"fixed cost per process (start, imports, load, compile, exit; median over cells): "
+                              f"{sorted(fixed)[len(fixed) // 2]:.1f} s, paid {n}x per cell "
+                              f"({n} rounds, cell order shuffled per round)")
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from harness.agreement import compare_logits
 from harness.measure import Stats
 from harness.runner import run_grid
 
+CACHE = tempfile.mkdtemp(prefix="bench-test-cache-")  # reference logits cache: never the repo's .bench-cache
 LATENCY_FIELDS = {"min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov", "rcov"}
 AGREEMENT_FIELDS = {"variant", "backend", "reference", "top1_agreement", "max_abs_logit_diff"}
 
@@ -26,6 +28,7 @@ AGREEMENT_FIELDS = {"variant", "backend", "reference", "top1_agreement", "max_ab
 def _cfg(variants: list[str], **over: str) -> Config:
     sets = {"benchmark.threads": "1", "benchmark.min_duration_s": "0.05", "benchmark.min_iterations": "20",
             "benchmark.warmup_s": "0.02", "benchmark.batch_sizes": "[1, 4]", "benchmark.cell_timeout_s": "120",
+            "benchmark.rounds": "2", "store.cache_dir": json.dumps(CACHE),
             "benchmark.variants": json.dumps(variants), **over}
     return resolve_config(load_config(None, [f"{k}={v}" for k, v in sets.items()]))
 
@@ -55,6 +58,11 @@ def test_results_have_exactly_the_documented_fields(grid: dict[str, Any]) -> Non
     on_disk = json.loads((grid["run_dir"] / "results.json").read_text())
     assert on_disk["run_id"] == "run-1" and len(on_disk["results"]) == len(r["results"])
     assert (grid["run_dir"] / "cells").is_dir()
+    rounds = r["rounds"]
+    assert rounds["count"] == 2 and rounds["seed"] == 0 and len(rounds["order"]) == 2
+    ran = {f"{row['backend']}/{row['variant']}" for row in r["results"] if row["status"] == "ok"}
+    assert all(set(order) == ran for order in rounds["order"])  # every ok cell once per round
+    assert (grid["run_dir"] / "cells" / "openvino__dense-fp32__r1.log").is_file()  # a second process ran
 
 
 def test_every_cell_and_scenario_has_a_row(grid: dict[str, Any]) -> None:
@@ -79,14 +87,32 @@ def test_ok_rows_are_reproducible_from_raw_samples(grid: dict[str, Any]) -> None
     for row in ok:
         samples = row["samples_ms"]
         assert row["n_samples"] == len(samples) > 0
-        per_sample = row["throughput_fps"] * sum(samples) / 1e3 / len(samples)
-        assert per_sample == pytest.approx(round(per_sample), rel=1e-6)  # whole images per timed call
+        rounds = row["rounds"]
+        assert len(rounds) == 2 and sum(p["n"] for p in rounds) == len(samples)
+        parts = np.split(np.asarray(samples), np.cumsum([p["n"] for p in rounds])[:-1])
+        for p, x in zip(rounds, parts, strict=True):
+            per_sample = p["fps"] * x.sum() / 1e3 / len(x)
+            assert per_sample == pytest.approx(round(per_sample), rel=1e-6)  # whole images per timed call
+        assert [p["p50_ms"] for p in rounds] == pytest.approx([float(np.median(x)) for x in parts])
+        used = [x for x, p in zip(parts, rounds, strict=True) if not p["noisy"]] or parts
+        for p in rounds:
+            assert set(p) >= {"p50_ms", "p99_ms", "n", "started", "steal_fraction", "other_cpu_fraction",
+                              "cpu_mhz", "loadavg_1m", "noisy", "fixed_s"}
+            assert p["fixed_s"] is not None and p["fixed_s"] > 0
+        assert row["noisy_rounds"] == sum(1 for p in rounds if p["noisy"])
+        assert row["throughput_fps"] == pytest.approx(np.median([p["fps"] for p, x in zip(rounds, parts, strict=True)
+                                                                 if any(x is u for u in used)]))
         if row["scenario"] == "latency":
             assert row["batch_size"] == 1 and set(row["latency_ms"]) == LATENCY_FIELDS
-            assert row["latency_ms"] == pytest.approx(Stats.from_samples(samples).to_dict())
-            assert row["throughput_fps"] == pytest.approx(1e3 / np.mean(samples))
+            pooled = Stats.from_samples(np.concatenate(used)).to_dict()
+            pooled["p50"] = float(np.median([np.median(x) for x in used]))
+            pooled["p99"] = float(np.median([np.percentile(x, 99) for x in used]))
+            assert row["latency_ms"] == pytest.approx(pooled)
+            lo, hi = row["p50_ci_ms"]
+            assert lo <= row["latency_ms"]["p50"] <= hi
             few = any("too few samples for p99" in x for x in row["invalid_reasons"])
-            assert few == (len(samples) < 100)  # min_iterations 20: fast cells pass 100 within 0.05 s
+            assert few == any(p["n"] < 100 for p, x in zip(rounds, parts, strict=True)
+                              if any(x is u for u in used))  # per process: 0.025 s each
             assert row["valid"] == (not row["invalid_reasons"])
         elif row["describe"].get("requests_in_flight", 1) > 1:
             assert row["latency_ms"] is None  # never a per-request latency from a multi-request run

@@ -84,23 +84,84 @@ def test_harness_overhead_is_invisible_on_a_fast_model() -> None:
     assert 0.0 < harness_overhead_us(iterations=5000, repeats=3) < 6.0
 
 
-def test_busy_machine_makes_a_row_invalid() -> None:
-    from harness.runner import derive_timing
-    from harness.trackers import other_cpu_fraction
-
-    assert other_cpu_fraction((0.0, 10.0, 1.0), (1.0, 10.0 + 2.0 * _ncpu(), 2.0)) == pytest.approx(
-        (2.0 * _ncpu() - 1.0) / _ncpu())
-    entry = {"scenario": "latency", "samples_ms": [1.0, 1.01] * 100, "duration_s": 2.0, "min_samples": 100,
-             "images_per_sample": 1, "requests_in_flight": 1}
-    quiet = derive_timing({**entry, "other_cpu_fraction": 0.05}, 1.0, 0.25, 0.01)
-    busy = derive_timing({**entry, "other_cpu_fraction": 0.5}, 1.0, 0.25, 0.01)
-    assert quiet["valid"] and not quiet["invalid_reasons"]
-    assert not busy["valid"] and busy["invalid_reasons"][0].startswith("machine busy: other processes used 50%")
-    assert busy["throughput_fps"] == pytest.approx(1e3 / 1.005)
-    assert busy["gmac_per_s"] == pytest.approx(0.01 * busy["throughput_fps"])
+def _entry(p50: float, other: float = 0.05, steal: float = 0.0) -> dict[str, object]:
+    samples = [p50, p50 * 1.01] * 100
+    return {"scenario": "latency", "samples_ms": samples, "duration_s": 2.0, "min_samples": 100,
+            "images_per_sample": 1, "requests_in_flight": 1, "warmup_s": 0.5,
+            "noise": {"other_cpu_fraction": other, "steal_fraction": steal, "cpu_mhz": None, "loadavg_1m": 1.0,
+                      "cpus_allowed": 2}}
 
 
-def _ncpu() -> int:
+def test_busy_or_stolen_process_is_left_out_of_the_estimate() -> None:
+    from harness.runner import derive_rounds
+
+    procs = [{"round": 0, "entry": _entry(1.0)}, {"round": 1, "entry": _entry(2.0, other=0.5)},
+             {"round": 2, "entry": _entry(1.1)}, {"round": 3, "entry": _entry(3.0, steal=0.3)}]
+    row = derive_rounds(procs, 1.0, 0.25, 0.01)
+    assert row["noisy_rounds"] == 2 and row["valid"]
+    assert [bool(r["noisy"]) for r in row["rounds"]] == [False, True, False, True]
+    assert row["rounds"][1]["noisy"].startswith("other processes used 50% of the allowed CPUs")
+    assert row["rounds"][3]["noisy"].startswith("CPU steal 30%")
+    assert row["latency_ms"]["p50"] == pytest.approx(np.median([1.005, 1.1055]))  # median of the 2 quiet medians
+    assert row["p50_ci_ms"][0] == pytest.approx(1.005) and row["p50_ci_ms"][1] == pytest.approx(1.1055)
+    assert row["n_samples"] == 800 and len(row["samples_ms"]) == 800  # every process's raw samples are kept
+    assert row["throughput_fps"] == pytest.approx(np.median([1e3 / 1.005, 1e3 / 1.1055]))
+    assert row["gmac_per_s"] == pytest.approx(0.01 * row["throughput_fps"])
+
+
+def test_every_process_noisy_makes_the_row_invalid() -> None:
+    from harness.runner import derive_rounds
+
+    row = derive_rounds([{"entry": _entry(1.0, other=0.9)}, {"entry": _entry(1.0, other=0.8)}], 1.0, 0.25, None)
+    assert not row["valid"] and row["invalid_reasons"][0].startswith("every process was noisy")
+    assert row["latency_ms"]["p50"] == pytest.approx(1.005)
+
+
+def test_rows_are_reproducible_from_their_raw_samples_and_round_counts() -> None:
+    from harness.runner import derive_rounds
+
+    rng = np.random.default_rng(0)
+    procs = [{"round": i, "entry": {**_entry(1.0), "samples_ms": list(rng.normal(m, 0.01, 150))}}
+             for i, m in enumerate((1.0, 1.3, 1.31, 1.02))]
+    row = derive_rounds(procs, 1.0, 0.25, None)
+    splits = np.cumsum([r["n"] for r in row["rounds"]])[:-1]
+    per_process = np.split(np.asarray(row["samples_ms"]), splits)
+    medians = [float(np.median(p)) for p in per_process]
+    assert [r["p50_ms"] for r in row["rounds"]] == pytest.approx(medians)
+    assert row["latency_ms"]["p50"] == pytest.approx(np.median(medians))
+    assert row["bimodal"] and row["round_cov"] is not None and row["round_cov"] > 0.1
+    assert row["fixed_cost_s"] is None  # no launcher wall time in these entries
+
+
+def test_fixed_cost_is_wall_time_minus_warmup_and_timed_loops() -> None:
+    from harness.runner import fixed_cost_s
+
+    result = {"cell_wall_s": 10.0, "scenarios": [{"duration_s": 2.0, "warmup_s": 0.5},
+                                                 {"duration_s": 1.0, "warmup_s": 0.5}]}
+    assert fixed_cost_s(result) == pytest.approx(6.0)
+    assert fixed_cost_s({"scenarios": []}) is None
+
+
+def test_noise_probe_measures_against_the_affinity_set() -> None:
     import os
 
-    return os.cpu_count() or 1
+    from harness.trackers import NoiseProbe, allowed_cpus
+
+    assert allowed_cpus() == sorted(os.sched_getaffinity(0))
+    probe = NoiseProbe()
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:  # our own busy loop is not "other processes"
+        pass
+    noise = probe.finish()
+    assert noise["cpus_allowed"] == len(os.sched_getaffinity(0))
+    assert 0.0 <= noise["other_cpu_fraction"] <= 1.0 and 0.0 <= noise["steal_fraction"] <= 1.0
+    assert noise["loadavg_1m"] == pytest.approx(os.getloadavg()[0], abs=5.0)
+
+
+def test_rounds_split_the_iteration_floor_but_keep_enough_for_a_p99() -> None:
+    from harness.runner import per_process_iterations
+
+    assert per_process_iterations(200, 1) == 200
+    assert per_process_iterations(200, 3) == P99_MIN_SAMPLES  # 67 would be too few for a p99
+    assert per_process_iterations(3000, 10) == 300
+    assert per_process_iterations(20, 2) == 20  # never above the configured floor

@@ -45,3 +45,19 @@ def test_history_reads_store_url_from_config(tmp_path, make_run, bench, capsys, 
     assert json.loads(capsys.readouterr().out)["runs"][0]["run_id"] == "from-config"
     assert bench(["history", "--store", "bogus url"]) == 2
     assert "not a database URL" in capsys.readouterr().err
+
+
+def test_history_shows_the_interval_of_the_best_p50(tmp_path, make_run, bench, capsys):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    run = make_run("ci")
+    lat = [r for r in run["results"] if r["status"] == "ok" and r["scenario"] == "latency"]
+    best = min(lat, key=lambda r: r["latency_ms"]["p50"])
+    p50 = best["latency_ms"]["p50"]
+    best["p50_ci_ms"] = [p50 * 0.9, p50 * 1.1]
+    with ResultsStore(url) as store:
+        store.save_run(run)
+    assert bench(["history", "--store", url, "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["runs"]
+    assert entry["best_p50_ci_ms"] == pytest.approx([p50 * 0.9, p50 * 1.1])
+    assert bench(["history", "--store", url]) == 0
+    assert f"{p50:.3f} [{p50 * 0.9:.3f}, {p50 * 1.1:.3f}]" in capsys.readouterr().out

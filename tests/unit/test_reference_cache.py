@@ -1,0 +1,47 @@
+"""The PyTorch reference logits cache: keyed by the artifact's file hashes, the test images and the settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common.config import load_config
+from harness.agreement import _store_reference, reference_cache_path
+
+
+def _artifact(root: Path, sha: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").write_text(json.dumps({"files": {"model.pt": {"bytes": 10, "sha256": sha}}}))
+    return root
+
+
+def test_key_follows_artifact_hashes_images_and_settings(tmp_path: Path) -> None:
+    cfg = load_config(None, [f"store.cache_dir={json.dumps(str(tmp_path / 'cache'))}"])
+    images = tmp_path / "images.npy"
+    np.save(images, np.zeros((4, 1, 48, 48), np.float32))
+    a = _artifact(tmp_path / "a", "aa" * 32)
+    same_files = _artifact(tmp_path / "elsewhere", "aa" * 32)
+    other = _artifact(tmp_path / "b", "bb" * 32)
+    extra = {"device": "cpu", "int8_mode": "fake-quant"}
+    key = reference_cache_path(cfg, a, images, extra)
+    assert key is not None and key.parent == tmp_path / "cache" / "reference-logits"
+    assert reference_cache_path(cfg, same_files, images, extra) == key  # same files, other directory: a hit
+    assert reference_cache_path(cfg, other, images, extra) != key
+    assert reference_cache_path(cfg, a, images, {**extra, "int8_mode": "native"}) != key
+    np.save(images, np.ones((4, 1, 48, 48), np.float32))
+    assert reference_cache_path(cfg, a, images, extra) != key
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "manifest.json").write_text("{}")
+    assert reference_cache_path(cfg, tmp_path / "c", images, extra) is None  # no hashes: never cached
+
+
+def test_stored_reference_round_trips(tmp_path: Path) -> None:
+    src = tmp_path / "ref.npy"
+    logits = np.arange(14, dtype=np.float32).reshape(2, 7)
+    np.save(src, logits)
+    dest = tmp_path / "cache" / "reference-logits" / "k.npy"
+    _store_reference(src, dest, dest.with_suffix(".json"), "fp32")
+    assert np.array_equal(np.load(dest), logits)
+    assert json.loads(dest.with_suffix(".json").read_text()) == {"label": "fp32"}
