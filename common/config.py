@@ -96,6 +96,10 @@ class BenchmarkConfig:
     max_cov: float = setting(0.25, min=0.0, max=10.0)  # robust CoV (MAD/median) above this: INVALID
     cell_timeout_s: float = setting(600.0, min=1.0, max=86_400.0)
     accuracy: bool = setting(True)
+    # top-1 agreement with the variant's PyTorch reference below which a row `agrees: false` (select rejects it)
+    min_agreement_int8: float = setting(0.99, min=0.0, max=1.0)
+    min_agreement_fp32: float = setting(0.999, min=0.0, max=1.0)
+    roofline: bool = setting(True)  # measure the machine's peak GMAC/s per precision once per run
 
 
 @dataclass(frozen=True)

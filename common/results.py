@@ -15,7 +15,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
-                 "synthetic", "harness_overhead_us", "results", "agreement")
+                 "synthetic", "harness_overhead_us", "results", "agreement", "machine_peak_gmac_per_s")
 ROW_FIELDS = (
     "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
     "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",
@@ -23,6 +23,9 @@ ROW_FIELDS = (
     "int8_layers", "total_layers", "peak_rss_bytes",
     # extras the results store needs
     "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
+    # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
+    "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
+    "fraction_of_peak",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -24,6 +24,7 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.text import first_line
+from harness.memory import LOAD_INTERVAL_S, RssSampler, load_record
 from harness.scenarios import LATENCY, THROUGHPUT, time_latency, time_throughput
 from harness.trackers import peak_rss_bytes
 
@@ -101,9 +102,11 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
                              scenario=LATENCY, extra=dict(spec.extra))
     backend = cls()
-    t0 = time.perf_counter()
-    backend.load(artifact, options)
-    t1 = time.perf_counter()
+    with RssSampler(LOAD_INTERVAL_S) as load_rss:
+        t0 = time.perf_counter()
+        backend.load(artifact, options)
+        t1 = time.perf_counter()
+    result["load_memory"] = load_record(load_rss)
     backend.infer(images[:1])
     t2 = time.perf_counter()
     result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
@@ -131,9 +134,11 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                 else:
                     if cls.reload_per_scenario and tp_backend is None:
                         tp_backend = cls()
-                        tp_backend.load(artifact, BackendOptions(
-                            threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
-                            extra=dict(spec.extra)))
+                        with RssSampler(LOAD_INTERVAL_S) as tp_rss:
+                            tp_backend.load(artifact, BackendOptions(
+                                threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                                extra=dict(spec.extra)))
+                        result["throughput_load_memory"] = load_record(tp_rss)
                         if spec.accuracy:  # accuracy of the model that is actually timed
                             tp_logits = _predict(tp_backend, images, chunk, many=True)
                             result["throughput_metrics"] = _metrics(labels, tp_logits)

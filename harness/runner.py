@@ -25,9 +25,12 @@ from common.config import Config
 from common.errors import UserError
 from common.results import ROW_FIELDS, SCHEMA_VERSION
 from fer.data import FerData
-from harness.agreement import agreement_rows
+from harness.agreement import agreement_rows, reference_is_cell
+from harness.evidence import attach_agreement, row_labels
 from harness.fingerprint import fingerprint
 from harness.launcher import cell_spec, run_cell_subprocess, scenarios
+from harness.memory import phase_memory
+from harness.roofline import attach_roofline, measure_peaks
 from harness.measure import Stats, Timing, harness_overhead_us, verdict
 from harness.scenarios import LATENCY, THROUGHPUT
 
@@ -88,6 +91,10 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             say(f"{prefix}: {_summary(new_rows)}")
         agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
                                work, log_dir, say)
+    references = {v: "torch-eager" for v in variants if reference_is_cell(cfg, v, logits, labels_of)}
+    attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32)
+    peaks = _machine_peak(cfg, say)
+    attach_roofline(rows, peaks)
     results = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -100,11 +107,20 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         "harness_overhead_us": overhead,
         "results": rows,
         "agreement": agreement,
+        "machine_peak_gmac_per_s": peaks,
     }
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+def _machine_peak(cfg: Config, say: Progress) -> dict[str, float]:
+    """The machine's peak GMAC/s per precision at the benchmark's thread count ({} when switched off)."""
+    if not cfg.benchmark.roofline:
+        return {}
+    say(f"measuring the machine's peak GMAC/s per precision ({cfg.benchmark.threads} threads)")
+    return measure_peaks(cfg.benchmark.threads)
 
 
 def new_run_id() -> str:
@@ -164,8 +180,9 @@ def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str
         desc = (entry or {}).get("describe") or result.get("describe") or {}
         row.update(
             status="ok", cold_start_ms=result.get("cold_start_ms"), peak_rss_bytes=result.get("peak_rss_bytes"),
-            loaded_bytes=result.get("loaded_bytes"), describe=desc, device=desc.get("device"),
-            precision=desc.get("precision", manifest.get("precision")), label=desc.get("label"),
+            loaded_bytes=result.get("loaded_bytes"), file_bytes=result.get("loaded_bytes"), describe=desc,
+            device=desc.get("device"), label=desc.get("label"), memory=phase_memory(result, scenario, batch),
+            **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.memory import RssSampler
 from harness.trackers import cpu_snapshot, other_cpu_fraction
 
 LATENCY, THROUGHPUT = "latency", "throughput"
@@ -25,7 +26,9 @@ def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, A
 
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     before = cpu_snapshot()
-    t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
                  requests_in_flight=1, min_samples=spec.min_iterations,
                  other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
@@ -48,7 +51,9 @@ def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, ent
     rounds = max(math.ceil(spec.min_iterations / per_round), min(MIN_THROUGHPUT_ROUNDS, spec.min_iterations))
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     before = cpu_snapshot()
-    t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
                  requests_in_flight=k, min_samples=rounds,
                  other_cpu_fraction=other_cpu_fraction(before, cpu_snapshot()))
