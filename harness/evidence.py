@@ -48,7 +48,7 @@ def precision_from_evidence(declared: str | None, describe: dict[str, Any]) -> P
     total = describe.get("total_layers")
     label = str(describe.get("label") or "")
     counted = isinstance(int8_layers, int) and not isinstance(int8_layers, bool)
-    n_int8 = int(int8_layers) if counted else 0
+    n_int8 = int8_layers if isinstance(int8_layers, int) and counted else 0
     of = f"{n_int8}/{total}" if isinstance(total, int) else f"{n_int8}/?"
     if n_int8 > 0:
         partial = ""

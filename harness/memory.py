@@ -71,7 +71,7 @@ def phase_memory(result: dict[str, Any], scenario: str, batch: int | None = None
     throughput model where there was one), the steady RSS of its loop, and GPU memory where there is one."""
     second = scenario == "throughput" and isinstance(result.get("throughput_load_memory"), dict)
     load = result.get("throughput_load_memory" if second else "load_memory") or {}
-    entry = next((e for e in result.get("scenarios", []) if e.get("scenario") == scenario
+    entry: dict[str, Any] = next((e for e in result.get("scenarios", []) if e.get("scenario") == scenario
                   and (batch is None or int(e.get("batch_size", 0)) == batch)), {})
     steady = entry.get("steady_rss_bytes")
     if second and isinstance(steady, int):

@@ -29,9 +29,9 @@ from harness.agreement import agreement_rows, reference_is_cell
 from harness.evidence import attach_agreement, row_labels
 from harness.fingerprint import fingerprint
 from harness.launcher import cell_spec, run_cell_subprocess, scenarios
+from harness.measure import Stats, Timing, harness_overhead_us, verdict
 from harness.memory import phase_memory
 from harness.roofline import attach_roofline, measure_peaks
-from harness.measure import Stats, Timing, harness_overhead_us, verdict
 from harness.scenarios import LATENCY, THROUGHPUT
 
 MAX_OTHER_CPU = 0.25  # share of the CPUs other processes may use during a timed loop before it is INVALID

@@ -432,7 +432,7 @@ class ResultsStore:
                 return []
             cols = (c.c.run_pk, c.c.backend, c.c.variant, c.c.device, c.c.scenario, c.c.batch_size,
                     c.c.status, c.c.valid, c.c.p50_ms, c.c.p99_ms, c.c.throughput_fps, c.c.accuracy,
-                    c.c.storage_mb)
+                    c.c.storage_mb, c.c.row)
             rq = select(*cols).where(c.c.run_pk.in_([x.id for x in runs]), *cond)
             by_run: dict[int, list[Any]] = {}
             for row in conn.execute(rq):
@@ -538,6 +538,16 @@ def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _disagrees(row_json: str | None) -> bool:
+    """True when a stored row's `agrees` is False (its agreement with the PyTorch reference is below threshold)."""
+    if not row_json:
+        return False
+    try:
+        return json.loads(row_json).get("agrees") is False
+    except (ValueError, AttributeError):
+        return False
+
+
 def _headline(rows: list[Any]) -> dict[str, Any]:
     ok = [x for x in rows if x.status == "ok"]
     lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
@@ -551,6 +561,7 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "ok": len(ok),
         "failed": len(rows) - len(ok),
         "invalid": sum(1 for x in ok if x.valid is False),
+        "disagree": sum(1 for x in ok if _disagrees(getattr(x, "row", None))),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
         "best_fps": best_thr.throughput_fps if best_thr else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.atomic import write_json_atomic
 from common.console import info, set_quiet
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                        allow_hardware_mismatch=args.allow_hardware_mismatch)
     for w in cmp.warnings:
         info(f"warning: {w}")
-    print_comparison(cmp)
+    print_comparison(cmp, candidate_agreement(candidate))
     if args.json_out:
         _write_json(Path(args.json_out), cmp)
     regs = cmp.regressions
@@ -72,8 +72,19 @@ def _write_json(path: Path, cmp: Comparison) -> None:
     write_json_atomic(path, cmp.to_dict(), indent=2)
 
 
-def print_comparison(cmp: Comparison) -> None:
-    """The per-cell table and a one-line summary."""
+def candidate_agreement(run: dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
+    """Cell key -> the candidate row's agreement with the PyTorch reference ("99.3%", "60.0% ✗ ..."; "—")."""
+    from harness.regression import cell_key
+    from reports.labels import agreement_cell
+
+    out = {}
+    for r in run.get("results") or []:
+        out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.get("agrees") is False else "")
+    return out
+
+
+def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, int], str] | None = None) -> None:
+    """The per-cell table (with the candidate's agreement with the reference) and a one-line summary."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -85,7 +96,7 @@ def print_comparison(cmp: Comparison) -> None:
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
     for col in ("cell", "p50 base ms", "p50 cand ms", "change", "p (MWU)", "latency", "acc base", "acc cand",
-                "accuracy", "notes"):
+                "accuracy", "agree cand", "notes"):
         t.add_column(col)
     style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
     skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
@@ -102,6 +113,7 @@ def print_comparison(cmp: Comparison) -> None:
             else lat,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
+            escape((agreement or {}).get(c.key, "—")),
             escape("; ".join(c.notes)),
         )
     out.print(t)

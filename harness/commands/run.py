@@ -18,6 +18,7 @@ from common.atomic import write_text_atomic
 from common.config import Config, check_variant_name
 from common.errors import UserError
 from harness.cli import add_config_arguments
+from reports.labels import agreement_cell, mb, peak_cell, precision_cell
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
@@ -119,10 +120,10 @@ def _print_summary(results: dict[str, Any]) -> None:
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
     table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
-    cols = ("backend", "variant", "acc %", "p50 ms", "p99 ms", "best FPS", "storage MB", "ratio",
-            "speedup", "valid")
+    cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms", "p99 ms", "best FPS", "param MB",
+            "file MB", "% peak b1/bN", "ratio", "speedup", "valid")
     for c in cols:
-        table.add_column(c, justify="left" if c in ("backend", "variant", "valid") else "right")
+        table.add_column(c, justify="left" if c in ("backend", "variant", "precision", "valid") else "right")
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         cells.setdefault((r["backend"], r["variant"]), []).append(r)
@@ -133,7 +134,8 @@ def _print_summary(results: dict[str, Any]) -> None:
             if lat.get("status") == "unavailable":
                 not_run[backend] = str(lat.get("reason", ""))
                 continue
-            table.add_row(backend, variant, *["—"] * 7, escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
+            table.add_row(backend, variant, *["—"] * (len(cols) - 3),
+                          escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
             continue
         fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
         p50 = lat["latency_ms"]["p50"]
@@ -141,13 +143,20 @@ def _print_summary(results: dict[str, Any]) -> None:
         invalid = [r for r in group if r.get("status") == "ok" and not r.get("valid")]
         first = next((x for r in invalid for x in r.get("invalid_reasons") or []), "")
         verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
+        if lat.get("agrees") is False:
+            verdict = f"DISAGREES: {lat.get('agreement_reason', '')}"[:70]
         acc = lat.get("accuracy")
         table.add_row(
-            backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", f"{p50:.3f}",
-            f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}", f"{lat.get('storage_mb', 0):.2f}",
+            backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
+            agreement_cell(lat), f"{p50:.3f}", f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}",
+            f"{lat.get('storage_mb', 0):.2f}", mb(lat.get("file_bytes")), peak_cell(group),
             f"{lat.get('compression_ratio', 0):.1f}x", speedup, escape(verdict),
         )
     console.console.print(table)
     for backend, reason in not_run.items():
         console.console.print(f"{backend}: unavailable — {reason}", markup=False)
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
+    peaks = results.get("machine_peak_gmac_per_s") or {}
+    if any(isinstance(v, int | float) for v in peaks.values()):
+        text = ", ".join(f"{k} {v:.1f}" for k, v in peaks.items() if isinstance(v, int | float) and k != "threads")
+        console.console.print(f"machine peak GMAC/s ({peaks.get('threads', '?')} threads): {text}", markup=False)
