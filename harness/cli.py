@@ -12,7 +12,7 @@ import sys
 from types import ModuleType
 
 from common.errors import CheckFailed, UserError
-from harness.commands import COMMANDS
+from harness.commands import COMMANDS, MODULE_OF
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"harness.commands.{name}")
+    return importlib.import_module(f"harness.commands.{MODULE_OF.get(name, name)}")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

@@ -118,14 +118,14 @@ def _ineligible(row: dict[str, Any]) -> str:
     if row.get("status") != "ok":
         reason = str(row.get("reason") or "").strip()
         return f"status {row.get('status')}" + (f": {reason}" if reason else "")
+    if row.get("agrees") is False:  # wrong answers outrank noisy timings: say this first
+        why = str(row.get("agreement_reason") or "").strip()
+        return "disagrees with the PyTorch reference: " + (why or f"top-1 agreement {row.get('agreement')}")
     if row.get("valid") is False:
         reasons = row.get("invalid_reasons") or []
         if isinstance(reasons, str):
             reasons = [reasons]
         return "invalid measurement: " + ("; ".join(map(str, reasons)) or "no reason recorded")
-    if row.get("agrees") is False:
-        why = str(row.get("agreement_reason") or "").strip()
-        return "disagrees with the PyTorch reference: " + (why or f"top-1 agreement {row.get('agreement')}")
     return ""
 
 

@@ -13,4 +13,7 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "select",
     "history",
+    "import",
 )
+# Commands whose module name differs from the command (`import` is a Python keyword).
+MODULE_OF: dict[str, str] = {"import": "import_onnx"}

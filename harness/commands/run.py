@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
+    p.add_argument("--artifact", action="append", default=None, type=Path, metavar="DIR",
+                   help="benchmark this artifact directory (repeatable): from `bench compress --out` or "
+                        "`bench import`; alone it replaces the configured variants, with --variant it runs beside them")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results JSON here")
     p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
     p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
@@ -43,6 +46,26 @@ def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[st
     for v in variants:
         check_variant_name("--variant", v)
     return list(dict.fromkeys(backends)), list(dict.fromkeys(variants))
+
+
+def artifacts_by_path(dirs: list[Path], taken: list[str]) -> dict[str, Path]:
+    """{name: dir} for `--artifact` directories, each verified (manifest, sizes, sha256) before anything runs.
+
+    The name is the manifest's variant; where that collides with a configured variant or another directory,
+    the directory's name is appended (`l1-int8@mydir`) so every cell stays distinct.
+    """
+    from backends.artifact import load_artifact
+
+    out: dict[str, Path] = {}
+    for d in dirs:
+        art = load_artifact(d)  # UserError: not an artifact, or a file does not match its hash
+        name = art.variant
+        if name in out or name in taken:
+            name = f"{name}@{d.resolve().name}"
+        if name in out:
+            raise UserError(f"--artifact {d}: given twice")
+        out[name] = d.resolve()
+    return out
 
 
 def _check_runnable(backends: list[str]) -> None:
@@ -75,13 +98,20 @@ def run(args: argparse.Namespace) -> int:
     console.set_quiet(args.quiet)
     cfg = load_config_from_args(args)
     backends, variants = _selected(args, cfg)
+    if args.artifact and not args.variant:
+        variants = []  # --artifact alone: only the given directories
+    extra_arts = artifacts_by_path(args.artifact or [], variants)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
-    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
     _check_runnable(backends)
     data = load_data(cfg)
-    dense = prepare_dense(cfg, data, progress=console.info)
-    console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
-    artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+    artifacts: dict[str, Path] = {}
+    if variants:
+        dense = prepare_dense(cfg, data, progress=console.info)
+        console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
+        artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+    artifacts.update(extra_arts)
+    variants = variants + list(extra_arts)
+    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
     results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
     layers_csv = next((p.parent / "layers.csv" for p in artifacts.values() if (p.parent / "layers.csv").is_file()),
                       None)
@@ -112,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("scenario") == scenario]
+
+
+def _num(v: Any, fmt: str) -> str:
+    """A number formatted, or — where the manifest has none (an imported ONNX has no compression ratio)."""
+    return fmt.format(v) if isinstance(v, int | float) else "—"
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -149,8 +184,8 @@ def _print_summary(results: dict[str, Any]) -> None:
         table.add_row(
             backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
             agreement_cell(lat), f"{p50:.3f}", f"{lat['latency_ms']['p99']:.3f}", f"{max(fps):.0f}",
-            f"{lat.get('storage_mb', 0):.2f}", mb(lat.get("file_bytes")), peak_cell(group),
-            f"{lat.get('compression_ratio', 0):.1f}x", speedup, escape(verdict),
+            _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
+            _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
         )
     console.console.print(table)
     for backend, reason in not_run.items():
