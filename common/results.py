@@ -25,7 +25,7 @@ ROW_FIELDS = (
     "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
     # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
-    "fraction_of_peak",
+    "fraction_of_peak", "gpu_timing",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

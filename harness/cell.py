@@ -25,7 +25,7 @@ import numpy as np
 from common.atomic import write_json_atomic
 from common.text import first_line
 from harness.memory import LOAD_INTERVAL_S, RssSampler, load_record
-from harness.scenarios import LATENCY, THROUGHPUT, time_latency, time_throughput
+from harness.scenarios import LATENCY, THROUGHPUT, batch_from, time_latency, time_throughput
 from harness.trackers import peak_rss_bytes
 
 
@@ -131,6 +131,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                 if scenario == LATENCY:
                     time_latency(spec, backend, images, entry)
                     entry["describe"] = result["describe"]
+                    entry["gpu_timing"] = backend.timing_split(np.ascontiguousarray(images[:1]))
                 else:
                     if cls.reload_per_scenario and tp_backend is None:
                         tp_backend = cls()
@@ -145,6 +146,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
                     runner = tp_backend or backend
                     time_throughput(spec, runner, images, int(batch_size), entry)
+                    entry["gpu_timing"] = runner.timing_split(batch_from(images, int(batch_size)))
                     entry["describe"] = result.get("throughput_describe", result["describe"])
             except UserError as e:
                 entry.update(status="error", reason=str(e))

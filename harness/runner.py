@@ -182,7 +182,7 @@ def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str
             status="ok", cold_start_ms=result.get("cold_start_ms"), peak_rss_bytes=result.get("peak_rss_bytes"),
             loaded_bytes=result.get("loaded_bytes"), file_bytes=result.get("loaded_bytes"), describe=desc,
             device=desc.get("device"), label=desc.get("label"), memory=phase_memory(result, scenario, batch),
-            **row_labels(manifest.get("precision"), desc),
+            gpu_timing=(entry or {}).get("gpu_timing"), **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )

@@ -43,3 +43,18 @@ def peak_cell(group: list[dict[str, Any]]) -> str:
         next((r for r in group if r.get("status") == "ok" and r.get("batch_size") == 1), None)
     big = max(ok, key=lambda r: int(r.get("batch_size") or 1))
     return f"{_pct((b1 or {}).get('fraction_of_peak'))}/{_pct(big.get('fraction_of_peak'))}"
+
+
+PEAK_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def peak_text(peaks: dict[str, Any]) -> str:
+    """"fp32 80.1, bf16 150.2, int8 300.0 GMAC/s at 2 threads" (+ how busy the machine was); "" if not measured."""
+    nums = [f"{k} {peaks[k]:.1f}" for k in PEAK_PRECISIONS if isinstance(peaks.get(k), int | float)]
+    if not nums:
+        return ""
+    text = f"{', '.join(nums)} GMAC/s at {peaks.get('threads', '?')} threads"
+    busy = peaks.get("other_cpu_fraction")
+    if isinstance(busy, int | float) and busy > 0.1:
+        text += f" (measured while other processes used {busy:.0%} of the CPUs: the peak reads low)"
+    return text

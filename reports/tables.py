@@ -315,7 +315,7 @@ def agreement_table(run: dict[str, Any]) -> Table:
 def labels_table(run: dict[str, Any]) -> Table:
     """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
     parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
-    from reports.labels import agreement_cell, mb, peak_cell, precision_cell
+    from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in run.get("results") or []:
@@ -339,11 +339,9 @@ def labels_table(run: dict[str, Any]) -> Table:
              "agreement: top-1 vs the PyTorch reference of the variant (✗ below benchmark.min_agreement_*).",
              "param MB: parameters x bytes at the precision (the paper's metric); file MB: the file(s) the backend "
              "loaded. load RSS: peak while compiling; steady RSS: median sampled during the timed loop."]
-    nums = {k: v for k, v in peaks.items() if isinstance(v, int | float) and k != "threads"}
-    if nums:
-        notes.append("machine peak GMAC/s at " + str(peaks.get("threads", "?")) + " threads: "
-                     + ", ".join(f"{k} {v:.1f}" for k, v in nums.items()) + "; % peak = achieved GMAC/s over the "
-                     "peak of the row's precision, at batch 1 / the largest batch.")
+    if peak_text(peaks):
+        notes.append(f"machine peak: {peak_text(peaks)}; % peak = achieved GMAC/s over the peak of the row's "
+                     "precision, at batch 1 / the largest batch.")
     elif peaks.get("error"):
         notes.append(f"machine peak not measured: {peaks['error']}")
     return Table("Measured labels: precision, agreement, storage, memory, roofline",

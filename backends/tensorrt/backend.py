@@ -62,6 +62,7 @@ class TensorRTBackend(Backend):
         self._loaded_bytes = 0
         self._torch_in_dtype: Any = None
         self._torch_out_dtype: Any = None
+        self._split_runner: Any = None
         self._timing_cache_status = "unused (engine plan reused from the cache)"
 
     @classmethod
@@ -263,6 +264,28 @@ class TensorRTBackend(Backend):
                 out = y.float().cpu()
         self._stream.synchronize()
         return out.numpy()
+
+    def timing_split(self, batch: np.ndarray) -> dict[str, Any] | None:
+        """trtexec-style split: pinned host buffers allocated once, CUDA events around H2D, enqueue, D2H."""
+        import torch
+
+        from backends.cuda_timing import PinnedRunner, measure_split
+
+        check_batch(batch, self._chw)
+        n = int(batch.shape[0])
+        ctx = self._contexts[profile_index(self._profiles, n)]
+        if self._split_runner is None:
+            self._split_runner = PinnedRunner(torch, self._stream, self._torch_in_dtype, self._torch_out_dtype,
+                                              self._n_out)
+
+        def compute(dev_in: Any, dev_out: Any) -> None:
+            ctx.set_input_shape(self._in_name, tuple(dev_in.shape))
+            ctx.set_tensor_address(self._in_name, dev_in.data_ptr())
+            ctx.set_tensor_address(self._out_name, dev_out.data_ptr())
+            if not ctx.execute_async_v3(self._stream.cuda_stream):
+                raise RuntimeError("tensorrt: execute_async_v3 failed")
+
+        return measure_split(self._split_runner, np.ascontiguousarray(batch), compute)
 
     def describe(self) -> dict[str, Any]:
         d = dict(self._desc)

@@ -18,7 +18,7 @@ from common.atomic import write_text_atomic
 from common.config import Config, check_variant_name
 from common.errors import UserError
 from harness.cli import add_config_arguments
-from reports.labels import agreement_cell, mb, peak_cell, precision_cell
+from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
@@ -191,7 +191,6 @@ def _print_summary(results: dict[str, Any]) -> None:
     for backend, reason in not_run.items():
         console.console.print(f"{backend}: unavailable — {reason}", markup=False)
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
-    peaks = results.get("machine_peak_gmac_per_s") or {}
-    if any(isinstance(v, int | float) for v in peaks.values()):
-        text = ", ".join(f"{k} {v:.1f}" for k, v in peaks.items() if isinstance(v, int | float) and k != "threads")
-        console.console.print(f"machine peak GMAC/s ({peaks.get('threads', '?')} threads): {text}", markup=False)
+    text = peak_text(results.get("machine_peak_gmac_per_s") or {})
+    if text:
+        console.console.print(f"machine peak: {text}", markup=False)

@@ -86,3 +86,12 @@ def test_second_model_memory_is_not_counted_into_the_first() -> None:
                    "gpu_memory_bytes": None, "second_model": False}
     assert tp["model_rss_bytes"] == 70 and tp["steady_rss_bytes"] == 190 and tp["second_model"]
     assert tp["gpu_memory_bytes"] == 7
+
+
+def test_peak_text_says_when_the_machine_was_busy() -> None:
+    from reports.labels import peak_text
+
+    assert peak_text({}) == "" and peak_text({"error": "x"}) == ""
+    quiet = peak_text({"fp32": 80.0, "int8": 300.0, "threads": 2, "other_cpu_fraction": 0.0})
+    assert quiet == "fp32 80.0, int8 300.0 GMAC/s at 2 threads"
+    assert "reads low" in peak_text({"fp32": 8.0, "threads": 2, "other_cpu_fraction": 0.6})
