@@ -168,7 +168,7 @@ def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.nda
 
 
 def _metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    from fer.evaluate import classification_metrics
+    from fer.metrics import classification_metrics  # numpy only: no torch in a non-torch cell
 
     return classification_metrics(labels, logits.argmax(axis=1)).to_dict()
 

@@ -342,7 +342,12 @@ def labels_table(run: dict[str, Any]) -> Table:
     if peak_text(peaks):
         notes.append(f"machine peak: {peak_text(peaks)}; % peak = achieved GMAC/s over the peak of the row's "
                      "precision, at batch 1 / the largest batch.")
-    elif peaks.get("error"):
+    over = [r for r in run.get("results") or [] if isinstance(r.get("fraction_of_peak"), int | float)
+            and r["fraction_of_peak"] > 1.0]
+    if over:
+        notes.append(f"{len(over)} row(s) above 100% of the measured peak: the peak reads low (the GEMM was "
+                     "disturbed, or is not the fastest kernel here); their fractions are not a roofline.")
+    if peaks.get("error"):
         notes.append(f"machine peak not measured: {peaks['error']}")
     return Table("Measured labels: precision, agreement, storage, memory, roofline",
                  ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",

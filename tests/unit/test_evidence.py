@@ -95,3 +95,20 @@ def test_peak_text_says_when_the_machine_was_busy() -> None:
     quiet = peak_text({"fp32": 80.0, "int8": 300.0, "threads": 2, "other_cpu_fraction": 0.0})
     assert quiet == "fp32 80.0, int8 300.0 GMAC/s at 2 threads"
     assert "reads low" in peak_text({"fp32": 8.0, "threads": 2, "other_cpu_fraction": 0.6})
+
+
+def test_labels_table_flags_fractions_above_the_peak(make_run) -> None:
+    from reports.tables import labels_table
+
+    run = make_run("r")
+    run["machine_peak_gmac_per_s"] = {"fp32": 10.0, "int8": 40.0, "threads": 2, "other_cpu_fraction": 0.0}
+    for r in run["results"]:
+        if r["status"] == "ok":
+            r.update(file_bytes=3_800_000, agreement=1.0, agrees=True, precision_reason="x", precision_flag="",
+                     memory={"load_peak_rss_bytes": 1e8, "steady_rss_bytes": 2e8}, fraction_of_peak=0.5)
+    run["results"][0]["fraction_of_peak"] = 1.5
+    t = labels_table(run)
+    assert any("above 100% of the measured peak" in n for n in t.notes)
+    assert any("fp32 10.0, int8 40.0 GMAC/s at 2 threads" in n for n in t.notes)
+    row = next(r for r in t.rows if r[:2] == ["openvino", "l1-int8"])
+    assert row[6] == "3.80" and row[8] == "200.00"  # file MB, steady RSS MB
