@@ -86,6 +86,10 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Effective settings (threads, streams, precision, providers) plus `int8_layers`/`total_layers`."""
 
+    def timing_split(self, batch: np.ndarray) -> dict[str, Any] | None:
+        """GPU backends: end-to-end vs H2D / device compute / D2H (see backends.cuda_timing); None elsewhere."""
+        return None
+
     def loaded_bytes(self) -> int:
         """Bytes on disk of the file(s) this backend loaded."""
         return 0

@@ -113,6 +113,10 @@ class BenchmarkConfig:
     # process, the cell order shuffled per round with `round_seed`; estimates use processes as the unit.
     rounds: int = setting(3, min=1, max=1000)
     round_seed: int = setting(0, min=0)
+    # top-1 agreement with the variant's PyTorch reference below which a row `agrees: false` (select rejects it)
+    min_agreement_int8: float = setting(0.99, min=0.0, max=1.0)
+    min_agreement_fp32: float = setting(0.999, min=0.0, max=1.0)
+    roofline: bool = setting(True)  # measure the machine's peak GMAC/s per precision once per run
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
-                 "synthetic", "harness_overhead_us", "rounds", "results", "agreement")
+                 "synthetic", "harness_overhead_us", "rounds", "results", "agreement", "machine_peak_gmac_per_s")
 ROW_FIELDS = (
     "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
     "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",
@@ -25,6 +25,9 @@ ROW_FIELDS = (
     "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
     # processes as the unit (benchmark.rounds): per-process numbers and noise, intervals over processes
     "rounds", "p50_ci_ms", "p99_ci_ms", "round_cov", "bimodal", "noisy_rounds", "fixed_cost_s",
+    # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
+    "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
+    "fraction_of_peak", "gpu_timing",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -27,19 +27,14 @@ Progress = Callable[[str], None]
 def agreement_rows(cfg: Config, variants: list[str], names: list[str], artifacts: dict[str, Path],
                logits: dict[tuple[str, str], Path], labels_of: dict[tuple[str, str], str], images: Path,
                labels: Path, work: Path, log_dir: Path, say: Progress) -> list[dict[str, Any]]:
-    from backends.torch_model import FAKE_QUANT_LABEL
-
     rows: list[dict[str, Any]] = []
     for variant in variants:
         others = [b for b in names if (b, variant) in logits]
         if not others:
             continue
         ref_name, ref_path = None, None
-        te = (REFERENCE_BACKEND, variant)
-        te_label = labels_of.get(te, "")
-        on_cpu = cfg.backends[REFERENCE_BACKEND]["device"] == "cpu"
-        if te in logits and on_cpu and te_label in ("fp32", FAKE_QUANT_LABEL):
-            ref_name, ref_path = REFERENCE_BACKEND, logits[te]
+        if reference_is_cell(cfg, variant, logits, labels_of):
+            ref_name, ref_path = REFERENCE_BACKEND, logits[(REFERENCE_BACKEND, variant)]
         else:
             extra = {**backend_extra(cfg, REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
             cached = reference_cache_path(cfg, artifacts[variant], images, extra)
@@ -95,6 +90,16 @@ def _store_reference(src: Path, dest: Path, meta_path: Path, label: str) -> None
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(dest, src.read_bytes())
     write_json_atomic(meta_path, {"label": label})
+
+
+def reference_is_cell(cfg: Config, variant: str, logits: dict[tuple[str, str], Path],
+                      labels_of: dict[tuple[str, str], str]) -> bool:
+    """True when torch-eager's own cell of `variant` ran the reference computation (CPU, fp32 or fake-quant)."""
+    from backends.torch_model import FAKE_QUANT_LABEL
+
+    te = (REFERENCE_BACKEND, variant)
+    on_cpu = cfg.backends[REFERENCE_BACKEND]["device"] == "cpu"
+    return te in logits and on_cpu and labels_of.get(te, "") in ("fp32", FAKE_QUANT_LABEL)
 
 
 def compare_logits(logits: np.ndarray, reference: np.ndarray) -> dict[str, float]:

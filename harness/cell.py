@@ -24,7 +24,8 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.text import first_line
-from harness.scenarios import LATENCY, THROUGHPUT, time_latency, time_throughput
+from harness.memory import LOAD_INTERVAL_S, RssSampler, load_record
+from harness.scenarios import LATENCY, THROUGHPUT, batch_from, time_latency, time_throughput
 from harness.trackers import peak_rss_bytes
 
 
@@ -104,9 +105,11 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
                              scenario=LATENCY, extra=dict(spec.extra))
     backend = cls()
-    t0 = time.perf_counter()
-    backend.load(artifact, options)
-    t1 = time.perf_counter()
+    with RssSampler(LOAD_INTERVAL_S) as load_rss:
+        t0 = time.perf_counter()
+        backend.load(artifact, options)
+        t1 = time.perf_counter()
+    result["load_memory"] = load_record(load_rss)
     backend.infer(images[:1])
     t2 = time.perf_counter()
     result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
@@ -131,18 +134,22 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                 if scenario == LATENCY:
                     time_latency(spec, backend, images, entry)
                     entry["describe"] = result["describe"]
+                    entry["gpu_timing"] = backend.timing_split(np.ascontiguousarray(images[:1]))
                 else:
                     if cls.reload_per_scenario and tp_backend is None:
                         tp_backend = cls()
-                        tp_backend.load(artifact, BackendOptions(
-                            threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
-                            extra=dict(spec.extra)))
+                        with RssSampler(LOAD_INTERVAL_S) as tp_rss:
+                            tp_backend.load(artifact, BackendOptions(
+                                threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                                extra=dict(spec.extra)))
+                        result["throughput_load_memory"] = load_record(tp_rss)
                         if spec.accuracy:  # accuracy of the model that is actually timed
                             tp_logits = _predict(tp_backend, images, chunk, many=True)
                             result["throughput_metrics"] = _metrics(labels, tp_logits)
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
                     runner = tp_backend or backend
                     time_throughput(spec, runner, images, int(batch_size), entry)
+                    entry["gpu_timing"] = runner.timing_split(batch_from(images, int(batch_size)))
                     entry["describe"] = result.get("throughput_describe", result["describe"])
             except UserError as e:
                 entry.update(status="error", reason=str(e))
@@ -164,7 +171,7 @@ def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.nda
 
 
 def _metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    from fer.evaluate import classification_metrics
+    from fer.metrics import classification_metrics  # numpy only: no torch in a non-torch cell
 
     return classification_metrics(labels, logits.argmax(axis=1)).to_dict()
 

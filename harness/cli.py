@@ -15,7 +15,7 @@ import threading
 from types import ModuleType
 
 from common.errors import CheckFailed, UserError
-from harness.commands import COMMANDS
+from harness.commands import COMMANDS, MODULE_OF
 
 
 class _Terminated(KeyboardInterrupt):
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"harness.commands.{name}")
+    return importlib.import_module(f"harness.commands.{MODULE_OF.get(name, name)}")
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,11 +36,14 @@ from common.config import Config
 from common.errors import UserError
 from common.results import ROW_FIELDS, SCHEMA_VERSION
 from fer.data import FerData
-from harness.agreement import agreement_rows
+from harness.agreement import agreement_rows, reference_is_cell
+from harness.evidence import attach_agreement, row_labels
 from harness.fingerprint import fingerprint
 from harness.intervals import bimodal, median_ci, robust_cov
 from harness.launcher import cell_spec, run_cell_subprocess, scenarios
 from harness.measure import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
+from harness.memory import phase_memory
+from harness.roofline import attach_roofline, measure_peaks
 from harness.scenarios import LATENCY, THROUGHPUT
 from harness.trackers import noisy_reason
 
@@ -119,6 +122,10 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             say(f"{backend} {variant}: {_summary(new_rows)}")
         agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
                                work, log_dir, say)
+    references = {v: "torch-eager" for v in variants if reference_is_cell(cfg, v, logits, labels_of)}
+    attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32)
+    peaks = _machine_peak(cfg, say)
+    attach_roofline(rows, peaks)
     results = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -132,6 +139,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         "rounds": {"count": n_rounds, "seed": int(b.round_seed), "order": orders},
         "results": rows,
         "agreement": agreement,
+        "machine_peak_gmac_per_s": peaks,
     }
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +151,14 @@ def per_process_iterations(min_iterations: int, rounds: int) -> int:
     """The iteration floor of one process: the cell's floor split over the rounds, but never below what a p99
     needs (P99_MIN_SAMPLES) nor above the configured floor."""
     return min(int(min_iterations), max(P99_MIN_SAMPLES, math.ceil(int(min_iterations) / max(1, rounds))))
+
+
+def _machine_peak(cfg: Config, say: Progress) -> dict[str, float]:
+    """The machine's peak GMAC/s per precision at the benchmark's thread count ({} when switched off)."""
+    if not cfg.benchmark.roofline:
+        return {}
+    say(f"measuring the machine's peak GMAC/s per precision ({cfg.benchmark.threads} threads)")
+    return measure_peaks(cfg.benchmark.threads)
 
 
 def new_run_id() -> str:
@@ -223,8 +239,9 @@ def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str
         desc: dict[str, Any] = dict(entry0.get("describe") or first.get("describe") or {})
         row.update(
             status="ok", cold_start_ms=first.get("cold_start_ms"), peak_rss_bytes=first.get("peak_rss_bytes"),
-            loaded_bytes=first.get("loaded_bytes"), describe=desc, device=desc.get("device"),
-            precision=desc.get("precision", manifest.get("precision")), label=desc.get("label"),
+            loaded_bytes=first.get("loaded_bytes"), file_bytes=first.get("loaded_bytes"), describe=desc,
+            device=desc.get("device"), label=desc.get("label"), memory=phase_memory(first, scenario, batch),
+            gpu_timing=entry0.get("gpu_timing"), **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )

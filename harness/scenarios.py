@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.memory import RssSampler
 from harness.trackers import NoiseProbe
 
 LATENCY, THROUGHPUT = "latency", "throughput"
@@ -28,7 +29,9 @@ def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, A
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
                  requests_in_flight=1, min_samples=spec.min_iterations, noise=probe.finish())
 
@@ -52,7 +55,9 @@ def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, ent
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
                  requests_in_flight=k, min_samples=rounds, noise=probe.finish())
 

@@ -627,6 +627,16 @@ def _row_field(x: Any, key: str) -> Any:
         return None
 
 
+def _disagrees(row_json: str | None) -> bool:
+    """True when a stored row's `agrees` is False (its agreement with the PyTorch reference is below threshold)."""
+    if not row_json:
+        return False
+    try:
+        return json.loads(row_json).get("agrees") is False
+    except (ValueError, AttributeError):
+        return False
+
+
 def _headline(rows: list[Any]) -> dict[str, Any]:
     ok = [x for x in rows if x.status == "ok"]
     lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
@@ -640,6 +650,7 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "ok": len(ok),
         "failed": len(rows) - len(ok),
         "invalid": sum(1 for x in ok if x.valid is False),
+        "disagree": sum(1 for x in ok if _disagrees(getattr(x, "row", None))),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
         "best_p50_ci_ms": _row_field(best_lat, "p50_ci_ms"),
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,

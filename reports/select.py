@@ -75,6 +75,7 @@ class Choice:
     accuracy: float | None = None
     storage_mb: float | None = None
     latency_source: str = ""
+    storage_source: str = "file"  # "file": bytes of the files the backend loaded; "parameters": no file size stored
     problem: str = ""  # why it is not eligible at all (status, invalid, not measured)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +83,8 @@ class Choice:
                 "hardware": self.hardware, "machine_id": self.machine_id, "target": self.target,
                 "threads": self.threads, "streams": self.streams, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
                 "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
-                "storage_mb": self.storage_mb, "run_id": self.run_id, "created": self.created,
+                "storage_mb": self.storage_mb, "storage_source": self.storage_source, "run_id": self.run_id,
+                "created": self.created,
                 "latency_source": self.latency_source}
 
     @property
@@ -131,6 +133,9 @@ def _ineligible(row: dict[str, Any]) -> str:
     if row.get("status") != "ok":
         reason = str(row.get("reason") or "").strip()
         return f"status {row.get('status')}" + (f": {reason}" if reason else "")
+    if row.get("agrees") is False:  # wrong answers outrank noisy timings: say this first
+        why = str(row.get("agreement_reason") or "").strip()
+        return "disagrees with the PyTorch reference: " + (why or f"top-1 agreement {row.get('agreement')}")
     if row.get("valid") is False:
         reasons = row.get("invalid_reasons") or []
         if isinstance(reasons, str):
@@ -226,7 +231,13 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
         ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))
         ch.throughput_fps = finite_number((thr or lat_row).get("throughput_fps"))
         ch.accuracy = next((a for a in (finite_number(r.get("accuracy")) for r in here) if a is not None), None)
-        ch.storage_mb = next((s for s in (finite_number(r.get("storage_mb")) for r in here) if s is not None), None)
+        files = next((b for b in (finite_number(r.get("file_bytes")) for r in here) if b), None)
+        if files is not None:  # what the runtime really loads from disk, not a parameter-count formula
+            ch.storage_mb, ch.storage_source = files / 1e6, "file"
+        else:
+            ch.storage_source = "parameters"
+            ch.storage_mb = next((s for s in (finite_number(r.get("storage_mb")) for r in here) if s is not None),
+                                 None)
     return choices
 
 
@@ -246,7 +257,8 @@ def _violations(ch: Choice, c: Constraints) -> list[tuple[str, str]]:
         if ch.storage_mb is None:
             out.append(("max-storage-mb", "no storage measured"))
         elif ch.storage_mb > c.max_storage_mb:
-            out.append(("max-storage-mb", f"storage {ch.storage_mb:.3g} MB > max {c.max_storage_mb:g} MB"))
+            what = "file size" if ch.storage_source == "file" else "parameter storage (no file size recorded)"
+            out.append(("max-storage-mb", f"{what} {ch.storage_mb:.3g} MB > max {c.max_storage_mb:g} MB"))
     return out
 
 

@@ -354,7 +354,49 @@ def agreement_table(run: dict[str, Any]) -> Table:
                                                   "max |Δ logit|"], rows, notes, "agreement")
 
 
+def labels_table(run: dict[str, Any]) -> Table:
+    """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
+    parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
+    from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
+
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in run.get("results") or []:
+        cells.setdefault((str(r.get("backend")), str(r.get("variant"))), []).append(r)
+    rows = []
+    for (backend, variant), group in cells.items():
+        ok = [r for r in group if is_ok(r)]
+        if not ok:
+            continue
+        lat = next((r for r in ok if r.get("scenario") == "latency"), ok[0])
+        mem_raw = lat.get("memory")
+        mem: dict[str, Any] = mem_raw if isinstance(mem_raw, dict) else {}
+        agree = agreement_cell(lat)
+        if lat.get("agrees") is False:
+            agree += f" {lat.get('agreement_reason', '')}"
+        rows.append([backend, variant, precision_cell(lat), str(lat.get("precision_reason") or ""), agree,
+                     fnum(lat.get("storage_mb")), mb(lat.get("file_bytes")), mb(mem.get("load_peak_rss_bytes")),
+                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group)])
+    peaks = run.get("machine_peak_gmac_per_s") or {}
+    notes = ["precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
+             "agreement: top-1 vs the PyTorch reference of the variant (✗ below benchmark.min_agreement_*).",
+             "param MB: parameters x bytes at the precision (the paper's metric); file MB: the file(s) the backend "
+             "loaded. load RSS: peak while compiling; steady RSS: median sampled during the timed loop."]
+    if peak_text(peaks):
+        notes.append(f"machine peak: {peak_text(peaks)}; % peak = achieved GMAC/s over the peak of the row's "
+                     "precision, at batch 1 / the largest batch.")
+    over = [r for r in run.get("results") or [] if isinstance(r.get("fraction_of_peak"), int | float)
+            and r["fraction_of_peak"] > 1.0]
+    if over:
+        notes.append(f"{len(over)} row(s) above 100% of the measured peak: the peak reads low (the GEMM was "
+                     "disturbed, or is not the fastest kernel here); their fractions are not a roofline.")
+    if peaks.get("error"):
+        notes.append(f"machine peak not measured: {peaks['error']}")
+    return Table("Measured labels: precision, agreement, storage, memory, roofline",
+                 ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",
+                  "load RSS MB", "steady RSS MB", "GPU MB", "% peak b1/bN"], rows, notes, "labels")
+
+
 def all_tables(run: dict[str, Any]) -> list[Table]:
     """Every table of the report, in order."""
     return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
-            agreement_table(run), fingerprint_table(run)]
+            labels_table(run), agreement_table(run), fingerprint_table(run)]

@@ -108,6 +108,8 @@ class OpenVINOBackend(Backend):
             "threads": int(effective["INFERENCE_NUM_THREADS"] or options.threads),
             "streams": effective["NUM_STREAMS"],
             "precision": precision,
+            # the float precision non-int8 layers compute in (what an int8 variant runs when LPT does not apply)
+            "compute_precision": "bf16" if effective["INFERENCE_PRECISION_HINT"] in ("bf16", "bfloat16") else "fp32",
             "label": label,
             "properties": effective,
             "int8_layers": int8_layers,

@@ -26,6 +26,7 @@ from backends.base import Availability, Backend, BackendOptions, Unavailable, ch
 from backends.tensorrt.cache import (
     Profile,
     cache_key,
+    inspector_formats_known,
     layer_precisions,
     profile_batches,
     profile_index,
@@ -61,6 +62,8 @@ class TensorRTBackend(Backend):
         self._loaded_bytes = 0
         self._torch_in_dtype: Any = None
         self._torch_out_dtype: Any = None
+        self._split_runner: Any = None
+        self._timing_cache_status = "unused (engine plan reused from the cache)"
 
     @classmethod
     def probe(cls) -> Availability:
@@ -138,9 +141,11 @@ class TensorRTBackend(Backend):
         if extra.get("cuda_graphs", False):
             for b in sorted(set(options.batch_sizes)):
                 self._graphs[b] = self._capture(b)
-        inspector = self._engine.create_engine_inspector()
-        int8, total, counts = layer_precisions(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-        precision = "int8" if artifact.precision == "int8" else "fp32"
+        info = self._inspect(trt)
+        int8, total, counts = layer_precisions(info)
+        if not inspector_formats_known(info):  # never label int8 without layer evidence
+            int8 = 0
+        precision = "int8" if artifact.precision == "int8" and int8 > 0 else "fp32"
         self._desc = {
             "device": f"cuda:{gpu}",
             "compute_capability": sm,
@@ -149,6 +154,8 @@ class TensorRTBackend(Backend):
             "int8_layers": int8,
             "total_layers": total,
             "layer_precisions": counts,
+            "inspector_formats_known": inspector_formats_known(info),
+            "timing_cache": self._timing_cache_status,
             "profiles": settings["profiles"],
             "strongly_typed": strongly_typed,
             "tf32": False,
@@ -182,12 +189,26 @@ class TensorRTBackend(Backend):
             profile.set_shape(name, *p.shapes(chw))
             config.add_optimization_profile(profile)
         timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
-        config.set_timing_cache(timing, ignore_mismatch=False)
+        # set_timing_cache returns False when the stored cache does not match this TensorRT/GPU: start afresh
+        self._timing_cache_status = "reused" if timing_path.is_file() else "new"
+        if not config.set_timing_cache(timing, ignore_mismatch=False):
+            self._timing_cache_status = "rejected (mismatch); rebuilt empty"
+            if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+                raise UserError(f"tensorrt: cannot attach a timing cache ({timing_path.name}); delete it and retry")
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise UserError(f"tensorrt: engine build failed for {onnx_path.name} (see the TensorRT log above)")
         write_bytes_atomic(timing_path, bytes(config.get_timing_cache().serialize()))
         return bytes(plan)
+
+    def _inspect(self, trt: Any) -> str:
+        """Engine information (JSON) read through an execution context whose input shape is set: on a
+        dynamic-shape engine the inspector otherwise prints "N/A due to dynamic shapes" for every format."""
+        inspector = self._engine.create_engine_inspector()
+        ctx = self._contexts[0]
+        ctx.set_input_shape(self._in_name, (self._profiles[0].opt, *self._chw))
+        inspector.execution_context = ctx
+        return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
     def _bind_io(self, trt: Any, torch: Any) -> None:
         dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
@@ -243,6 +264,28 @@ class TensorRTBackend(Backend):
                 out = y.float().cpu()
         self._stream.synchronize()
         return out.numpy()
+
+    def timing_split(self, batch: np.ndarray) -> dict[str, Any] | None:
+        """trtexec-style split: pinned host buffers allocated once, CUDA events around H2D, enqueue, D2H."""
+        import torch
+
+        from backends.cuda_timing import PinnedRunner, measure_split
+
+        check_batch(batch, self._chw)
+        n = int(batch.shape[0])
+        ctx = self._contexts[profile_index(self._profiles, n)]
+        if self._split_runner is None:
+            self._split_runner = PinnedRunner(torch, self._stream, self._torch_in_dtype, self._torch_out_dtype,
+                                              self._n_out)
+
+        def compute(dev_in: Any, dev_out: Any) -> None:
+            ctx.set_input_shape(self._in_name, tuple(dev_in.shape))
+            ctx.set_tensor_address(self._in_name, dev_in.data_ptr())
+            ctx.set_tensor_address(self._out_name, dev_out.data_ptr())
+            if not ctx.execute_async_v3(self._stream.cuda_stream):
+                raise RuntimeError("tensorrt: execute_async_v3 failed")
+
+        return measure_split(self._split_runner, np.ascontiguousarray(batch), compute)
 
     def describe(self) -> dict[str, Any]:
         d = dict(self._desc)

@@ -80,8 +80,10 @@ def layer_precisions(engine_info_json: str) -> tuple[int, int, dict[str, int]]:
     """(conv/FC layers running in INT8, all conv/FC layers, {"<type>:<precision>": n}) from the inspector's
     `get_engine_information(LayerInformationFormat.JSON)` (needs ProfilingVerbosity.DETAILED at build).
 
-    A layer's precision is the data type of its first input region ("Format/Datatype", e.g.
-    "Channel major INT8 format where channel % 16 == 0" or "Row major linear FP32").
+    A layer's precision is the data type of its first input: TensorRT 10 prints one "Format/Datatype" string
+    ("Channel major INT8 format where channel % 16 == 0", "Row major linear FP32"); TensorRT 11 splits it into
+    "DataType" ("Int8", "Float", "Half") and "Format". A dynamic-shape engine inspected without an execution
+    context prints "N/A due to dynamic shapes": such a layer counts as "?" (never INT8).
     """
     try:
         info = json.loads(engine_info_json)
@@ -97,8 +99,7 @@ def layer_precisions(engine_info_json: str) -> tuple[int, int, dict[str, int]]:
         if not any(tok in kind.lower() for tok in CONV_FC_TOKENS):
             continue
         inputs = layer.get("Inputs") or []
-        fmt = str(inputs[0].get("Format/Datatype", "")) if inputs and isinstance(inputs[0], dict) else ""
-        precision = _precision_of(fmt)
+        precision = _precision_of(tensor_datatype(inputs[0]) if inputs and isinstance(inputs[0], dict) else "")
         total += 1
         int8 += precision == "INT8"
         key = f"{kind}:{precision}"
@@ -106,8 +107,22 @@ def layer_precisions(engine_info_json: str) -> tuple[int, int, dict[str, int]]:
     return int8, total, counts
 
 
+def tensor_datatype(tensor: dict[str, Any]) -> str:
+    """The data-type text of one inspector tensor entry, TensorRT 10 ("Format/Datatype") or 11 ("DataType")."""
+    if "DataType" in tensor:  # TensorRT 11: the type on its own; the format string may still name a type
+        return str(tensor.get("DataType") or "")
+    return str(tensor.get("Format/Datatype", ""))
+
+
+def inspector_formats_known(engine_info_json: str) -> bool:
+    """False when the inspector printed "N/A due to dynamic shapes" (no execution context with shapes set)."""
+    return "N/A due to dynamic shapes" not in engine_info_json
+
+
 def _precision_of(fmt: str) -> str:
     low = fmt.lower()
+    if "n/a" in low:
+        return "?"
     for token, name in (("uint8", "UINT8"), ("int8", "INT8"), ("fp8", "FP8"), ("bfloat16", "BF16"),
                         ("fp16", "FP16"), ("half", "FP16"), ("fp32", "FP32"), ("float", "FP32"),
                         ("int32", "INT32")):

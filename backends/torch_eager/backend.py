@@ -28,6 +28,7 @@ class TorchEagerBackend(Backend):
         self._input_shape: list[int] | None = None
         self._desc: dict[str, Any] = {}
         self._loaded_bytes = 0
+        self._split_runner: Any = None
         self._channels_last = False
 
     @classmethod
@@ -102,6 +103,23 @@ class TorchEagerBackend(Backend):
             x = x.contiguous(memory_format=torch.channels_last)
         out = self._model(x)
         return out.float().cpu().numpy()  # .cpu() waits for the device: the request is complete
+
+    def timing_split(self, batch: np.ndarray) -> dict[str, Any] | None:
+        """trtexec-style split on CUDA: pinned buffers allocated once, CUDA events around each phase."""
+        if self._device.type != "cuda" or self._model is None:
+            return None
+        from backends.cuda_timing import PinnedRunner, measure_split
+
+        model = self._model
+        if self._split_runner is None:
+            self._split_runner = PinnedRunner(torch, torch.cuda.current_stream(), torch.float32, torch.float32,
+                                              int(model(torch.zeros((1, *batch.shape[1:]), device="cuda")).shape[-1]))
+
+        def compute(dev_in: Any, dev_out: Any) -> None:
+            with torch.inference_mode():
+                dev_out.copy_(model(dev_in))
+
+        return measure_split(self._split_runner, np.ascontiguousarray(batch), compute)
 
     def describe(self) -> dict[str, Any]:
         d = dict(self._desc)

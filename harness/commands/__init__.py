@@ -15,4 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "history",
     "store",
     "worker",
+    "import",
 )
+# Commands whose module name differs from the command (`import` is a Python keyword).
+MODULE_OF: dict[str, str] = {"import": "import_onnx"}

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:
-            print_comparison(cmp)
+            print_comparison(cmp, candidate_agreement(cand))
         report[machine] = cmp
         regs += [(f"{machine}: " if machine else "") + cell_label(c.key) for c in cmp.regressions]
     doc: dict[str, Any] = (report[""].to_dict() if list(report) == [""]
@@ -123,8 +123,19 @@ def per_machine(baselines: list[dict[str, Any]], candidate: dict[str, Any]
 
 
 
-def print_comparison(cmp: Comparison) -> None:
-    """The per-cell table and a one-line summary."""
+def candidate_agreement(run: dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
+    """Cell key -> the candidate row's agreement with the PyTorch reference ("99.3%", "60.0% ✗ ..."; "—")."""
+    from harness.regression import cell_key
+    from reports.labels import agreement_cell
+
+    out = {}
+    for r in run.get("results") or []:
+        out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.get("agrees") is False else "")
+    return out
+
+
+def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, int], str] | None = None) -> None:
+    """The per-cell table (with the candidate's agreement with the reference) and a one-line summary."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -136,7 +147,7 @@ def print_comparison(cmp: Comparison) -> None:
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
     for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
-                "acc base", "acc cand", "accuracy", "decided by / notes"):
+                "acc base", "acc cand", "accuracy", "agree cand", "decided by / notes"):
         t.add_column(col)
     style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
     skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
@@ -157,6 +168,7 @@ def print_comparison(cmp: Comparison) -> None:
             else lat,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
+            escape((agreement or {}).get(c.key, "—")),
             escape("; ".join([c.decided_by] * bool(c.decided_by) + c.notes)),
         )
     out.print(t)

@@ -20,6 +20,7 @@ from common.errors import UserError
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli import add_config_arguments
 from harness.commands._common import add_json_arguments, json_destinations
+from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
@@ -33,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"run only this backend (repeatable): {', '.join(backend_names())}")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
+    p.add_argument("--artifact", action="append", default=None, type=Path, metavar="DIR",
+                   help="benchmark this artifact directory (repeatable): from `bench compress --out` or "
+                        "`bench import`; alone it replaces the configured variants, with --variant it runs beside them")
     add_json_arguments(p)
     p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
     p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
@@ -53,6 +57,26 @@ def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[st
     for v in variants:
         check_variant_name("--variant", v)
     return list(dict.fromkeys(backends)), list(dict.fromkeys(variants))
+
+
+def artifacts_by_path(dirs: list[Path], taken: list[str]) -> dict[str, Path]:
+    """{name: dir} for `--artifact` directories, each verified (manifest, sizes, sha256) before anything runs.
+
+    The name is the manifest's variant; where that collides with a configured variant or another directory,
+    the directory's name is appended (`l1-int8@mydir`) so every cell stays distinct.
+    """
+    from backends.artifact import load_artifact
+
+    out: dict[str, Path] = {}
+    for d in dirs:
+        art = load_artifact(d)  # UserError: not an artifact, or a file does not match its hash
+        name = art.variant
+        if name in out or name in taken:
+            name = f"{name}@{d.resolve().name}"
+        if name in out:
+            raise UserError(f"--artifact {d}: given twice")
+        out[name] = d.resolve()
+    return out
 
 
 def _check_runnable(backends: list[str]) -> None:
@@ -95,14 +119,21 @@ def run(args: argparse.Namespace) -> int:
     extra = [f"machine.id={toml_string(args.machine_id)}"] if args.machine_id else []
     cfg = load_config_from_args(args, extra)
     backends, variants = _selected(args, cfg)
+    if args.artifact and not args.variant:
+        variants = []  # --artifact alone: only the given directories
+    extra_arts = artifacts_by_path(args.artifact or [], variants)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
-    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
     if not args.cluster:  # on a cluster each node probes its own runtimes
         _check_runnable(backends)
     data = load_data(cfg)
-    dense = prepare_dense(cfg, data, progress=console.info)
-    console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
-    artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+    artifacts: dict[str, Path] = {}
+    if variants:
+        dense = prepare_dense(cfg, data, progress=console.info)
+        console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
+        artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+    artifacts.update(extra_arts)
+    variants = variants + list(extra_arts)
+    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
     if args.cluster:
         from harness.cluster import run_grid_cluster
 
@@ -143,6 +174,11 @@ def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("scenario") == scenario]
 
 
+def _num(v: Any, fmt: str) -> str:
+    """A number formatted, or — where the manifest has none (an imported ONNX has no compression ratio)."""
+    return fmt.format(v) if isinstance(v, int | float) else "—"
+
+
 def _print_summary(results: dict[str, Any]) -> None:
     from reports.tables import processes, with_interval
 
@@ -151,10 +187,10 @@ def _print_summary(results: dict[str, Any]) -> None:
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
     table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
-    cols = ("backend", "variant", "acc %", "p50 ms [95% CI]", "p99 ms [95% CI]", "processes", "best FPS",
-            "storage MB", "ratio", "speedup", "valid")
+    cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [95% CI]", "p99 ms [95% CI]", "processes",
+            "best FPS", "param MB", "file MB", "% peak b1/bN", "ratio", "speedup", "valid")
     for c in cols:
-        table.add_column(c, justify="left" if c in ("backend", "variant", "valid") else "right")
+        table.add_column(c, justify="left" if c in ("backend", "variant", "precision", "valid") else "right")
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         where = f"@{r['target']}" if r.get("target") else ""  # a cluster run: one line per target
@@ -166,7 +202,8 @@ def _print_summary(results: dict[str, Any]) -> None:
             if lat.get("status") == "unavailable":
                 not_run[backend] = str(lat.get("reason", ""))
                 continue
-            table.add_row(backend, variant, *["—"] * 8, escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
+            table.add_row(backend, variant, *["—"] * (len(cols) - 3),
+                          escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
             continue
         fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
         p50 = lat["latency_ms"]["p50"]
@@ -174,12 +211,15 @@ def _print_summary(results: dict[str, Any]) -> None:
         invalid = [r for r in group if r.get("status") == "ok" and not r.get("valid")]
         first = next((x for r in invalid for x in r.get("invalid_reasons") or []), "")
         verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
+        if lat.get("agrees") is False:
+            verdict = f"DISAGREES: {lat.get('agreement_reason', '')}"[:70]
         acc = lat.get("accuracy")
         table.add_row(
-            backend, variant, f"{100 * acc:.2f}" if acc is not None else "—", with_interval(p50, lat.get("p50_ci_ms")),
+            backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
+            agreement_cell(lat), with_interval(p50, lat.get("p50_ci_ms")),
             with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms")), processes(lat), f"{max(fps):.0f}",
-            f"{lat.get('storage_mb', 0):.2f}",
-            f"{lat.get('compression_ratio', 0):.1f}x", speedup, escape(verdict),
+            _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
+            _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
         )
     console.console.print(table)
     for backend, reason in not_run.items():
@@ -192,3 +232,6 @@ def _print_summary(results: dict[str, Any]) -> None:
                               f"{sorted(fixed)[len(fixed) // 2]:.1f} s, paid {n}x per cell "
                               f"({n} rounds, cell order shuffled per round)")
 
+    text = peak_text(results.get("machine_peak_gmac_per_s") or {})
+    if text:
+        console.console.print(f"machine peak: {text}", markup=False)

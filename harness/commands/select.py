@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the p99 latency at the chosen batch size must not exceed X ms")
     p.add_argument("--min-accuracy", type=float, default=None, metavar="Y",
                    help="minimum top-1 accuracy: a fraction (0.85) or a percentage (85)")
-    p.add_argument("--max-storage-mb", type=float, default=None, metavar="Z", help="maximum model storage in MB")
+    p.add_argument("--max-storage-mb", type=float, default=None, metavar="Z",
+                   help="maximum size in MB of the file(s) the backend loads (on disk; not the parameter formula)")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="deployment batch size (default 1)")
     p.add_argument("--objective", default="latency", choices=OBJECTIVES,
                    help="rank feasible choices by lowest p50 latency, highest throughput or smallest storage")
@@ -64,15 +65,15 @@ def _row(ch: Choice) -> list[str]:
     machine = ch.machine_id + (f" ({ch.target})" if ch.target else "")
     cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, ch.settings,
              machine, ch.hardware,
-             fnum(ch.p50_ms), fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy), fnum(ch.storage_mb),
-             ch.run_id]
+             fnum(ch.p50_ms), fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy),
+             fnum(ch.storage_mb) + ("" if ch.storage_source == "file" else " (params)"), ch.run_id]
     return [escape(c) for c in cells]
 
 
 def print_selection(sel: Selection) -> None:
     """Ranked and rejected choices as tables, then the recommendation or why nothing fits."""
     cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy",
-            "storage MB", "run")
+            "file MB", "run")
     if sel.ranked:
         t = Table(title=f"feasible choices at batch {sel.constraints.batch}, by {sel.constraints.objective}")
         t.add_column("#")

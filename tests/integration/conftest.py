@@ -1,9 +1,9 @@
 """Real artifacts for the backend/harness tests: a tiny (width 0.125) VGG16-FER.
 
-`artifacts` comes from `compression.variants.build_variants` (dense/l1 x fp32/int8, no training epochs);
-if compression is unusable it falls back to fp32 artifacts written here (torch.onnx.export dynamo=False,
-opset 17, dynamic batch, model.pt, manifest with sha256 of each file). `write_fp32_artifact` also serves
-tests that need an artifact with a particular shape (e.g. 3 input channels).
+`artifacts` comes from `compression.variants.build_variants` (dense/l1 x fp32/int8, no training epochs); a
+compression failure fails the tests that use it (no fallback: a broken INT8 path must not turn into skips).
+`write_fp32_artifact` (torch.onnx.export dynamo=False, opset 17, dynamic batch, model.pt, manifest with sha256
+of each file) serves tests that need an artifact with a particular shape (e.g. 3 input channels).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +102,14 @@ ALL_VARIANTS = ("dense-fp32", "l1-fp32", "dense-int8", "l1-int8")
 
 
 def compression_variants(root: Path, data: FerData, names: tuple[str, ...] = ALL_VARIANTS) -> dict[str, Path]:
-    """Tiny artifacts from compression.variants.build_variants (no fine-tuning/QAT epochs), or {} if it fails."""
-    try:
-        from common.config import load_config
-        from compression.variants import build_variants
+    """Tiny artifacts from compression.variants.build_variants (no fine-tuning/QAT epochs); errors propagate."""
+    from common.config import load_config
+    from compression.variants import build_variants
 
-        cfg = load_config(None, [f"model.width={WIDTH}", "compress.finetune_epochs=0", "compress.qat_epochs=0",
-                                 "compress.calibration_size=32", "train.batch_size=32", "train.bf16=false"])
-        torch.set_num_threads(1)
-        return dict(build_variants(cfg, data, tiny_dense(), root, list(names)))
-    except Exception as e:  # compression not ready: fall back to fp32 artifacts written here
-        warnings.warn(f"compression.variants.build_variants unusable ({type(e).__name__}: {e}); fp32 only",
-                      stacklevel=1)
-        return {}
+    cfg = load_config(None, [f"model.width={WIDTH}", "compress.finetune_epochs=0", "compress.qat_epochs=0",
+                             "compress.calibration_size=32", "train.batch_size=32", "train.bf16=false"])
+    torch.set_num_threads(1)
+    return dict(build_variants(cfg, data, tiny_dense(), root, list(names)))
 
 
 @pytest.fixture(scope="session")
@@ -125,14 +119,12 @@ def tiny_data() -> FerData:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_data: FerData) -> dict[str, Path]:
-    """{variant: artifact dir}: dense-fp32 and l1-fp32 always; int8 variants when compression provides them."""
+    """{variant: artifact dir} for dense/l1 x fp32/int8, all from the real compression code."""
     root = tmp_path_factory.mktemp("artifacts")
     arts = compression_variants(root, tiny_data)
-    if not arts:
-        arts = {
-            "dense-fp32": write_fp32_artifact(root / "dense-fp32", "dense-fp32", seed=0),
-            "l1-fp32": write_fp32_artifact(root / "l1-fp32", "l1-fp32", width=WIDTH / 2, seed=1),
-        }
+    missing = [v for v in ALL_VARIANTS if v not in arts]
+    if missing:
+        raise RuntimeError(f"build_variants did not produce {missing}")
     return arts
 
 

@@ -71,3 +71,18 @@ def test_tensorrt_builds_caches_and_matches_reference(artifacts: dict[str, Path]
             assert d["int8_layers"] >= 13, d
         else:
             assert d["int8_layers"] == 0 and d["tf32"] is False
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_torch_eager_cuda_timing_split_adds_up(artifacts: dict[str, Path], tiny_data: object) -> None:
+    """trtexec-style split on a real GPU: device phases are positive and fit inside the end-to-end time."""
+    x = np.ascontiguousarray(tiny_data.test.as_float()[:8])  # type: ignore[attr-defined]
+    b = get_backend_class("torch-eager")()
+    b.load(load_artifact(artifacts["dense-fp32"]), BackendOptions(threads=1, extra={"device": "cuda"}))
+    for batch in (x[:1], x):
+        s = b.timing_split(batch)
+        assert s is not None and s["n"] == 200
+        assert s["h2d_ms"] > 0 and s["compute_ms"] > 0 and s["d2h_ms"] > 0
+        assert s["h2d_ms"] + s["compute_ms"] + s["d2h_ms"] <= s["end_to_end_ms"] * 1.05
+    b.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from backends.tensorrt.cache import (
     Profile,
     cache_key,
+    inspector_formats_known,
     layer_precisions,
     profile_batches,
     profile_index,
+    tensor_datatype,
     timing_cache_name,
 )
 from common.errors import UserError
@@ -73,3 +76,28 @@ def test_layer_precisions_from_inspector_json() -> None:
     assert (int8, total) == (2, 3)
     assert counts == {"Convolution:INT8": 1, "Convolution:FP32": 1, "MatrixMultiply:INT8": 1}
     assert layer_precisions("not json") == (0, 0, {})
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tensorrt"
+
+
+def test_real_trt10_inspector_output_counts_int8_convolutions() -> None:
+    """NVIDIA's published inspector output of a QAT MobileNet (see tests/fixtures/tensorrt/README.md)."""
+    int8, total, counts = layer_precisions((FIXTURES / "trt10_mobilenet_qat_excerpt.json").read_text())
+    assert (int8, total) == (3, 3)  # the Reformat (Q) layer is not a conv/FC layer
+    assert counts == {"Convolution:INT8": 3}
+
+
+def test_trt11_schema_with_split_datatype_field() -> None:
+    text = (FIXTURES / "trt11_schema_example.json").read_text()
+    assert layer_precisions(text)[:2] == (3, 3)
+    assert inspector_formats_known(text)
+    assert tensor_datatype({"DataType": "Half", "Format": "Row major linear"}) == "Half"
+    assert tensor_datatype({"Format/Datatype": "Row major linear FP32"}) == "Row major linear FP32"
+
+
+def test_dynamic_shapes_without_a_context_is_never_int8() -> None:
+    text = (FIXTURES / "trt10_dynamic_no_context.json").read_text()
+    int8, total, counts = layer_precisions(text)
+    assert (int8, total) == (0, 3) and counts == {"Convolution:?": 3}
+    assert not inspector_formats_known(text)

@@ -226,3 +226,29 @@ def test_a_cell_with_per_scenario_streams_is_one_choice(tmp_path, make_run):
     ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
     assert len(ovn) == 1 and ovn[0].streams == "1 (latency), 2 (throughput)" and ovn[0].throughput_fps
     assert "streams 1 (latency), 2 (throughput)" in ovn[0].name
+
+
+def test_a_row_that_disagrees_with_the_reference_is_rejected_and_why(make_run):
+    run = make_run("r-1")
+    for r in run["results"]:
+        if (r["backend"], r["variant"]) == ("openvino", "l1-int8") and r["status"] == "ok":
+            r.update(agreement=0.6, agrees=False, agreement_reason="top-1 agreement 0.6000 with the PyTorch "
+                     "reference is below 0.99 (benchmark.min_agreement_int8)")
+    rows = [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
+    sel = select(rows, Constraints(batch=1))
+    why = {ch.name: w for ch, w in sel.rejected}
+    assert "disagrees with the PyTorch reference: top-1 agreement 0.6000" in why["openvino/l1-int8 on x"]
+    assert all((ch.backend, ch.variant) != ("openvino", "l1-int8") for ch in sel.ranked)
+
+
+def test_max_storage_uses_the_loaded_file_bytes(make_run):
+    run = make_run("r-1", backends=("openvino",), variants=("l1-int8",))
+    for r in run["results"]:
+        r["file_bytes"] = 9_000_000  # the file on disk is larger than the parameter formula says
+    rows = [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
+    assert rows[0]["storage_mb"] < 9.0
+    sel = select(rows, Constraints(batch=1, max_storage_mb=8.0))
+    assert sel.recommended is None
+    assert "file size 9 MB > max 8 MB" in sel.rejected[0][1]
+    ok = select(rows, Constraints(batch=1, max_storage_mb=10.0)).recommended
+    assert ok is not None and ok.storage_mb == 9.0 and ok.storage_source == "file"

@@ -61,3 +61,20 @@ def test_history_shows_the_interval_of_the_best_p50(tmp_path, make_run, bench, c
     assert entry["best_p50_ci_ms"] == pytest.approx([p50 * 0.9, p50 * 1.1])
     assert bench(["history", "--store", url]) == 0
     assert f"{p50:.3f} [{p50 * 0.9:.3f}, {p50 * 1.1:.3f}]" in capsys.readouterr().out
+
+
+def test_history_and_compare_show_rows_that_disagree_with_the_reference(tmp_path, make_run, bench, capsys):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    base, cand = make_run("base", created="2026-01-01T00:00:00Z"), make_run("cand", created="2026-01-02T00:00:00Z")
+    bad = [r for r in cand["results"] if (r["backend"], r["variant"]) == ("openvino", "l1-int8")]
+    for r in bad:
+        r.update(agreement=0.6, agrees=False, agreement_reason="top-1 agreement 0.6000 below 0.99")
+    with ResultsStore(url) as store:
+        store.save_run(base)
+        store.save_run(cand)
+    assert bench(["history", "--store", url, "--json"]) == 0
+    runs = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    assert runs["cand"]["disagree"] == len(bad) and runs["base"]["disagree"] == 0
+    bench(["compare", "--store", url, "--baseline", "base", "--candidate", "cand"])
+    out = capsys.readouterr().out
+    assert "agree cand" in out and "60.0% ✗" in out

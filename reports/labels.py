@@ -1,0 +1,60 @@
+"""Short cells for the measured labels of a row: precision (with its partial-int8 flag), agreement, file MB,
+fraction of the machine's peak. Shared by the run summary and the report tables so both say the same thing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def precision_cell(row: dict[str, Any]) -> str:
+    """`int8`, `int8 (13/15 int8)` when partial, `fp32 (declared int8)` when the evidence overrode the manifest."""
+    p = str(row.get("precision") or "—")
+    flag = str(row.get("precision_flag") or "")
+    if not flag:
+        return p
+    if flag.startswith("partial"):
+        return f"{p} ({row.get('int8_layers')}/{row.get('total_layers')} int8)"
+    return f"{p} (declared int8)"
+
+
+def agreement_cell(row: dict[str, Any]) -> str:
+    """Top-1 agreement in percent, with ✗ when it is below the row's threshold; — when not compared."""
+    a = row.get("agreement")
+    if not isinstance(a, int | float):
+        return "—"
+    return f"{100 * a:.1f}%" + (" ✗" if row.get("agrees") is False else "")
+
+
+def mb(n: Any) -> str:
+    return f"{n / 1e6:.2f}" if isinstance(n, int | float) and n else "—"
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * x:.0f}%" if isinstance(x, int | float) else "—"
+
+
+def peak_cell(group: list[dict[str, Any]]) -> str:
+    """Fraction of peak at batch 1 and at the largest batch of one cell's ok rows (throughput scenario)."""
+    ok = [r for r in group if r.get("status") == "ok" and r.get("scenario") == "throughput"] or \
+        [r for r in group if r.get("status") == "ok"]
+    if not ok:
+        return "—"
+    b1 = next((r for r in ok if r.get("batch_size") == 1), None) or \
+        next((r for r in group if r.get("status") == "ok" and r.get("batch_size") == 1), None)
+    big = max(ok, key=lambda r: int(r.get("batch_size") or 1))
+    return f"{_pct((b1 or {}).get('fraction_of_peak'))}/{_pct(big.get('fraction_of_peak'))}"
+
+
+PEAK_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def peak_text(peaks: dict[str, Any]) -> str:
+    """"fp32 80.1, bf16 150.2, int8 300.0 GMAC/s at 2 threads" (+ how busy the machine was); "" if not measured."""
+    nums = [f"{k} {peaks[k]:.1f}" for k in PEAK_PRECISIONS if isinstance(peaks.get(k), int | float)]
+    if not nums:
+        return ""
+    text = f"{', '.join(nums)} GMAC/s at {peaks.get('threads', '?')} threads"
+    busy = peaks.get("other_cpu_fraction")
+    if isinstance(busy, int | float) and busy > 0.1:
+        text += f" (measured while other processes used {busy:.0%} of the CPUs: the peak reads low)"
+    return text
