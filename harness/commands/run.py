@@ -25,10 +25,15 @@ HELP = "benchmark the same compressed files on every backend: accuracy, latency,
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--backend", action="append", default=None, metavar="NAME",
-                   help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
+    add_output_arguments(p)
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """--backend, --json, --no-store, --no-report: the flags of every command that runs the grid."""
+    p.add_argument("--backend", action="append", default=None, metavar="NAME",
+                   help="run only this backend (repeatable): torch-eager, openvino, onnxruntime, tensorrt")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results JSON here")
     p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
     p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
@@ -44,7 +49,7 @@ def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[st
     return list(dict.fromkeys(backends)), list(dict.fromkeys(variants))
 
 
-def _check_runnable(backends: list[str]) -> None:
+def check_runnable(backends: list[str]) -> None:
     """When no requested backend can run here, say why in one line instead of failing later."""
     from backends.registry import probe
 
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     backends, variants = _selected(args, cfg)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
     cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
-    _check_runnable(backends)
+    check_runnable(backends)
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)
     console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
@@ -86,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
                       None)
     if layers_csv is not None:
         results["layers_csv"] = str(layers_csv)
+    publish_run(cfg, results, args)
+    return 0
 
+
+def publish_run(cfg: Config, results: dict[str, Any], args: argparse.Namespace) -> Path:
+    """Write runs/<run_id>/results.json (and --json), store it (unless --no-store), render the report (unless
+    --no-report), point runs/latest at it and print the summary; shared by `bench run` and `bench sweep`."""
     runs_dir = Path(cfg.store.runs_dir)
     run_dir = runs_dir / results["run_id"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     _point_latest(runs_dir, results["run_id"])
     _print_summary(results)
     console.info(f"run {results['run_id']} written to {run_dir}")
-    return 0
+    return run_dir
 
 
 def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
