@@ -123,9 +123,9 @@ def speedup_figure(run: dict[str, Any]) -> bytes | None:
         return None
     fig = Figure(figsize=(7.5, 4.6))
     ax = fig.add_subplot()
-    for key, pts in sorted(lines.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s" if key.endswith("int8") else "o", ms=4,
+    for key, line in sorted(lines.items()):
+        line.sort()
+        ax.plot([p[0] for p in line], [p[1] for p in line], marker="s" if key.endswith("int8") else "o", ms=4,
                 label=key, ls="-" if key.endswith("int8") else "--")
     ax.set_yscale("log")
     _plain_log_axis(ax.yaxis)
