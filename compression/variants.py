@@ -352,6 +352,8 @@ def build_point(
     say = progress or (lambda _m: None)
     if point.method == "dense" or point.method not in METHODS:
         raise UserError(f"sweep method {point.method!r}: valid methods are {', '.join(METHODS)}")
+    if point.precision not in PRECISIONS:
+        raise UserError(f"sweep precision {point.precision!r}: valid precisions are {', '.join(PRECISIONS)}")
     pcfg = point.config(cfg)
     validate_inputs(pcfg, data, dense, [f"{point.method}-{point.precision}"])
     out_dir = Path(out_dir)
