@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser postgres bench test lint clean
+.PHONY: setup browser postgres bench sweep test lint clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 bench: setup
 	$(BIN)/bench run
+
+# The documented default compression sweep (README "Compression frontier"): l1 x {0.3,0.5,0.7,0.8} x {fp32,int8}.
+sweep: setup
+	$(BIN)/bench sweep --set compress.finetune_epochs=1 --set compress.qat_epochs=1
 
 test: setup browser postgres
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,11 @@ from typing import Any
 SCHEMA_VERSION = 1
 RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
                  "synthetic", "harness_overhead_us", "rounds", "results", "agreement", "machine_peak_gmac_per_s")
+# Top-level keys a run may carry besides RESULT_FIELDS: the layer table's file (`bench run`, `bench sweep`), the
+# sweep's points ({points: [{variant, method, scope, sparsity, precision}], baseline, paper_point, tolerance}) and
+# its frontier ({backend: {fastest_within_tolerance: {variant, p50_ms, accuracy, speedup_vs_dense_fp32_torch,
+# ...}, pareto: [variant, ...], dense_accuracy}}).
+OPTIONAL_RESULT_FIELDS = ("layers_csv", "sweep", "frontier")
 ROW_FIELDS = (
     "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
     "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",

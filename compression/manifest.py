@@ -29,6 +29,7 @@ def base_manifest(cfg: Config, data: FerData, variant: str, method: str, precisi
     return {
         "variant": variant, "method": method, "method_label": label,
         "sparsity": 0.0 if method == "dense" else c.sparsity, "precision": precision,
+        "scope": None if method == "dense" else c.scope,
         "config_hash": chash, "dataset": data.name, "synthetic": data.synthetic,
         "versions": library_versions(ARTIFACT_LIBRARIES), "input_shape": [int(arch["in_channels"]), 48, 48],
         "arch": arch, "gmac": round(gmac(arch), 6),

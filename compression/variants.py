@@ -30,6 +30,7 @@ from compression.fold import fold_model, folded_layers
 from compression.importance import METHODS
 from compression.layers import layer_rows, write_layer_table
 from compression.manifest import base_manifest, storage_fields
+from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.storage import layer_infos, storage_bytes
@@ -144,8 +145,10 @@ class _Pruned:
 
 
 class _Builder:
-    def __init__(self, cfg: Config, data: FerData, dense: VGG16FER, out_dir: Path, say: Progress) -> None:
+    def __init__(self, cfg: Config, data: FerData, dense: VGG16FER, out_dir: Path, say: Progress,
+                 fp32_name: Callable[[str], str] = lambda method: f"{method}-fp32") -> None:
         self.cfg, self.data, self.dense, self.out_dir, self.say = cfg, data, dense.eval(), out_dir, say
+        self.fp32_name = fp32_name  # the directory whose pruned model an int8 variant of `method` reuses
         self.hash = config_hash(cfg, dense)
         self.dense_arch = arch_of(dense)
         self.dense_storage = storage_bytes(self.dense_arch, "fp32")
@@ -160,7 +163,7 @@ class _Builder:
         if method in self.pruned_cache:
             return self.pruned_cache[method]
         c = self.cfg.compress
-        src = self.out_dir / f"{method}-fp32"
+        src = self.out_dir / self.fp32_name(method)
         if _reusable(src, self.hash):
             model, manifest = load_torch_artifact(src)
             masks = _zero_masks(model) if c.unstructured else None
@@ -332,3 +335,39 @@ def build_variants(
     if rows:
         write_layer_table(out_dir, rows)
     return paths
+
+
+def build_point(
+    cfg: Config,
+    data: FerData,
+    dense: VGG16FER,
+    out_dir: Path,
+    point: SweepPoint,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write (or reuse) out_dir/<point.name>/: the variant `<method>-<precision>` built with compress.methods,
+    scope and sparsity set to the point's, so its config hash (the cache key) covers them. An int8 point reuses
+    the pruned model of its fp32 sibling in out_dir when that was built first; a pruned int8 point also writes
+    out_dir/layers.csv + layers.md (out_dir is meant to be keyed by the point's config, see
+    harness.pipeline.artifacts_dir)."""
+    say = progress or (lambda _m: None)
+    if point.method == "dense" or point.method not in METHODS:
+        raise UserError(f"sweep method {point.method!r}: valid methods are {', '.join(METHODS)}")
+    if point.precision not in PRECISIONS:
+        raise UserError(f"sweep precision {point.precision!r}: valid precisions are {', '.join(PRECISIONS)}")
+    pcfg = point.config(cfg)
+    validate_inputs(pcfg, data, dense, [f"{point.method}-{point.precision}"])
+    out_dir = Path(out_dir)
+    fp32_sibling = point.with_precision("fp32").name
+    b = _Builder(pcfg, data, dense, out_dir, say, fp32_name=lambda _m: fp32_sibling)
+    target = out_dir / point.name
+    if _reusable(target, b.hash):
+        say(f"{point.name}: up to date, reused ({target})")
+        return target
+    say(f"{point.name}: building")
+    if point.precision == "fp32":
+        return b.build_fp32(point.name, point.method)
+    path = b.build_int8(point.name, point.method)
+    man = load_artifact(path, verify=False).manifest
+    write_layer_table(out_dir, layer_rows(point.name, b.dense_arch, man["arch"], "int8", bool(pcfg.compress.symmetric)))
+    return path

@@ -7,6 +7,8 @@ from typing import Any
 
 from common.atomic import write_bytes_atomic
 from reports.figures import render_all
+from reports.frontier import frontier_tables
+from reports.frontier_figures import render_sweep
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.tables import all_tables, dataset_label
@@ -23,7 +25,8 @@ def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = all_tables(run)
-    figures = render_all(run)
+    tables[1:1] = frontier_tables(run)  # a sweep's frontier right after the run summary
+    figures = {**render_sweep(run), **render_all(run)}
     title = f"Benchmark report — run {run.get('run_id')}"
     synthetic = dataset_label(run).endswith("(SYNTHETIC data)")
     written: list[Path] = []

@@ -8,6 +8,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "compress",
     "run",
+    "sweep",
     "backends",
     "report",
     "compare",

@@ -27,19 +27,13 @@ HELP = "benchmark the same compressed files on every backend: accuracy, latency,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from backends.registry import backend_names
-
     add_config_arguments(p)
-    p.add_argument("--backend", action="append", default=None, metavar="NAME",
-                   help=f"run only this backend (repeatable): {', '.join(backend_names())}")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="run only this variant (repeatable), e.g. l1-int8")
     p.add_argument("--artifact", action="append", default=None, type=Path, metavar="DIR",
                    help="benchmark this artifact directory (repeatable): from `bench compress --out` or "
                         "`bench import`; alone it replaces the configured variants, with --variant it runs beside them")
-    add_json_arguments(p)
-    p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
-    p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
+    add_output_arguments(p)
     p.add_argument("--cluster", default=None, metavar="HOST:PORT",
                    help="run the cells on the benchmark nodes of this Ray cluster (needs the cluster extra)")
     p.add_argument("--target", action="append", default=None, metavar="NAME",
@@ -47,6 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "`bench worker start --target`")
     p.add_argument("--machine-id", default=None, metavar="ID",
                    help="name this machine in the history (default: machine.id, else derived from the hardware)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """--backend, --json, --json-out, --no-store, --no-report: the flags of every command that runs the grid."""
+    from backends.registry import backend_names
+
+    p.add_argument("--backend", action="append", default=None, metavar="NAME",
+                   help=f"run only this backend (repeatable): {', '.join(backend_names())}")
+    add_json_arguments(p)
+    p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
+    p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
 
 
 def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[str]]:
@@ -79,7 +84,7 @@ def artifacts_by_path(dirs: list[Path], taken: list[str]) -> dict[str, Path]:
     return out
 
 
-def _check_runnable(backends: list[str]) -> None:
+def check_runnable(backends: list[str]) -> None:
     """When no requested backend can run here, say why in one line instead of failing later."""
     from backends.registry import probe
 
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     extra_arts = artifacts_by_path(args.artifact or [], variants)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
     if not args.cluster:  # on a cluster each node probes its own runtimes
-        _check_runnable(backends)
+        check_runnable(backends)
     data = load_data(cfg)
     artifacts: dict[str, Path] = {}
     if variants:
@@ -145,7 +150,16 @@ def run(args: argparse.Namespace) -> int:
                       None)
     if layers_csv is not None:
         results["layers_csv"] = str(layers_csv)
+    publish_run(cfg, results, args, (to_stdout, json_path))
+    return 0
 
+
+def publish_run(cfg: Config, results: dict[str, Any], args: argparse.Namespace,
+                json_out: tuple[bool, Path | None]) -> Path:
+    """Write runs/<run_id>/results.json (and --json-out), store it (unless --no-store), render the report (unless
+    --no-report), point runs/latest at it and print the summary (or the JSON with --json); shared by `bench run`
+    and `bench sweep`. `json_out` is `json_destinations(args)`, read before any work is done."""
+    to_stdout, json_path = json_out
     runs_dir = Path(cfg.store.runs_dir)
     run_dir = runs_dir / results["run_id"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(results)
     console.info(f"run {results['run_id']} written to {run_dir}")
-    return 0
+    return run_dir
 
 
 def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:

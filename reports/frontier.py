@@ -1,0 +1,188 @@
+"""The compression frontier of a run: per backend, the Pareto front of accuracy vs p50 latency at batch 1,
+and the fastest variant whose accuracy is within a tolerance of the dense model's.
+
+Pure functions of the result rows (no I/O), so the sweep's JSON `frontier` block and its report table are the
+same numbers. Accuracy is a fraction; the tolerance too (0.01 = one percentage point).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
+from reports.stats import accuracy_ci
+from reports.tables import Table, acc_with_ci, fnum, fpct
+
+DEFAULT_TOLERANCE = 0.01  # one accuracy point
+_EPS = 1e-12  # accuracies are ratios of counts: exact ties must count as "within"
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
+        return None
+    return float(v)
+
+
+def latency_points(rows: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
+    """The backend's ok batch-1 latency rows that carry both a p50 and an accuracy, in row order."""
+    out = []
+    for r in rows:
+        if r.get("backend") != backend or r.get("scenario") != "latency" or r.get("status") != "ok":
+            continue
+        lat = r.get("latency_ms")
+        if isinstance(lat, dict) and _num(lat.get("p50")) is not None and _num(r.get("accuracy")) is not None:
+            out.append(r)
+    return out
+
+
+def p50(row: dict[str, Any]) -> float:
+    return float(row["latency_ms"]["p50"])
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point dominates (lower-or-equal latency and higher-or-equal accuracy,
+    one of them strictly), by rising latency; of exact duplicates the first is kept."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def reference_p50(rows: list[dict[str, Any]]) -> float | None:
+    """p50 of dense-fp32 on torch-eager (the paper's baseline), if that cell ran."""
+    ref = next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+    return p50(ref) if ref else None
+
+
+def dense_accuracy(rows: list[dict[str, Any]], backend: str) -> tuple[float, str] | None:
+    """The dense model's accuracy the tolerance is measured from: dense-fp32 on the same backend (same
+    numerics), else on torch-eager; with where it came from."""
+    for b in (backend, REFERENCE_BACKEND):
+        for r in rows:
+            if (r.get("backend") == b and r.get("variant") == REFERENCE_VARIANT and r.get("status") == "ok"
+                    and _num(r.get("accuracy")) is not None):
+                return float(r["accuracy"]), b
+    return None
+
+
+def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float) -> dict[str, Any] | None:
+    """{fastest_within_tolerance, pareto, dense_accuracy, ...} of one backend; None without measured rows."""
+    pts = latency_points(rows, backend)
+    if not pts:
+        return None
+    front = [pts[i]["variant"] for i in pareto([(p50(r), float(r["accuracy"])) for r in pts])]
+    dense = dense_accuracy(rows, backend)
+    out: dict[str, Any] = {"pareto": front, "dense_accuracy": dense[0] if dense else None,
+                           "dense_accuracy_from": dense[1] if dense else None, "fastest_within_tolerance": None}
+    if dense is None:
+        return out
+    floor = dense[0] - tolerance - _EPS
+    within = [r for r in pts if float(r["accuracy"]) >= floor]
+    if within:
+        best = min(within, key=p50)
+        ref = reference_p50(rows)
+        ci = accuracy_ci(best)
+        out["fastest_within_tolerance"] = {
+            "variant": best["variant"], "p50_ms": p50(best), "accuracy": float(best["accuracy"]),
+            "speedup_vs_dense_fp32_torch": (ref / p50(best)) if ref else None,
+            "accuracy_ci95": [ci.low, ci.high] if ci else None,
+            "delta_accuracy": float(best["accuracy"]) - dense[0],
+            "valid": best.get("valid") is not False,
+        }
+    return out
+
+
+def compute_frontier(run: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    """{backend: backend_frontier} for every backend with measured latency rows, in row order."""
+    rows = [r for r in run.get("results") or [] if isinstance(r, dict)]
+    backends = list(dict.fromkeys(str(r.get("backend")) for r in rows))
+    out = {}
+    for b in backends:
+        f = backend_frontier(rows, b, tolerance)
+        if f is not None:
+            out[b] = f
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def _point_fields(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    sweep = run.get("sweep") or {}
+    return {str(p.get("variant")): p for p in sweep.get("points") or [] if isinstance(p, dict)}
+
+
+def frontier_table(run: dict[str, Any]) -> Table:
+    """Per backend: the fastest variant within the tolerance of dense accuracy, and the Pareto front."""
+    sweep = run.get("sweep") or {}
+    tol = float(sweep.get("tolerance", DEFAULT_TOLERANCE))
+    frontier = run.get("frontier") or compute_frontier(run, tol)
+    rows_by_cell = {(r.get("backend"), r.get("variant")): r for r in run.get("results") or []
+                    if r.get("scenario") == "latency"}
+    body = []
+    for backend, f in frontier.items():
+        best = f.get("fastest_within_tolerance")
+        dense_row = rows_by_cell.get((f.get("dense_accuracy_from"), REFERENCE_VARIANT))
+        dense_txt = acc_with_ci(dense_row) if dense_row else fpct(f.get("dense_accuracy"))
+        if best is None:
+            body.append([backend, dense_txt, "none (dense-fp32 did not run)", "n/a", "n/a", "n/a", "n/a",
+                         ", ".join(f.get("pareto") or [])])
+            continue
+        row = rows_by_cell.get((backend, best["variant"]), {})
+        p50_txt = fnum(best["p50_ms"])
+        if best.get("valid") is False:
+            p50_txt += " (INVALID)"
+        speed = best.get("speedup_vs_dense_fp32_torch")
+        body.append([backend, dense_txt, best["variant"], p50_txt, acc_with_ci(row) if row else fpct(best["accuracy"]),
+                     f"{100 * best['delta_accuracy']:+.2f} pts", f"{speed:.1f}x" if speed else "n/a",
+                     ", ".join(f.get("pareto") or [])])
+    notes = [f"Tolerance: {100 * tol:g} accuracy point(s) below the dense-fp32 accuracy on the same backend "
+             f"(torch-eager's when dense-fp32 did not run there). Accuracy intervals: 95% bootstrap over the test "
+             f"images. Speedup: p50 of dense-fp32 on torch-eager at batch 1 / this p50.",
+             "Pareto front: the variants no other variant beats on both p50 latency and accuracy, fastest first."]
+    return Table("Compression frontier — fastest variant within tolerance, per backend",
+                 ["backend", "dense accuracy [95% CI]", "fastest within tolerance", "p50 ms", "accuracy [95% CI]",
+                  "Δ accuracy", "speedup vs dense-fp32 torch-eager", "Pareto front"], body, notes, "frontier")
+
+
+def points_table(run: dict[str, Any]) -> Table:
+    """Every sweep point with its coordinates, storage, accuracy and p50 per backend."""
+    points = _point_fields(run)
+    rows = [r for r in run.get("results") or [] if r.get("scenario") == "latency"]
+    backends = list(dict.fromkeys(str(r.get("backend")) for r in rows))
+    ref = reference_p50(rows)
+    variants = list(dict.fromkeys(str(r.get("variant")) for r in rows))
+    body = []
+    for v in variants:
+        p = points.get(v, {})
+        vr = {str(r.get("backend")): r for r in rows if r.get("variant") == v}
+        any_ok = next((r for r in vr.values() if r.get("status") == "ok"), None)
+        acc_row = vr.get(REFERENCE_BACKEND) if (vr.get(REFERENCE_BACKEND) or {}).get("status") == "ok" else any_ok
+        cells = []
+        for b in backends:
+            r = vr.get(b)
+            if r is None or r.get("status") != "ok" or not isinstance(r.get("latency_ms"), dict):
+                cells.append(str((r or {}).get("status") or "not run"))
+                continue
+            txt = fnum(p50(r))
+            if ref:
+                txt += f" ({ref / p50(r):.1f}x)"
+            cells.append(txt + (" (INVALID)" if r.get("valid") is False else ""))
+        sp = p.get("sparsity")
+        body.append([v, str(p.get("method", "dense" if v == REFERENCE_VARIANT else "")),
+                     str(p.get("scope") or ""), fnum(sp) if sp is not None else ("0" if v == REFERENCE_VARIANT else ""),
+                     str(p.get("precision") or (any_ok or {}).get("precision") or ""),
+                     fnum((any_ok or {}).get("storage_mb")), acc_with_ci(acc_row) if acc_row else "n/a", *cells])
+    return Table("Sweep points — p50 ms at batch 1 (speedup vs dense-fp32 torch-eager)",
+                 ["variant", "method", "scope", "sparsity", "precision", "storage MB", "accuracy [95% CI]",
+                  *backends], body, ["Accuracy from torch-eager (any ok backend if it did not run)."], "sweep-points")
+
+
+def frontier_tables(run: dict[str, Any]) -> list[Table]:
+    """The sweep's tables (nothing for a run that is not a sweep)."""
+    if not run.get("sweep"):
+        return []
+    return [frontier_table(run), points_table(run)]

@@ -1,0 +1,154 @@
+"""The sweep's figures: the frontier (accuracy vs p50 per backend, Pareto fronts, dense and the paper's point
+marked), storage vs accuracy, and speedup vs sparsity. PNG bytes, or None when there is nothing to plot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
+from reports.figures import _plain_log_axis, _png
+from reports.frontier import DEFAULT_TOLERANCE, latency_points, p50, pareto, reference_p50
+
+_MARKERS = {"fp32": "o", "int8": "s"}
+
+
+def _backends(run: dict[str, Any]) -> list[str]:
+    rows = run.get("results") or []
+    return [b for b in dict.fromkeys(str(r.get("backend")) for r in rows) if latency_points(rows, b)]
+
+
+def _points(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(p.get("variant")): p for p in (run.get("sweep") or {}).get("points") or []}
+
+
+def frontier_figure(run: dict[str, Any]) -> bytes | None:
+    """Accuracy vs p50 at batch 1: one colour per backend, its Pareto front as a line, dense-fp32 as a star,
+    the paper's point (l1 local 0.5 int8) circled, the tolerance floor under the reference dense accuracy."""
+    rows = run.get("results") or []
+    backends = _backends(run)
+    if not backends:
+        return None
+    sweep = run.get("sweep") or {}
+    paper = sweep.get("paper_point")
+    tol = float(sweep.get("tolerance", DEFAULT_TOLERANCE))
+    fig = Figure(figsize=(8.5, 5.2))
+    ax = fig.add_subplot()
+    cmap = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for k, b in enumerate(backends):
+        color = cmap[k % len(cmap)]
+        pts = latency_points(rows, b)
+        xy = [(p50(r), 100.0 * float(r["accuracy"])) for r in pts]
+        for r, (x, y) in zip(pts, xy, strict=True):
+            prec = str(r.get("precision") or "fp32")
+            ax.scatter([x], [y], marker=_MARKERS.get(prec, "o"), s=36, color=color,
+                       facecolors="none" if r.get("valid") is False else color, zorder=3)
+            if r.get("variant") == REFERENCE_VARIANT:
+                ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", zorder=4)
+            if paper and r.get("variant") == paper:
+                ax.scatter([x], [y], marker="o", s=260, facecolors="none", edgecolors="black", lw=1.8, zorder=4)
+            ax.annotate(str(r.get("variant")), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6,
+                        color=color)
+        front = [xy[i] for i in pareto(xy)]
+        ax.plot([p[0] for p in front], [p[1] for p in front], color=color, lw=1.5, label=f"{b} (Pareto front)",
+                drawstyle="steps-post", zorder=2)
+    ref = next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+    if ref is not None:
+        floor = 100.0 * (float(ref["accuracy"]) - tol)
+        ax.axhline(floor, color="grey", ls="--", lw=1, label=f"dense accuracy - {100 * tol:g} pt")
+    ax.scatter([], [], marker="*", s=120, color="white", edgecolors="black", label="dense-fp32")
+    if paper:
+        ax.scatter([], [], marker="o", s=120, facecolors="none", edgecolors="black", label=f"paper: {paper}")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Compression frontier (square: int8, circle: fp32; hollow: INVALID timing)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def storage_figure(run: dict[str, Any]) -> bytes | None:
+    """Storage (MB at precision) vs accuracy per variant, accuracy from torch-eager where it ran."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in run.get("results") or []:
+        if r.get("status") != "ok" or r.get("storage_mb") is None or r.get("accuracy") is None:
+            continue
+        v = str(r.get("variant"))
+        if v not in best or r.get("backend") == REFERENCE_BACKEND:
+            best[v] = r
+    if not best:
+        return None
+    points = _points(run)
+    fig = Figure(figsize=(7, 4.4))
+    ax = fig.add_subplot()
+    for v, r in best.items():
+        prec = str(points.get(v, {}).get("precision") or r.get("precision") or "fp32")
+        ax.scatter([float(r["storage_mb"])], [100 * float(r["accuracy"])], marker=_MARKERS.get(prec, "o"), s=40,
+                   color="tab:green" if prec == "int8" else "tab:blue", zorder=3)
+        ax.annotate(v, (float(r["storage_mb"]), 100 * float(r["accuracy"])), textcoords="offset points",
+                    xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("parameter storage (MB at precision, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Storage vs accuracy (green squares: int8)")
+    ax.grid(True, which="both", alpha=0.3)
+    return _png(fig)
+
+
+def speedup_figure(run: dict[str, Any]) -> bytes | None:
+    """Speedup vs dense-fp32 on torch-eager against sparsity: one line per backend x method/scope/precision."""
+    rows = run.get("results") or []
+    ref = reference_p50(rows)  # without torch-eager: each backend's own dense-fp32
+    points = _points(run)
+    if not points:
+        return None
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for b in _backends(run):
+        pts = latency_points(rows, b)
+        own = next((p50(r) for r in pts if r.get("variant") == REFERENCE_VARIANT), None)
+        base = ref or own
+        if base is None:
+            continue
+        for r in pts:
+            p = points.get(str(r.get("variant")))
+            if p is None:
+                continue
+            key = f"{b} {p['method']}/{p['scope']}/{p['precision']}"
+            lines.setdefault(key, []).append((float(p["sparsity"]), base / p50(r)))
+    if not lines:
+        return None
+    fig = Figure(figsize=(7.5, 4.6))
+    ax = fig.add_subplot()
+    for key, line in sorted(lines.items()):
+        line.sort()
+        ax.plot([p[0] for p in line], [p[1] for p in line], marker="s" if key.endswith("int8") else "o", ms=4,
+                label=key, ls="-" if key.endswith("int8") else "--")
+    ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
+    ax.set_xlabel("sparsity (fraction of filters removed)")
+    ax.set_ylabel("speedup vs dense-fp32 " + ("on torch-eager" if ref else "on the same backend")
+                  + " (p50, batch 1, log)")
+    ax.set_title("Speedup vs sparsity")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+SWEEP_FIGURES = {
+    "frontier.png": ("Compression frontier: accuracy vs p50 per backend (Pareto fronts; star: dense-fp32; "
+                     "circle: the paper's point)", frontier_figure),
+    "sweep_storage_vs_accuracy.png": ("Sweep: storage vs accuracy", storage_figure),
+    "speedup_vs_sparsity.png": ("Sweep: speedup vs sparsity", speedup_figure),
+}
+
+
+def render_sweep(run: dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+    """file name -> (caption, PNG or None); empty for a run that is not a sweep."""
+    if not run.get("sweep"):
+        return {}
+    return {name: (caption, fn(run)) for name, (caption, fn) in SWEEP_FIGURES.items()}
+
