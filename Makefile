@@ -21,8 +21,9 @@ bench: setup
 sweep: setup
 	$(BIN)/bench sweep --set compress.finetune_epochs=1 --set compress.qat_epochs=1
 
+# The tests run where only loopback exists (scripts/loopback-only): servers they start listen on 127.0.0.1 alone.
 test: setup browser postgres
-	$(BIN)/python -m pytest -q
+	scripts/loopback-only $(BIN)/python -m pytest -q
 
 # Headless Chromium for the HTML-report test (Debian's package; needs root). Without it that one test skips.
 browser:

@@ -19,7 +19,7 @@ from common.config import Config, check_variant_name
 from common.errors import UserError
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli import add_config_arguments
-from harness.commands._common import add_json_arguments, json_destinations
+from harness.commands._common import add_json_arguments, json_destinations, table_console
 from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
 NAME = "run"
@@ -235,7 +235,7 @@ def _print_summary(results: dict[str, Any]) -> None:
             _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
             _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
         )
-    console.console.print(table)
+    table_console().print(table)  # on a pipe: wide, so 15 columns keep their headers
     for backend, reason in not_run.items():
         console.console.print(f"{backend}: unavailable — {reason}", markup=False)
     console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")

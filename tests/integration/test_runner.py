@@ -29,7 +29,8 @@ def _cfg(variants: list[str], **over: str) -> Config:
     sets = {"benchmark.threads": "1", "benchmark.min_duration_s": "0.05", "benchmark.min_iterations": "20",
             "benchmark.warmup_s": "0.02", "benchmark.batch_sizes": "[1, 4]", "benchmark.cell_timeout_s": "120",
             "benchmark.rounds": "2", "store.cache_dir": json.dumps(CACHE),
-            "benchmark.variants": json.dumps(variants), **over}
+            "benchmark.variants": json.dumps(variants),
+            "benchmark.backends": json.dumps(["torch-eager", "openvino", "onnxruntime", "tensorrt"]), **over}
     return resolve_config(load_config(None, [f"{k}={v}" for k, v in sets.items()]))
 
 

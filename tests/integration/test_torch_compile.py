@@ -26,14 +26,14 @@ def _int8_artifact(out: Path) -> Path:
     """A tiny int8 artifact (model.pt only: all this backend reads), quantized the way `bench compress` does."""
     from compression.fold import fold_model, folded_layers
     from compression.quant import export_layers, quantize_folded
-    from compression.variants import _int8_checkpoint
+    from compression.writer import int8_payload
     from fer.model import arch_of, build_model, default_arch
 
     torch.manual_seed(0)
     dense = build_model(default_arch(width=0.125)).eval()
     q = quantize_folded(fold_model(dense), folded_layers(dense), torch.rand(32, 1, 48, 48), "minmax")
     out.mkdir()
-    torch.save(_int8_checkpoint(arch_of(dense), export_layers(q), True), out / TORCH_FILE)
+    torch.save(int8_payload(arch_of(dense), export_layers(q), True), out / TORCH_FILE)
     f = out / TORCH_FILE
     files = {TORCH_FILE: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}}
     manifest = {"schema_version": SCHEMA_VERSION, "variant": "dense-int8", "precision": "int8",

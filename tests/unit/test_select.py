@@ -236,8 +236,8 @@ def test_a_row_that_disagrees_with_the_reference_is_rejected_and_why(make_run):
                      "reference is below 0.99 (benchmark.min_agreement_int8)")
     rows = [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
     sel = select(rows, Constraints(batch=1))
-    why = {ch.name: w for ch, w in sel.rejected}
-    assert "disagrees with the PyTorch reference: top-1 agreement 0.6000" in why["openvino/l1-int8 on x"]
+    why = {(ch.backend, ch.variant): w for ch, w in sel.rejected}
+    assert "disagrees with the PyTorch reference: top-1 agreement 0.6000" in why[("openvino", "l1-int8")]
     assert all((ch.backend, ch.variant) != ("openvino", "l1-int8") for ch in sel.ranked)
 
 
