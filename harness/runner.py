@@ -102,7 +102,6 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             orders.append([f"{bk}/{v}" for bk, v in order])
             for i, (backend, variant) in enumerate(order, 1):
                 prefix = f"[round {rnd + 1}/{n_rounds}, {i}/{len(order)}] {backend} {variant}"
-                say(f"{prefix}: running")
                 stem = f"{backend}__{variant}" + (f"__r{rnd}" if rnd else "")
                 out_logits = work / f"{backend}__{variant}.logits.npy"
                 spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits)

@@ -69,6 +69,15 @@ class Bench:
             assert time.monotonic() < deadline, f"no {pattern!r} within {timeout} s:\n{self.output()[-3000:]}"
             time.sleep(0.1)
 
+    def wait_for_cell(self, timeout: float = 240) -> None:
+        """Until a cell process of this bench is running (the grid prints a line per finished cell only)."""
+        deadline = time.monotonic() + timeout
+        while not self.cells_alive():
+            assert self.proc.poll() is None, f"bench exited ({self.proc.returncode}) before a cell ran:\n" + \
+                self.output()[-3000:]
+            assert time.monotonic() < deadline, f"no cell within {timeout} s:\n{self.output()[-3000:]}"
+            time.sleep(0.1)
+
     def signal_group(self, sig: int) -> None:
         os.killpg(self.proc.pid, sig)
 
@@ -131,7 +140,7 @@ def test_sigint_during_compress_leaves_no_partial_artifact(work: Path) -> None:
 def test_signal_during_run_stores_nothing(work: Path, sig: int, code: int, word: str) -> None:
     before = _stored_runs(work)
     b = Bench(work, RUN)
-    b.wait_for(r"openvino l1-fp32: running")
+    b.wait_for_cell()
     time.sleep(1.0)  # inside the cell
     b.signal_group(sig)
     assert b.finish() == code, b.output()[-2000:]
