@@ -93,7 +93,7 @@ def _print_frontier(frontier: dict[str, Any], tolerance: float) -> None:
         front = ", ".join(f.get("pareto") or [])
         if best is None:
             console.console.print(f"{backend}: no dense-fp32 accuracy to measure the tolerance from; Pareto front: "
-                                  f"{front}", markup=False)
+                                  f"{front}", markup=False, soft_wrap=True)
             continue
         speed = best.get("speedup_vs_dense_fp32_torch")
         speed_txt = f", {speed:.1f}x vs dense-fp32 torch-eager" if speed else ""
@@ -101,4 +101,5 @@ def _print_frontier(frontier: dict[str, Any], tolerance: float) -> None:
             f"{backend}: fastest within {100 * tolerance:g} pt of dense: {best['variant']} — p50 "
             f"{best['p50_ms']:.3f} ms, accuracy {100 * best['accuracy']:.2f}% "
             f"({100 * best['delta_accuracy']:+.2f} pts){speed_txt}"
-            f"{'' if best.get('valid', True) else ' (INVALID timing)'}; Pareto front: {front}", markup=False)
+            f"{'' if best.get('valid', True) else ' (INVALID timing)'}; Pareto front: {front}", markup=False,
+            soft_wrap=True)
