@@ -109,8 +109,11 @@ def test_ok_rows_are_reproducible_from_raw_samples(grid: dict[str, Any]) -> None
             pooled["p50"] = float(np.median([np.median(x) for x in used]))
             pooled["p99"] = float(np.median([np.percentile(x, 99) for x in used]))
             assert row["latency_ms"] == pytest.approx(pooled)
-            lo, hi = row["p50_ci_ms"]
-            assert lo <= row["latency_ms"]["p50"] <= hi
+            if len(used) >= 2:
+                lo, hi = row["p50_ci_ms"]
+                assert lo <= row["latency_ms"]["p50"] <= hi
+            else:  # one process left after the noisy ones: no interval rather than a made-up one
+                assert row["p50_ci_ms"] is None
             few = any("too few samples for p99" in x for x in row["invalid_reasons"])
             assert few == any(p["n"] < 100 for p, x in zip(rounds, parts, strict=True)
                               if any(x is u for u in used))  # per process: 0.025 s each
