@@ -123,14 +123,17 @@ def _results_files(work: Path) -> list[Path]:
 
 
 def test_sigint_during_compress_leaves_no_partial_artifact(work: Path) -> None:
-    b = Bench(work, ["compress", "--variant", "l1-fp32", "--variant", "l1-int8"])
+    # 100 QAT epochs (~7 s on 2 cores) keep the int8 build running when the signal comes: with none, the tiny
+    # build could finish first and the signal land in interpreter shutdown (a flaky exit -2)
+    qat = ["compress.qat_epochs=100"]
+    b = Bench(work, ["compress", "--variant", "l1-fp32", "--variant", "l1-int8"], qat)
     b.wait_for(r"l1-int8: building")
     time.sleep(0.5)
     b.signal_group(signal.SIGINT)
     assert b.finish() == 130, b.output()[-2000:]
     assert "interrupted" in b.output() and "Traceback" not in b.output()
     _no_partial_artifacts(work)
-    again = Bench(work, ["compress", "--variant", "l1-fp32", "--variant", "l1-int8"])
+    again = Bench(work, ["compress", "--variant", "l1-fp32", "--variant", "l1-int8"], qat)
     assert again.finish() == 0, again.output()[-3000:]
     _no_partial_artifacts(work)
 
