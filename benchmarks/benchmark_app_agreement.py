@@ -28,7 +28,7 @@ def child(artifact: str, threads: int, seconds: float) -> dict[str, Any]:
     from backends.artifact import load_artifact
     from backends.base import BackendOptions
     from backends.registry import get_backend_class
-    from harness.measure import timed_loop, warmup
+    from harness.measure.loop import timed_loop, warmup
 
     backend = get_backend_class("openvino")()
     backend.load(load_artifact(artifact), BackendOptions(threads=threads, batch_sizes=(1,), scenario="latency",

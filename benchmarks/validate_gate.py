@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.regression import REGRESSION, cell_label, compare_runs
-from harness.store import ResultsStore
+from harness.gate.regression import REGRESSION, cell_label, compare_runs
+from harness.history.store import ResultsStore
 
 GRID = ["--backend", "openvino", "--backend", "onnxruntime", "--variant", "l1-int8",
         "--set", "benchmark.batch_sizes=[1]", "--set", "benchmark.rounds=3", "--set", "benchmark.min_duration_s=0.6",

@@ -4,7 +4,7 @@ Everything in the manifest is derived from the file itself, never taken from the
 parameter bytes from the graph's initializers (int8/uint8 weights count 1 byte), file bytes and sha256 from
 disk, the input shape from the graph input, and the declared precision from the graph's quantization
 (QuantizeLinear/DequantizeLinear on a weight initializer, or QLinear*/ConvInteger/MatMulInteger nodes). The
-benchmark then checks that declaration against what each runtime really runs (harness.evidence).
+benchmark then checks that declaration against what each runtime really runs (harness.measure.evidence).
 """
 
 from __future__ import annotations

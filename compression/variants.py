@@ -349,7 +349,7 @@ def build_point(
     scope and sparsity set to the point's, so its config hash (the cache key) covers them. An int8 point reuses
     the pruned model of its fp32 sibling in out_dir when that was built first; a pruned int8 point also writes
     out_dir/layers.csv + layers.md (out_dir is meant to be keyed by the point's config, see
-    harness.pipeline.artifacts_dir)."""
+    harness.orchestrate.pipeline.artifacts_dir)."""
     say = progress or (lambda _m: None)
     if point.method == "dense" or point.method not in METHODS:
         raise UserError(f"sweep method {point.method!r}: valid methods are {', '.join(METHODS)}")

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
-from reports.stats import accuracy_ci
+from common.stats.accuracy import accuracy_ci
 from reports.tables import Table, acc_with_ci, fnum, fpct
 
 DEFAULT_TOLERANCE = 0.01  # one accuracy point

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, read_layers_csv
-from reports.stats import accuracy_ci
+from common.stats.accuracy import accuracy_ci
 
 
 @dataclass

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-import harness.cli as cli
+import harness.cli.entry as cli
 from backends.artifact import MANIFEST, ONNX_FILE, sha256_file
 
 SMALL = ["data.synthfer_train=70", "data.synthfer_val=70", "data.synthfer_test=70", "benchmark.threads=1",

@@ -12,8 +12,8 @@ import pytest
 
 from backends.artifact import MANIFEST, ONNX_FILE
 from fer.data import FerData
-from harness.cell import CellSpec
-from harness.launcher import run_cell_subprocess
+from harness.measure.cell import CellSpec
+from harness.measure.launcher import run_cell_subprocess
 
 
 @pytest.fixture()

@@ -24,11 +24,11 @@ import pytest
 from backends.registry import resolve_config
 from common.config import Config, load_config
 from fer.data import FerData
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 
 ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed: pip install -e '.[cluster]'")
 
-from harness.cluster import ray_cli, run_grid_cluster  # noqa: E402
+from harness.fleet.cluster import ray_cli, run_grid_cluster  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 OBJECT_STORE_MB = 80
@@ -180,7 +180,7 @@ def test_a_killed_node_costs_only_its_cells(cluster: LocalCluster, artifacts: di
     victim = None
     while victim is None and time.monotonic() < deadline:  # wait until edge-b times a cell, then kill the node
         for p in psutil.process_iter(["cmdline"]):
-            if "harness.cell" in " ".join(p.info["cmdline"] or []):
+            if "harness.measure.cell" in " ".join(p.info["cmdline"] or []):
                 try:
                     if p.environ().get("BENCH_TARGET") == "edge-b":
                         victim = p

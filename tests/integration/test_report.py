@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import harness.cli as cli
-from harness.store import ResultsStore
+import harness.cli.entry as cli
+from harness.history.store import ResultsStore
 from reports.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")

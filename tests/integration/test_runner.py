@@ -16,9 +16,9 @@ from common.config import Config, load_config
 from common.errors import UserError
 from common.results import RESULT_FIELDS, ROW_FIELDS
 from fer.data import FerData
-from harness.agreement import compare_logits
-from harness.measure import Stats
-from harness.runner import run_grid
+from harness.measure.agreement import compare_logits
+from harness.measure.loop import Stats
+from harness.orchestrate.runner import run_grid
 
 CACHE = tempfile.mkdtemp(prefix="bench-test-cache-")  # reference logits cache: never the repo's .bench-cache
 LATENCY_FIELDS = {"min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr", "cov", "rcov"}

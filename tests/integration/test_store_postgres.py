@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-import harness.cli as cli
-from harness.store import SCHEMA_VERSION, ResultsStore
+import harness.cli.entry as cli
+from harness.history.store import SCHEMA_VERSION, ResultsStore
 
 pytestmark = pytest.mark.postgres
 RUNS_PER_MACHINE = 6

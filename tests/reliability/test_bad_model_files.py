@@ -202,7 +202,7 @@ CORRUPT_MODEL = {
 def test_corrupt_model_costs_its_cell_only(tiny_artifact: Path, cell_inputs: tuple[Path, Path], backend: str,
                                            damage: str) -> None:
     from backends.registry import get_backend_class
-    from harness.cell import CellSpec, run_cell
+    from harness.measure.cell import CellSpec, run_cell
 
     name, make = CORRUPT_MODEL[damage]
     reads = ONNX_FILE if backend != "torch-eager" else TORCH_FILE

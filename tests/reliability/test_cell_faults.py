@@ -2,7 +2,7 @@
 cell only: the cell is stored as error/timeout with the reason, every other cell completes and is stored.
 
 Faults are real (a NULL read, an endless sleep, allocations under RLIMIT_AS), injected through the
-documented FER_BENCH_FAULT test hook (harness/faults.py) into the real `python -m harness.cell` processes."""
+documented FER_BENCH_FAULT test hook (harness/faults.py) into the real `python -m harness.measure.cell` processes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 from backends.registry import get_backend_class
 from common.config import load_config
 from fer.data import FerData, Split
-from harness.faults import ENV, inject_fault
-from harness.runner import run_grid
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
+from harness.measure.faults import ENV, inject_fault
+from harness.orchestrate.runner import run_grid
 
 HEALTHY = "openvino"
 BACKENDS = ("onnxruntime", "torch-eager", HEALTHY)
@@ -67,7 +67,7 @@ def _failed(rows: list[dict], status: str, *reason_has: str) -> None:
 
 def _no_cell_left() -> None:
     me = psutil.Process()
-    left = [p for p in me.children(recursive=True) if "harness.cell" in " ".join(p.cmdline())]
+    left = [p for p in me.children(recursive=True) if "harness.measure.cell" in " ".join(p.cmdline())]
     assert not left, left
 
 
@@ -106,7 +106,7 @@ def test_memory_limit_is_applied_to_the_cell_process(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from harness.launcher import _memory_limit
+    from harness.measure.launcher import _memory_limit
 
     out = subprocess.run([sys.executable, "-c", "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"],
                          preexec_fn=_memory_limit(1234), capture_output=True, text=True, check=True)

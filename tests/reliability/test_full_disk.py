@@ -19,7 +19,7 @@ from relkit import REFUSED, check_refused, run_cli
 
 from common.atomic import write_bytes_atomic, write_text_atomic
 from common.errors import UserError
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 
 
 def _mount(path: Path, size: str) -> str | None:

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from backends.artifact import load_artifact
 from backends.registry import get_backend_class
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,7 +88,7 @@ class Bench:
         alive = []
         for p in psutil.process_iter(["cmdline"]):
             cmd = " ".join(p.info["cmdline"] or [])
-            if "harness.cell" in cmd and str(self.tmp) in cmd:
+            if "harness.measure.cell" in cmd and str(self.tmp) in cmd:
                 alive.append(p)
         return alive
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 
 RUNS_PER_WRITER = 8
 CELLS = (("openvino", "l1-int8"), ("openvino", "dense-fp32"), ("onnxruntime", "l1-int8"),

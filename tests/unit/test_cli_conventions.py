@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.commands._common import add_json_arguments, json_destinations
+from harness.cli._common import add_json_arguments, json_destinations
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +44,7 @@ def test_old_json_path_still_writes_the_file_with_one_deprecation_line(capsys: p
 
 
 def test_compare_json_prints_the_comparison_on_stdout(tmp_path: Path, make_run, capsys) -> None:  # type: ignore[no-untyped-def]
-    from harness.store import ResultsStore
+    from harness.history.store import ResultsStore
 
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     with ResultsStore(url) as store:

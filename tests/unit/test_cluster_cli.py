@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import harness.cli as cli
+import harness.cli.entry as cli
 
 NO_RAY = "import sys; sys.modules['ray'] = None; from harness.cli import main; raise SystemExit(main({argv!r}))"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.evidence import agreement_threshold, agrees, attach_agreement, precision_from_evidence
-from harness.memory import phase_memory
-from harness.roofline import fraction_of_peak, peak_key
+from harness.measure.evidence import agreement_threshold, agrees, attach_agreement, precision_from_evidence
+from harness.measure.memory import phase_memory
+from harness.measure.roofline import fraction_of_peak, peak_key
 
 
 def test_int8_only_with_int8_layers() -> None:

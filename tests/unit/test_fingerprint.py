@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from harness.fingerprint import FLAGS_THAT_MATTER, fingerprint, fingerprint_id
+from harness.measure.fingerprint import FLAGS_THAT_MATTER, fingerprint, fingerprint_id
 
 
 def test_fingerprint_has_the_fields_and_a_stable_id() -> None:

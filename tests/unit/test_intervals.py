@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.intervals import bimodal, e_divisive, median_ci, ratio_ci, robust_cov
+from common.stats.changepoint import e_divisive
+from common.stats.intervals import bimodal, median_ci, ratio_ci, robust_cov
 
 
 def test_median_ci_contains_the_median_and_narrows_with_more_processes() -> None:

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.measure import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, timed_loop, verdict, warmup
+from harness.measure.loop import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, timed_loop, verdict, warmup
 
 
 def test_stats_match_numpy_on_known_samples() -> None:
@@ -93,7 +93,7 @@ def _entry(p50: float, other: float = 0.05, steal: float = 0.0) -> dict[str, obj
 
 
 def test_busy_or_stolen_process_is_left_out_of_the_estimate() -> None:
-    from harness.runner import derive_rounds
+    from harness.orchestrate.runner import derive_rounds
 
     procs = [{"round": 0, "entry": _entry(1.0)}, {"round": 1, "entry": _entry(2.0, other=0.5)},
              {"round": 2, "entry": _entry(1.1)}, {"round": 3, "entry": _entry(3.0, steal=0.3)}]
@@ -110,7 +110,7 @@ def test_busy_or_stolen_process_is_left_out_of_the_estimate() -> None:
 
 
 def test_every_process_noisy_makes_the_row_invalid() -> None:
-    from harness.runner import derive_rounds
+    from harness.orchestrate.runner import derive_rounds
 
     row = derive_rounds([{"entry": _entry(1.0, other=0.9)}, {"entry": _entry(1.0, other=0.8)}], 1.0, 0.25, None)
     assert not row["valid"] and row["invalid_reasons"][0].startswith("every process was noisy")
@@ -118,7 +118,7 @@ def test_every_process_noisy_makes_the_row_invalid() -> None:
 
 
 def test_rows_are_reproducible_from_their_raw_samples_and_round_counts() -> None:
-    from harness.runner import derive_rounds
+    from harness.orchestrate.runner import derive_rounds
 
     rng = np.random.default_rng(0)
     procs = [{"round": i, "entry": {**_entry(1.0), "samples_ms": list(rng.normal(m, 0.01, 150))}}
@@ -134,7 +134,7 @@ def test_rows_are_reproducible_from_their_raw_samples_and_round_counts() -> None
 
 
 def test_fixed_cost_is_wall_time_minus_warmup_and_timed_loops() -> None:
-    from harness.runner import fixed_cost_s
+    from harness.orchestrate.runner import fixed_cost_s
 
     result = {"cell_wall_s": 10.0, "scenarios": [{"duration_s": 2.0, "warmup_s": 0.5},
                                                  {"duration_s": 1.0, "warmup_s": 0.5}]}
@@ -145,7 +145,7 @@ def test_fixed_cost_is_wall_time_minus_warmup_and_timed_loops() -> None:
 def test_noise_probe_measures_against_the_affinity_set() -> None:
     import os
 
-    from harness.trackers import NoiseProbe, allowed_cpus
+    from harness.measure.trackers import NoiseProbe, allowed_cpus
 
     assert allowed_cpus() == sorted(os.sched_getaffinity(0))
     probe = NoiseProbe()
@@ -159,7 +159,7 @@ def test_noise_probe_measures_against_the_affinity_set() -> None:
 
 
 def test_rounds_split_the_iteration_floor_but_keep_enough_for_a_p99() -> None:
-    from harness.runner import per_process_iterations
+    from harness.orchestrate.runner import per_process_iterations
 
     assert per_process_iterations(200, 1) == 200
     assert per_process_iterations(200, 3) == P99_MIN_SAMPLES  # 67 would be too few for a p99

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from common.config import load_config
-from harness.agreement import _store_reference, reference_cache_path
+from harness.measure.agreement import _store_reference, reference_cache_path
 
 
 def _artifact(root: Path, sha: str) -> Path:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-import harness.cli as cli
+import harness.cli.entry as cli
 from common.errors import UserError
-from harness.regression import (
+from harness.gate.regression import (
     BROKEN,
     IMPROVEMENT,
     REGRESSION,
@@ -20,7 +20,7 @@ from harness.regression import (
     process_verdict,
     samples_diagnostic,
 )
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 
 MY_COMMANDS = ("history", "report", "compare", "select")
 

@@ -32,7 +32,7 @@ def test_report_table_shows_the_interval_over_processes(make_run) -> None:
 
 
 def test_summary_prints_interval_processes_and_fixed_cost(make_run, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.commands.run import _print_summary
+    from harness.cli.run import _print_summary
 
     run = make_run("r1")
     run["rounds"] = {"count": 3, "seed": 0, "order": []}

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-import harness.cli as cli
+import harness.cli.entry as cli
 from common.errors import UserError
-from harness.store import ResultsStore
+from harness.history.store import ResultsStore
 from reports.select import Constraints, parse_min_accuracy, select
 
 MY_COMMANDS = ("history", "report", "compare", "select")

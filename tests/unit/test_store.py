@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from common.errors import UserError
 from common.results import hardware_summary
-from harness.store import SCHEMA_VERSION, ResultsStore
+from harness.history.store import SCHEMA_VERSION, ResultsStore
 
 
 def _url(tmp_path: Path, name: str = "history.sqlite") -> str:
@@ -218,7 +218,7 @@ def test_schema_compiles_for_postgresql():
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from harness.store import metadata
+    from harness.history.store import metadata
 
     for table in metadata.sorted_tables:
         ddl = str(CreateTable(table).compile(dialect=postgresql.dialect()))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import harness.cli as cli
-from harness.store import ResultsStore
+import harness.cli.entry as cli
+from harness.history.store import ResultsStore
 
 MY_COMMANDS = ("history", "report", "compare", "select")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.store import SCHEMA_VERSION, ResultsStore
+from harness.history.store import SCHEMA_VERSION, ResultsStore
 
 V1_DDL = """
 CREATE TABLE meta (key VARCHAR(64) NOT NULL PRIMARY KEY, value TEXT NOT NULL);

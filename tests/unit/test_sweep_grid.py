@@ -8,7 +8,7 @@ from common.config import load_config
 from common.errors import UserError
 from compression.points import SweepPoint, point_name
 from harness.cli import main
-from harness.sweep import Eta, parse_grid
+from harness.orchestrate.sweep import Eta, parse_grid
 
 
 def test_point_names_say_method_scope_sparsity_and_precision() -> None:

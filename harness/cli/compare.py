@@ -1,0 +1,179 @@
+"""`bench compare`: statistical regression gate between runs (exit 1 on a regression)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from common.atomic import write_json_atomic
+from common.console import info, set_quiet
+from common.errors import CheckFailed, UserError
+from harness.cli._common import (
+    add_json_arguments,
+    add_store_arguments,
+    json_destinations,
+    open_store,
+    table_console,
+)
+
+if TYPE_CHECKING:
+    from harness.gate.regression import Comparison
+
+NAME = "compare"
+HELP = ("compare runs cell by cell (latency: processes or runs as the unit, bootstrap CI / persistence / change "
+        "points, plus a threshold; accuracy: CI); exit 1 on regression")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_store_arguments(p)
+    p.add_argument("--baseline", default=None, metavar="RUN", help="baseline: run id, 'latest' or results JSON")
+    p.add_argument("--candidate", default=None, metavar="RUN",
+                   help="candidate: run id, 'latest' (default) or results JSON")
+    p.add_argument("--history", type=int, default=None, metavar="N",
+                   help="compare the candidate (default latest) with the previous N runs of the same "
+                        "fingerprint and config, runs as the unit (persistence or an E-divisive change point)")
+    p.add_argument("--persist", type=int, default=2, metavar="K",
+                   help="--history: the newest K runs must all be beyond the earlier runs' spread (default 2)")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
+    p.add_argument("--allow-hardware-mismatch", action="store_true",
+                   help="compare runs with different fingerprints anyway")
+    add_json_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "quiet", False):
+        set_quiet(True)
+    to_stdout, json_path = json_destinations(args)
+    if args.history is not None and args.baseline is not None:
+        raise UserError("give either --baseline RUN or --history N, not both")
+    if args.history is None and args.baseline is None:
+        raise UserError("nothing to compare: give --baseline RUN [--candidate RUN] or --history N")
+    with open_store(args) as store:
+        candidate = store.resolve(args.candidate or "latest")
+        if args.history is not None:
+            baselines = store.runs_like(candidate, args.history)
+            if not baselines:
+                raise UserError(
+                    f"no earlier stored run has the fingerprint and config of run {candidate.get('run_id')}; "
+                    "nothing to compare with --history"
+                )
+        else:
+            baselines = [store.resolve(args.baseline)]
+    from harness.gate.regression import cell_label, compare_runs
+
+    regs: list[str] = []
+    report: dict[str, Comparison] = {}
+    for machine, bases, cand in per_machine(baselines, candidate):
+        if machine:
+            info(f"machine {machine}:")
+        cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
+                           allow_hardware_mismatch=args.allow_hardware_mismatch, persist=args.persist)
+        for w in cmp.warnings:
+            info(f"warning: {w}")
+        if not to_stdout:
+            print_comparison(cmp, candidate_agreement(cand))
+        report[machine] = cmp
+        regs += [(f"{machine}: " if machine else "") + cell_label(c.key) for c in cmp.regressions]
+    doc: dict[str, Any] = (report[""].to_dict() if list(report) == [""]
+                           else {"machines": {m: c.to_dict() for m, c in report.items()}})
+    if to_stdout:
+        print(json.dumps(doc, indent=2, default=str))
+    if json_path is not None:
+        write_json_atomic(json_path, doc, indent=2)
+    if regs:
+        names = ", ".join(regs[:5]) + (" ..." if len(regs) > 5 else "")
+        raise CheckFailed(f"{len(regs)} regression(s) in run {candidate.get('run_id')}: {names}")
+    return 0
+
+
+def _machines_of(run: dict[str, Any]) -> list[str]:
+    """The machine ids a cluster run's rows name ([] for a run measured on one machine)."""
+    if not isinstance(run.get("machines"), dict):
+        return []
+    return list(dict.fromkeys(str(r["machine_id"]) for r in run.get("results", []) if r.get("machine_id")))
+
+
+def _part(run: dict[str, Any], machine: str) -> dict[str, Any]:
+    fp = (run["machines"].get(machine) or {}).get("fingerprint") or run.get("fingerprint")
+    return {**run, "fingerprint": fp, "results": [r for r in run.get("results", []) if r.get("machine_id") == machine]}
+
+
+def per_machine(baselines: list[dict[str, Any]], candidate: dict[str, Any]
+                ) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
+    """(machine, baselines, candidate) to compare: a cluster run is compared machine by machine, each with the
+    same machine's rows of the baselines (its own fingerprint), never across machines."""
+    machines = _machines_of(candidate)
+    if not machines:
+        return [("", baselines, candidate)]
+    out = []
+    for m in machines:
+        bases = [_part(b, m) for b in baselines if m in _machines_of(b)]
+        if not bases:
+            info(f"machine {m}: no baseline run measured it; not compared")
+            continue
+        out.append((m, bases, _part(candidate, m)))
+    if not out:
+        raise UserError(f"no baseline measured any machine of run {candidate.get('run_id')} "
+                        f"({', '.join(machines)}); nothing to compare")
+    return out
+
+
+
+
+def candidate_agreement(run: dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
+    """Cell key -> the candidate row's agreement with the PyTorch reference ("99.3%", "60.0% ✗ ..."; "—")."""
+    from harness.gate.regression import cell_key
+    from reports.labels import agreement_cell
+
+    out = {}
+    for r in run.get("results") or []:
+        out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.get("agrees") is False else "")
+    return out
+
+
+def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, int], str] | None = None) -> None:
+    """The per-cell table (with the candidate's agreement with the reference) and a one-line summary."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.gate.regression import IMPROVEMENT, REGRESSION, cell_label
+    from reports.tables import fnum, fpct
+
+    base = ", ".join(cmp.baseline_ids[:3]) + (f" (+{len(cmp.baseline_ids) - 3})" if len(cmp.baseline_ids) > 3 else "")
+    out = table_console()
+    t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
+                    f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
+                "acc base", "acc cand", "accuracy", "agree cand", "decided by / notes"):
+        t.add_column(col)
+    style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
+    skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
+    for c in cmp.cells:
+        if c in skipped:
+            continue
+        change = f"{100 * c.rel_change:+.1f}%" if c.rel_change is not None else "n/a"
+        if c.ratio_ci:
+            change += f" [{100 * (c.ratio_ci[0] - 1):+.1f}%, {100 * (c.ratio_ci[1] - 1):+.1f}%]"
+        unit = {"processes": f"processes {c.base_processes}/{c.cand_processes}",
+                "runs": f"runs {len(c.series_ms or [])}"}.get(c.method, "")
+        pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
+        lat = c.latency
+        acc = c.accuracy
+        t.add_row(
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
+            f"[{style.get(lat.split(' ')[0], '')}]{lat}[/]" if lat.startswith(REGRESSION) or lat == IMPROVEMENT
+            else lat,
+            fpct(c.base_accuracy), fpct(c.cand_accuracy),
+            f"[{style[acc]}]{acc}[/]" if acc in style else acc,
+            escape((agreement or {}).get(c.key, "—")),
+            escape("; ".join([c.decided_by] * bool(c.decided_by) + c.notes)),
+        )
+    out.print(t)
+    n_imp = sum(1 for c in cmp.cells if IMPROVEMENT in (c.latency, c.accuracy))
+    if skipped:
+        out.print(escape(f"{len(skipped)} cell(s) ran in neither run (e.g. {cell_label(skipped[0].key)}: "
+                         f"{skipped[0].cand_status}); not compared"))
+    out.print(f"{len(cmp.regressions)} regression(s), {n_imp} improvement(s), {len(cmp.cells)} cells")

@@ -1,0 +1,57 @@
+"""`bench report`: report.md, self-contained report.html and PNG figures of one stored run."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from common.console import console, info, set_quiet
+from harness.cli._common import add_store_arguments, load_config_from_args, open_store
+
+NAME = "report"
+HELP = "write report.md, report.html and figures of a stored run (or a results JSON file)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_store_arguments(p)
+    p.add_argument("run_ref", nargs="?", default="latest", metavar="RUN_ID",
+                   help="a stored run id, 'latest' (default), or a results.json file")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: <store.runs_dir>/<run_id>, or <store.runs_dir>/compare-hardware)")
+    p.add_argument("--compare-hardware", action="store_true",
+                   help="instead of one run: the same variants on every machine in the store, side by side "
+                        "(table and figure)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "quiet", False):
+        set_quiet(True)
+    if args.compare_hardware:
+        return _compare_hardware(args)
+    with open_store(args) as store:
+        the_run = store.resolve(args.run_ref)
+    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / str(the_run.get("run_id"))
+    from reports.report import write_report
+
+    t0 = time.perf_counter()
+    paths = write_report(the_run, out)
+    info(f"report of run {the_run.get('run_id')} written in {time.perf_counter() - t0:.1f} s")
+    for p in paths:
+        console.print(str(p))
+    return 0
+
+
+def _compare_hardware(args: argparse.Namespace) -> int:
+    from common.errors import UserError
+    from reports.hardware import write_hardware_report
+
+    with open_store(args) as store:
+        rows = store.all_results()
+        url = store.url
+    if not rows:
+        raise UserError(f"the results store {url} holds no results; run `bench run` first")
+    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / "compare-hardware"
+    for p in write_hardware_report(rows, out):
+        console.print(str(p))
+    return 0

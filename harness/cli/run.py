@@ -1,0 +1,250 @@
+"""`bench run`: prepare missing artifacts (train, compress; cached), run the backend x variant grid,
+store the run, write runs/<run_id>/ (results.json + report) and print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from common import console
+from common.atomic import write_text_atomic
+from common.config import Config, check_variant_name
+from common.errors import UserError
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
+from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
+from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
+
+NAME = "run"
+HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--variant", action="append", default=None, metavar="NAME",
+                   help="run only this variant (repeatable), e.g. l1-int8")
+    p.add_argument("--artifact", action="append", default=None, type=Path, metavar="DIR",
+                   help="benchmark this artifact directory (repeatable): from `bench compress --out` or "
+                        "`bench import`; alone it replaces the configured variants, with --variant it runs beside them")
+    add_output_arguments(p)
+    p.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                   help="run the cells on the benchmark nodes of this Ray cluster (needs the cluster extra)")
+    p.add_argument("--target", action="append", default=None, metavar="NAME",
+                   help="with --cluster: a hardware target to measure on (repeatable), as given to "
+                        "`bench worker start --target`")
+    p.add_argument("--machine-id", default=None, metavar="ID",
+                   help="name this machine in the history (default: machine.id, else derived from the hardware)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """--backend, --json, --json-out, --no-store, --no-report: the flags of every command that runs the grid."""
+    from backends.registry import backend_names
+
+    p.add_argument("--backend", action="append", default=None, metavar="NAME",
+                   help=f"run only this backend (repeatable): {', '.join(backend_names())}")
+    add_json_arguments(p)
+    p.add_argument("--no-store", action="store_true", help="do not add the run to the results history")
+    p.add_argument("--no-report", action="store_true", help="do not render the report into runs/<run_id>/")
+
+
+def _selected(args: argparse.Namespace, cfg: Config) -> tuple[list[str], list[str]]:
+    from backends.registry import check_name
+
+    backends = [check_name(b) for b in (args.backend or cfg.benchmark.backends)]
+    variants = list(args.variant or cfg.benchmark.variants)
+    for v in variants:
+        check_variant_name("--variant", v)
+    return list(dict.fromkeys(backends)), list(dict.fromkeys(variants))
+
+
+def artifacts_by_path(dirs: list[Path], taken: list[str]) -> dict[str, Path]:
+    """{name: dir} for `--artifact` directories, each verified (manifest, sizes, sha256) before anything runs.
+
+    The name is the manifest's variant; where that collides with a configured variant or another directory,
+    the directory's name is appended (`l1-int8@mydir`) so every cell stays distinct.
+    """
+    from backends.artifact import load_artifact
+
+    out: dict[str, Path] = {}
+    for d in dirs:
+        art = load_artifact(d)  # UserError: not an artifact, or a file does not match its hash
+        name = art.variant
+        if name in out or name in taken:
+            name = f"{name}@{d.resolve().name}"
+        if name in out:
+            raise UserError(f"--artifact {d}: given twice")
+        out[name] = d.resolve()
+    return out
+
+
+def check_runnable(backends: list[str]) -> None:
+    """When no requested backend can run here, say why in one line instead of failing later."""
+    from backends.registry import probe
+
+    avail = {b: probe(b) for b in backends}
+    if not any(a.available for a in avail.values()):
+        reasons = "; ".join(a.reason or f"{b}: unavailable" for b, a in avail.items())
+        raise UserError(f"no requested backend can run on this machine: {reasons}")
+    for b, a in avail.items():
+        if not a.available:
+            console.info(f"{b} unavailable: {a.reason} (the other backends run)")
+
+
+def _point_latest(runs_dir: Path, run_id: str) -> None:
+    """runs/latest -> runs/<run_id>, replaced atomically (a symlink swapped in with rename)."""
+    tmp = runs_dir / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_id, target_is_directory=True)
+    os.replace(tmp, runs_dir / "latest")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli._common import load_config_from_args, toml_string
+    from harness.orchestrate.pipeline import load_data, prepare_artifacts, prepare_dense
+    from harness.orchestrate.runner import run_grid
+
+    console.set_quiet(args.quiet)
+    to_stdout, json_path = json_destinations(args)
+    if args.target and not args.cluster:
+        raise UserError("--target needs --cluster HOST:PORT (targets are nodes of a Ray cluster)")
+    if args.cluster:
+        from harness.fleet.cluster import import_ray
+
+        import_ray()  # one line naming the extra before any work is done
+        if not args.target:
+            raise UserError("--cluster needs at least one --target NAME (a node started with `bench worker start`)")
+    extra = [f"machine.id={toml_string(args.machine_id)}"] if args.machine_id else []
+    cfg = load_config_from_args(args, extra)
+    backends, variants = _selected(args, cfg)
+    if args.artifact and not args.variant:
+        variants = []  # --artifact alone: only the given directories
+    extra_arts = artifacts_by_path(args.artifact or [], variants)
+    # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
+    if not args.cluster:  # on a cluster each node probes its own runtimes
+        check_runnable(backends)
+    data = load_data(cfg)
+    artifacts: dict[str, Path] = {}
+    if variants:
+        dense = prepare_dense(cfg, data, progress=console.info)
+        console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
+        artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+    artifacts.update(extra_arts)
+    variants = variants + list(extra_arts)
+    cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
+    if args.cluster:
+        from harness.fleet.cluster import run_grid_cluster
+
+        results = run_grid_cluster(cfg, artifacts, data, args.cluster, args.target, backends=backends,
+                                   progress=console.info)
+    else:
+        results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
+    layers_csv = next((p.parent / "layers.csv" for p in artifacts.values() if (p.parent / "layers.csv").is_file()),
+                      None)
+    if layers_csv is not None:
+        results["layers_csv"] = str(layers_csv)
+    publish_run(cfg, results, args, (to_stdout, json_path))
+    return 0
+
+
+def publish_run(cfg: Config, results: dict[str, Any], args: argparse.Namespace,
+                json_out: tuple[bool, Path | None]) -> Path:
+    """Write runs/<run_id>/results.json (and --json-out), store it (unless --no-store), render the report (unless
+    --no-report), point runs/latest at it and print the summary (or the JSON with --json); shared by `bench run`
+    and `bench sweep`. `json_out` is `json_destinations(args)`, read before any work is done."""
+    to_stdout, json_path = json_out
+    runs_dir = Path(cfg.store.runs_dir)
+    run_dir = runs_dir / results["run_id"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=1, default=str)
+    write_text_atomic(run_dir / "results.json", text)
+    if json_path is not None:
+        write_text_atomic(json_path, text)
+    if not args.no_store:
+        from harness.history.store import ResultsStore
+
+        ResultsStore(cfg.store.url).save_run(results)
+    if not args.no_report:
+        from reports.report import write_report
+
+        write_report(results, run_dir)
+    _point_latest(runs_dir, results["run_id"])
+    if to_stdout:
+        print(text)
+    else:
+        _print_summary(results)
+    console.info(f"run {results['run_id']} written to {run_dir}")
+    return run_dir
+
+
+def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("scenario") == scenario]
+
+
+def _num(v: Any, fmt: str) -> str:
+    """A number formatted, or — where the manifest has none (an imported ONNX has no compression ratio)."""
+    return fmt.format(v) if isinstance(v, int | float) else "—"
+
+
+def _print_summary(results: dict[str, Any]) -> None:
+    from reports.tables import processes, with_interval
+
+    rows = results["results"]
+    ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
+                and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
+    synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
+    table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
+    cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [95% CI]", "p99 ms [95% CI]", "processes",
+            "best FPS", "param MB", "file MB", "% peak b1/bN", "ratio", "speedup", "valid")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("backend", "variant", "precision", "valid") else "right")
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        where = f"@{r['target']}" if r.get("target") else ""  # a cluster run: one line per target
+        cells.setdefault((r["backend"] + where, r["variant"]), []).append(r)
+    not_run: dict[str, str] = {}
+    for (backend, variant), group in cells.items():
+        lat = next(iter(_cell(group, "latency")), group[0])
+        if lat.get("status") != "ok":
+            if lat.get("status") == "unavailable":
+                not_run[backend] = str(lat.get("reason", ""))
+                continue
+            table.add_row(backend, variant, *["—"] * (len(cols) - 3),
+                          escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
+            continue
+        fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
+        p50 = lat["latency_ms"]["p50"]
+        speedup = f"{ref['latency_ms']['p50'] / p50:.1f}x" if ref else "—"
+        invalid = [r for r in group if r.get("status") == "ok" and not r.get("valid")]
+        first = next((x for r in invalid for x in r.get("invalid_reasons") or []), "")
+        verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
+        if lat.get("agrees") is False:
+            verdict = f"DISAGREES: {lat.get('agreement_reason', '')}"[:70]
+        acc = lat.get("accuracy")
+        table.add_row(
+            backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
+            agreement_cell(lat), with_interval(p50, lat.get("p50_ci_ms")),
+            with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms")), processes(lat), f"{max(fps):.0f}",
+            _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
+            _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
+        )
+    table_console().print(table)  # on a pipe: wide, so 15 columns keep their headers
+    for backend, reason in not_run.items():
+        console.console.print(f"{backend}: unavailable — {reason}", markup=False)
+    console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
+    fixed = [r["fixed_cost_s"] for r in rows if r.get("scenario") == "latency" and r.get("fixed_cost_s") is not None]
+    if fixed:
+        n = (results.get("rounds") or {}).get("count", 1)
+        console.console.print(f"fixed cost per process (start, imports, load, compile, exit; median over cells): "
+                              f"{sorted(fixed)[len(fixed) // 2]:.1f} s, paid {n}x per cell "
+                              f"({n} rounds, cell order shuffled per round)")
+
+    text = peak_text(results.get("machine_peak_gmac_per_s") or {})
+    if text:
+        console.console.print(f"machine peak: {text}", markup=False)

@@ -1,0 +1,105 @@
+"""`bench sweep`: the compression frontier. Build every (method, scope, sparsity, precision) point (each cached
+by its own config, so an interrupted sweep resumes), benchmark them with dense-fp32 on the chosen backends as one
+run, and report per backend the Pareto front and the fastest variant within a tolerance of dense accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from common import console
+from common.errors import UserError
+from harness.cli._common import add_config_arguments
+from harness.cli.run import add_output_arguments
+
+NAME = "sweep"
+HELP = "sweep sparsity x method x scope x precision, benchmark every point, report the accuracy/latency frontier"
+DEFAULT_SPARSITY = "0.3,0.5,0.7,0.8"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--sparsity", default=DEFAULT_SPARSITY, metavar="S,S,...",
+                   help=f"comma-separated fractions of filters removed, each in (0, 1) (default {DEFAULT_SPARSITY})")
+    p.add_argument("--method", default="l1", metavar="M,M,...",
+                   help="comma-separated pruning methods: l1, cdcp, sfpga, drcp, tgpp (default l1)")
+    p.add_argument("--precision", default="fp32,int8", metavar="P,P", help="fp32, int8 or both (default both)")
+    p.add_argument("--scope", default="local", metavar="S,S", help="local, global or both (default local)")
+    p.add_argument("--tolerance", type=float, default=1.0, metavar="POINTS",
+                   help="accuracy points below dense-fp32 a variant may lose to count as 'within' (default 1)")
+    add_output_arguments(p)
+
+
+def check_tolerance(points: float) -> float:
+    """--tolerance in accuracy points -> a fraction; UserError unless 0 <= points <= 100."""
+    if not math.isfinite(points) or not 0.0 <= points <= 100.0:
+        raise UserError(f"--tolerance {points:g}: must be between 0 and 100 accuracy points")
+    return points / 100.0
+
+
+def run(args: argparse.Namespace) -> int:
+    from backends.registry import check_name
+    from harness.cli._common import json_destinations, load_config_from_args
+    from harness.cli.run import check_runnable, publish_run
+    from harness.orchestrate.pipeline import load_data, prepare_artifacts, prepare_dense
+    from harness.orchestrate.runner import run_grid
+    from harness.orchestrate.sweep import BASELINE, build_points, parse_grid, sweep_info
+    from reports.frontier import compute_frontier
+
+    console.set_quiet(args.quiet)
+    json_out = json_destinations(args)
+    points = parse_grid(args.sparsity, args.method, args.precision, args.scope)  # bad flags fail before any work
+    tolerance = check_tolerance(args.tolerance)
+    cfg = load_config_from_args(args)
+    backends = list(dict.fromkeys(check_name(b) for b in (args.backend or cfg.benchmark.backends)))
+    check_runnable(backends)
+    data = load_data(cfg)
+    dense = prepare_dense(cfg, data, progress=console.info)
+    console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
+    console.info(f"sweep: {len(points)} points + {BASELINE} on {', '.join(backends)}")
+    paths = dict(prepare_artifacts(cfg, data, dense, variants=[BASELINE], progress=console.info))
+    paths.update(build_points(cfg, data, dense.model, points, progress=console.info))
+    # Point names are not config variant names: the grid is given them directly, not through --set.
+    bench = dataclasses.replace(cfg.benchmark, backends=backends, variants=list(paths))
+    cfg = dataclasses.replace(cfg, benchmark=bench)
+    results = run_grid(cfg, paths, data, backends=backends, progress=console.info)
+    results["sweep"] = sweep_info(points, tolerance, paths)
+    results["frontier"] = compute_frontier(results, tolerance)
+    layers = _layers_csv(paths, results["sweep"]["paper_point"])
+    if layers is not None:
+        results["layers_csv"] = str(layers)
+    publish_run(cfg, results, args, json_out)
+    if not json_out[0]:  # --json: stdout holds the JSON document alone
+        _print_frontier(results["frontier"], tolerance)
+    return 0
+
+
+def _layers_csv(paths: dict[str, Path], paper_point: str | None) -> Path | None:
+    """The layer table of the paper's point when the sweep has it, else of the first pruned int8 point."""
+    order = ([paper_point] if paper_point else []) + [n for n in paths if n.endswith("-int8") and n != "dense-int8"]
+    for name in order:
+        csv = paths[name].parent / "layers.csv"
+        if csv.is_file():
+            return csv
+    return None
+
+
+def _print_frontier(frontier: dict[str, Any], tolerance: float) -> None:
+    for backend, f in frontier.items():
+        best = f.get("fastest_within_tolerance")
+        front = ", ".join(f.get("pareto") or [])
+        if best is None:
+            console.console.print(f"{backend}: no dense-fp32 accuracy to measure the tolerance from; Pareto front: "
+                                  f"{front}", markup=False, soft_wrap=True)
+            continue
+        speed = best.get("speedup_vs_dense_fp32_torch")
+        speed_txt = f", {speed:.1f}x vs dense-fp32 torch-eager" if speed else ""
+        console.console.print(
+            f"{backend}: fastest within {100 * tolerance:g} pt of dense: {best['variant']} — p50 "
+            f"{best['p50_ms']:.3f} ms, accuracy {100 * best['accuracy']:.2f}% "
+            f"({100 * best['delta_accuracy']:+.2f} pts){speed_txt}"
+            f"{'' if best.get('valid', True) else ' (INVALID timing)'}; Pareto front: {front}", markup=False,
+            soft_wrap=True)

@@ -1,0 +1,360 @@
+"""Regression test between runs, per cell (backend, variant, device, scenario, batch size).
+
+All samples of one process share one machine state, so the unit of a latency test is a process or a run, never
+a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions):
+* one baseline run (`--baseline A --candidate B`): processes are the unit. Each run measured every cell in
+  `benchmark.rounds` processes; the ratio of the two runs' medians of per-process p50s gets a 95% bootstrap
+  interval (resampling each run's processes). A regression needs the interval to exclude 1 AND the slowdown
+  to exceed `threshold` (a practical size; the interval alone calls 1% shifts on a quiet machine).
+* several baseline runs (`--history N`): runs are the unit. The cell's series of run p50s (oldest first, the
+  candidate last) shows a regression when the change persists (each of the newest `persist` runs is above every
+  earlier run and `threshold` above the earlier median) or when E-divisive means
+  (common.stats.changepoint.e_divisive) finds a change point and the candidate's segment is `threshold` above the one
+  before it.
+Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
+gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
+Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
+rejects at `alpha` (the change lies outside its 95% confidence interval). A cell that was ok and now errors
+or times out is a regression too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from common.errors import UserError
+from common.results import config_hash, fingerprint_id
+from common.stats.accuracy import counts_from_confusion, two_proportion_pvalue
+from common.stats.changepoint import e_divisive
+from common.stats.intervals import ratio_ci
+
+CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
+
+REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "no change"
+BROKEN, UNTESTED = "regression (broken)", "untested"
+MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
+PERSIST = 2  # --history: the newest this many runs must all be beyond the earlier runs' spread
+MIN_REFERENCE_RUNS = 2  # --history: earlier runs needed before the persistence rule can speak
+CHANGE_POINT_MIN_RUNS = 3  # --history: runs after a change point before it gates (a median of 3 ignores one outlier)
+MIN_SERIES = PERSIST + MIN_REFERENCE_RUNS  # shorter histories fall back to processes as the unit
+
+
+def cell_key(row: dict[str, Any]) -> CellKey:
+    """The identity of a measurement cell across runs."""
+    return (
+        str(row.get("backend")),
+        str(row.get("variant")),
+        str(row.get("device") or ""),
+        str(row.get("scenario")),
+        int(row.get("batch_size") or 1),
+    )
+
+
+def cell_label(key: CellKey) -> str:
+    backend, variant, device, scenario, batch = key
+    dev = f"[{device}]" if device and device != "cpu" else ""
+    return f"{backend}{dev}/{variant} {scenario} b{batch}"
+
+
+@dataclass
+class CellComparison:
+    """The verdict for one cell; numbers are None where a side has none."""
+
+    key: CellKey
+    latency: str = UNTESTED
+    accuracy: str = UNTESTED
+    base_status: str | None = None
+    cand_status: str | None = None
+    base_p50_ms: float | None = None
+    cand_p50_ms: float | None = None
+    rel_change: float | None = None
+    p_value: float | None = None  # Mann-Whitney U over the pooled raw samples: a diagnostic, not the gate
+    base_n: int = 0
+    cand_n: int = 0
+    method: str = ""  # "processes" (one baseline run) or "runs" (a history series)
+    ratio_ci: list[float] | None = None  # processes: 95% bootstrap interval of cand/base median
+    base_processes: int = 0
+    cand_processes: int = 0
+    series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
+    decided_by: str = ""
+    base_accuracy: float | None = None
+    cand_accuracy: float | None = None
+    accuracy_p_value: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.latency in (REGRESSION, BROKEN) or self.accuracy == REGRESSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        backend, variant, device, scenario, batch = self.key
+        d.pop("key")
+        return {"backend": backend, "variant": variant, "device": device, "scenario": scenario,
+                "batch_size": batch, "regression": self.is_regression, **d}
+
+
+@dataclass
+class Comparison:
+    """All cells compared, with what was compared against what."""
+
+    baseline_ids: list[str]
+    candidate_id: str
+    threshold: float
+    alpha: float
+    cells: list[CellComparison]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[CellComparison]:
+        return [c for c in self.cells if c.is_regression]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline_ids,
+            "candidate": self.candidate_id,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "regressions": len(self.regressions),
+            "improvements": sum(1 for c in self.cells if IMPROVEMENT in (c.latency, c.accuracy)),
+            "warnings": self.warnings,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+def samples_diagnostic(base: Sequence[float], cand: Sequence[float]) -> float | None:
+    """Mann-Whitney U p-value over two runs' raw samples (None with < MIN_SAMPLES on a side): shown, never gates."""
+    b = np.asarray(base, dtype=np.float64)
+    c = np.asarray(cand, dtype=np.float64)
+    b, c = b[np.isfinite(b)], c[np.isfinite(c)]
+    if len(b) < MIN_SAMPLES or len(c) < MIN_SAMPLES:
+        return None
+    return float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
+
+
+def process_p50s(row: dict[str, Any]) -> list[float]:
+    """The row's per-process p50s (its quiet processes; all of them when every one was noisy); a row of an
+    older harness without rounds counts as one process (the median of its samples)."""
+    rounds = row.get("rounds")
+    if isinstance(rounds, list) and rounds:
+        vals = [r.get("p50_ms") for r in rounds if isinstance(r, dict)]
+        quiet = [float(v) for r, v in zip(rounds, vals, strict=True) if isinstance(v, int | float)
+                 and not r.get("noisy")]
+        if quiet:
+            return quiet
+        every = [float(v) for v in vals if isinstance(v, int | float)]
+        if every:
+            return every
+    samples = [float(x) for x in row.get("samples_ms") or [] if isinstance(x, int | float)]
+    if samples:
+        return [float(np.median(samples))]
+    lat = row.get("latency_ms")
+    if isinstance(lat, dict) and isinstance(lat.get("p50"), int | float):
+        return [float(lat["p50"])]
+    return []
+
+
+def run_p50(row: dict[str, Any]) -> float | None:
+    """A run's value of a cell: the median of its per-process p50s."""
+    vals = process_p50s(row)
+    return float(np.median(vals)) if vals else None
+
+
+def process_verdict(base: Sequence[float], cand: Sequence[float],
+                    threshold: float) -> tuple[str, float | None, tuple[float, float] | None]:
+    """(verdict, ratio cand/base of the median process p50s, its 95% bootstrap interval): a regression needs the
+    interval to exclude 1 AND the slowdown to exceed `threshold`; UNTESTED with < 2 processes on a side."""
+    ratio, ci = ratio_ci(cand, base)
+    if ci is None or not math.isfinite(ratio):
+        return UNTESTED, (ratio if math.isfinite(ratio) else None), None
+    if ci[0] > 1.0 and ratio - 1.0 > threshold:
+        return REGRESSION, ratio, ci
+    if ci[1] < 1.0 and 1.0 - ratio > threshold:
+        return IMPROVEMENT, ratio, ci
+    return SAME, ratio, ci
+
+
+def history_verdict(series: Sequence[float], threshold: float, persist: int = PERSIST,
+                    alpha: float = 0.05) -> tuple[str, float | None, str]:
+    """(verdict, relative change, what decided) for a run series (oldest first, the candidate last).
+
+    Persistence: each of the newest `persist` runs is above (below) every earlier run and more than `threshold`
+    above (below) the earlier runs' median. Change point: E-divisive means finds a significant change and the
+    candidate's segment differs from the segment before it by more than `threshold`.
+    """
+    x = [float(v) for v in series if math.isfinite(float(v))]
+    if len(x) < 2:
+        return UNTESTED, None, "fewer than 2 runs"
+    ref_all = x[:-1]
+    rel = x[-1] / float(np.median(ref_all)) - 1.0
+    if len(x) - persist >= MIN_REFERENCE_RUNS:
+        recent, ref = x[-persist:], x[:-persist]
+        mid = float(np.median(ref))
+        r = float(np.median(recent)) / mid - 1.0
+        if all(v > max(ref) and v / mid - 1.0 > threshold for v in recent):
+            return REGRESSION, r, f"persistent: newest {persist} runs all above the {len(ref)} earlier runs"
+        if all(v < min(ref) and v / mid - 1.0 < -threshold for v in recent):
+            return IMPROVEMENT, r, f"persistent: newest {persist} runs all below the {len(ref)} earlier runs"
+    cps = e_divisive(x, alpha=alpha)
+    if cps:
+        last = cps[-1]
+        start = cps[-2].index if len(cps) > 1 else 0
+        before, after = x[start:last.index], x[last.index:]
+        r = float(np.median(after)) / float(np.median(before)) - 1.0
+        how = f"change point at run {last.index + 1} of {len(x)} (E-divisive, p={last.p_value:.3f})"
+        if len(after) >= CHANGE_POINT_MIN_RUNS and r > threshold:
+            return REGRESSION, r, how
+        if len(after) >= CHANGE_POINT_MIN_RUNS and r < -threshold:
+            return IMPROVEMENT, r, how
+    return SAME, rel, "no persistent change, no change point"
+
+
+def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
+    correct = total = 0
+    for r in rows:
+        counts = counts_from_confusion(r.get("confusion"))
+        if counts is None:
+            return None
+        correct += counts[0]
+        total += counts[1]
+    return (correct, total) if total else None
+
+
+def compare_cells(
+    baseline_rows: list[dict[str, Any]],
+    candidate_rows: list[dict[str, Any]],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    persist: int = PERSIST,
+) -> list[CellComparison]:
+    """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
+    (a history, oldest first): runs are the unit."""
+    base: dict[CellKey, list[dict[str, Any]]] = {}
+    for r in baseline_rows:
+        base.setdefault(cell_key(r), []).append(r)
+    cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows}
+    out: list[CellComparison] = []
+    for key in sorted(set(base) | set(cand), key=lambda k: (k[0], k[1], k[2], k[3] != "latency", k[4])):
+        cc = CellComparison(key=key)
+        b_rows, c_row = base.get(key, []), cand.get(key)
+        b_ok = [r for r in b_rows if r.get("status") == "ok"]
+        cc.base_status = "ok" if b_ok else (b_rows[-1].get("status") if b_rows else None)
+        cc.cand_status = c_row.get("status") if c_row else None
+        out.append(cc)
+        if c_row is None:
+            cc.notes.append("not in the candidate run")
+            continue
+        if not b_rows:
+            cc.notes.append("new cell: not in the baseline")
+            continue
+        if cc.cand_status != "ok":
+            reason = c_row.get("reason") or ""
+            if b_ok and cc.cand_status in ("error", "timeout"):
+                cc.latency = BROKEN
+                cc.notes.append(f"was ok, now {cc.cand_status}: {reason}".rstrip(": "))
+            else:
+                cc.notes.append(f"candidate {cc.cand_status}: {reason}".rstrip(": "))
+            continue
+        if not b_ok:
+            cc.notes.append(f"baseline {cc.base_status}; nothing to compare")
+            continue
+        b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
+        c_samples = list(c_row.get("samples_ms") or [])
+        cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
+        cc.p_value = samples_diagnostic(b_samples, c_samples)
+        cc.cand_p50_ms = run_p50(c_row)
+        series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
+        if len(series) + 1 < MIN_SERIES:  # one baseline run (or too short a history): processes are the unit
+            b_vals, c_vals = [v for r in b_ok for v in process_p50s(r)], process_p50s(c_row)
+            cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
+            cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
+            cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
+            cc.rel_change = ratio - 1.0 if ratio is not None else None
+            cc.ratio_ci = list(ci) if ci else None
+            cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes, 95% bootstrap CI"
+            if len(b_ok) > 1:
+                cc.decided_by += f" (history of {len(b_ok)} runs too short for runs as the unit: < {MIN_SERIES})"
+            if cc.latency == UNTESTED:
+                cc.notes.append(f"needs >= 2 processes per run (benchmark.rounds >= 2); baseline {len(b_vals)}, "
+                                f"candidate {len(c_vals)}")
+        else:  # a history: runs are the unit
+            cc.method = "runs"
+            cc.base_p50_ms = float(np.median(series)) if series else None
+            if cc.cand_p50_ms is not None:
+                cc.series_ms = [*series, cc.cand_p50_ms]
+                cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold,
+                                                                           persist=persist, alpha=alpha)
+        if any(r.get("valid") is False for r in [*b_ok, c_row]):
+            cc.notes.append("an INVALID measurement is involved")
+        _compare_accuracy(cc, b_ok, c_row, alpha)
+    return out
+
+
+def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:
+    bc, cnt = _pooled_counts(b_ok), counts_from_confusion(c_row.get("confusion"))
+    if bc is None or cnt is None:
+        accs = [r["accuracy"] for r in b_ok if isinstance(r.get("accuracy"), int | float)]
+        cc.base_accuracy = float(np.mean(accs)) if accs else None
+        cand_acc = c_row.get("accuracy")
+        cc.cand_accuracy = float(cand_acc) if isinstance(cand_acc, int | float) else None
+        return
+    cc.base_accuracy, cc.cand_accuracy = bc[0] / bc[1], cnt[0] / cnt[1]
+    p = two_proportion_pvalue(cnt[0], cnt[1], bc[0], bc[1])
+    cc.accuracy_p_value = p
+    if p >= alpha:
+        cc.accuracy = SAME
+    else:
+        cc.accuracy = REGRESSION if cc.cand_accuracy < cc.base_accuracy else IMPROVEMENT
+
+
+def check_comparable(baselines: list[dict[str, Any]], candidate: dict[str, Any], allow_mismatch: bool) -> list[str]:
+    """UserError if the hardware fingerprints differ (unless allowed); warnings for other differences."""
+    warnings: list[str] = []
+    fp_c = fingerprint_id(candidate)
+    for b in baselines:
+        fp_b = fingerprint_id(b)
+        if fp_b != fp_c:
+            msg = (f"run {b.get('run_id')} has fingerprint {fp_b} but run {candidate.get('run_id')} has "
+                   f"{fp_c}: results from different machines/software are not comparable")
+            if not allow_mismatch:
+                raise UserError(msg + " (pass --allow-hardware-mismatch to compare anyway)")
+            warnings.append(msg)
+        if config_hash(b) != config_hash(candidate):
+            warnings.append(f"run {b.get('run_id')} used a different config ({config_hash(b)} vs "
+                            f"{config_hash(candidate)})")
+    return warnings
+
+
+def compare_runs(
+    baselines: list[dict[str, Any]],
+    candidate: dict[str, Any],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    allow_hardware_mismatch: bool = False,
+    persist: int = PERSIST,
+) -> Comparison:
+    """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
+    if not baselines:
+        raise UserError("nothing to compare against: no baseline run")
+    if not 0.0 < threshold < 10.0:
+        raise UserError(f"--threshold {threshold}: must be a relative change between 0 and 10 (0.05 = 5%)")
+    if not 0.0 < alpha < 0.5:
+        raise UserError(f"alpha {alpha}: must be between 0 and 0.5")
+    warnings = check_comparable(baselines, candidate, allow_hardware_mismatch)
+    ids = [str(b.get("run_id")) for b in baselines]
+    if str(candidate.get("run_id")) in ids:
+        warnings.append(f"run {candidate.get('run_id')} is compared with itself")
+    if persist < 1:
+        raise UserError(f"--persist {persist}: must be >= 1 run")
+    ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
+    rows = [r for b in ordered for r in b.get("results", [])]
+    cells = compare_cells(rows, candidate.get("results", []), threshold=threshold, alpha=alpha, persist=persist)
+    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)

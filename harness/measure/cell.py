@@ -1,0 +1,203 @@
+"""One benchmark cell (one backend x one variant) in its own fresh process: `python -m harness.measure.cell SPEC OUT`.
+
+SPEC is a JSON file (see `CellSpec`); the test images come as .npy files (never JSON). The cell loads the
+artifact (cold start = load + first inference, timed apart), runs the accuracy pass on the same compiled
+model, then each scenario: latency (batch 1, synchronous `infer`) and throughput (each batch size,
+`infer_many` with as many requests in flight as the backend keeps). It writes OUT (JSON, atomically) and,
+when asked, the reference-model logits as .npy. Any failure becomes `status: error|unavailable` with a
+one-line reason; a crash or hang is caught by the runner (no OUT file / timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.atomic import write_json_atomic
+from common.text import first_line
+from harness.measure.memory import LOAD_INTERVAL_S, RssSampler, load_record
+from harness.measure.scenarios import LATENCY, THROUGHPUT, batch_from, time_latency, time_throughput
+from harness.measure.trackers import peak_rss_bytes
+
+
+@dataclass
+class CellSpec:
+    backend: str
+    artifact: str
+    images: str  # .npy float32 [N, C, 48, 48]
+    labels: str  # .npy int64 [N]
+    threads: int = 2
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    extra: dict[str, Any] = field(default_factory=dict)  # the backend's [backends.<name>] section
+    scenarios: list[list[Any]] = field(default_factory=lambda: [[LATENCY, 1]])  # [[scenario, batch], ...]
+    warmup_s: float = 0.5
+    min_duration_s: float = 2.0
+    min_iterations: int = 200
+    max_cov: float = 0.25
+    max_duration_s: float | None = None
+    accuracy: bool = True
+    timing: bool = True
+    logits_out: str = ""  # where to save the accuracy pass's logits (.npy); "" = don't
+    memory_mb: int = 0  # RLIMIT_AS of the cell process, set by the launcher (benchmark.cell_memory_mb); 0 = none
+
+    @classmethod
+    def from_json(cls, text: str) -> CellSpec:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def run_cell(spec: CellSpec) -> dict[str, Any]:
+    """Everything the cell measures, as a JSON-able dict; never raises for backend/artifact problems."""
+    from backends.base import Unavailable
+    from common.errors import UserError
+
+    result: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "pid": os.getpid()}
+    try:
+        _run(spec, result)
+    except Unavailable as e:
+        result.update(status="unavailable", reason=str(e))
+    except UserError as e:
+        result.update(status="error", reason=str(e))
+    except Exception as e:  # a backend bug or runtime failure costs this cell only
+        result.update(status="error", reason=f"{type(e).__name__}: {first_line(e)}",
+                      traceback=traceback.format_exc()[-4000:])
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
+def _run(spec: CellSpec, result: dict[str, Any]) -> None:
+    from backends.artifact import load_artifact
+    from backends.base import BackendOptions
+    from backends.registry import get_backend_class
+    from common.errors import UserError
+    from harness.measure.faults import inject_fault
+
+    inject_fault(spec.backend)  # test hook: does nothing unless FER_BENCH_FAULT names this backend
+    bad = [b for b in spec.batch_sizes if int(b) <= 0]
+    if bad:
+        raise UserError(f"benchmark.batch_sizes: {bad} must be >= 1")
+    cls = get_backend_class(spec.backend)
+    avail = cls.probe()
+    result["versions"] = avail.versions
+    if not avail.available:
+        from backends.base import Unavailable
+
+        raise Unavailable(avail.reason)
+    artifact = load_artifact(spec.artifact)
+    images = np.load(spec.images, allow_pickle=False)
+    labels = np.load(spec.labels, allow_pickle=False)
+    want = artifact.manifest.get("input_shape")
+    if want is not None and list(images.shape[1:]) != list(want):
+        raise UserError(f"test images are {list(images.shape[1:])} but the model input is {list(want)} "
+                        f"(model.in_channels must match the data)")
+
+    options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
+                             scenario=LATENCY, extra=dict(spec.extra))
+    backend = cls()
+    with RssSampler(LOAD_INTERVAL_S) as load_rss:
+        t0 = time.perf_counter()
+        backend.load(artifact, options)
+        t1 = time.perf_counter()
+    result["load_memory"] = load_record(load_rss)
+    backend.infer(images[:1])
+    t2 = time.perf_counter()
+    result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
+                  loaded_bytes=int(backend.loaded_bytes()))
+    chunk = max(int(b) for b in spec.batch_sizes)
+    if spec.accuracy:
+        logits = _predict(backend, images, chunk, many=False)
+        result["metrics"] = _metrics(labels, logits)
+        if spec.logits_out:
+            _save_npy(Path(spec.logits_out), logits)
+    result["describe"] = _jsonable(backend.describe())
+    if not spec.timing:
+        backend.close()
+        return
+
+    tp_backend: Any = None  # a second instance compiled for throughput where the backend needs one
+    try:
+        for scenario, batch_size in spec.scenarios:
+            entry: dict[str, Any] = {"scenario": scenario, "batch_size": int(batch_size), "status": "ok", "reason": ""}
+            result["scenarios"].append(entry)
+            try:
+                if scenario == LATENCY:
+                    time_latency(spec, backend, images, entry)
+                    entry["describe"] = result["describe"]
+                    entry["gpu_timing"] = backend.timing_split(np.ascontiguousarray(images[:1]))
+                else:
+                    if cls.reload_per_scenario and tp_backend is None:
+                        tp_backend = cls()
+                        with RssSampler(LOAD_INTERVAL_S) as tp_rss:
+                            tp_backend.load(artifact, BackendOptions(
+                                threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                                extra=dict(spec.extra)))
+                        result["throughput_load_memory"] = load_record(tp_rss)
+                        if spec.accuracy:  # accuracy of the model that is actually timed
+                            tp_logits = _predict(tp_backend, images, chunk, many=True)
+                            result["throughput_metrics"] = _metrics(labels, tp_logits)
+                        result["throughput_describe"] = _jsonable(tp_backend.describe())
+                    runner = tp_backend or backend
+                    time_throughput(spec, runner, images, int(batch_size), entry)
+                    entry["gpu_timing"] = runner.timing_split(batch_from(images, int(batch_size)))
+                    entry["describe"] = result.get("throughput_describe", result["describe"])
+            except UserError as e:
+                entry.update(status="error", reason=str(e))
+            except Exception as e:
+                entry.update(status="error", reason=f"{type(e).__name__}: {first_line(e)}")
+    finally:
+        if tp_backend is not None:
+            tp_backend.close()
+        backend.close()
+
+
+def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.ndarray:
+    parts = [np.ascontiguousarray(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    outs = backend.infer_many(parts) if many else [backend.infer(p) for p in parts]
+    logits = np.concatenate([np.asarray(o, dtype=np.float32) for o in outs]) if outs else np.zeros((0, 7), np.float32)
+    if logits.shape[0] != len(images):
+        raise RuntimeError(f"backend returned {logits.shape[0]} rows of logits for {len(images)} images")
+    return logits
+
+
+def _metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    from fer.metrics import classification_metrics  # numpy only: no torch in a non-torch cell
+
+    return classification_metrics(labels, logits.argmax(axis=1)).to_dict()
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".npy")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m harness.measure.cell SPEC.json OUT.json\n")
+        return 2
+    spec = CellSpec.from_json(Path(args[0]).read_text(encoding="utf-8"))
+    result = run_cell(spec)
+    write_json_atomic(Path(args[1]), result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

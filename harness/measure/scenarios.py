@@ -1,0 +1,67 @@
+"""The timed scenarios of a cell: latency (batch 1, synchronous `infer`) and throughput (batched `infer_many`
+with as many requests in flight as the backend keeps). Never quote per-request latency from the throughput loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.measure.memory import RssSampler
+from harness.measure.trackers import NoiseProbe
+
+LATENCY, THROUGHPUT = "latency", "throughput"
+MIN_THROUGHPUT_ROUNDS = 10
+
+
+def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, Any]) -> None:
+    from harness.measure.loop import timed_loop, warmup
+
+    x = np.ascontiguousarray(images[:1])
+
+    def call() -> None:
+        backend.infer(x)
+
+    w0 = time.perf_counter()
+    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
+    entry["warmup_s"] = time.perf_counter() - w0
+    probe = NoiseProbe()
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
+    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
+                 requests_in_flight=1, min_samples=spec.min_iterations, noise=probe.finish())
+
+
+def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, entry: dict[str, Any]) -> None:
+    from harness.measure.loop import timed_loop, warmup
+
+    if batch <= 0:
+        from common.errors import UserError
+
+        raise UserError(f"batch size {batch}: must be >= 1")
+    k = max(1, int(backend.preferred_requests()))
+    batches = [batch_from(images, batch, offset=i * batch) for i in range(k)]
+
+    def call() -> None:
+        backend.infer_many(batches)
+
+    per_round = k * batch
+    rounds = max(math.ceil(spec.min_iterations / per_round), min(MIN_THROUGHPUT_ROUNDS, spec.min_iterations))
+    w0 = time.perf_counter()
+    entry["warmup_iterations"] = warmup(call, spec.warmup_s)
+    entry["warmup_s"] = time.perf_counter() - w0
+    probe = NoiseProbe()
+    with RssSampler() as rss:
+        t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
+    entry["steady_rss_bytes"] = rss.median
+    entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
+                 requests_in_flight=k, min_samples=rounds, noise=probe.finish())
+
+
+def batch_from(images: np.ndarray, batch: int, offset: int = 0) -> np.ndarray:
+    idx = (np.arange(batch) + offset) % len(images)
+    return np.ascontiguousarray(images[idx])

@@ -1,0 +1,378 @@
+"""The benchmark grid: backends x variants in `benchmark.rounds` rounds, one fresh subprocess
+(`python -m harness.measure.cell`) per cell per round.
+
+Randomized interleaved trials (Abedi & Brecht, ICPE 2017; asv `rounds`; Google Benchmark random
+interleaving): each round runs every cell once, in an order shuffled per round with `benchmark.round_seed`
+(recorded in the results), so a slow spell of the machine hits different cells in different rounds instead
+of one cell in full. Each process times `min_duration_s / rounds` (and `min_iterations / rounds`, at least the
+100 a p99 needs), so R rounds cost about one long process of timing (plus R fixed costs, measured and
+reported). The accuracy pass runs in the first round only.
+A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
+row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
+are medians over processes with bootstrap intervals (common.stats.intervals). After the grid,
+every backend's test-split logits are compared with the PyTorch reference of the same variant (top-1
+agreement, max |delta logit|). `run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS);
+with `run_dir` it also writes run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import secrets
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.registry import check_name, probe, resolve_config
+from common.atomic import write_json_atomic
+from common.config import Config
+from common.errors import UserError
+from common.results import ROW_FIELDS, SCHEMA_VERSION
+from common.stats.intervals import bimodal, median_ci, robust_cov
+from fer.data import FerData
+from harness.measure.agreement import agreement_rows, reference_is_cell
+from harness.measure.evidence import attach_agreement, row_labels
+from harness.measure.fingerprint import fingerprint
+from harness.measure.launcher import cell_spec, run_cell_subprocess, scenarios
+from harness.measure.loop import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
+from harness.measure.memory import phase_memory
+from harness.measure.roofline import attach_roofline, measure_peaks
+from harness.measure.scenarios import LATENCY, THROUGHPUT
+from harness.measure.trackers import noisy_reason
+
+Progress = Callable[[str], None]
+
+
+def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: list[str] | None = None,
+             run_dir: Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every backend x variant cell of `cfg.benchmark` on `data.test`; return the results dict."""
+    say = progress or (lambda _msg: None)
+    cfg = resolve_config(cfg)
+    names = [check_name(b) for b in (backends or cfg.benchmark.backends)]
+    bad = [b for b in cfg.benchmark.batch_sizes if int(b) <= 0]
+    if bad:
+        raise UserError(f"benchmark.batch_sizes = {cfg.benchmark.batch_sizes}: every batch size must be >= 1")
+    variants = list(cfg.benchmark.variants)
+    run_id = run_dir.name if run_dir is not None else new_run_id()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    config = cfg.to_dict()
+    sections = [s for s in config if s not in ("store", "machine")]  # where, not what, is measured
+    say("measuring harness overhead")
+    overhead = harness_overhead_us()
+    rows: list[dict[str, Any]] = []
+    logits: dict[tuple[str, str], Path] = {}
+    labels_of: dict[tuple[str, str], str] = {}
+    avail = {n: probe(n) for n in names}
+    cells = [(b, v) for b in names for v in variants]
+    b = cfg.benchmark
+    n_rounds = int(b.rounds)
+    per_process = per_process_config(cfg)
+    rng = random.Random(b.round_seed)
+    orders: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
+        work = Path(tmp)
+        images_path, labels_path = work / "test_images.npy", work / "test_labels.npy"
+        np.save(images_path, data.test.as_float())
+        np.save(labels_path, np.asarray(data.test.labels, dtype=np.int64))
+        log_dir = (run_dir / "cells") if run_dir is not None else work / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        runnable: list[tuple[str, str]] = []
+        for backend, variant in cells:
+            a = avail[backend]
+            if not a.available:
+                rows += _failed_rows(cfg, backend, variant, artifacts, "unavailable", a.reason)
+                say(f"{backend} {variant}: unavailable ({a.reason})")
+            elif variant not in artifacts:
+                reason = f"no artifact for variant {variant!r}; available: {', '.join(sorted(artifacts)) or 'none'}"
+                rows += _failed_rows(cfg, backend, variant, artifacts, "error", reason)
+                say(f"{backend} {variant}: error ({reason})")
+            else:
+                runnable.append((backend, variant))
+        procs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in runnable}
+        for rnd in range(n_rounds):
+            order = [c for c in runnable if rnd == 0 or procs[c][0]["result"].get("status") == "ok"]
+            rng.shuffle(order)
+            orders.append([f"{bk}/{v}" for bk, v in order])
+            for i, (backend, variant) in enumerate(order, 1):
+                prefix = f"[round {rnd + 1}/{n_rounds}, {i}/{len(order)}] {backend} {variant}"
+                stem = f"{backend}__{variant}" + (f"__r{rnd}" if rnd else "")
+                out_logits = work / f"{backend}__{variant}.logits.npy"
+                spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits)
+                if rnd > 0:  # accuracy and logits come from the first round's process only
+                    spec = dataclasses.replace(spec, accuracy=False, logits_out="")
+                started = datetime.now(UTC).isoformat(timespec="seconds")
+                result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads)
+                procs[(backend, variant)].append({"round": rnd, "started": started, "result": result})
+                if rnd == 0 and result.get("status") == "ok" and out_logits.is_file():
+                    logits[(backend, variant)] = out_logits
+                    labels_of[(backend, variant)] = str(result.get("describe", {}).get("label", ""))
+                why = f" ({result.get('reason')})" if result.get("reason") else ""
+                say(f"{prefix}: {result.get('status')}{why}")
+        for backend, variant in runnable:
+            new_rows = _rows_from_cell(cfg, backend, variant, artifacts, procs[(backend, variant)])
+            rows += new_rows
+            say(f"{backend} {variant}: {_summary(new_rows)}")
+        agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
+                               work, log_dir, say)
+    references = {v: "torch-eager" for v in variants if reference_is_cell(cfg, v, logits, labels_of)}
+    attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32)
+    peaks = _machine_peak(cfg, say)
+    attach_roofline(rows, peaks)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created": created,
+        "fingerprint": fingerprint(config),
+        "config": config,
+        "config_hash": cfg.section_hash(*sections),
+        "dataset": data.name,
+        "synthetic": bool(data.synthetic),
+        "harness_overhead_us": overhead,
+        "rounds": {"count": n_rounds, "seed": int(b.round_seed), "order": orders},
+        "results": rows,
+        "agreement": agreement,
+        "machine_peak_gmac_per_s": peaks,
+    }
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "results.json", results)
+    return results
+
+
+def per_process_iterations(min_iterations: int, rounds: int) -> int:
+    """The iteration floor of one process: the cell's floor split over the rounds, but never below what a p99
+    needs (P99_MIN_SAMPLES) nor above the configured floor."""
+    return min(int(min_iterations), max(P99_MIN_SAMPLES, math.ceil(int(min_iterations) / max(1, rounds))))
+
+
+def _machine_peak(cfg: Config, say: Progress) -> dict[str, float]:
+    """The machine's peak GMAC/s per precision at the benchmark's thread count ({} when switched off)."""
+    if not cfg.benchmark.roofline:
+        return {}
+    say(f"measuring the machine's peak GMAC/s per precision ({cfg.benchmark.threads} threads)")
+    return measure_peaks(cfg.benchmark.threads)
+
+
+def new_run_id() -> str:
+    """UTC timestamp plus a random suffix, e.g. 20260101T120000Z-3fa2b1."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+# ---- rows ----------------------------------------------------------------------------------------------
+def _static(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: manifest.get(k) for k in ("storage_bytes", "storage_mb", "compression_ratio", "params",
+                                          "nonzero_params", "gmac")}
+
+
+def _manifest(artifacts: dict[str, Path], variant: str) -> dict[str, Any]:
+    path = artifacts.get(variant)
+    if path is None:
+        return {}
+    try:
+        return dict(json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _empty_row(backend: str, variant: str, scenario: str, batch: int, manifest: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
+    row.update(backend=backend, variant=variant, scenario=scenario, batch_size=batch, status="error", reason="",
+               precision=manifest.get("precision"), valid=False, invalid_reasons=[], samples_ms=[], describe={},
+               **_static(manifest))
+    return row
+
+
+def _failed_rows(cfg: Config, backend: str, variant: str, artifacts: dict[str, Path], status: str,
+                 reason: str) -> list[dict[str, Any]]:
+    manifest = _manifest(artifacts, variant)
+    rows = []
+    for scenario, batch in scenarios(cfg):
+        row = _empty_row(backend, variant, scenario, batch, manifest)
+        row.update(status=status, reason=reason, invalid_reasons=[reason])
+        rows.append(row)
+    return rows
+
+
+def per_process_config(cfg: Config) -> Config:
+    """The config one process of a cell runs with: R rounds share the timed duration and iteration floor."""
+    b = cfg.benchmark
+    n = int(b.rounds)
+    return dataclasses.replace(cfg, benchmark=dataclasses.replace(
+        b, min_duration_s=b.min_duration_s / n, min_iterations=per_process_iterations(b.min_iterations, n)))
+
+
+def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str, Path],
+                    procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first)."""
+    first: dict[str, Any] = procs[0]["result"] if procs else {"status": "error", "reason": "no process ran"}
+    status = str(first.get("status", "error"))
+    if status != "ok":
+        return _failed_rows(cfg, backend, variant, artifacts, status, str(first.get("reason", "")))
+    manifest = _manifest(artifacts, variant)
+    rows = []
+    b = cfg.benchmark
+    per_process_s = b.min_duration_s / max(1, int(b.rounds))
+    for scenario, batch in scenarios(cfg):
+        row = _empty_row(backend, variant, scenario, batch, manifest)
+        throughput_model = scenario == THROUGHPUT and "throughput_metrics" in first
+        metrics = first.get("throughput_metrics" if throughput_model else "metrics") or {}
+        found: list[dict[str, Any]] = []
+        failed: list[str] = []
+        for p in procs:
+            res = p["result"]
+            entry = next((e for e in res.get("scenarios", []) if (e.get("scenario"), int(e.get("batch_size", 0)))
+                          == (scenario, batch)), None)
+            if res.get("status") != "ok" or entry is None or entry.get("status") != "ok":
+                why = (entry or {}).get("reason") or res.get("reason") or f"no {scenario} batch {batch} measurement"
+                failed.append(f"round {p['round'] + 1}: {res.get('status')}: {why}")
+                continue
+            found.append({**p, "entry": entry})
+        entry0 = found[0]["entry"] if found else {}
+        desc: dict[str, Any] = dict(entry0.get("describe") or first.get("describe") or {})
+        row.update(
+            status="ok", cold_start_ms=first.get("cold_start_ms"), peak_rss_bytes=first.get("peak_rss_bytes"),
+            loaded_bytes=first.get("loaded_bytes"), file_bytes=first.get("loaded_bytes"), describe=desc,
+            device=desc.get("device"), label=desc.get("label"), memory=phase_memory(first, scenario, batch),
+            gpu_timing=entry0.get("gpu_timing"), **row_labels(manifest.get("precision"), desc),
+            int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
+            accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
+        )
+        if not found:
+            row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
+                       "measurement")
+        else:
+            row.update(derive_rounds(found, per_process_s, b.max_cov, row.get("gmac")))
+            if failed:
+                row["invalid_reasons"] = [*row["invalid_reasons"], *failed]
+                row["valid"] = False
+            row["describe"] = {**desc, "harness": {k: entry0.get(k) for k in (
+                "requests_in_flight", "images_per_sample", "warmup_iterations", "min_samples", "capped")}}
+        if row["status"] != "ok":
+            row.update(valid=False, invalid_reasons=[row["reason"]])
+        rows.append(row)
+    return rows
+
+
+def fixed_cost_s(result: dict[str, Any]) -> float | None:
+    """What a process costs beyond its warm-up and timed loops: interpreter start, imports, data load,
+    compile, accuracy pass, exit (the launcher's wall time minus every scenario's warm-up and timed seconds)."""
+    wall = result.get("cell_wall_s")
+    if not isinstance(wall, int | float):
+        return None
+    timed = sum(float(e.get("duration_s", 0.0)) + float(e.get("warmup_s", 0.0)) for e in result.get("scenarios", []))
+    return max(0.0, float(wall) - timed)
+
+
+def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, latency: bool) -> dict[str, Any]:
+    entry = p["entry"]
+    samples = [float(s) for s in entry.get("samples_ms", [])]
+    stats = Stats.from_samples(samples) if samples else None
+    timing = Timing(samples, float(entry.get("duration_s", 0.0)), bool(entry.get("capped", False)))
+    valid, reasons = verdict(timing, min_duration_s, int(entry.get("min_samples", 1)), max_cov,
+                             need_p99=latency, stats=stats)
+    noise = dict(entry.get("noise") or {})
+    if "other_cpu_fraction" in entry and "other_cpu_fraction" not in noise:  # cells of older harness versions
+        noise["other_cpu_fraction"] = entry["other_cpu_fraction"]
+    per_sample = int(entry.get("images_per_sample", 1))
+    return {
+        "round": int(p.get("round", 0)), "started": p.get("started"), "n": len(samples),
+        "p50_ms": stats.p50 if stats else None, "p90_ms": stats.p90 if stats else None,
+        "p99_ms": stats.p99 if stats else None, "rcov": stats.rcov if stats else None,
+        "fps": per_sample * len(samples) / (sum(samples) / 1e3) if samples and sum(samples) > 0 else None,
+        "duration_s": timing.duration_s, "valid": valid, "invalid_reasons": reasons,
+        "steal_fraction": noise.get("steal_fraction"), "other_cpu_fraction": noise.get("other_cpu_fraction"),
+        "cpu_mhz": noise.get("cpu_mhz"), "loadavg_1m": noise.get("loadavg_1m"),
+        "cpus_allowed": noise.get("cpus_allowed"), "noisy": noisy_reason(noise),
+        "fixed_s": fixed_cost_s(p.get("result") or {}),
+    }
+
+
+def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: float,
+                  gmac: float | None) -> dict[str, Any]:
+    """Every timing number of a row, recomputed from the raw samples of its processes (`procs`: dicts with
+    `entry`, the cell's scenario entry, and optionally round/started/result).
+
+    `samples_ms` is every process's samples concatenated in round order (`rounds[i].n` splits them back).
+    A process marked noisy (steal or foreign load, harness.measure.trackers) is kept but left out of the estimate,
+    unless every process is noisy (then all are used and the row is INVALID). Headline p50 and p99 are the
+    medians of the used processes' p50 and p99, with 95% bootstrap intervals over processes; the other
+    latency_ms fields describe the used processes' samples pooled. throughput_fps is the median per-process
+    rate. latency_ms is set for latency rows and single-request throughput rows only, never from a
+    multi-request run.
+    """
+    if not procs:
+        return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0}
+    entry0 = procs[0]["entry"]
+    latency = entry0["scenario"] == LATENCY
+    in_flight = int(entry0.get("requests_in_flight", 1))
+    rounds = [_process_round(p, min_duration_s, max_cov, latency) for p in procs]
+    samples_all = [float(s) for p in procs for s in p["entry"].get("samples_ms", [])]
+    if not samples_all:
+        return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0,
+                "rounds": rounds}
+    used = [i for i, r in enumerate(rounds) if not r["noisy"] and r["n"]]
+    reasons: list[str] = []
+    if not used:
+        used = [i for i, r in enumerate(rounds) if r["n"]]
+        reasons.append(f"every process was noisy, e.g. {rounds[0]['noisy']}")
+    for i in used:
+        reasons += [f"round {rounds[i]['round'] + 1}: {x}" for x in rounds[i]["invalid_reasons"]]
+    pooled = [float(s) for i in used for s in procs[i]["entry"].get("samples_ms", [])]
+    stats = Stats.from_samples(pooled).to_dict()
+    p50s = [float(rounds[i]["p50_ms"]) for i in used]
+    p99s = [float(rounds[i]["p99_ms"]) for i in used]
+    stats["p50"], stats["p99"] = float(np.median(p50s)), float(np.median(p99s))
+    fps = float(np.median([float(rounds[i]["fps"]) for i in used if rounds[i]["fps"]]))
+    p50_ci, p99_ci = median_ci(p50s), median_ci(p99s)
+    return {
+        "latency_ms": stats if (latency or in_flight == 1) else None,
+        "throughput_fps": fps,
+        "n_samples": len(samples_all),
+        "duration_s": float(sum(r["duration_s"] for r in rounds)),
+        "valid": not reasons,
+        "invalid_reasons": reasons,
+        "samples_ms": samples_all,
+        "gmac_per_s": (gmac * fps) if gmac else None,
+        "rounds": rounds,
+        "p50_ci_ms": list(p50_ci) if p50_ci else None,
+        "p99_ci_ms": list(p99_ci) if p99_ci else None,
+        "round_cov": robust_cov(p50s),
+        "bimodal": bimodal(p50s),
+        "noisy_rounds": sum(1 for r in rounds if r["noisy"]),
+        "fixed_cost_s": _median_or_none([r["fixed_s"] for r in rounds]),
+    }
+
+
+def derive_timing(entry: dict[str, Any], min_duration_s: float, max_cov: float,
+                  gmac: float | None) -> dict[str, Any]:
+    """The timing numbers of one process's scenario entry (a one-round cell)."""
+    return derive_rounds([{"entry": entry}], min_duration_s, max_cov, gmac)
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, int | float)]
+    return float(np.median(vals)) if vals else None
+
+
+def _summary(rows: list[dict[str, Any]]) -> str:
+    lat = next((r for r in rows if r["scenario"] == LATENCY), None)
+    if lat is None or lat["status"] != "ok":
+        return f"{rows[0]['status'] if rows else 'error'} ({(rows[0]['reason'] if rows else '')})"
+    p50 = (lat.get("latency_ms") or {}).get("p50")
+    ci = lat.get("p50_ci_ms")
+    ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    best = max((r.get("throughput_fps") or 0.0) for r in rows)
+    acc = lat.get("accuracy")
+    acc_txt = f", acc {acc:.3f}" if acc is not None else ""
+    valid = "VALID" if lat.get("valid") else "INVALID"
+    n = len(lat.get("rounds") or [])
+    return f"ok, p50 {p50:.3f}{ci_txt} ms over {n} process(es) ({valid}), best {best:.0f} img/s{acc_txt}"
+
+
