@@ -194,7 +194,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
     from backends.registry import check_name, resolve_config
     from harness.measure.fingerprint import fingerprint
     from harness.measure.launcher import cell_spec
-    from harness.orchestrate.runner import _failed_rows, _rows_from_cell, _summary, new_run_id, per_process_config
+    from harness.orchestrate.runner import _failed_rows, _rows_from_cell, _summary, cell_settings, new_run_id
 
     say = progress or (lambda _msg: None)
     ray = import_ray()
@@ -240,13 +240,13 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
             say(f"target {t}: machine {info['machine_id']} ({info['hostname']})")
         pending: dict[Any, tuple[tuple[str, str, str], int]] = {}
         rows_by_cell: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        per_process = per_process_config(cfg)
+        per_process = cell_settings(cfg)
         rng = random.Random(cfg.benchmark.round_seed)
         cells = [(t, bk, v) for t in targets for bk in names for v in cfg.benchmark.variants]
         for key in cells:
             if key[2] not in artifacts:
                 reason = f"no artifact for variant {key[2]!r}"
-                rows_by_cell[key] = _failed_rows(cfg, key[1], key[2], artifacts, "error", reason)
+                rows_by_cell[key] = _failed_rows(per_process, key[1], key[2], artifacts, "error", reason)
         runnable = [k for k in cells if k not in rows_by_cell]
         # Rounds as on one machine: every cell once per round in a fresh process, the order shuffled per round
         # (a node's one benchmark slot runs its tasks one at a time, roughly in submission order).
@@ -300,7 +300,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
         if node.get("machine_id"):
             machines.setdefault(node["machine_id"], {"fingerprint": node.get("fingerprint"), "target": t,
                                                      "hostname": node.get("hostname")})
-        rows = _rows_from_cell(cfg, backend, variant, artifacts, procs)
+        rows = _rows_from_cell(per_process, backend, variant, artifacts, procs)
         rows_by_cell[key] = rows
         say(f"{t} {backend} {variant}: {_summary(rows)}")
     rows_out: list[dict[str, Any]] = []

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from common.atomic import write_bytes_atomic, write_json_atomic
-from common.config import Config
 from common.results import REFERENCE_BACKEND
-from harness.measure.launcher import backend_extra, cell_spec, run_cell_subprocess
+from harness.measure.launcher import cell_spec, run_cell_subprocess
+from harness.measure.settings import CellSettings
 
 Progress = Callable[[str], None]
 
 
-def agreement_rows(cfg: Config, variants: list[str], names: list[str], artifacts: dict[str, Path],
+def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artifacts: dict[str, Path],
                logits: dict[tuple[str, str], Path], labels_of: dict[tuple[str, str], str], images: Path,
                labels: Path, work: Path, log_dir: Path, say: Progress) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
@@ -33,11 +33,11 @@ def agreement_rows(cfg: Config, variants: list[str], names: list[str], artifacts
         if not others:
             continue
         ref_name, ref_path = None, None
-        if reference_is_cell(cfg, variant, logits, labels_of):
+        if reference_is_cell(s, variant, logits, labels_of):
             ref_name, ref_path = REFERENCE_BACKEND, logits[(REFERENCE_BACKEND, variant)]
         else:
-            extra = {**backend_extra(cfg, REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
-            cached = reference_cache_path(cfg, artifacts[variant], images, extra)
+            extra = {**s.options(REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
+            cached = reference_cache_path(Path(s.cache_dir), artifacts[variant], images, extra)
             meta_path = cached.with_suffix(".json") if cached else None
             if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
                 label = str(json.loads(meta_path.read_text(encoding="utf-8")).get("label", "fp32"))
@@ -46,10 +46,10 @@ def agreement_rows(cfg: Config, variants: list[str], names: list[str], artifacts
             else:
                 say(f"reference {variant}: computing the PyTorch reference logits")
                 out = work / f"reference__{variant}.logits.npy"
-                spec = cell_spec(cfg, REFERENCE_BACKEND, artifacts[variant], images, labels, out, timing=False,
+                spec = cell_spec(s, REFERENCE_BACKEND, artifacts[variant], images, labels, out, timing=False,
                                  extra=extra)
-                result = run_cell_subprocess(spec, work / f"reference__{variant}", cfg.benchmark.cell_timeout_s,
-                                             log_dir / f"reference__{variant}.log", cfg.benchmark.threads)
+                result = run_cell_subprocess(spec, work / f"reference__{variant}", s.timeout_s,
+                                             log_dir / f"reference__{variant}.log", s.threads)
                 if result.get("status") != "ok" or not out.is_file():
                     say(f"reference {variant}: failed ({result.get('reason', '')})")
                     continue
@@ -66,7 +66,7 @@ def agreement_rows(cfg: Config, variants: list[str], names: list[str], artifacts
     return rows
 
 
-def reference_cache_path(cfg: Config, artifact: Path, images: Path, extra: dict[str, Any]) -> Path | None:
+def reference_cache_path(cache_dir: Path, artifact: Path, images: Path, extra: dict[str, Any]) -> Path | None:
     """Where the reference logits of (artifact files, test images, reference settings) are cached; None when
     the artifact's manifest lists no file hashes (nothing safe to key on)."""
     try:
@@ -82,7 +82,7 @@ def reference_cache_path(cfg: Config, artifact: Path, images: Path, extra: dict[
     with Path(images).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return Path(cfg.store.cache_dir) / "reference-logits" / f"{h.hexdigest()[:24]}.npy"
+    return Path(cache_dir) / "reference-logits" / f"{h.hexdigest()[:24]}.npy"
 
 
 def _store_reference(src: Path, dest: Path, meta_path: Path, label: str) -> None:
@@ -92,13 +92,13 @@ def _store_reference(src: Path, dest: Path, meta_path: Path, label: str) -> None
     write_json_atomic(meta_path, {"label": label})
 
 
-def reference_is_cell(cfg: Config, variant: str, logits: dict[tuple[str, str], Path],
+def reference_is_cell(s: CellSettings, variant: str, logits: dict[tuple[str, str], Path],
                       labels_of: dict[tuple[str, str], str]) -> bool:
     """True when torch-eager's own cell of `variant` ran the reference computation (CPU, fp32 or fake-quant)."""
     from backends.torch_model import FAKE_QUANT_LABEL
 
     te = (REFERENCE_BACKEND, variant)
-    on_cpu = cfg.backends[REFERENCE_BACKEND]["device"] == "cpu"
+    on_cpu = s.options(REFERENCE_BACKEND).get("device", "cpu") == "cpu"
     return te in logits and on_cpu and labels_of.get(te, "") in ("fp32", FAKE_QUANT_LABEL)
 
 

@@ -1,4 +1,5 @@
-"""How one cell runs: its spec from the config, and a fresh interpreter (`python -m harness.measure.cell`) per cell.
+"""How one cell runs: its spec from the cell settings, and a fresh interpreter per cell
+(`python -m harness.measure.cell`).
 
 A fresh process per cell keeps runtimes' thread pools apart and turns a crash or hang into one failed cell:
 the process group is killed on timeout, and a missing result file becomes status error with the log's last line.
@@ -17,28 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common.config import Config
 from harness.measure.cell import CellSpec
-from harness.measure.scenarios import LATENCY, THROUGHPUT
+from harness.measure.settings import CellSettings
 
 
-def backend_extra(cfg: Config, backend: str) -> dict[str, Any]:
-    return dict(cfg.backends[backend])
-
-
-def scenarios(cfg: Config) -> list[list[Any]]:
-    return [[LATENCY, 1]] + [[THROUGHPUT, int(b)] for b in cfg.benchmark.batch_sizes]
-
-
-def cell_spec(cfg: Config, backend: str, artifact: Path, images: Path, labels: Path, logits_out: Path,
-          timing: bool = True, extra: dict[str, Any] | None = None) -> CellSpec:
-    b = cfg.benchmark
+def cell_spec(s: CellSettings, backend: str, artifact: Path, images: Path, labels: Path, logits_out: Path,
+              timing: bool = True, extra: dict[str, Any] | None = None) -> CellSpec:
+    """The spec file a cell process reads: one backend on one artifact, measured as `s` says."""
     return CellSpec(
-        backend=backend, artifact=str(artifact), images=str(images), labels=str(labels), threads=b.threads,
-        batch_sizes=[int(x) for x in b.batch_sizes], extra=extra if extra is not None else backend_extra(cfg, backend),
-        scenarios=scenarios(cfg), warmup_s=b.warmup_s, min_duration_s=b.min_duration_s,
-        min_iterations=b.min_iterations, max_cov=b.max_cov, accuracy=b.accuracy or not timing, timing=timing,
-        logits_out=str(logits_out), memory_mb=b.cell_memory_mb,
+        backend=backend, artifact=str(artifact), images=str(images), labels=str(labels), threads=s.threads,
+        batch_sizes=list(s.batch_sizes), extra=extra if extra is not None else s.options(backend),
+        scenarios=s.scenarios(), warmup_s=s.warmup_s, min_duration_s=s.min_duration_s,
+        min_iterations=s.min_iterations, max_cov=s.max_cov, accuracy=s.accuracy or not timing, timing=timing,
+        logits_out=str(logits_out), memory_mb=s.memory_mb,
     )
 
 

@@ -40,11 +40,12 @@ from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
 from harness.measure.evidence import attach_agreement, row_labels
 from harness.measure.fingerprint import fingerprint
-from harness.measure.launcher import cell_spec, run_cell_subprocess, scenarios
+from harness.measure.launcher import cell_spec, run_cell_subprocess
 from harness.measure.loop import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
 from harness.measure.memory import phase_memory
 from harness.measure.roofline import attach_roofline, measure_peaks
 from harness.measure.scenarios import LATENCY, THROUGHPUT
+from harness.measure.settings import CellSettings
 from harness.measure.trackers import noisy_reason
 
 Progress = Callable[[str], None]
@@ -73,7 +74,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     cells = [(b, v) for b in names for v in variants]
     b = cfg.benchmark
     n_rounds = int(b.rounds)
-    per_process = per_process_config(cfg)
+    per_process = cell_settings(cfg)
     rng = random.Random(b.round_seed)
     orders: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
@@ -87,11 +88,11 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         for backend, variant in cells:
             a = avail[backend]
             if not a.available:
-                rows += _failed_rows(cfg, backend, variant, artifacts, "unavailable", a.reason)
+                rows += _failed_rows(per_process, backend, variant, artifacts, "unavailable", a.reason)
                 say(f"{backend} {variant}: unavailable ({a.reason})")
             elif variant not in artifacts:
                 reason = f"no artifact for variant {variant!r}; available: {', '.join(sorted(artifacts)) or 'none'}"
-                rows += _failed_rows(cfg, backend, variant, artifacts, "error", reason)
+                rows += _failed_rows(per_process, backend, variant, artifacts, "error", reason)
                 say(f"{backend} {variant}: error ({reason})")
             else:
                 runnable.append((backend, variant))
@@ -116,12 +117,12 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 why = f" ({result.get('reason')})" if result.get("reason") else ""
                 say(f"{prefix}: {result.get('status')}{why}")
         for backend, variant in runnable:
-            new_rows = _rows_from_cell(cfg, backend, variant, artifacts, procs[(backend, variant)])
+            new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)])
             rows += new_rows
             say(f"{backend} {variant}: {_summary(new_rows)}")
-        agreement = agreement_rows(cfg, variants, names, artifacts, logits, labels_of, images_path, labels_path,
+        agreement = agreement_rows(per_process, variants, names, artifacts, logits, labels_of, images_path, labels_path,
                                work, log_dir, say)
-    references = {v: "torch-eager" for v in variants if reference_is_cell(cfg, v, logits, labels_of)}
+    references = {v: "torch-eager" for v in variants if reference_is_cell(per_process, v, logits, labels_of)}
     attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32)
     peaks = _machine_peak(cfg, say)
     attach_roofline(rows, peaks)
@@ -189,37 +190,40 @@ def _empty_row(backend: str, variant: str, scenario: str, batch: int, manifest: 
     return row
 
 
-def _failed_rows(cfg: Config, backend: str, variant: str, artifacts: dict[str, Path], status: str,
+def _failed_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path], status: str,
                  reason: str) -> list[dict[str, Any]]:
     manifest = _manifest(artifacts, variant)
     rows = []
-    for scenario, batch in scenarios(cfg):
+    for scenario, batch in s.scenarios():
         row = _empty_row(backend, variant, scenario, batch, manifest)
         row.update(status=status, reason=reason, invalid_reasons=[reason])
         rows.append(row)
     return rows
 
 
-def per_process_config(cfg: Config) -> Config:
-    """The config one process of a cell runs with: R rounds share the timed duration and iteration floor."""
+def cell_settings(cfg: Config) -> CellSettings:
+    """What one process of a cell needs from the config: R rounds share the timed duration and iteration floor."""
     b = cfg.benchmark
     n = int(b.rounds)
-    return dataclasses.replace(cfg, benchmark=dataclasses.replace(
-        b, min_duration_s=b.min_duration_s / n, min_iterations=per_process_iterations(b.min_iterations, n)))
+    return CellSettings(
+        threads=int(b.threads), batch_sizes=tuple(int(x) for x in b.batch_sizes), warmup_s=float(b.warmup_s),
+        min_duration_s=b.min_duration_s / n, min_iterations=per_process_iterations(b.min_iterations, n),
+        max_cov=float(b.max_cov), accuracy=bool(b.accuracy), timeout_s=float(b.cell_timeout_s),
+        memory_mb=int(b.cell_memory_mb), backend_options={k: dict(v) for k, v in cfg.backends.items()},
+        cache_dir=str(cfg.store.cache_dir))
 
 
-def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str, Path],
+def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path],
                     procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first)."""
     first: dict[str, Any] = procs[0]["result"] if procs else {"status": "error", "reason": "no process ran"}
     status = str(first.get("status", "error"))
     if status != "ok":
-        return _failed_rows(cfg, backend, variant, artifacts, status, str(first.get("reason", "")))
+        return _failed_rows(s, backend, variant, artifacts, status, str(first.get("reason", "")))
     manifest = _manifest(artifacts, variant)
     rows = []
-    b = cfg.benchmark
-    per_process_s = b.min_duration_s / max(1, int(b.rounds))
-    for scenario, batch in scenarios(cfg):
+    per_process_s = s.min_duration_s
+    for scenario, batch in s.scenarios():
         row = _empty_row(backend, variant, scenario, batch, manifest)
         throughput_model = scenario == THROUGHPUT and "throughput_metrics" in first
         metrics = first.get("throughput_metrics" if throughput_model else "metrics") or {}
@@ -248,7 +252,7 @@ def _rows_from_cell(cfg: Config, backend: str, variant: str, artifacts: dict[str
             row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
                        "measurement")
         else:
-            row.update(derive_rounds(found, per_process_s, b.max_cov, row.get("gmac")))
+            row.update(derive_rounds(found, per_process_s, s.max_cov, row.get("gmac")))
             if failed:
                 row["invalid_reasons"] = [*row["invalid_reasons"], *failed]
                 row["valid"] = False

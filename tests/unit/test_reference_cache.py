@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import load_config
 from harness.measure.agreement import _store_reference, reference_cache_path
 
 
@@ -18,23 +17,23 @@ def _artifact(root: Path, sha: str) -> Path:
 
 
 def test_key_follows_artifact_hashes_images_and_settings(tmp_path: Path) -> None:
-    cfg = load_config(None, [f"store.cache_dir={json.dumps(str(tmp_path / 'cache'))}"])
+    cache = tmp_path / "cache"
     images = tmp_path / "images.npy"
     np.save(images, np.zeros((4, 1, 48, 48), np.float32))
     a = _artifact(tmp_path / "a", "aa" * 32)
     same_files = _artifact(tmp_path / "elsewhere", "aa" * 32)
     other = _artifact(tmp_path / "b", "bb" * 32)
     extra = {"device": "cpu", "int8_mode": "fake-quant"}
-    key = reference_cache_path(cfg, a, images, extra)
+    key = reference_cache_path(cache, a, images, extra)
     assert key is not None and key.parent == tmp_path / "cache" / "reference-logits"
-    assert reference_cache_path(cfg, same_files, images, extra) == key  # same files, other directory: a hit
-    assert reference_cache_path(cfg, other, images, extra) != key
-    assert reference_cache_path(cfg, a, images, {**extra, "int8_mode": "native"}) != key
+    assert reference_cache_path(cache, same_files, images, extra) == key  # same files, other directory: a hit
+    assert reference_cache_path(cache, other, images, extra) != key
+    assert reference_cache_path(cache, a, images, {**extra, "int8_mode": "native"}) != key
     np.save(images, np.ones((4, 1, 48, 48), np.float32))
-    assert reference_cache_path(cfg, a, images, extra) != key
+    assert reference_cache_path(cache, a, images, extra) != key
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "manifest.json").write_text("{}")
-    assert reference_cache_path(cfg, tmp_path / "c", images, extra) is None  # no hashes: never cached
+    assert reference_cache_path(cache, tmp_path / "c", images, extra) is None  # no hashes: never cached
 
 
 def test_stored_reference_round_trips(tmp_path: Path) -> None:
