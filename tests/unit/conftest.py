@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-# p50 latency at batch 1 in ms per (backend, variant), close to what DESIGN.md measured on this machine
+# p50 latency at batch 1 in ms per (backend, variant), close to what was measured on a 2-core CPU
 BASE_P50_MS: dict[tuple[str, str], float] = {
     ("torch-eager", "dense-fp32"): 11.0, ("torch-eager", "l1-fp32"): 3.1,
     ("torch-eager", "dense-int8"): 14.0, ("torch-eager", "l1-int8"): 4.2,
