@@ -45,6 +45,7 @@ class Reference:
 
     name: str
     path: Path
+    cell: str = ""  # the backend whose own timed cell computed them ("" for a separate reference process)
 
 
 def reference_backend(artifact: Path) -> str:
@@ -120,7 +121,9 @@ def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artif
         if not others:
             continue
         if reference_is_cell(s, variant, logits, labels_of):
-            ref = Reference(REFERENCE_BACKEND, logits[(REFERENCE_BACKEND, variant)])
+            label = labels_of.get((REFERENCE_BACKEND, variant)) or "fp32"
+            ref = Reference(f"{_reference_name(REFERENCE_BACKEND, label)[:-1]}; torch-eager's own cell)",
+                            logits[(REFERENCE_BACKEND, variant)], cell=REFERENCE_BACKEND)
         else:
             got = reference_logits(s, variant, artifacts[variant], images, labels, work, log_dir, say)
             if isinstance(got, str):
@@ -130,7 +133,7 @@ def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artif
             ref = got
         ref_logits = np.load(ref.path)
         for backend in others:
-            if backend == ref.name:
+            if backend == ref.cell:
                 continue
             rows.append({"variant": variant, "backend": backend, "reference": ref.name,
                          **compare_logits(np.load(logits[(backend, variant)]), ref_logits)})
