@@ -95,10 +95,14 @@ class Choice:
 
     @property
     def name(self) -> str:
+        flag = " [UNVERIFIED: no agreement with a reference measured]" if self.agrees is None else ""
+        return self.plain_name + flag
+
+    @property
+    def plain_name(self) -> str:
         dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
         machine = f"machine {self.machine_id} ({self.hardware})" if self.machine_id else self.hardware
-        flag = " [UNVERIFIED: no agreement with a reference measured]" if self.agrees is None else ""
-        return f"{self.backend}{dev}/{self.variant} ({self.settings}) on {machine}{flag}"
+        return f"{self.backend}{dev}/{self.variant} ({self.settings}) on {machine}"
 
     @property
     def settings(self) -> str:
@@ -146,22 +150,23 @@ def _reference_words(row: dict[str, Any]) -> str:
 
 
 def _ineligible(row: dict[str, Any], allow_unverified: bool = False) -> str:
-    """Why `row` cannot be chosen ("" when it can): failed, wrong answers, invalid timing, answers never checked."""
+    """Why `row` cannot be chosen ("" when it can), the gravest first: failed, wrong answers, answers never
+    checked (unless allowed), invalid timing."""
     if row.get("status") != "ok":
         reason = str(row.get("reason") or "").strip()
         return f"status {row.get('status')}" + (f": {reason}" if reason else "")
     if row.get("agrees") is False:  # wrong answers outrank noisy timings: say this first
         why = str(row.get("agreement_reason") or "").strip()
         return f"disagrees with {_reference_words(row)}: " + (why or f"top-1 agreement {row.get('agreement')}")
+    if row.get("agrees") is None and not allow_unverified:  # unknown answers, like wrong ones, before timing
+        why = str(row.get("agreement_reason") or "").strip().removeprefix("unverified: ")
+        return (f"{UNVERIFIED}: its outputs were never compared with a reference "
+                f"({why or 'no agreement recorded'}); --allow-unverified to consider it")
     if row.get("valid") is False:
         reasons = row.get("invalid_reasons") or []
         if isinstance(reasons, str):
             reasons = [reasons]
         return "invalid measurement: " + ("; ".join(map(str, reasons)) or "no reason recorded")
-    if row.get("agrees") is None and not allow_unverified:
-        why = str(row.get("agreement_reason") or "").strip().removeprefix("unverified: ")
-        return (f"{UNVERIFIED}: its outputs were never compared with a reference "
-                f"({why or 'no agreement recorded'}); --allow-unverified to consider it")
     return ""
 
 
@@ -348,7 +353,7 @@ def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
 
 def _unverified_note(rejected: list[tuple[Choice, str]]) -> str:
     """Which choices were refused as unverified, named (the first five) so nobody has to dig for them."""
-    names = [ch.name for ch, why in rejected if why.startswith(UNVERIFIED)]
+    names = [ch.plain_name for ch, why in rejected if why.startswith(UNVERIFIED)]
     if not names:
         return ""
     shown = "; ".join(names[:5]) + (f"; and {len(names) - 5} more" if len(names) > 5 else "")

@@ -357,7 +357,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                                      random.Random(b.round_seed)) for nid, t in nodes.items()}
             _dispatch(ray, queues, per_process, cell_spec, art_bundles, data_bundle, artifacts, b.cell_timeout_s,
                       b.threads, say)
-            rows_out, agreement = [], []
+            rows_out, agreement, unchecked = [], [], {}
             for nid, q in queues.items():
                 for backend, variant in cells:
                     if (backend, variant) not in q.procs:
@@ -365,15 +365,17 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                         rows = _failed_rows(per_process, backend, variant, artifacts, "error", reason)
                     else:
                         rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant))
-                        agreement += [entry] if entry else []
+                        if isinstance(entry, dict):
+                            agreement.append(entry)
+                        else:
+                            unchecked[(q.machine_id, backend, variant)] = entry
                         say(f"{q.target} {q.machine_id} {backend} {variant}: {_summary(rows)}")
                     m = machines[nid]
                     for r in rows:
                         r.update(machine_id=q.machine_id, fingerprint_id=(m["fingerprint"] or {}).get("id"),
                                  target=q.target, node_id=nid)
                     rows_out += rows
-        missing_refs = {v: r for v, r in refs.items() if isinstance(r, str)}
-        _attach(rows_out, agreement, missing_refs, cfg, machines)
+        _attach(rows_out, agreement, unchecked, cfg, machines)
     finally:
         ray.shutdown()
     by_machine = {m.pop("machine_id"): m for m in machines.values()}
@@ -481,9 +483,9 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
 
 
 def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any
-               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The rows of one cell on one node and its agreement entry (None without logits or reference). A process
-    that reports another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
+    """The rows of one cell on one node and its agreement entry (or why there is none). A process that reports
+    another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
     from harness.measure.agreement import Reference, compare_logits
     from harness.orchestrate.runner import _rows_from_cell
 
@@ -503,25 +505,31 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
             r["valid"] = False
             r["invalid_reasons"] = [*r.get("invalid_reasons", []),
                                     f"processes ran on other machines too ({', '.join(elsewhere)})"]
-    entry = None
-    if blob is not None and isinstance(ref, Reference):
+    entry: dict[str, Any] | str = "no test-split logits came back from the node"
+    if not isinstance(ref, Reference):
+        entry = str(ref)  # why the driver has no reference for this variant
+    elif blob is not None:
         try:
             entry = {"variant": variant, "backend": backend, "reference": ref.name, "machine_id": q.machine_id,
                      "target": q.target, **compare_logits(unpack_logits(blob), np.load(ref.path))}
-        except ValueError as e:  # a shape mismatch: not comparable, so not verified
-            for r in rows:
-                r["agreement_note"] = str(e)
+        except (ValueError, OSError, zlib.error) as e:  # unreadable or of another shape: not comparable
+            entry = f"the node's logits cannot be compared with the reference: {e}"
     return rows, entry
 
 
-def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], missing: dict[str, str], cfg: Config,
-            machines: dict[str, Any]) -> None:
-    """Agreement (matched by backend, variant and machine) and each node's own roofline onto the rows."""
+def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], unchecked: dict[tuple[str, str, str], str],
+            cfg: Config, machines: dict[str, Any]) -> None:
+    """Agreement (matched by backend, variant and machine; `unchecked` says why a cell has none) and each node's
+    own roofline onto the rows."""
     from harness.measure.evidence import attach_agreement
     from harness.measure.roofline import attach_roofline
 
     b = cfg.benchmark
-    attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32, missing)
+    attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32)
+    for r in rows:
+        why = unchecked.get((str(r.get("machine_id")), str(r.get("backend")), str(r.get("variant"))))
+        if why and r.get("agrees") is None and r.get("status") == "ok":
+            r["agreement_reason"] = f"unverified: {why}"
     for m in machines.values():
         attach_roofline([r for r in rows if r.get("node_id") == m["node_id"]], m["machine_peak_gmac_per_s"])
 

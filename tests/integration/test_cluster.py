@@ -207,35 +207,43 @@ def test_each_node_measures_its_own_roofline(fleet_run: dict[str, Any]) -> None:
 def test_select_on_the_stored_fleet_run_refuses_an_unverified_row(fleet_run: dict[str, Any], tmp_path: Path,
                                                                   capsys: Any) -> None:
     db = tmp_path / "fleet.sqlite"
-    with ResultsStore(f"sqlite:///{db}") as store:  # the driver alone writes
+    url = f"sqlite:///{db}"
+    with ResultsStore(url) as store:  # the driver alone writes
         store.save_run(fleet_run["run"])
         stored = store.all_results()
     assert {(r["machine_id"], r["target"]) for r in stored} == set(NODES.items())
     assert all(r["agrees"] is True for r in stored)
     capsys.readouterr()
-    assert cli.main(["select", "--store", f"sqlite:///{db}", "--json"]) == 0
-    sel = json.loads(capsys.readouterr().out)
-    assert not [r for r in sel["rejected"] if r["why"].startswith("unverified")]
-    best = sel["recommended"]
-    # plant an unverified row: clear `agrees` of the recommended choice's latency row on its machine
+
+    def select(*flags: str) -> dict[str, Any]:
+        # exit 1 when nothing is feasible: under load the short timings here may all be INVALID
+        assert cli.main(["select", "--store", url, "--json", *flags]) in (0, 1)
+        return dict(json.loads(capsys.readouterr().out))
+
+    def unverified(sel: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return [(r["machine_id"], r["backend"], r["variant"]) for r in sel["rejected"]
+                if r["why"].startswith("unverified")]
+
+    assert unverified(select()) == []
+    planted = ("edge-a2-box", "openvino", "l1-int8")  # clear `agrees` of one stored row on one machine
     with sqlite3.connect(db) as conn:
-        want = (best["machine_id"], best["backend"], best["variant"], "latency")
         pk, row = next((pk, row) for pk, text in conn.execute("SELECT id, row FROM results")
                        for row in [json.loads(text)]
-                       if (row["machine_id"], row["backend"], row["variant"], row["scenario"]) == want)
+                       if (row["machine_id"], row["backend"], row["variant"], row["scenario"]) == (*planted, "latency"))
         row.update(agrees=None, agreement=None, reference=None)
         conn.execute("UPDATE results SET row = ? WHERE id = ?", (json.dumps(row), pk))
-    assert cli.main(["select", "--store", f"sqlite:///{db}", "--json"]) == 0
-    sel = json.loads(capsys.readouterr().out)
-    refused = [(r["machine_id"], r["backend"], r["variant"]) for r in sel["rejected"]
-               if r["why"].startswith("unverified")]
-    assert refused == [(best["machine_id"], best["backend"], best["variant"])]
-    assert "Refused 1 unverified choice(s)" in sel["message"] and best["machine_id"] in sel["message"]
-    assert (sel["recommended"]["machine_id"], sel["recommended"]["backend"], sel["recommended"]["variant"]) != \
-        refused[0]
-    assert cli.main(["select", "--store", f"sqlite:///{db}", "--allow-unverified", "--json"]) == 0
-    again = json.loads(capsys.readouterr().out)["recommended"]
-    assert (again["machine_id"], again["backend"], again["variant"], again["agrees"]) == (*refused[0], None)
+    sel = select()
+    assert unverified(sel) == [planted]
+    refused_text = sel["message"].split("Refused 1 unverified choice(s)", 1)[1]  # and says which
+    assert "openvino" in refused_text and "/l1-int8" in refused_text and "machine edge-a2-box" in refused_text
+    assert all((r["machine_id"], r["backend"], r["variant"]) != planted for r in sel["ranked"])
+    # the same cell on the other edge-a node was checked: not refused for that
+    assert ("edge-a-box", "openvino", "l1-int8") not in unverified(sel)
+    allowed = select("--allow-unverified")
+    assert unverified(allowed) == [] and "Refused" not in allowed["message"]
+    choice = next(r for r in [*allowed["ranked"], *allowed["rejected"]]
+                  if (r["machine_id"], r["backend"], r["variant"]) == planted)
+    assert choice["agrees"] is None  # admitted, and marked as such
 
 
 def test_nodes_on_one_host_take_turns_and_cache_artifacts(cluster: LocalCluster, artifacts: dict[str, Path],

@@ -322,3 +322,14 @@ def test_select_command_refuses_unverified_unless_allowed(tmp_path, make_run, ca
     out = json.loads(capsys.readouterr().out)
     assert out["recommended"]["variant"] == "l1-int8" and out["recommended"]["agrees"] is None
     assert "UNVERIFIED" in out["message"]
+
+
+def test_unchecked_answers_are_named_before_noisy_timing(make_run):
+    rows = _unverified_rows(make_run)
+    for r in rows:
+        if (r["backend"], r["variant"]) == ("openvino", "l1-int8"):
+            r.update(valid=False, invalid_reasons=["CoV 0.4 above max_cov 0.25"])
+    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints()).rejected}
+    assert why[("openvino", "l1-int8")].startswith("unverified")
+    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints(allow_unverified=True)).rejected}
+    assert why[("openvino", "l1-int8")] == "invalid measurement: CoV 0.4 above max_cov 0.25"
