@@ -10,9 +10,10 @@ reported). The accuracy pass runs in the first round only.
 A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
 row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
 are medians over processes with bootstrap intervals (common.stats.intervals). After the grid,
-every backend's test-split logits are compared with the PyTorch reference of the same variant (top-1
-agreement, max |delta logit|). `run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS);
-with `run_dir` it also writes run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
+every backend's test-split logits are compared with the reference of the same variant (PyTorch; ONNX Runtime
+fp32 for an imported ONNX file: harness.measure.agreement) for top-1 agreement and max |delta logit|.
+`run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS); with `run_dir` it also writes
+run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
 """
 
 from __future__ import annotations
