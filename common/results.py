@@ -33,6 +33,9 @@ ROW_FIELDS = (
     # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
     "fraction_of_peak", "gpu_timing",
+    # what the agreement was measured against (issue 20), and the variant's validation accuracy from its manifest
+    # (PyTorch at build time; the frontier chooses on it, the row's `accuracy` is the backend's test accuracy)
+    "reference", "val_accuracy",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

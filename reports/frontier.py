@@ -1,5 +1,17 @@
-"""The compression frontier of a run: per backend, the Pareto front of accuracy vs p50 latency at batch 1,
-and the fastest variant whose accuracy is within a tolerance of the dense model's.
+"""The compression frontier of a run: per backend, the Pareto front of validation accuracy vs p50 latency at
+batch 1, and the fastest variant whose validation accuracy is within a tolerance of the dense model's.
+
+The choice rules (what may be chosen, on what):
+* Only rows that are ok, VALID (`valid` True) and agree with their reference (`agrees` True) are candidates: a
+  fast row that computes other answers, or whose timing is not trustworthy, is never "the fastest". The others
+  are listed in `excluded` with the reason.
+* The choice is made on VALIDATION accuracy (`val_accuracy`, the variant's manifest: measured on the validation
+  split when it was built), never on the test accuracy it then reports: choosing on the test split would make
+  the reported test accuracy of the winner optimistically biased. Because the row agrees with the reference,
+  the backend computes (nearly) the same answers the validation accuracy was measured with. A variant with no
+  validation accuracy (an imported ONNX file) is not a candidate.
+* The speedup over dense-fp32 on torch-eager carries a 95% bootstrap interval over processes: the ratio of the
+  medians of the two cells' per-process p50s (common.stats.intervals.ratio_ci).
 
 Pure functions of the result rows (no I/O), so the sweep's JSON `frontier` block and its report table are the
 same numbers. Accuracy is a fraction; the tolerance too (0.01 = one percentage point).
@@ -12,6 +24,7 @@ from typing import Any
 
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from common.stats.accuracy import accuracy_ci
+from common.stats.intervals import ratio_ci
 from reports.tables import Table, acc_with_ci, fnum, fpct
 
 DEFAULT_TOLERANCE = 0.01  # one accuracy point
@@ -53,15 +66,56 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+def not_a_candidate(row: dict[str, Any]) -> str:
+    """Why a measured latency row may not be chosen ("" when it may): invalid timing, answers that disagree with
+    (or were never checked against) the reference, or no validation accuracy to choose on."""
+    if row.get("valid") is not True:
+        reasons = row.get("invalid_reasons") or []
+        return "INVALID timing" + (f": {'; '.join(map(str, reasons))}" if reasons else "")
+    if row.get("agrees") is False:
+        return "disagrees with its reference" + (f" ({row['agreement_reason']})" if row.get("agreement_reason")
+                                                 else "")
+    if row.get("agrees") is not True:
+        return "unverified: its outputs were never compared with a reference"
+    if _num(row.get("val_accuracy")) is None:
+        return "no validation accuracy in its manifest to choose on"
+    return ""
+
+
+def process_p50s(row: dict[str, Any]) -> list[float]:
+    """The per-process p50s the row's headline p50 is the median of (noisy processes left out, as there)."""
+    rounds = [r for r in row.get("rounds") or [] if isinstance(r, dict) and _num(r.get("p50_ms")) is not None
+              and r.get("n")]
+    used = [r for r in rounds if not r.get("noisy")] or rounds
+    return [float(r["p50_ms"]) for r in used]
+
+
 def reference_p50(rows: list[dict[str, Any]]) -> float | None:
     """p50 of dense-fp32 on torch-eager (the paper's baseline), if that cell ran."""
-    ref = next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+    ref = _reference_row(rows)
     return p50(ref) if ref else None
 
 
+def _reference_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+
+
+def speedup(rows: list[dict[str, Any]], row: dict[str, Any]) -> tuple[float | None, list[float] | None]:
+    """(p50 of dense-fp32 on torch-eager / the row's p50, its 95% interval over processes); (None, None) without
+    a VALID reference cell, no interval with fewer than two processes on either side."""
+    ref = _reference_row(rows)
+    if ref is None or ref.get("valid") is False:
+        return None, None
+    base, cand = process_p50s(ref), process_p50s(row)
+    if not base or not cand:
+        return p50(ref) / p50(row), None
+    ratio, ci = ratio_ci(base, cand)
+    return ratio, (list(ci) if ci else None)
+
+
 def dense_accuracy(rows: list[dict[str, Any]], backend: str) -> tuple[float, str] | None:
-    """The dense model's accuracy the tolerance is measured from: dense-fp32 on the same backend (same
-    numerics), else on torch-eager; with where it came from."""
+    """The dense model's test accuracy as this backend measured it (dense-fp32 on the same backend, else on
+    torch-eager), with where it came from: reported beside the choice, not used to make it."""
     for b in (backend, REFERENCE_BACKEND):
         for r in rows:
             if (r.get("backend") == b and r.get("variant") == REFERENCE_VARIANT and r.get("status") == "ok"
@@ -70,29 +124,44 @@ def dense_accuracy(rows: list[dict[str, Any]], backend: str) -> tuple[float, str
     return None
 
 
+def dense_val_accuracy(rows: list[dict[str, Any]]) -> float | None:
+    """The dense model's validation accuracy (its manifest's, the same on every backend): the tolerance's origin."""
+    for r in rows:
+        if r.get("variant") == REFERENCE_VARIANT and _num(r.get("val_accuracy")) is not None:
+            return float(r["val_accuracy"])
+    return None
+
+
 def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float) -> dict[str, Any] | None:
-    """{fastest_within_tolerance, pareto, dense_accuracy, ...} of one backend; None without measured rows."""
+    """{fastest_within_tolerance, pareto, dense_val_accuracy, excluded, ...} of one backend; None without
+    measured rows."""
     pts = latency_points(rows, backend)
     if not pts:
         return None
-    front = [pts[i]["variant"] for i in pareto([(p50(r), float(r["accuracy"])) for r in pts])]
+    excluded = {str(r["variant"]): why for r in pts if (why := not_a_candidate(r))}
+    cands = [r for r in pts if str(r["variant"]) not in excluded]
+    front = [cands[i]["variant"] for i in pareto([(p50(r), float(r["val_accuracy"])) for r in cands])]
     dense = dense_accuracy(rows, backend)
-    out: dict[str, Any] = {"pareto": front, "dense_accuracy": dense[0] if dense else None,
+    dense_val = dense_val_accuracy(rows)
+    out: dict[str, Any] = {"pareto": front, "chosen_on": "val_accuracy", "excluded": excluded,
+                           "dense_val_accuracy": dense_val, "dense_accuracy": dense[0] if dense else None,
                            "dense_accuracy_from": dense[1] if dense else None, "fastest_within_tolerance": None}
-    if dense is None:
+    if dense_val is None:
         return out
-    floor = dense[0] - tolerance - _EPS
-    within = [r for r in pts if float(r["accuracy"]) >= floor]
+    floor = dense_val - tolerance - _EPS
+    within = [r for r in cands if float(r["val_accuracy"]) >= floor]
     if within:
         best = min(within, key=p50)
-        ref = reference_p50(rows)
+        ratio, ratio_ci95 = speedup(rows, best)
         ci = accuracy_ci(best)
         out["fastest_within_tolerance"] = {
-            "variant": best["variant"], "p50_ms": p50(best), "accuracy": float(best["accuracy"]),
-            "speedup_vs_dense_fp32_torch": (ref / p50(best)) if ref else None,
-            "accuracy_ci95": [ci.low, ci.high] if ci else None,
-            "delta_accuracy": float(best["accuracy"]) - dense[0],
-            "valid": best.get("valid") is not False,
+            "variant": best["variant"], "p50_ms": p50(best), "p50_ci_ms": best.get("p50_ci_ms"),
+            "val_accuracy": float(best["val_accuracy"]),
+            "delta_val_accuracy": float(best["val_accuracy"]) - dense_val,
+            "accuracy": float(best["accuracy"]), "accuracy_ci95": [ci.low, ci.high] if ci else None,
+            "delta_accuracy": (float(best["accuracy"]) - dense[0]) if dense else None,
+            "speedup_vs_dense_fp32_torch": ratio, "speedup_ci95": ratio_ci95,
+            "valid": True, "agrees": True, "reference": best.get("reference"),
         }
     return out
 
@@ -128,21 +197,33 @@ def frontier_table(run: dict[str, Any]) -> Table:
         dense_row = rows_by_cell.get((f.get("dense_accuracy_from"), REFERENCE_VARIANT))
         dense_txt = acc_with_ci(dense_row) if dense_row else fpct(f.get("dense_accuracy"))
         if best is None:
-            body.append([backend, dense_txt, "none (dense-fp32 did not run)", "n/a", "n/a", "n/a", "n/a",
-                         ", ".join(f.get("pareto") or [])])
+            why = ("none (no dense-fp32 validation accuracy)" if f.get("dense_val_accuracy") is None and
+                   "dense_val_accuracy" in f else "none (no valid, agreeing variant within tolerance)"
+                   if "dense_val_accuracy" in f else "none (dense-fp32 did not run)")
+            body.append([backend, dense_txt, why, "n/a", "n/a", "n/a", "n/a", ", ".join(f.get("pareto") or [])])
             continue
         row = rows_by_cell.get((backend, best["variant"]), {})
         p50_txt = fnum(best["p50_ms"])
         if best.get("valid") is False:
             p50_txt += " (INVALID)"
-        speed = best.get("speedup_vs_dense_fp32_torch")
+        speed, speed_ci = best.get("speedup_vs_dense_fp32_torch"), best.get("speedup_ci95")
+        speed_txt = (f"{speed:.1f}x" + (f" [{speed_ci[0]:.1f}, {speed_ci[1]:.1f}]" if speed_ci else "")) if speed \
+            else "n/a"
+        delta = best.get("delta_accuracy")
         body.append([backend, dense_txt, best["variant"], p50_txt, acc_with_ci(row) if row else fpct(best["accuracy"]),
-                     f"{100 * best['delta_accuracy']:+.2f} pts", f"{speed:.1f}x" if speed else "n/a",
+                     f"{100 * delta:+.2f} pts" if delta is not None else "n/a", speed_txt,
                      ", ".join(f.get("pareto") or [])])
-    notes = [f"Tolerance: {100 * tol:g} accuracy point(s) below the dense-fp32 accuracy on the same backend "
-             f"(torch-eager's when dense-fp32 did not run there). Accuracy intervals: 95% bootstrap over the test "
-             f"images. Speedup: p50 of dense-fp32 on torch-eager at batch 1 / this p50.",
-             "Pareto front: the variants no other variant beats on both p50 latency and accuracy, fastest first."]
+    excluded = sorted({f"{v} on {b} ({why.split(':')[0]})" for b, f in frontier.items()
+                       for v, why in (f.get("excluded") or {}).items()})
+    notes = [f"Chosen on validation accuracy (the variant's manifest), among VALID rows that agree with their "
+             f"reference: the fastest whose validation accuracy is at most {100 * tol:g} point(s) below dense-fp32's. "
+             "Accuracy and Δ accuracy are the test split as the backend measured it (reported, not used to choose); "
+             "intervals: 95% bootstrap over the test images. Speedup: p50 of dense-fp32 on torch-eager at batch 1 / "
+             "this p50, with a 95% bootstrap interval over processes.",
+             "Pareto front: the candidates no other candidate beats on both p50 latency and validation accuracy, "
+             "fastest first."]
+    if excluded:
+        notes.append("Not candidates: " + "; ".join(excluded) + ".")
     return Table("Compression frontier — fastest variant within tolerance, per backend",
                  ["backend", "dense accuracy [95% CI]", "fastest within tolerance", "p50 ms", "accuracy [95% CI]",
                   "Δ accuracy", "speedup vs dense-fp32 torch-eager", "Pareto front"], body, notes, "frontier")

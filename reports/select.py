@@ -6,7 +6,10 @@ the runtime really used (`describe`), so one choice never mixes results measured
 For each choice the latest run that measured it at the requested batch size is used. Latency numbers come
 from the latency scenario at batch 1, or from the throughput scenario's timed rounds when --batch N > 1;
 throughput from the throughput scenario at that batch size.
-Only ok and VALID measurements are eligible. With several requests in flight the throughput scenario's
+Only ok, VALID and verified measurements are eligible: a row that disagrees with its reference (`agrees` False)
+is refused, and so is an unverified one (`agrees` None: no reference logits were compared with it, e.g. a row
+stored before agreement existed) unless `allow_unverified` is set; then it may be chosen but is marked
+UNVERIFIED wherever it is named. With several requests in flight the throughput scenario's
 latency is the time of one round (every request of the round overlaps), recorded in `latency_source`.
 `--max-latency-ms` bounds the p99 latency (a deployment's maximum is a tail, not a median).
 """
@@ -32,6 +35,7 @@ class Constraints:
     max_storage_mb: float | None = None
     batch: int = 1
     objective: str = "latency"
+    allow_unverified: bool = False  # consider rows whose answers were never checked against a reference
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -75,6 +79,8 @@ class Choice:
     accuracy: float | None = None
     storage_mb: float | None = None
     latency_source: str = ""
+    agrees: bool | None = None  # every row the choice uses agrees with its reference (None: not checked)
+    reference: str | None = None  # what the agreement was measured against
     storage_source: str = "file"  # "file": bytes of the files the backend loaded; "parameters": no file size stored
     problem: str = ""  # why it is not eligible at all (status, invalid, not measured)
 
@@ -85,10 +91,15 @@ class Choice:
                 "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
                 "storage_mb": self.storage_mb, "storage_source": self.storage_source, "run_id": self.run_id,
                 "created": self.created,
-                "latency_source": self.latency_source}
+                "latency_source": self.latency_source, "agrees": self.agrees, "reference": self.reference}
 
     @property
     def name(self) -> str:
+        flag = " [UNVERIFIED: no agreement with a reference measured]" if self.agrees is None else ""
+        return self.plain_name + flag
+
+    @property
+    def plain_name(self) -> str:
         dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
         machine = f"machine {self.machine_id} ({self.hardware})" if self.machine_id else self.hardware
         return f"{self.backend}{dev}/{self.variant} ({self.settings}) on {machine}"
@@ -119,7 +130,8 @@ class Selection:
         c = self.constraints
         return {
             "constraints": {"max_latency_ms": c.max_latency_ms, "min_accuracy": c.min_accuracy,
-                            "max_storage_mb": c.max_storage_mb, "batch": c.batch, "objective": c.objective},
+                            "max_storage_mb": c.max_storage_mb, "batch": c.batch, "objective": c.objective,
+                            "allow_unverified": c.allow_unverified},
             "recommended": self.recommended.to_dict() if self.recommended else None,
             "ranked": [{**ch.to_dict(), "rank": i + 1, "why": self.lost.get(i, "recommended")}
                        for i, ch in enumerate(self.ranked)],
@@ -129,13 +141,27 @@ class Selection:
 
 
 
-def _ineligible(row: dict[str, Any]) -> str:
+UNVERIFIED = "unverified"
+
+
+def _reference_words(row: dict[str, Any]) -> str:
+    ref = str(row.get("reference") or "")
+    return "the ONNX Runtime fp32 reference" if ref.startswith("onnxruntime") else "the PyTorch reference"
+
+
+def _ineligible(row: dict[str, Any], allow_unverified: bool = False) -> str:
+    """Why `row` cannot be chosen ("" when it can), the gravest first: failed, wrong answers, answers never
+    checked (unless allowed), invalid timing."""
     if row.get("status") != "ok":
         reason = str(row.get("reason") or "").strip()
         return f"status {row.get('status')}" + (f": {reason}" if reason else "")
     if row.get("agrees") is False:  # wrong answers outrank noisy timings: say this first
         why = str(row.get("agreement_reason") or "").strip()
-        return "disagrees with the PyTorch reference: " + (why or f"top-1 agreement {row.get('agreement')}")
+        return f"disagrees with {_reference_words(row)}: " + (why or f"top-1 agreement {row.get('agreement')}")
+    if row.get("agrees") is None and not allow_unverified:  # unknown answers, like wrong ones, before timing
+        why = str(row.get("agreement_reason") or "").strip().removeprefix("unverified: ")
+        return (f"{UNVERIFIED}: its outputs were never compared with a reference "
+                f"({why or 'no agreement recorded'}); --allow-unverified to consider it")
     if row.get("valid") is False:
         reasons = row.get("invalid_reasons") or []
         if isinstance(reasons, str):
@@ -166,7 +192,7 @@ def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets:
     return rows
 
 
-def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
+def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool = False) -> list[Choice]:
     """Group stored result rows into choices, keeping the latest run that measured each at `batch`."""
     def cell_of(r: dict[str, Any]) -> tuple[str, ...]:
         return (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
@@ -222,10 +248,14 @@ def build_choices(rows: list[dict[str, Any]], batch: int) -> list[Choice]:
             k = lat_row.get("requests_in_flight") or 1
             ch.latency_source = (f"throughput scenario: time per round of {k} request(s) x batch {batch} in flight"
                                  if k != 1 else f"throughput scenario: time per batch of {batch}")
-        for cell in (lat_row, thr):
-            if cell is not None and _ineligible(cell):
-                ch.problem = _ineligible(cell)
+        used = [c for c in (lat_row, thr) if c is not None]
+        for cell in used:
+            if _ineligible(cell, allow_unverified):
+                ch.problem = _ineligible(cell, allow_unverified)
                 break
+        verdicts = [c.get("agrees") for c in used]
+        ch.agrees = False if False in verdicts else None if None in verdicts else True
+        ch.reference = next((str(c["reference"]) for c in used if c.get("reference")), None)
         lat_raw = lat_row.get("latency_ms")
         lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
         ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))
@@ -286,7 +316,7 @@ def _describe(ch: Choice, objective: str) -> str:
 
 def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
     """Rank the feasible choices by the objective; explain every rejection and every lower rank."""
-    choices = build_choices(rows, c.batch)
+    choices = build_choices(rows, c.batch, c.allow_unverified)
     eligible: list[Choice] = []
     rejected: list[tuple[Choice, str]] = []
     for ch in choices:
@@ -307,7 +337,7 @@ def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
         else:
             feasible.append(ch)
     feasible.sort(key=lambda ch: _sort_key(ch, c.objective))
-    rejected.sort(key=lambda x: (x[1].startswith(("status", "not measured", "invalid")), x[0].name))
+    rejected.sort(key=lambda x: (x[1].startswith(("status", "not measured", "invalid", UNVERIFIED)), x[0].name))
     lost: dict[int, str] = {}
     if feasible:
         best = feasible[0]
@@ -318,7 +348,17 @@ def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
                    f"run {best.run_id}); {len(feasible)} feasible, {len(rejected)} rejected")
     else:
         message = _nothing_feasible(choices, eligible, by_constraint, c)
-    return Selection(c, feasible, rejected, lost, message)
+    return Selection(c, feasible, rejected, lost, message + _unverified_note(rejected))
+
+
+def _unverified_note(rejected: list[tuple[Choice, str]]) -> str:
+    """Which choices were refused as unverified, named (the first five) so nobody has to dig for them."""
+    names = [ch.plain_name for ch, why in rejected if why.startswith(UNVERIFIED)]
+    if not names:
+        return ""
+    shown = "; ".join(names[:5]) + (f"; and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f". Refused {len(names)} unverified choice(s), whose outputs were never compared with a reference "
+            f"(pass --allow-unverified to consider them): {shown}")
 
 
 def _nothing_feasible(choices: list[Choice], eligible: list[Choice], by_constraint: dict[str, list[Choice]],
@@ -326,8 +366,8 @@ def _nothing_feasible(choices: list[Choice], eligible: list[Choice], by_constrai
     if not choices:
         return "nothing feasible: the store holds no results"
     if not eligible:
-        return (f"nothing feasible: none of the {len(choices)} stored choices has an ok, valid measurement "
-                f"at batch {c.batch} (see the rejected list)")
+        return (f"nothing feasible: none of the {len(choices)} stored choices has an ok, valid, verified "
+                f"measurement at batch {c.batch} (see the rejected list)")
     # a constraint binds if dropping it alone would leave something feasible
     fmt = {"max-latency-ms": ("the lowest p99 is", lambda ch: ch.p99_ms, min, lambda v: f"{v:.3g} ms"),
            "min-accuracy": ("the best accuracy is", lambda ch: ch.accuracy, max, lambda v: f"{100 * v:.2f}%"),

@@ -378,7 +378,8 @@ def labels_table(run: dict[str, Any]) -> Table:
                      mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group)])
     peaks = run.get("machine_peak_gmac_per_s") or {}
     notes = ["precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
-             "agreement: top-1 vs the PyTorch reference of the variant (✗ below benchmark.min_agreement_*).",
+             "agreement: top-1 vs the variant's reference, PyTorch (ONNX Runtime fp32 for an imported ONNX file) "
+             "(✗ below benchmark.min_agreement_*).",
              "param MB: parameters x bytes at the precision (the paper's metric); file MB: the file(s) the backend "
              "loaded. load RSS: peak while compiling; steady RSS: median sampled during the timed loop."]
     if peak_text(peaks):

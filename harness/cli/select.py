@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only results measured on this machine id (repeatable)")
     p.add_argument("--target", action="append", default=None, metavar="NAME",
                    help="only results measured on cluster nodes of this hardware target (repeatable)")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="also consider rows whose outputs were never compared with a reference (agrees unknown); "
+                        "they are marked UNVERIFIED")
     p.add_argument("--json", action="store_true", help="print the selection as JSON on stdout")
 
 
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     constraints = Constraints(
         max_latency_ms=args.max_latency_ms, min_accuracy=parse_min_accuracy(args.min_accuracy),
         max_storage_mb=args.max_storage_mb, batch=args.batch, objective=args.objective,
+        allow_unverified=args.allow_unverified,
     )
     with open_store(args) as store:
         rows = store.all_results()
@@ -66,6 +70,7 @@ def _row(ch: Choice) -> list[str]:
     cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, ch.settings,
              machine, ch.hardware,
              fnum(ch.p50_ms), fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy),
+             {True: "agrees", False: "DISAGREES", None: "UNVERIFIED"}[ch.agrees],
              fnum(ch.storage_mb) + ("" if ch.storage_source == "file" else " (params)"), ch.run_id]
     return [escape(c) for c in cells]
 
@@ -73,7 +78,7 @@ def _row(ch: Choice) -> list[str]:
 def print_selection(sel: Selection) -> None:
     """Ranked and rejected choices as tables, then the recommendation or why nothing fits."""
     cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy",
-            "file MB", "run")
+            "vs reference", "file MB", "run")
     if sel.ranked:
         t = Table(title=f"feasible choices at batch {sel.constraints.batch}, by {sel.constraints.objective}")
         t.add_column("#")

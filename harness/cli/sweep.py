@@ -92,14 +92,13 @@ def _print_frontier(frontier: dict[str, Any], tolerance: float) -> None:
         best = f.get("fastest_within_tolerance")
         front = ", ".join(f.get("pareto") or [])
         if best is None:
-            console.console.print(f"{backend}: no dense-fp32 accuracy to measure the tolerance from; Pareto front: "
-                                  f"{front}", markup=False, soft_wrap=True)
+            console.console.print(f"{backend}: no valid, agreeing variant within the tolerance of dense-fp32's "
+                                  f"validation accuracy; Pareto front: {front}", markup=False, soft_wrap=True)
             continue
-        speed = best.get("speedup_vs_dense_fp32_torch")
-        speed_txt = f", {speed:.1f}x vs dense-fp32 torch-eager" if speed else ""
+        speed, ci = best.get("speedup_vs_dense_fp32_torch"), best.get("speedup_ci95")
+        speed_txt = (f", {speed:.1f}x" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "") +
+                     " vs dense-fp32 torch-eager") if speed else ""
         console.console.print(
-            f"{backend}: fastest within {100 * tolerance:g} pt of dense: {best['variant']} — p50 "
-            f"{best['p50_ms']:.3f} ms, accuracy {100 * best['accuracy']:.2f}% "
-            f"({100 * best['delta_accuracy']:+.2f} pts){speed_txt}"
-            f"{'' if best.get('valid', True) else ' (INVALID timing)'}; Pareto front: {front}", markup=False,
-            soft_wrap=True)
+            f"{backend}: fastest valid, agreeing variant within {100 * tolerance:g} pt of dense on validation "
+            f"accuracy: {best['variant']} — p50 {best['p50_ms']:.3f} ms, test accuracy {100 * best['accuracy']:.2f}%"
+            f"{speed_txt}; Pareto front: {front}", markup=False, soft_wrap=True)

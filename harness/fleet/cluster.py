@@ -1,20 +1,32 @@
 """Cluster runs on Ray: the same cells as `harness.orchestrate.runner`, on benchmark nodes of each hardware target.
 
 Why Ray and not a home-made dispatcher: a node started by `bench worker start --target NAME` offers the custom
-resources {"bench_slot": 1, "target:NAME": 1} and no CPUs, so a task asking for both lands on a node of that
-target and at most one benchmark runs on a node at a time, while `max_retries=0` keeps a crashed cell a failed
-cell (a retried benchmark would be timed twice under different conditions).
+resources {"bench_slot": 1, "target:NAME": 1} and no CPUs, so at most one benchmark runs on a node at a time,
+while `max_retries=0` keeps a crashed cell a failed cell (a retried benchmark would be timed twice under
+different conditions).
 
+* One machine per row: every task is pinned to one node (`NodeAffinitySchedulingStrategy`, hard), all rounds of
+  a cell run on the same node, and a target with several nodes gives one set of rows per node. Each row names its
+  node's machine id, and a row whose processes report any other node is marked INVALID (never pooled).
+* Rounds as on one machine: each node runs its cells one at a time, round by round, in an order shuffled per
+  round with `benchmark.round_seed` (the driver submits a node's next cell when its last one ends, so the order
+  is kept exactly; it is stored per machine under `rounds.order_by_machine`).
 * The driver prepares artifacts and the test split, packs each directory as a tar keyed by a content hash
   (sha256 over the relative paths and file hashes) and puts it in Ray's object store once; the reference
   travels *inside a list*, so Ray does not fetch it before the task runs, and a node that already holds that
   hash in its cache (`BENCH_NODE_CACHE`, default ~/.cache/fer-bench/cluster) never downloads it again.
+* Agreement everywhere: before any cell is timed the driver computes each variant's reference logits (PyTorch,
+  or ONNX Runtime fp32 for an imported ONNX file; cached by content hashes, `harness.measure.agreement`); each
+  node's first-round process returns its test-split logits (compressed, ~60 KB), and every row on every node
+  gets `agreement`/`agrees`/`reference`, exactly as a local run.
 * On the node every cell runs exactly as locally: `harness.measure.launcher.run_cell_subprocess`, a fresh interpreter
   per cell with the process-group kill on timeout. Two nodes on one host (as in the tests) take turns through a
   host-wide `flock` (`BENCH_HOST_LOCK`), so no two cells are timed at once on one host.
-* Each result comes back with the node's fingerprint and machine id; only the driver writes to the store.
-* A node that dies or leaves costs its cells: a lost task is a row with status error and Ray's reason, and cells
-  still waiting for a target with no live node left are cancelled with that reason. The run goes on.
+* Each node measures its own identity (fingerprint, machine id), the harness's overhead and, with
+  `benchmark.roofline`, its own peak GMAC/s per precision (the rows of that node get `fraction_of_peak` from it);
+  only the driver writes to the store.
+* A node that dies or leaves costs its cells: a lost task is a row with status error and Ray's reason, and the
+  node's cells not yet run are recorded as lost with that reason. The run goes on.
 
 This module imports Ray, and is imported only by `bench run --cluster` and `bench worker`.
 """
@@ -34,8 +46,9 @@ import socket
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,18 +146,36 @@ def host_lock() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=1)
 def node_info() -> dict[str, Any]:
-    """This node's machine id, target, fingerprint and host name (the machine id comes from the
+    """This node's machine id, target, fingerprint, host name and Ray node id (the machine id comes from the
     `bench worker start --machine-id` environment, else from the fingerprint)."""
     from harness.measure.fingerprint import fingerprint
 
     fp = fingerprint(None)
     return {"machine_id": fp["machine_id"], "target": os.environ.get(TARGET_ENV), "fingerprint": fp,
-            "hostname": socket.gethostname()}
+            "hostname": socket.gethostname(), "node_id": _ray_node_id()}
+
+
+def _ray_node_id() -> str | None:
+    try:
+        return str(import_ray().get_runtime_context().get_node_id())
+    except Exception:  # not inside a Ray worker (a unit test calling this directly)
+        return None
+
+
+def pack_logits(path: Path) -> bytes:
+    """A .npy file's bytes, zlib-compressed, for the trip back to the driver."""
+    return zlib.compress(path.read_bytes(), 6)
+
+
+def unpack_logits(blob: bytes) -> np.ndarray:
+    """The logits array from `pack_logits` (np.load without pickles: the bytes are data, never code)."""
+    return np.asarray(np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False))
 
 
 def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple[str, list[Any]],
               timeout_s: float, threads: int) -> dict[str, Any]:
-    """Run one cell on this node exactly as `bench run` does locally; the result carries the node's identity."""
+    """Run one cell on this node exactly as `bench run` does locally; the result carries the node's identity
+    and, when the process ran the accuracy pass, its test-split logits (`logits_npy_z`)."""
     from backends.registry import probe
     from harness.measure.cell import CellSpec
     from harness.measure.launcher import run_cell_subprocess
@@ -156,30 +187,48 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
     else:
         with tempfile.TemporaryDirectory(prefix="bench-node-cell-") as tmp:
             work = Path(tmp)
+            logits = work / "logits.npy"
             cell = replace(CellSpec(**spec), artifact=str(art_dir), images=str(data_dir / "test_images.npy"),
-                           labels=str(data_dir / "test_labels.npy"), logits_out=str(work / "logits.npy"))
+                           labels=str(data_dir / "test_labels.npy"), logits_out=str(logits))
             with host_lock():
                 start = time.time()  # wall clock: comparable across the nodes of one host
                 result = run_cell_subprocess(cell, work / "cell", timeout_s, work / "cell.log", threads)
                 result["host_slot"] = {"start": start, "end": time.time()}
+            if result.get("status") == "ok" and logits.is_file():
+                result["logits_npy_z"] = pack_logits(logits)
     return {**result, "node": node_info()}
 
 
-def node_identity() -> dict[str, Any]:
-    """The node's identity and the harness's own overhead per iteration measured there."""
+def node_identity(threads: int, roofline: bool) -> dict[str, Any]:
+    """The node's identity, the harness's own overhead per iteration and (with `roofline`) its peak GMAC/s per
+    precision, measured there while holding the host's benchmark lock (both are timings)."""
     from harness.measure.loop import harness_overhead_us
 
-    return {**node_info(), "harness_overhead_us": harness_overhead_us()}
+    with host_lock():
+        overhead = harness_overhead_us()
+        peaks = node_peaks(threads) if roofline else {}
+    return {**node_info(), "harness_overhead_us": overhead, "machine_peak_gmac_per_s": peaks}
+
+
+def node_peaks(threads: int) -> dict[str, Any]:
+    """This machine's peaks through the measure room's public entry (`measure_peaks(threads)`); the one place a
+    cluster node touches the roofline, so a change of that module is a change here only."""
+    try:
+        from harness.measure.roofline import measure_peaks
+    except ImportError as e:
+        return {"error": f"no roofline here: {e}"}
+    return dict(measure_peaks(threads))
 
 
 # ---- on the driver ---------------------------------------------------------------------------------------
-def _alive_targets(ray: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
+def alive_nodes(ray: Any) -> dict[str, str]:
+    """{Ray node id: target} of every live benchmark node."""
+    out: dict[str, str] = {}
     for n in ray.nodes():
         if n.get("Alive"):
             for key in n.get("Resources", {}):
                 if key.startswith(TARGET_PREFIX):
-                    out[key[len(TARGET_PREFIX):]] = out.get(key[len(TARGET_PREFIX):], 0) + 1
+                    out[str(n["NodeID"])] = key[len(TARGET_PREFIX):]
     return out
 
 
@@ -187,14 +236,79 @@ def _bundle(ray: Any, root: Path) -> tuple[str, list[Any]]:
     return content_hash(root), [ray.put(pack(root))]
 
 
+def _pinned(remote_fn: Any, node_id: str, target: str) -> Any:
+    """The Ray remote function `remote_fn` as a task that runs on node `node_id` only (hard affinity: never
+    elsewhere, and it fails if that node is gone) in that node's one benchmark slot."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return remote_fn.options(resources={SLOT: 1, target_resource(target): 1},
+                             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False))
+
+
+def _remote(ray: Any, fn: Any) -> Any:
+    return ray.remote(max_retries=0, num_cpus=0)(fn)
+
+
+Cell = tuple[str, str]  # (backend, variant)
+
+
+@dataclass
+class NodeQueue:
+    """One node's rounds: its cells in an order shuffled per round, one at a time (the order is the order run)."""
+
+    node_id: str
+    target: str
+    machine_id: str
+    cells: list[Cell]
+    rounds: int
+    rng: random.Random
+    round: int = -1
+    order: list[Cell] = field(default_factory=list)
+    pos: int = 0
+    orders: list[list[str]] = field(default_factory=list)
+    procs: dict[Cell, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def next_cell(self) -> tuple[Cell, int] | None:
+        """The next (cell, round) to run, or None when every round is done. A cell whose first process failed
+        is not run again (as locally)."""
+        while self.pos >= len(self.order):
+            self.round += 1
+            if self.round >= self.rounds:
+                return None
+            self.order = [c for c in self.cells if self.round == 0 or self._first_ok(c)]
+            self.rng.shuffle(self.order)
+            self.orders.append([f"{b}/{v}" for b, v in self.order])
+            self.pos = 0
+        self.pos += 1
+        return self.order[self.pos - 1], self.round
+
+    def _first_ok(self, cell: Cell) -> bool:
+        procs = self.procs.get(cell) or []
+        return bool(procs) and procs[0]["result"].get("status") == "ok"
+
+    def record(self, cell: Cell, rnd: int, result: dict[str, Any]) -> None:
+        self.procs.setdefault(cell, []).append({"round": rnd, "started": result.get("started", ""),
+                                                "result": result})
+
+    def lose_the_rest(self, reason: str) -> int:
+        """Record every cell this node has not run yet as lost (status error, `reason`); how many."""
+        n = 0
+        while (nxt := self.next_cell()) is not None:
+            self.record(nxt[0], nxt[1], {"status": "error", "scenarios": [], "reason": reason})
+            n += 1
+        return n
+
+
 def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, address: str, targets: list[str],
                      backends: list[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Run every target x backend x variant cell on the cluster at `address`; the results dict of `run_grid`,
-    with each row's `machine_id`, `fingerprint_id` and `target`, and `machines` (id -> fingerprint, target)."""
+    """Run every backend x variant cell on every node of each target at `address`; the results dict of
+    `run_grid`, with each row's `machine_id`, `fingerprint_id`, `target` and `node_id`, the agreement of every row
+    with its variant's reference, and `machines` (id -> fingerprint, target, peaks)."""
     from backends.registry import check_name, resolve_config
+    from harness.measure.agreement import reference_logits
     from harness.measure.fingerprint import fingerprint
     from harness.measure.launcher import cell_spec
-    from harness.orchestrate.runner import _failed_rows, _rows_from_cell, _summary, cell_settings, new_run_id
+    from harness.orchestrate.runner import _failed_rows, _summary, cell_settings, new_run_id
 
     say = progress or (lambda _msg: None)
     ray = import_ray()
@@ -206,116 +320,65 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
     variants = [v for v in cfg.benchmark.variants if v in artifacts]
     config = cfg.to_dict()
     sections = [s for s in config if s not in ("store", "machine")]
+    per_process = cell_settings(cfg)
+    b = cfg.benchmark
     try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False, configure_logging=False)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
         raise UserError(f"--cluster {address}: cannot connect to a Ray cluster there ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
     try:
-        alive = _alive_targets(ray)
-        missing = [t for t in targets if t not in alive]
+        nodes = {nid: t for nid, t in alive_nodes(ray).items() if t in targets}
+        missing = [t for t in targets if t not in nodes.values()]
         if missing:
+            offered = sorted(set(alive_nodes(ray).values()))
             raise UserError(f"--target {', '.join(missing)}: no live benchmark node offers it; nodes of the cluster "
-                            f"at {address} offer: {', '.join(sorted(alive)) or 'none'} "
+                            f"at {address} offer: {', '.join(offered) or 'none'} "
                             "(start one with `bench worker start --target NAME`)")
-        remote_cell = ray.remote(max_retries=0, num_cpus=0)(node_cell)
-        remote_info = ray.remote(max_retries=0, num_cpus=0)(node_identity)
         with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-            data_dir = Path(tmp) / "data"
+            work = Path(tmp)
+            data_dir = work / "data"
             data_dir.mkdir()
-            np.save(data_dir / "test_images.npy", data.test.as_float())
-            np.save(data_dir / "test_labels.npy", np.asarray(data.test.labels, dtype=np.int64))
+            images, labels = data_dir / "test_images.npy", data_dir / "test_labels.npy"
+            np.save(images, data.test.as_float())
+            np.save(labels, np.asarray(data.test.labels, dtype=np.int64))
+            # references first, on the driver, before any node times anything (a driver may share a host)
+            (work / "logs").mkdir()
+            refs = {v: reference_logits(per_process, v, Path(artifacts[v]), images, labels, work, work / "logs", say)
+                    for v in variants}
             data_bundle = _bundle(ray, data_dir)
             art_bundles = {v: _bundle(ray, Path(artifacts[v])) for v in variants}
-        say(f"shipping {len(art_bundles)} artifacts + test split by content hash to targets {', '.join(targets)}")
-        machines: dict[str, dict[str, Any]] = {}
-        target_machine: dict[str, str] = {}
-        infos = {t: remote_info.options(resources={SLOT: 1, target_resource(t): 1}).remote() for t in targets}
-        for t, ref in infos.items():
-            info = ray.get(ref, timeout=120)
-            machines[info["machine_id"]] = {"fingerprint": info["fingerprint"], "target": t,
-                                            "hostname": info["hostname"],
-                                            "harness_overhead_us": info["harness_overhead_us"]}
-            target_machine[t] = info["machine_id"]
-            say(f"target {t}: machine {info['machine_id']} ({info['hostname']})")
-        pending: dict[Any, tuple[tuple[str, str, str], int]] = {}
-        rows_by_cell: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        per_process = cell_settings(cfg)
-        rng = random.Random(cfg.benchmark.round_seed)
-        cells = [(t, bk, v) for t in targets for bk in names for v in cfg.benchmark.variants]
-        for key in cells:
-            if key[2] not in artifacts:
-                reason = f"no artifact for variant {key[2]!r}"
-                rows_by_cell[key] = _failed_rows(per_process, key[1], key[2], artifacts, "error", reason)
-        runnable = [k for k in cells if k not in rows_by_cell]
-        # Rounds as on one machine: every cell once per round in a fresh process, the order shuffled per round
-        # (a node's one benchmark slot runs its tasks one at a time, roughly in submission order).
-        for rnd in range(int(cfg.benchmark.rounds)):
-            order = list(runnable)
-            rng.shuffle(order)
-            for key in order:
-                t, backend, variant = key
-                spec = cell_spec(per_process, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-"))
-                if rnd > 0:  # accuracy comes from the first round's process only
-                    spec = replace(spec, accuracy=False)
-                ref = remote_cell.options(resources={SLOT: 1, target_resource(t): 1}).remote(
-                    asdict(spec), art_bundles[variant], data_bundle, cfg.benchmark.cell_timeout_s,
-                    cfg.benchmark.threads)
-                pending[ref] = (key, rnd)
-        results_of: dict[tuple[str, str, str], list[dict[str, Any]]] = {k: [] for k in runnable}
-        total, done = len(pending), 0
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                key, rnd = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as e:  # the node died, the worker crashed, the task was cancelled
-                    first = (str(e).strip().splitlines() or [""])[0][:300]
-                    result = {"status": "error", "scenarios": [],
-                              "reason": f"lost on the cluster ({type(e).__name__}): {first}"}
-                results_of[key].append({"round": rnd, "started": result.get("started", ""), "result": result})
-                done += 1
-                t, backend, variant = key
-                say(f"[{done}/{total}] round {rnd + 1} {t} {backend} {variant}: "
-                    f"{result.get('status')} {result.get('reason', '') or ''}".rstrip())
-            if not ready:
-                alive = _alive_targets(ray)
-                for ref, (key, rnd) in list(pending.items()):
-                    if key[0] not in alive:  # nothing left that can run it: it would wait forever
-                        ray.cancel(ref, force=True)
-                        pending.pop(ref)
-                        results_of[key].append({"round": rnd, "started": "", "result": {
-                            "status": "error", "scenarios": [],
-                            "reason": f"no live node of target {key[0]} is left in the cluster"}})
-                        done += 1
-                        say(f"[{done}/{total}] {' '.join(key)}: error (target {key[0]} has no live node)")
+            say(f"shipping {len(art_bundles)} artifacts + test split by content hash to {len(nodes)} node(s) of "
+                f"targets {', '.join(targets)}")
+            machines = _identify(ray, nodes, b.threads, bool(b.roofline), say)
+            cells = [(bk, v) for bk in names for v in b.variants]
+            runnable = [c for c in cells if c[1] in artifacts]
+            queues = {nid: NodeQueue(nid, t, machines[nid]["machine_id"], runnable, int(b.rounds),
+                                     random.Random(b.round_seed)) for nid, t in nodes.items()}
+            _dispatch(ray, queues, per_process, cell_spec, art_bundles, data_bundle, artifacts, b.cell_timeout_s,
+                      b.threads, say)
+            rows_out, agreement, unchecked = [], [], {}
+            for nid, q in queues.items():
+                for backend, variant in cells:
+                    if (backend, variant) not in q.procs:
+                        reason = f"no artifact for variant {variant!r}"
+                        rows = _failed_rows(per_process, backend, variant, artifacts, "error", reason)
+                    else:
+                        rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant))
+                        if isinstance(entry, dict):
+                            agreement.append(entry)
+                        else:
+                            unchecked[(q.machine_id, backend, variant)] = entry
+                        say(f"{q.target} {q.machine_id} {backend} {variant}: {_summary(rows)}")
+                    m = machines[nid]
+                    for r in rows:
+                        r.update(machine_id=q.machine_id, fingerprint_id=(m["fingerprint"] or {}).get("id"),
+                                 target=q.target, node_id=nid)
+                    rows_out += rows
+        _attach(rows_out, agreement, unchecked, cfg, machines)
     finally:
         ray.shutdown()
-    for key, procs in results_of.items():
-        t, backend, variant = key
-        procs.sort(key=lambda p: int(p["round"]))
-        first = procs[0]["result"] if procs else {}
-        node = first.get("node") or {}
-        if node.get("machine_id"):
-            machines.setdefault(node["machine_id"], {"fingerprint": node.get("fingerprint"), "target": t,
-                                                     "hostname": node.get("hostname")})
-        rows = _rows_from_cell(per_process, backend, variant, artifacts, procs)
-        rows_by_cell[key] = rows
-        say(f"{t} {backend} {variant}: {_summary(rows)}")
-    rows_out: list[dict[str, Any]] = []
-    for t in targets:
-        for backend in names:
-            for variant in cfg.benchmark.variants:
-                key = (t, backend, variant)
-                res0: dict[str, Any] = (results_of.get(key) or [{}])[0].get("result") or {}
-                node = res0.get("node") or {}
-                mid = node.get("machine_id") or target_machine[t]
-                fp = machines[mid]["fingerprint"] or {}
-                slot = res0.get("host_slot")
-                for r in rows_by_cell.get(key, []):
-                    r.update(machine_id=mid, fingerprint_id=fp.get("id"), target=t, host_slot=slot)
-                    rows_out.append(r)
+    by_machine = {m.pop("machine_id"): m for m in machines.values()}
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
@@ -326,13 +389,149 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
         "dataset": data.name,
         "synthetic": bool(data.synthetic),
         # the worst machine's (each machine's own is in `machines`)
-        "harness_overhead_us": max((float(m.get("harness_overhead_us") or 0.0) for m in machines.values()),
+        "harness_overhead_us": max((float(m.get("harness_overhead_us") or 0.0) for m in by_machine.values()),
                                    default=0.0),
+        "rounds": {"count": int(b.rounds), "seed": int(b.round_seed),
+                   "order_by_machine": {q.machine_id: q.orders for q in queues.values()}},
         "results": rows_out,
-        "agreement": [],
+        "agreement": agreement,
         "cluster": {"address": address, "targets": targets},
-        "machines": machines,
+        "machines": by_machine,
     }
+
+
+def _identify(ray: Any, nodes: dict[str, str], threads: int, roofline: bool, say: Progress) -> dict[str, Any]:
+    """{node id: identity} measured on each node (machine id, fingerprint, overhead, peaks); one line per node."""
+    remote_info = _remote(ray, node_identity)
+    refs = {nid: _pinned(remote_info, nid, t).remote(threads, roofline) for nid, t in nodes.items()}
+    out: dict[str, Any] = {}
+    for nid, ref in refs.items():
+        try:
+            info = ray.get(ref, timeout=120 + 120 * len(nodes) * roofline)  # nodes of one host take turns
+        except Exception as e:
+            raise UserError(f"node {nid[:12]} of target {nodes[nid]} did not answer ({type(e).__name__}): "
+                            "check `ray status` and its log") from None
+        if info.get("node_id") not in (None, nid):
+            raise UserError(f"internal: a task pinned to node {nid[:12]} ran on {info.get('node_id')}")
+        out[nid] = {"machine_id": info["machine_id"], "fingerprint": info["fingerprint"], "target": nodes[nid],
+                    "hostname": info["hostname"], "node_id": nid, "harness_overhead_us": info["harness_overhead_us"],
+                    "machine_peak_gmac_per_s": info.get("machine_peak_gmac_per_s") or {}}
+        say(f"target {nodes[nid]}: machine {info['machine_id']} ({info['hostname']}, node {nid[:12]})")
+    ids = [m["machine_id"] for m in out.values()]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise UserError(f"machine id {', '.join(dup)} is reported by several nodes: give each node its own "
+                        "`bench worker start --machine-id` so every row names one machine")
+    return out
+
+
+def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spec: Any,
+              art_bundles: dict[str, Any], data_bundle: Any, artifacts: dict[str, Path], timeout_s: float,
+              threads: int, say: Progress) -> None:
+    """Run every node's queue to the end: one cell in flight per node, the next submitted when it returns."""
+    pending: dict[Any, tuple[str, Cell, int]] = {}
+    remote_cell = _remote(ray, node_cell)
+    total = sum(len(q.cells) for q in queues.values()) * max(q.rounds for q in queues.values())
+    done = 0
+
+    def submit(nid: str) -> None:
+        q = queues[nid]
+        nxt = q.next_cell()
+        if nxt is None:
+            return
+        (backend, variant), rnd = nxt
+        spec = cell_spec(per_process, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-"))
+        if rnd > 0:  # accuracy and logits come from the first round's process only, as locally
+            spec = replace(spec, accuracy=False)
+        ref = _pinned(remote_cell, nid, q.target).remote(asdict(spec), art_bundles[variant], data_bundle, timeout_s,
+                                                         threads)
+        pending[ref] = (nid, (backend, variant), rnd)
+
+    for nid in queues:
+        submit(nid)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+        for ref in ready:
+            nid, cell, rnd = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except Exception as e:  # the node died, the worker crashed, the task was cancelled
+                first = (str(e).strip().splitlines() or [""])[0][:300]
+                result = {"status": "error", "scenarios": [],
+                          "reason": f"lost on the cluster ({type(e).__name__}): {first}"}
+            q = queues[nid]
+            q.record(cell, rnd, result)
+            done += 1
+            say(f"[{done}/~{total}] round {rnd + 1} {q.target} {q.machine_id} {cell[0]} {cell[1]}: "
+                f"{result.get('status')} {result.get('reason', '') or ''}".rstrip())
+            if nid in alive_nodes(ray):
+                submit(nid)
+            else:
+                lost = q.lose_the_rest(f"node {q.machine_id} (target {q.target}) left the cluster")
+                say(f"{q.target} {q.machine_id}: node gone; {lost} process(es) not run")
+        if not ready:
+            alive = alive_nodes(ray)
+            for ref, (nid, cell, rnd) in list(pending.items()):
+                if nid not in alive:  # the node is gone: its task would wait forever
+                    ray.cancel(ref, force=True)
+                    pending.pop(ref)
+                    q = queues[nid]
+                    q.record(cell, rnd, {"status": "error", "scenarios": [],
+                                         "reason": f"node {q.machine_id} (target {q.target}) left the cluster"})
+                    lost = q.lose_the_rest(f"node {q.machine_id} (target {q.target}) left the cluster")
+                    say(f"{q.target} {q.machine_id}: node gone; {lost + 1} process(es) lost")
+
+
+def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
+    """The rows of one cell on one node and its agreement entry (or why there is none). A process that reports
+    another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
+    from harness.measure.agreement import Reference, compare_logits
+    from harness.orchestrate.runner import _rows_from_cell
+
+    backend, variant = cell
+    procs = sorted(q.procs[cell], key=lambda p: int(p["round"]))
+    blob = procs[0]["result"].pop("logits_npy_z", None) if procs else None
+    for p in procs[1:]:
+        p["result"].pop("logits_npy_z", None)
+    elsewhere = sorted({str((p["result"].get("node") or {}).get("machine_id")) for p in procs
+                        if (p["result"].get("node") or {}).get("node_id") not in (None, q.node_id)})
+    rows = _rows_from_cell(per_process, backend, variant, artifacts, procs)
+    slots = [p["result"].get("host_slot") for p in procs]
+    ran_on = [(p["result"].get("node") or {}).get("machine_id") for p in procs]  # None: lost before it reported
+    for r in rows:
+        r["host_slot"], r["host_slots"], r["process_machines"] = slots[0] if slots else None, slots, ran_on
+        if elsewhere:
+            r["valid"] = False
+            r["invalid_reasons"] = [*r.get("invalid_reasons", []),
+                                    f"processes ran on other machines too ({', '.join(elsewhere)})"]
+    entry: dict[str, Any] | str = "no test-split logits came back from the node"
+    if not isinstance(ref, Reference):
+        entry = str(ref)  # why the driver has no reference for this variant
+    elif blob is not None:
+        try:
+            entry = {"variant": variant, "backend": backend, "reference": ref.name, "machine_id": q.machine_id,
+                     "target": q.target, **compare_logits(unpack_logits(blob), np.load(ref.path))}
+        except (ValueError, OSError, zlib.error) as e:  # unreadable or of another shape: not comparable
+            entry = f"the node's logits cannot be compared with the reference: {e}"
+    return rows, entry
+
+
+def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], unchecked: dict[tuple[str, str, str], str],
+            cfg: Config, machines: dict[str, Any]) -> None:
+    """Agreement (matched by backend, variant and machine; `unchecked` says why a cell has none) and each node's
+    own roofline onto the rows."""
+    from harness.measure.evidence import attach_agreement
+    from harness.measure.roofline import attach_roofline
+
+    b = cfg.benchmark
+    attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32)
+    for r in rows:
+        why = unchecked.get((str(r.get("machine_id")), str(r.get("backend")), str(r.get("variant"))))
+        if why and r.get("agrees") is None and r.get("status") == "ok":
+            r["agreement_reason"] = f"unverified: {why}"
+    for m in machines.values():
+        attach_roofline([r for r in rows if r.get("node_id") == m["node_id"]], m["machine_peak_gmac_per_s"])
 
 
 # ---- worker nodes ----------------------------------------------------------------------------------------

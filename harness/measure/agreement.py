@@ -1,9 +1,17 @@
-"""Agreement of every backend's logits with the PyTorch reference of the same variant (top-1, max |delta|).
+"""Agreement of every backend's logits with a reference computation of the same variant (top-1, max |delta|).
 
-The reference is torch-eager's own cell where it ran the reference computation (CPU, fp32 or fake-quant int8);
+Which reference: an artifact with a PyTorch model (`model.pt`) is checked against PyTorch on the CPU (fp32, or
+fake-quant int8); an imported ONNX model (no model.pt) against its own graph on ONNX Runtime's CPU provider with
+every graph optimization off, so the operators run as written (fp32 kernels; Q/DQ rounding simulated in float
+for a Q/DQ graph) and OpenVINO, ONNX Runtime's optimized session and TensorRT are all checked against it. Each
+agreement entry and each row names its reference (`reference`).
+
+Locally, torch-eager's own cell is the reference where it ran that computation (CPU, fp32 or fake-quant int8);
 otherwise a reference cell is run once per variant without timing, and its logits are cached under
 `<store.cache_dir>/reference-logits/` keyed by the artifact's file hashes (manifest sha256s), the test images'
-hash and the reference settings: a later run of the same files skips that process (several seconds).
+hash, the reference backend, its settings and its runtime's version: a later run of the same files skips that
+process (several seconds), and a runtime upgrade computes it afresh. A cluster driver uses the same function
+(`reference_logits`) for every variant and compares each node's logits with it.
 """
 
 from __future__ import annotations
@@ -11,58 +19,124 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backends.artifact import TORCH_FILE
 from common.atomic import write_bytes_atomic, write_json_atomic
 from common.results import REFERENCE_BACKEND
 from harness.measure.launcher import cell_spec, run_cell_subprocess
 from harness.measure.settings import CellSettings
 
 Progress = Callable[[str], None]
+ORT_BACKEND = "onnxruntime"
+ORT_REFERENCE_OPTIONS = {"provider": "cpu", "optimization": "disable"}
+ORT_REFERENCE = "onnxruntime-reference"
+TORCH_REFERENCE = "pytorch-reference"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference logits of one variant: `name` (what computed them, written into each row) and the .npy file."""
+
+    name: str
+    path: Path
+    cell: str = ""  # the backend whose own timed cell computed them ("" for a separate reference process)
+
+
+def reference_backend(artifact: Path) -> str:
+    """torch-eager when the artifact holds a PyTorch model, else ONNX Runtime (an imported ONNX file)."""
+    return REFERENCE_BACKEND if (Path(artifact) / TORCH_FILE).is_file() else ORT_BACKEND
+
+
+def reference_options(s: CellSettings, backend: str) -> dict[str, Any]:
+    """The reference computation's backend settings: PyTorch on the CPU (fake-quant for int8), or ONNX Runtime's
+    CPU provider with graph optimizations off."""
+    if backend == REFERENCE_BACKEND:
+        return {**s.options(REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
+    return dict(ORT_REFERENCE_OPTIONS)
+
+
+def reference_key(s: CellSettings, backend: str) -> dict[str, Any]:
+    """What the cached reference logits depend on besides the files: backend, its settings, its version."""
+    return {**reference_options(s, backend), "reference_backend": backend, "runtime_version": _runtime_version(backend)}
+
+
+def _runtime_version(backend: str) -> str:
+    dist = "torch" if backend == REFERENCE_BACKEND else "onnxruntime"
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _reference_name(backend: str, label: str) -> str:
+    if backend == REFERENCE_BACKEND:
+        return f"{TORCH_REFERENCE} ({label or 'fp32'})"
+    return f"{ORT_REFERENCE} (fp32 graph on the CPU provider, graph optimizations off)"
+
+
+def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path, labels: Path, work: Path,
+                     log_dir: Path, say: Progress) -> Reference | str:
+    """The variant's reference logits (from the cache, else computed in an untimed cell process and cached),
+    or the reason they could not be computed."""
+    backend = reference_backend(artifact)
+    extra = reference_options(s, backend)
+    cached = reference_cache_path(Path(s.cache_dir), artifact, images, reference_key(s, backend))
+    meta_path = cached.with_suffix(".json") if cached else None
+    if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32"))))
+        say(f"reference {variant}: cached {name} logits ({cached.name})")
+        return Reference(name, cached)
+    say(f"reference {variant}: computing the {'PyTorch' if backend == REFERENCE_BACKEND else 'ONNX Runtime'} "
+        "reference logits")
+    out = Path(work) / f"reference__{variant}.logits.npy"
+    spec = cell_spec(s, backend, artifact, images, labels, out, timing=False, extra=extra)
+    result = run_cell_subprocess(spec, Path(work) / f"reference__{variant}", s.timeout_s,
+                                 Path(log_dir) / f"reference__{variant}.log", s.threads)
+    if result.get("status") != "ok" or not out.is_file():
+        why = f"the {backend} reference cell failed: {result.get('status')}: {result.get('reason', '')}".rstrip(": ")
+        say(f"reference {variant}: {why}")
+        return why
+    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")))
+    if cached is not None and meta_path is not None:
+        _store_reference(out, cached, meta_path, name)
+    return Reference(name, out)
 
 
 def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artifacts: dict[str, Path],
-               logits: dict[tuple[str, str], Path], labels_of: dict[tuple[str, str], str], images: Path,
-               labels: Path, work: Path, log_dir: Path, say: Progress) -> list[dict[str, Any]]:
+                   logits: dict[tuple[str, str], Path], labels_of: dict[tuple[str, str], str], images: Path,
+                   labels: Path, work: Path, log_dir: Path, say: Progress,
+                   missing: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One entry per (backend, variant) with logits: top-1 agreement and max |delta logit| vs the variant's
+    reference; `missing` (if given) collects variant -> why no reference could be had."""
     rows: list[dict[str, Any]] = []
     for variant in variants:
         others = [b for b in names if (b, variant) in logits]
         if not others:
             continue
-        ref_name, ref_path = None, None
         if reference_is_cell(s, variant, logits, labels_of):
-            ref_name, ref_path = REFERENCE_BACKEND, logits[(REFERENCE_BACKEND, variant)]
+            label = labels_of.get((REFERENCE_BACKEND, variant)) or "fp32"
+            ref = Reference(f"{_reference_name(REFERENCE_BACKEND, label)[:-1]}; torch-eager's own cell)",
+                            logits[(REFERENCE_BACKEND, variant)], cell=REFERENCE_BACKEND)
         else:
-            extra = {**s.options(REFERENCE_BACKEND), "device": "cpu", "int8_mode": "fake-quant"}
-            cached = reference_cache_path(Path(s.cache_dir), artifacts[variant], images, extra)
-            meta_path = cached.with_suffix(".json") if cached else None
-            if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
-                label = str(json.loads(meta_path.read_text(encoding="utf-8")).get("label", "fp32"))
-                say(f"reference {variant}: cached PyTorch reference logits ({cached.name})")
-                ref_name, ref_path = f"pytorch-reference ({label})", cached
-            else:
-                say(f"reference {variant}: computing the PyTorch reference logits")
-                out = work / f"reference__{variant}.logits.npy"
-                spec = cell_spec(s, REFERENCE_BACKEND, artifacts[variant], images, labels, out, timing=False,
-                                 extra=extra)
-                result = run_cell_subprocess(spec, work / f"reference__{variant}", s.timeout_s,
-                                             log_dir / f"reference__{variant}.log", s.threads)
-                if result.get("status") != "ok" or not out.is_file():
-                    say(f"reference {variant}: failed ({result.get('reason', '')})")
-                    continue
-                label = str(result.get("describe", {}).get("label", "fp32"))
-                ref_name, ref_path = f"pytorch-reference ({label})", out
-                if cached is not None and meta_path is not None:
-                    _store_reference(out, cached, meta_path, label)
-        ref = np.load(ref_path)
-        for backend in others:
-            if backend == ref_name:
+            got = reference_logits(s, variant, artifacts[variant], images, labels, work, log_dir, say)
+            if isinstance(got, str):
+                if missing is not None:
+                    missing[variant] = got
                 continue
-            rows.append({"variant": variant, "backend": backend, "reference": ref_name,
-                         **compare_logits(np.load(logits[(backend, variant)]), ref)})
+            ref = got
+        ref_logits = np.load(ref.path)
+        for backend in others:
+            if backend == ref.cell:
+                continue
+            rows.append({"variant": variant, "backend": backend, "reference": ref.name,
+                         **compare_logits(np.load(logits[(backend, variant)]), ref_logits)})
     return rows
 
 
@@ -85,11 +159,11 @@ def reference_cache_path(cache_dir: Path, artifact: Path, images: Path, extra: d
     return Path(cache_dir) / "reference-logits" / f"{h.hexdigest()[:24]}.npy"
 
 
-def _store_reference(src: Path, dest: Path, meta_path: Path, label: str) -> None:
-    """Copy the logits and their label into the cache atomically (temp file + rename)."""
+def _store_reference(src: Path, dest: Path, meta_path: Path, name: str) -> None:
+    """Copy the logits and their name into the cache atomically (temp file + rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(dest, src.read_bytes())
-    write_json_atomic(meta_path, {"label": label})
+    write_json_atomic(meta_path, {"name": name})
 
 
 def reference_is_cell(s: CellSettings, variant: str, logits: dict[tuple[str, str], Path],

@@ -83,26 +83,38 @@ def row_labels(declared: str | None, describe: dict[str, Any]) -> dict[str, Any]
 
 
 def attach_agreement(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], references: dict[str, str],
-                     min_int8: float, min_fp32: float) -> None:
-    """Give every ok row its `agreement` (top-1 vs its variant's reference) and `agrees` (in place).
+                     min_int8: float, min_fp32: float, missing: dict[str, str] | None = None) -> None:
+    """Give every ok row its `agreement` (top-1 vs its variant's reference), `agrees` and `reference` (in place).
 
+    Entries and rows are matched on (backend, variant, machine_id): a cluster run has one entry per node.
     `references` maps variant -> the backend whose logits *are* the reference (its rows agree by definition,
-    1.0); rows with no comparison get agreement None and agrees None (not gated, shown as "—").
+    1.0); rows with no comparison get agreement None and agrees None: unverified, which `bench select` refuses
+    unless told otherwise; `missing` (variant -> why no reference) goes into their `agreement_reason`.
     """
-    by_cell = {(a["backend"], a["variant"]): a.get("top1_agreement") for a in agreement}
+    by_cell = {(a["backend"], a["variant"], a.get("machine_id")): a for a in agreement}
     for row in rows:
-        key = (row.get("backend"), row.get("variant"))
+        key = (row.get("backend"), row.get("variant"), row.get("machine_id"))
         value: float | None = None
+        reference: str | None = None
         if row.get("status") == "ok":
             if key in by_cell:
-                value = by_cell[key]
+                value, reference = by_cell[key].get("top1_agreement"), by_cell[key].get("reference")
             elif references.get(str(row.get("variant"))) == row.get("backend"):
-                value = 1.0
+                value, reference = 1.0, f"{row.get('backend')} (this cell is the reference)"
         row["agreement"] = value
+        row["reference"] = reference
         threshold = agreement_threshold(row.get("precision"), min_int8, min_fp32)
         row["agrees"] = agrees(value, threshold)
         row["agreement_reason"] = ""
         if row["agrees"] is False and value is not None:
             setting = "int8" if str(row.get("precision") or "").startswith(INT8) else "fp32"
-            row["agreement_reason"] = (f"top-1 agreement {value:.4f} with the PyTorch reference is below "
-                                       f"{threshold} (benchmark.min_agreement_{setting})")
+            row["agreement_reason"] = (f"top-1 agreement {value:.4f} with the {reference_kind(reference)} reference "
+                                       f"is below {threshold} (benchmark.min_agreement_{setting})")
+        elif row["agrees"] is None and row.get("status") == "ok":
+            why = (missing or {}).get(str(row.get("variant"))) or "no reference logits to compare with"
+            row["agreement_reason"] = f"unverified: {why}"
+
+
+def reference_kind(reference: str | None) -> str:
+    """'PyTorch' or 'ONNX Runtime fp32': the reference's runtime in words, from a row's `reference` field."""
+    return "ONNX Runtime fp32" if str(reference or "").startswith("onnxruntime") else "PyTorch"

@@ -10,9 +10,10 @@ reported). The accuracy pass runs in the first round only.
 A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
 row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
 are medians over processes with bootstrap intervals (common.stats.intervals). After the grid,
-every backend's test-split logits are compared with the PyTorch reference of the same variant (top-1
-agreement, max |delta logit|). `run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS);
-with `run_dir` it also writes run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
+every backend's test-split logits are compared with the reference of the same variant (PyTorch; ONNX Runtime
+fp32 for an imported ONNX file: harness.measure.agreement) for top-1 agreement and max |delta logit|.
+`run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS); with `run_dir` it also writes
+run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
 """
 
 from __future__ import annotations
@@ -120,10 +121,12 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)])
             rows += new_rows
             say(f"{backend} {variant}: {_summary(new_rows)}")
+        no_reference: dict[str, str] = {}
         agreement = agreement_rows(per_process, variants, names, artifacts, logits, labels_of, images_path, labels_path,
-                               work, log_dir, say)
+                                   work, log_dir, say, no_reference)
     references = {v: "torch-eager" for v in variants if reference_is_cell(per_process, v, logits, labels_of)}
-    attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32)
+    attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32,
+                     no_reference)
     peaks = _machine_peak(cfg, say)
     attach_roofline(rows, peaks)
     results = {
@@ -169,7 +172,7 @@ def new_run_id() -> str:
 # ---- rows ----------------------------------------------------------------------------------------------
 def _static(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest.get(k) for k in ("storage_bytes", "storage_mb", "compression_ratio", "params",
-                                          "nonzero_params", "gmac")}
+                                          "nonzero_params", "gmac", "val_accuracy")}
 
 
 def _manifest(artifacts: dict[str, Path], variant: str) -> dict[str, Any]:

@@ -54,17 +54,21 @@ def tampered_run(artifacts: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     imported = root / "imported"
     assert cli.main(["import", str(artifacts["l1-int8"] / ONNX_FILE), "--out", str(imported),
                      "--name", "foreign-int8"]) == 0
+    imported_fp32 = root / "imported-fp32"
+    assert cli.main(["import", str(artifacts["dense-fp32"] / ONNX_FILE), "--out", str(imported_fp32),
+                     "--name", "foreign-fp32"]) == 0
     store = f"sqlite:///{root / 'h.sqlite'}"
     out = root / "results.json"
     sets = [*SMALL, f"store.cache_dir={root / 'cache'}", f"store.runs_dir={root / 'runs'}", f"store.url={store}"]
     argv = ["run", "--artifact", str(fake_int8), "--artifact", str(permuted), "--artifact", str(imported),
+            "--artifact", str(imported_fp32),
             "--backend", "torch-eager", "--backend", "onnxruntime", "--backend", "openvino", "--json", str(out),
             "--no-report", *[x for s in sets for x in ("--set", s)]]
     assert cli.main(argv) == 0
     results = json.loads(out.read_text())
     rows = {(r["backend"], r["variant"]): r for r in results["results"]}
-    return {"rows": rows, "store": store, "dirs": {"fake": fake_int8, "permuted": permuted, "imported": imported},
-            "results": results}
+    return {"rows": rows, "store": store, "results": results,
+            "dirs": {"fake": fake_int8, "permuted": permuted, "imported": imported, "imported-fp32": imported_fp32}}
 
 
 def test_fp32_graph_under_an_int8_manifest_is_not_labelled_int8(tampered_run: dict[str, Any]) -> None:
@@ -78,6 +82,7 @@ def test_fp32_graph_under_an_int8_manifest_is_not_labelled_int8(tampered_run: di
 
 def test_permuted_onnx_weights_disagree_and_select_rejects_them(tampered_run: dict[str, Any], capsys: Any) -> None:
     rows = tampered_run["rows"]
+    assert rows[("onnxruntime", "dense-fp32")]["reference"].startswith("pytorch-reference")  # model.pt is there
     for backend in ("onnxruntime", "openvino"):
         r = rows[(backend, "dense-fp32")]
         assert r["status"] == "ok" and r["agrees"] is False and r["agreement"] < 0.5
@@ -90,11 +95,16 @@ def test_permuted_onnx_weights_disagree_and_select_rejects_them(tampered_run: di
     for backend in ("onnxruntime", "openvino"):
         assert rejected[(backend, "dense-fp32")].startswith("disagrees with the PyTorch reference")
     assert all((r["backend"], r["variant"]) != ("onnxruntime", "dense-fp32") for r in sel["ranked"])
+    # the imported models were checked (against ONNX Runtime fp32): nothing is refused as unverified
+    assert not [r for r in sel["rejected"] if r["why"].startswith("unverified")]
+    choices = {(r["backend"], r["variant"]): r for r in [*sel["ranked"], *sel["rejected"]]}
+    assert choices[("openvino", "foreign-fp32")]["agrees"] is True
+    assert choices[("openvino", "foreign-fp32")]["reference"] == ORT_REF
 
 
 def test_file_bytes_is_the_size_on_disk(tampered_run: dict[str, Any]) -> None:
     dirs = {"dense-int8": tampered_run["dirs"]["fake"], "dense-fp32": tampered_run["dirs"]["permuted"],
-            "foreign-int8": tampered_run["dirs"]["imported"]}
+            "foreign-int8": tampered_run["dirs"]["imported"], "foreign-fp32": tampered_run["dirs"]["imported-fp32"]}
     checked = 0
     for (backend, variant), r in tampered_run["rows"].items():
         if r["status"] != "ok":
@@ -116,8 +126,42 @@ def test_imported_onnx_manifest_is_derived_from_the_file(tampered_run: dict[str,
     r = tampered_run["rows"][("onnxruntime", "foreign-int8")]
     assert r["status"] == "ok" and r["precision"] == "int8" and r["int8_layers"] > 0
     te = tampered_run["rows"][("torch-eager", "foreign-int8")]
-    assert te["status"] == "error" and "model.pt" in te["reason"]  # no PyTorch model: no reference
-    assert r["agreement"] is None and r["agrees"] is None
+    assert te["status"] == "error" and "model.pt" in te["reason"]  # no PyTorch model: torch-eager cannot run it
+
+
+ORT_REF = "onnxruntime-reference (fp32 graph on the CPU provider, graph optimizations off)"
+
+
+def test_an_imported_onnx_model_is_checked_against_its_own_graph_on_onnx_runtime(tampered_run: dict[str, Any]
+                                                                                 ) -> None:
+    rows = tampered_run["rows"]
+    for backend in ("onnxruntime", "openvino"):
+        fp32 = rows[(backend, "foreign-fp32")]
+        assert fp32["status"] == "ok" and fp32["reference"] == ORT_REF
+        assert fp32["agrees"] is True and fp32["agreement"] >= 0.999
+        int8 = rows[(backend, "foreign-int8")]  # int8 kernels against the Q/DQ graph computed in fp32
+        assert int8["status"] == "ok" and int8["precision"] == "int8" and int8["reference"] == ORT_REF
+        assert int8["agrees"] is not None and int8["agreement"] is not None
+    entries = {(a["backend"], a["variant"]): a for a in tampered_run["results"]["agreement"]}
+    assert entries[("openvino", "foreign-fp32")]["reference"] == ORT_REF
+    assert entries[("onnxruntime", "foreign-fp32")]["max_abs_logit_diff"] < 1e-3  # the same graph, optimized
+
+
+def test_the_onnx_runtime_reference_really_is_the_graph_as_written(tampered_run: dict[str, Any]) -> None:
+    """Its logits match a plain ONNX Runtime session with every optimization off, and differ from PyTorch's
+    for the permuted copy (where the ONNX graph is not model.pt)."""
+    import onnxruntime as ort
+
+    from harness.measure.agreement import ORT_REFERENCE_OPTIONS
+
+    assert ORT_REFERENCE_OPTIONS == {"provider": "cpu", "optimization": "disable"}
+    imported = tampered_run["dirs"]["imported"] / ONNX_FILE
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.optimized_model_filepath = str(tampered_run["dirs"]["imported"].parent / "as-run.onnx")
+    ort.InferenceSession(str(imported), so, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and not ops & {"QLinearConv", "ConvInteger"}
 
 
 def test_import_refuses_what_is_not_an_onnx_model(tmp_path: Path, capsys: Any) -> None:

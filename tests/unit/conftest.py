@@ -72,6 +72,9 @@ def make_result(backend: str, variant: str, scenario: str, batch: int, rng: np.r
         "confusion": confusion_for(acc),
         "label": "int8 simulated (fake-quant)" if backend == "torch-eager" and variant.endswith("int8") else "",
         "describe": {"threads": 2},
+        # checked against the reference logits of its variant (torch-eager's own cell is the reference)
+        "agreement": 1.0 if backend == "torch-eager" else 0.998, "agrees": True, "agreement_reason": "",
+        "reference": "torch-eager (this cell is the reference)" if backend == "torch-eager" else "torch-eager",
         # three processes (benchmark.rounds = 3): the samples split in round order
         "rounds": [{"round": i, "p50_ms": float(np.median(part)), "p99_ms": float(np.percentile(part, 99)),
                     "n": len(part), "noisy": ""} for i, part in enumerate(np.array_split(s, 3))],

@@ -63,6 +63,26 @@ def test_attach_agreement_gates_rows_and_says_why() -> None:
     assert trt["agreement"] is None and trt["agrees"] is None
 
 
+def test_attach_agreement_matches_each_machine_names_the_reference_and_says_why_unverified() -> None:
+    """A cluster run: one entry per (backend, variant, machine); a row with no entry is unverified, with the
+    reason the reference could not be had."""
+    rows = [{"backend": "openvino", "variant": "v", "status": "ok", "precision": "fp32", "machine_id": m}
+            for m in ("box-a", "box-b", "box-c")]
+    rows.append({"backend": "openvino", "variant": "w", "status": "ok", "precision": "fp32", "machine_id": "box-a"})
+    ref = "onnxruntime-reference (fp32 graph on the CPU provider, graph optimizations off)"
+    agreement = [{"backend": "openvino", "variant": "v", "machine_id": "box-a", "top1_agreement": 1.0,
+                  "reference": ref},
+                 {"backend": "openvino", "variant": "v", "machine_id": "box-b", "top1_agreement": 0.5,
+                  "reference": ref}]
+    attach_agreement(rows, agreement, {}, 0.99, 0.999, {"w": "the onnxruntime reference cell failed: error: boom"})
+    a, b, c, w = rows
+    assert (a["agrees"], a["reference"]) == (True, ref)
+    assert b["agrees"] is False and "with the ONNX Runtime fp32 reference is below 0.999" in b["agreement_reason"]
+    assert c["agrees"] is None and c["agreement_reason"] == "unverified: no reference logits to compare with"
+    assert w["agrees"] is None
+    assert w["agreement_reason"] == "unverified: the onnxruntime reference cell failed: error: boom"
+
+
 def test_fraction_of_peak_uses_the_row_precision() -> None:
     peaks = {"fp32": 10.0, "int8": 80.0, "bf16": 20.0}
     assert fraction_of_peak(40.0, "int8", peaks) == pytest.approx(0.5)

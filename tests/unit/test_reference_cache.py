@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.measure.agreement import _store_reference, reference_cache_path
+from harness.measure.agreement import _store_reference, reference_cache_path, reference_key
+from harness.measure.settings import CellSettings
 
 
 def _artifact(root: Path, sha: str) -> Path:
@@ -43,4 +44,18 @@ def test_stored_reference_round_trips(tmp_path: Path) -> None:
     dest = tmp_path / "cache" / "reference-logits" / "k.npy"
     _store_reference(src, dest, dest.with_suffix(".json"), "fp32")
     assert np.array_equal(np.load(dest), logits)
-    assert json.loads(dest.with_suffix(".json").read_text()) == {"label": "fp32"}
+    assert json.loads(dest.with_suffix(".json").read_text()) == {"name": "fp32"}
+
+
+def test_key_names_the_reference_runtime_and_its_version(monkeypatch) -> None:
+    """A torch (or onnxruntime) upgrade must not reuse logits computed by the old version."""
+    import harness.measure.agreement as agreement
+
+    s = CellSettings(threads=1, batch_sizes=(1,), warmup_s=0.0, min_duration_s=0.1, min_iterations=10, max_cov=0.25,
+                     accuracy=True, timeout_s=60, memory_mb=0)
+    torch_key, ort_key = reference_key(s, "torch-eager"), reference_key(s, "onnxruntime")
+    assert torch_key["reference_backend"] == "torch-eager" and torch_key["device"] == "cpu"
+    assert ort_key == {"provider": "cpu", "optimization": "disable", "reference_backend": "onnxruntime",
+                       "runtime_version": ort_key["runtime_version"]}
+    monkeypatch.setattr(agreement, "_runtime_version", lambda backend: "99.0")
+    assert reference_key(s, "torch-eager")["runtime_version"] == "99.0" != torch_key["runtime_version"]

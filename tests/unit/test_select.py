@@ -252,3 +252,84 @@ def test_max_storage_uses_the_loaded_file_bytes(make_run):
     assert "file size 9 MB > max 8 MB" in sel.rejected[0][1]
     ok = select(rows, Constraints(batch=1, max_storage_mb=10.0)).recommended
     assert ok is not None and ok.storage_mb == 9.0 and ok.storage_source == "file"
+
+
+def _unverified_rows(make_run, cells=(("openvino", "l1-int8"),)):
+    """Stored-like rows where `cells` carry no agreement (agrees None): e.g. a cluster row before issue 20."""
+    run = make_run("r-1", backends=("openvino", "onnxruntime"))
+    for r in run["results"]:
+        if (r["backend"], r["variant"]) in cells:
+            r.update(agreement=None, agrees=None, reference=None, agreement_reason="")
+    return [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
+
+
+def test_an_unverified_row_is_refused_and_named(make_run):
+    rows = _unverified_rows(make_run)
+    sel = select(rows, Constraints(batch=1))
+    why = {(ch.backend, ch.variant): w for ch, w in sel.rejected}
+    assert why[("openvino", "l1-int8")].startswith("unverified: its outputs were never compared with a reference")
+    assert "--allow-unverified" in why[("openvino", "l1-int8")]
+    assert all((ch.backend, ch.variant) != ("openvino", "l1-int8") for ch in sel.ranked)
+    # openvino/l1-int8 is the fastest cell: refusing it moves the recommendation, and the message says which
+    best = sel.recommended
+    assert (best.backend, best.variant, best.agrees) == ("onnxruntime", "l1-int8", True)
+    assert "Refused 1 unverified choice(s)" in sel.message and "openvino/l1-int8" in sel.message
+    assert {(ch.backend, ch.variant) for ch, w in sel.rejected if w.startswith("unverified")} == {
+        ("openvino", "l1-int8")}
+
+
+def test_allow_unverified_admits_it_marked(make_run):
+    rows = _unverified_rows(make_run)
+    sel = select(rows, Constraints(batch=1, allow_unverified=True))
+    best = sel.recommended
+    assert (best.backend, best.variant, best.agrees) == ("openvino", "l1-int8", None)
+    assert "UNVERIFIED" in best.name and "UNVERIFIED" in sel.message
+    assert "Refused" not in sel.message
+    d = sel.to_dict()
+    assert d["recommended"]["agrees"] is None and d["constraints"]["allow_unverified"] is True
+    # a disagreeing row stays refused: --allow-unverified admits unknown answers, never wrong ones
+    for r in rows:
+        if (r["backend"], r["variant"]) == ("onnxruntime", "l1-int8"):
+            r.update(agreement=0.5, agrees=False, reference="onnxruntime-reference (fp32 graph ...)",
+                     agreement_reason="top-1 agreement 0.5000 with the ONNX Runtime fp32 reference is below 0.99")
+    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints(allow_unverified=True)).rejected}
+    assert why[("onnxruntime", "l1-int8")].startswith("disagrees with the ONNX Runtime fp32 reference: top-1")
+
+
+def test_a_choice_is_unverified_if_either_row_it_uses_is(make_run):
+    rows = _unverified_rows(make_run, cells=())
+    for r in rows:  # only the throughput row at batch 32 lacks agreement
+        if (r["backend"], r["variant"], r["scenario"]) == ("openvino", "l1-int8", "throughput"):
+            r.update(agrees=None, agreement=None)
+    sel = select(rows, Constraints(batch=32, objective="throughput"))
+    assert any(ch.variant == "l1-int8" and ch.backend == "openvino" and w.startswith("unverified")
+               for ch, w in sel.rejected)
+    assert select(rows, Constraints(batch=1)).recommended.variant == "l1-int8"  # batch 1 uses the latency row
+
+
+def test_select_command_refuses_unverified_unless_allowed(tmp_path, make_run, capsys):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    run = make_run("r", backends=("openvino",))
+    for r in run["results"]:
+        r.update(agreement=None, agrees=None, reference=None)  # nothing was checked
+    with ResultsStore(url) as store:
+        store.save_run(run)
+    assert cli.main(["select", "--store", url]) == 1
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert "UNVERIFIED" in text and "Refused 4 unverified choice(s)" in text and "--allow-unverified" in text
+    assert cli.main(["select", "--store", url, "--allow-unverified", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recommended"]["variant"] == "l1-int8" and out["recommended"]["agrees"] is None
+    assert "UNVERIFIED" in out["message"]
+
+
+def test_unchecked_answers_are_named_before_noisy_timing(make_run):
+    rows = _unverified_rows(make_run)
+    for r in rows:
+        if (r["backend"], r["variant"]) == ("openvino", "l1-int8"):
+            r.update(valid=False, invalid_reasons=["CoV 0.4 above max_cov 0.25"])
+    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints()).rejected}
+    assert why[("openvino", "l1-int8")].startswith("unverified")
+    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints(allow_unverified=True)).rejected}
+    assert why[("openvino", "l1-int8")] == "invalid measurement: CoV 0.4 above max_cov 0.25"
