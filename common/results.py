@@ -33,6 +33,8 @@ ROW_FIELDS = (
     # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
     "fraction_of_peak", "gpu_timing",
+    # int8 variants (issue 17): the stored weight range (7 or 8 bits) and the integer encoding the files assume
+    "weight_bits", "int8_encoding",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"
