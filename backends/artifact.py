@@ -47,6 +47,9 @@ MANIFEST_FIELDS = (
     "versions",  # library versions used to produce it
     "input_shape",  # [C, 48, 48]
 )
+# int8 variants built by compression/ also carry "weight_bits" (7 or 8: the stored weight range) and
+# "int8_encoding" (the integer products the files assume, e.g. "cpu: u8 act (zp 0) x s7 weight [-63, 63]
+# per-channel, zp 0; tensorrt: ..."); older or imported artifacts may lack them.
 
 
 def sha256_file(path: Path) -> str:

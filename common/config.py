@@ -86,6 +86,9 @@ class CompressConfig:
     calibration_size: int = setting(512, min=1, max=100_000)
     calibration: str = setting("percentile", choices=("minmax", "percentile", "entropy"))
     symmetric: bool = setting(True)  # False: the paper's asymmetric Eqs. 10-11 (not legal for TensorRT)
+    # int8 weight range: 7 ([-63, 63]; asymmetric [-64, 63]) cannot saturate the int16 pair-sums of u8 x s8
+    # kernels on x86 CPUs without VNNI (AVX2 vpmaddubsw); 8 uses the full int8 grid, right only with VNNI/GPUs.
+    weight_bits: int = setting(7, choices=(7, 8))
     unstructured: bool = setting(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
 
 

@@ -36,6 +36,8 @@ ROW_FIELDS = (
     # what the agreement was measured against (issue 20), and the variant's validation accuracy from its manifest
     # (PyTorch at build time; the frontier chooses on it, the row's `accuracy` is the backend's test accuracy)
     "reference", "val_accuracy",
+    # int8 variants (issue 17): the stored weight range (7 or 8 bits) and the integer encoding the files assume
+    "weight_bits", "int8_encoding",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -6,6 +6,7 @@ from typing import Any
 
 from common.config import Config
 from common.versions import library_versions
+from compression.quant import weight_range
 from compression.storage import gmac
 from fer.data import FerData
 
@@ -46,3 +47,21 @@ def storage_fields(m: dict[str, Any], dense_storage: int, nbytes: int) -> None:
     m["storage_bytes"] = nbytes
     m["storage_mb"] = round(nbytes / 1e6, 4)
     m["compression_ratio"] = round(dense_storage / nbytes, 3)
+
+
+def int8_encoding(weight_bits: int, symmetric: bool) -> dict[str, Any]:
+    """What an int8 variant's files assume: the stored weight range and the integer products each runtime runs.
+    7-bit weights are what makes u8 x s8 exact on x86 CPUs without VNNI (no int16 pair-sum saturation)."""
+    qmin, qmax = weight_range(weight_bits, symmetric)
+    zp = "zp 0" if symmetric else "per-channel zp"
+    act_zp = "zp 0" if symmetric else "zp"
+    cpu = f"cpu: u8 act ({act_zp}) x s{weight_bits} weight [{qmin}, {qmax}] per-channel, {zp}"
+    trt = f"; tensorrt: s8 act x s{weight_bits} weight per-channel, zp 0" if symmetric else ""
+    safe = ("no int16 pair-sum saturation on AVX2 without VNNI" if weight_bits < 8
+            else "full int8: u8 x s8 pair-sums can saturate on AVX2 without VNNI (exact with VNNI / GPUs)")
+    return {
+        "weight_bits": weight_bits, "weight_range": [qmin, qmax],
+        "weights": f"int{weight_bits} per output channel stored as int8, "
+                   + ("zero-point 0" if symmetric else "asymmetric (Eqs. 10-11)"),
+        "encoding": cpu + trt, "saturation": safe,
+    }

@@ -1,14 +1,21 @@
 """INT8 fake quantization (LSQ-style learnable scales), PTQ calibration and QAT on the BN-folded model.
 
-Scheme (the default, legal for TensorRT): weights per output channel, symmetric int8 in [-127, 127],
-scale = max|w| / 127 at start; activations per tensor with zero-point 0 over one clipping range
+Scheme (the default, legal for TensorRT): weights per output channel, symmetric, `weight_bits` wide
+(default 7: [-63, 63], scale = max|w| / 63 at start; 8: [-127, 127]) and stored as int8; activations per
+tensor with zero-point 0 over one clipping range
 [0, alpha] per quantized tensor (every Conv/Gemm input is non-negative: the image in [0, 1] or a
 post-ReLU / post-max-pool tensor). The PyTorch model and the CPU ONNX file quantize activations on the
 uint8 grid (scale alpha / 255); the TensorRT file encodes the same alpha as int8 (scale alpha / 127).
 The input image uses alpha = 1 (scale 1/255 = the pixel grid: lossless) and is not learned.
 
+Why 7-bit weights: x86 CPUs without VNNI (AVX2 only) multiply u8 activations by s8 weights with
+`vpmaddubsw`, which adds each pair of products in int16 with saturation; 255 * 127 * 2 = 64770 overflows
+32767, so full-range int8 files compute something else than their reference (ONNX Runtime, OpenVINO and
+torch's fbgemm all do this). With |w| <= 64, 255 * 64 * 2 = 32640 fits: no pair can saturate on any CPU.
+
 `symmetric=False` gives the paper's asymmetric Eqs. 10-11 (scale = (max - min) / (2^b - 1),
-zero-point = round(-min / scale)): int8 weights with a per-channel zero-point, uint8 activations with
+zero-point = round(qmin - min / scale), weights in [-2^(b-1), 2^(b-1) - 1]: [-64, 63] at 7 bits): weights
+with a per-channel zero-point, uint8 activations with
 one; ONNX Runtime and OpenVINO accept it, TensorRT does not (it requires zero-point 0), so such a
 variant has no `model.trt.onnx`.
 
@@ -29,11 +36,20 @@ from torch import nn
 
 from compression.fold import FoldedLayer, FoldedVGG
 
-W_QMAX = 127  # symmetric int8 weights use [-127, 127]
+WEIGHT_BITS = (7, 8)  # 7: no int16 pair-sum saturation without VNNI (the default); 8: full int8
+DEFAULT_WEIGHT_BITS = 7
 A_QMAX = 255  # uint8 activations
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 PERCENTILE = 99.99
 MAX_SAMPLES_PER_BATCH = 200_000
+
+
+def weight_range(bits: int = DEFAULT_WEIGHT_BITS, symmetric: bool = True) -> tuple[int, int]:
+    """(qmin, qmax) of the stored weight integers: symmetric [-(2^(b-1) - 1), 2^(b-1) - 1], else [-2^(b-1), ...]."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weight_bits = {bits}: allowed values are {', '.join(map(str, WEIGHT_BITS))}")
+    qmax = 2 ** (bits - 1) - 1
+    return (-qmax if symmetric else -qmax - 1), qmax
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -67,25 +83,27 @@ class ActQuant(nn.Module):
 
 
 class WeightQuant(nn.Module):
-    """Per-output-channel int8 weight fake-quant; learnable scales initialised from the weight range."""
+    """Per-output-channel weight fake-quant on the `bits`-wide grid (stored as int8); learnable scales
+    initialised from the weight range."""
 
     zero_point: torch.Tensor
 
-    def __init__(self, weight: torch.Tensor, symmetric: bool = True) -> None:
+    def __init__(self, weight: torch.Tensor, symmetric: bool = True, bits: int = DEFAULT_WEIGHT_BITS) -> None:
         super().__init__()
         flat = weight.detach().flatten(1)
         self.symmetric = symmetric
+        self.bits = bits
+        self.qmin, self.qmax = weight_range(bits, symmetric)
         if symmetric:
-            scale = flat.abs().max(1).values.clamp_min(1e-8) / W_QMAX
+            scale = flat.abs().max(1).values.clamp_min(1e-8) / self.qmax
             zp = torch.zeros_like(scale)
-        else:  # paper Eqs. 10-11 on [-128, 127]
+        else:  # paper Eqs. 10-11 on [qmin, qmax]
             lo = flat.min(1).values.clamp(max=0.0)
             hi = flat.max(1).values.clamp(min=0.0)
-            scale = (hi - lo).clamp_min(1e-8) / 255.0
-            zp = torch.clamp(torch.round(-128 - lo / scale), -128, 127)
+            scale = (hi - lo).clamp_min(1e-8) / float(self.qmax - self.qmin)
+            zp = torch.clamp(torch.round(self.qmin - lo / scale), self.qmin, self.qmax)
         self.log_scale = nn.Parameter(scale.log())
         self.register_buffer("zero_point", zp)
-        self.qmin = -W_QMAX if symmetric else -128
 
     @property
     def scale(self) -> torch.Tensor:
@@ -93,13 +111,13 @@ class WeightQuant(nn.Module):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (w.dim() - 1)
-        return fake_quant(w, self.scale.view(shape), self.zero_point.view(shape), self.qmin, W_QMAX)
+        return fake_quant(w, self.scale.view(shape), self.zero_point.view(shape), self.qmin, self.qmax)
 
     def quantize(self, w: torch.Tensor) -> torch.Tensor:
-        """The stored int8 weights."""
+        """The stored weights: int8 tensor with values in [qmin, qmax]."""
         shape = (-1,) + (1,) * (w.dim() - 1)
         q = torch.round(w / self.scale.view(shape)) + self.zero_point.view(shape)
-        return torch.clamp(q, self.qmin, W_QMAX).to(torch.int8)
+        return torch.clamp(q, self.qmin, self.qmax).to(torch.int8)
 
 
 class QuantLayer(nn.Module):
@@ -108,13 +126,13 @@ class QuantLayer(nn.Module):
     mask: torch.Tensor | None
 
     def __init__(self, fl: FoldedLayer, alpha: float, learn_act: bool = True, symmetric: bool = True,
-                 mask: torch.Tensor | None = None) -> None:
+                 mask: torch.Tensor | None = None, weight_bits: int = DEFAULT_WEIGHT_BITS) -> None:
         super().__init__()
         self.kind = fl.kind
         self.weight = nn.Parameter(fl.weight.detach().clone())
         self.bias = nn.Parameter(fl.bias.detach().clone())
         self.act = ActQuant(alpha, learn=learn_act, symmetric=symmetric)
-        self.wq = WeightQuant(self.weight, symmetric=symmetric)
+        self.wq = WeightQuant(self.weight, symmetric=symmetric, bits=weight_bits)
         self.register_buffer("mask", mask.to(self.weight.dtype) if mask is not None else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,16 +148,18 @@ class QuantVGG(nn.Module):
     """The BN-folded VGG16-FER with every Conv/Gemm input and weight fake-quantized (the int8 model)."""
 
     def __init__(self, layers: list[FoldedLayer], alphas: dict[str, float], dropout: float = 0.5,
-                 symmetric: bool = True, masks: dict[str, torch.Tensor] | None = None) -> None:
+                 symmetric: bool = True, masks: dict[str, torch.Tensor] | None = None,
+                 weight_bits: int = DEFAULT_WEIGHT_BITS) -> None:
         super().__init__()
         self.names = [fl.name for fl in layers]
         self.relu_after = [fl.relu for fl in layers]
         self.pool_after = [fl.pool_after for fl in layers]
         self.symmetric = symmetric
+        self.weight_bits = weight_bits
         self.layers = nn.ModuleDict()
         for i, fl in enumerate(layers):
             self.layers[_key(fl.name)] = QuantLayer(fl, alphas[fl.name], learn_act=i > 0, symmetric=symmetric,
-                                                    mask=(masks or {}).get(fl.name))
+                                                    mask=(masks or {}).get(fl.name), weight_bits=weight_bits)
         self.dropout = nn.Dropout(dropout)
 
     def layer(self, name: str) -> QuantLayer:
@@ -248,12 +268,12 @@ def calibrate(model: FoldedVGG, images: torch.Tensor, method: str = "percentile"
 
 def quantize_folded(folded: FoldedVGG, layers: list[FoldedLayer], images: torch.Tensor, method: str,
                     symmetric: bool = True, masks: dict[str, torch.Tensor] | None = None,
-                    device: torch.device | str = "cpu") -> QuantVGG:
+                    device: torch.device | str = "cpu", weight_bits: int = DEFAULT_WEIGHT_BITS) -> QuantVGG:
     """PTQ: calibrate activation ranges on `images` (forward passes on `device`) and wrap the folded layers as
     a fake-quant model (on the CPU; QAT moves it through fer.train.fit)."""
     alphas = calibrate(folded, images, method, device=device)
     dropout = float(folded.dropout.p)
-    return QuantVGG(layers, alphas, dropout=dropout, symmetric=symmetric, masks=masks).eval()
+    return QuantVGG(layers, alphas, dropout=dropout, symmetric=symmetric, masks=masks, weight_bits=weight_bits).eval()
 
 
 # ---------------------------------------------------------------- what gets stored / reported

@@ -29,7 +29,7 @@ from compression.checks import verify_fp32, verify_int8
 from compression.fold import fold_model, folded_layers
 from compression.importance import METHODS
 from compression.layers import layer_rows, write_layer_table
-from compression.manifest import base_manifest, storage_fields
+from compression.manifest import base_manifest, int8_encoding, storage_fields
 from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
@@ -196,7 +196,7 @@ class _Builder:
         c = self.cfg.compress
         folded, layers = fold_model(source), folded_layers(source)
         q = quantize_folded(folded, layers, self.calibration_images(), c.calibration, symmetric=c.symmetric,
-                            masks=masks, device=resolve_device(self.cfg.train.device))
+                            masks=masks, device=resolve_device(self.cfg.train.device), weight_bits=c.weight_bits)
         if method != "dense" and c.qat_epochs > 0:
             t0 = time.perf_counter()
             qat_cfg = replace(self.cfg.train, bf16=False, l1_lambda=0.0)
@@ -249,7 +249,8 @@ class _Builder:
         params = sum(ql.w_int8.numel() + ql.bias.numel() for ql in qlayers)
         w_nonzero = sum(_nonzero_int8(ql) for ql in qlayers)
         nonzero = w_nonzero + sum(int(torch.count_nonzero(ql.bias)) for ql in qlayers)
-        m.update(params=params, nonzero_params=nonzero)
+        m.update(params=params, nonzero_params=nonzero, weight_bits=c.weight_bits,
+                 int8_encoding=int8_encoding(c.weight_bits, c.symmetric)["encoding"])
         storage_fields(m, self.dense_storage, storage_bytes(arch, "int8", c.symmetric))
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
@@ -263,7 +264,7 @@ class _Builder:
             "calibration": c.calibration, "calibration_images": c.calibration_size,
             "qat_epochs": 0 if method == "dense" else c.qat_epochs,
             "symmetric": c.symmetric,
-            "weights": "int8 per output channel" + (", zero-point 0" if c.symmetric else ", asymmetric (Eqs. 10-11)"),
+            **int8_encoding(c.weight_bits, c.symmetric),
             "activations": "per tensor, uint8 grid (model.onnx), int8 alpha/127 (model.trt.onnx)",
             "bn_folded": True,
             "weight_error_eq9": {ql.name: ql.weight_error for ql in qlayers},
@@ -273,7 +274,7 @@ class _Builder:
         if not c.symmetric:
             m["quantization"]["note"] = ("asymmetric zero-points are not legal for TensorRT: no model.trt.onnx; "
                                          "ONNX Runtime / OpenVINO run model.onnx")
-        ckpt = int8_payload(arch, qlayers, c.symmetric)
+        ckpt = int8_payload(arch, qlayers, c.symmetric, c.weight_bits)
         in_ch = int(arch["in_channels"])
         files = {
             TORCH_FILE: lambda path: torch.save(ckpt, path),

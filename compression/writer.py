@@ -14,9 +14,11 @@ int8 variants ("format": "fer-bench/int8-folded-v1"): BN is folded into the conv
      "quant": {"<layer>": {"w_scale": float32 [C_out], "w_zero_point": int8 [C_out] (all 0 if symmetric),
                            "act_scale": float, "act_zero_point": int, "act_max": float,
                            "act_dtype": "uint8", "weight_error": float}},
-     "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor",
-                "symmetric": bool, "w_qmin": -127 (-128 if asymmetric), "w_qmax": 127,
+     "scheme": {"weights": "int<b> per-channel axis 0, stored as int8", "activations": "uint8 per-tensor",
+                "symmetric": bool, "weight_bits": b (7 or 8; absent in older files: 8),
+                "w_qmin": -63 at 7 bits, -127 at 8 (asymmetric: -64 / -128), "w_qmax": 63 / 127,
                 "a_qmin": 0, "a_qmax": 255}}
+    Every stored weight lies in [w_qmin, w_qmax]; at 7 bits no u8 x s8 int16 pair-sum can saturate (quant.py).
     <layer> is the original VGG16FER module name: "features.<i>" for the 13 convs (i = 0, 3, 7, 10, 14,
     17, 20, 24, 27, 30, 34, 37, 40: each conv takes 3 slots conv/BN/ReLU, each "M" one slot) then
     "classifier.0" and "classifier.3"; quant and state_dict keys are in execution order.
@@ -46,7 +48,7 @@ from typing import Any
 import torch
 
 from backends.artifact import MANIFEST, SCHEMA_VERSION, sha256_file
-from compression.quant import A_QMAX, QuantizedLayer
+from compression.quant import A_QMAX, DEFAULT_WEIGHT_BITS, QuantizedLayer, weight_range
 
 FileWriter = Callable[[Path], None]
 
@@ -83,11 +85,18 @@ def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], man
         raise
 
 
-def int8_payload(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric: bool) -> dict[str, Any]:
-    """model.pt of an int8 variant (format documented above)."""
+def int8_payload(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric: bool,
+                 weight_bits: int = DEFAULT_WEIGHT_BITS) -> dict[str, Any]:
+    """model.pt of an int8 variant (format documented above); ValueError if a weight lies outside the
+    declared range (a file must not claim 7 bits and carry values that saturate)."""
+    qmin, qmax = weight_range(weight_bits, symmetric)
     state: dict[str, torch.Tensor] = {}
     quant: dict[str, dict[str, Any]] = {}
     for ql in qlayers:
+        lo, hi = int(ql.w_int8.min()), int(ql.w_int8.max())
+        if lo < qmin or hi > qmax:
+            raise ValueError(f"{ql.name}: weights in [{lo}, {hi}], outside the {weight_bits}-bit range "
+                             f"[{qmin}, {qmax}]")
         state[f"{ql.name}.weight"] = ql.w_int8.clone()
         state[f"{ql.name}.bias"] = ql.bias.clone()
         quant[ql.name] = {"w_scale": ql.w_scale.clone(), "w_zero_point": ql.w_zero_point.clone(),
@@ -95,6 +104,7 @@ def int8_payload(arch: dict[str, Any], qlayers: list[QuantizedLayer], symmetric:
                           "act_dtype": "uint8", "weight_error": ql.weight_error}
     return {
         "format": "fer-bench/int8-folded-v1", "arch": arch, "folded": True, "state_dict": state, "quant": quant,
-        "scheme": {"weights": "int8 per-channel axis 0", "activations": "uint8 per-tensor", "symmetric": symmetric,
-                   "w_qmin": -127 if symmetric else -128, "w_qmax": 127, "a_qmin": 0, "a_qmax": A_QMAX},
+        "scheme": {"weights": f"int{weight_bits} per-channel axis 0, stored as int8", "activations": "uint8 per-tensor",
+                   "symmetric": symmetric, "weight_bits": weight_bits, "w_qmin": qmin, "w_qmax": qmax,
+                   "a_qmin": 0, "a_qmax": A_QMAX},
     }

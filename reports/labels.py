@@ -17,6 +17,18 @@ def precision_cell(row: dict[str, Any]) -> str:
     return f"{p} (declared int8)"
 
 
+def encoding_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One note per int8 encoding the rows ran ("int8 weights 7-bit (dense-int8, l1-int8): cpu: u8 act x s7 ..."),
+    so a reader knows what the files assume; rows of older runs carry no encoding and give no note."""
+    variants: dict[tuple[Any, str], list[str]] = {}
+    for r in rows:
+        if r.get("int8_encoding"):
+            names = variants.setdefault((r.get("weight_bits"), str(r["int8_encoding"])), [])
+            if r.get("variant") not in names:
+                names.append(str(r.get("variant")))
+    return [f"int8 weights {bits}-bit ({', '.join(names)}): {enc}" for (bits, enc), names in variants.items()]
+
+
 def agreement_cell(row: dict[str, Any]) -> str:
     """Top-1 agreement in percent, with ✗ when it is below the row's threshold; — when not compared."""
     a = row.get("agreement")

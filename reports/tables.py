@@ -357,7 +357,7 @@ def agreement_table(run: dict[str, Any]) -> Table:
 def labels_table(run: dict[str, Any]) -> Table:
     """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
     parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
-    from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
+    from reports.labels import agreement_cell, encoding_notes, mb, peak_cell, peak_text, precision_cell
 
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in run.get("results") or []:
@@ -377,7 +377,8 @@ def labels_table(run: dict[str, Any]) -> Table:
                      fnum(lat.get("storage_mb")), mb(lat.get("file_bytes")), mb(mem.get("load_peak_rss_bytes")),
                      mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group)])
     peaks = run.get("machine_peak_gmac_per_s") or {}
-    notes = ["precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
+    notes = [*encoding_notes(run.get("results") or []),
+             "precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
              "agreement: top-1 vs the variant's reference, PyTorch (ONNX Runtime fp32 for an imported ONNX file) "
              "(✗ below benchmark.min_agreement_*).",
              "param MB: parameters x bytes at the precision (the paper's metric); file MB: the file(s) the backend "

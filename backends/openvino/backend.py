@@ -4,7 +4,8 @@ Every property that changes what runs is set explicitly and read back from the c
 PERFORMANCE_HINT (LATENCY for the latency scenario, THROUGHPUT for the throughput one), NUM_STREAMS
 (1 / backends.openvino.streams or AUTO), INFERENCE_NUM_THREADS (benchmark.threads),
 INFERENCE_PRECISION_HINT (f32 unless backends.openvino.precision = "bf16": on CPUs with avx512_bf16/AMX
-OpenVINO silently runs "fp32" models in bf16 otherwise) and ENABLE_CPU_PINNING. The throughput scenario
+OpenVINO silently runs "fp32" models in bf16 otherwise; on CPUs without them a bf16 request runs f32, and
+`precision_note` / the label say the request was not honoured) and ENABLE_CPU_PINNING. The throughput scenario
 keeps several requests in flight through an AsyncInferQueue. `int8_layers` counts the Convolution and
 FullyConnected nodes of the runtime model whose runtimePrecision is u8/i8.
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
 from backends.base import Availability, Backend, BackendOptions, check_batch
+from common.cpu import has_native_bf16
 from common.errors import UserError
 from common.text import first_line
 
@@ -103,6 +105,9 @@ class OpenVINOBackend(Backend):
         else:
             precision = "bf16" if effective["INFERENCE_PRECISION_HINT"] in ("bf16", "bfloat16") else "fp32"
             label = precision
+        note = precision_note(hint_precision, effective["INFERENCE_PRECISION_HINT"])
+        if note:
+            label += f" ({note})"
         self._desc = {
             "device": "CPU",
             "threads": int(effective["INFERENCE_NUM_THREADS"] or options.threads),
@@ -117,6 +122,8 @@ class OpenVINOBackend(Backend):
             "layer_precisions": conv_precisions,
             "requests_in_flight": max(1, n_requests),
             "openvino": ov.__version__,
+            "requested_precision": hint_precision,
+            "precision_note": note,
         }
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -155,6 +162,18 @@ class OpenVINOBackend(Backend):
         self._queue = None
         self._request = None
         self._compiled = None
+
+
+def precision_note(requested: str, effective: Any) -> str:
+    """"" when OpenVINO runs the precision asked for; else what it ran instead and why (a bf16 request on a CPU
+    without native bf16 runs f32: the row must say so rather than look like an ordinary fp32 row)."""
+    if effective is None:  # not readable back: nothing to contradict the request
+        return ""
+    ran = "bf16" if effective in ("bf16", "bfloat16") else "f32" if effective in ("f32", "float32") else str(effective)
+    if requested == ran:
+        return ""
+    why = "CPU has no bf16" if requested == "bf16" and not has_native_bf16() else "OpenVINO chose it"
+    return f"{requested} requested, {why}: ran {ran}"
 
 
 def runtime_layer_precisions(compiled: Any) -> tuple[int, int, dict[str, int]]:

@@ -172,7 +172,7 @@ def new_run_id() -> str:
 # ---- rows ----------------------------------------------------------------------------------------------
 def _static(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest.get(k) for k in ("storage_bytes", "storage_mb", "compression_ratio", "params",
-                                          "nonzero_params", "gmac", "val_accuracy")}
+                                          "nonzero_params", "gmac", "val_accuracy", "weight_bits", "int8_encoding")}
 
 
 def _manifest(artifacts: dict[str, Path], variant: str) -> dict[str, Any]:

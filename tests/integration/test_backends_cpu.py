@@ -16,6 +16,7 @@ from backends.artifact import MANIFEST, ONNX_FILE, load_artifact, sha256_file
 from backends.base import BackendOptions, Unavailable
 from backends.registry import get_backend_class
 from backends.torch_model import FAKE_QUANT_LABEL, INT8_KERNEL_LABEL, load_reference
+from common.cpu import has_native_bf16
 from common.errors import UserError
 
 CPU_BACKENDS = ("torch-eager", "openvino", "onnxruntime")
@@ -82,9 +83,18 @@ def test_openvino_fp32_really_runs_f32_and_bf16_is_opt_in(fp32_artifact: Path) -
     assert d["properties"]["PERFORMANCE_HINT"] == "LATENCY" and d["properties"]["NUM_STREAMS"] == 1
     assert d["properties"]["INFERENCE_NUM_THREADS"] == 1
     assert set(d["layer_precisions"]) == {"Convolution:f32", "FullyConnected:f32"}
+    assert d["precision_note"] == "" and d["label"] == "fp32"
     bf16 = cls()
     bf16.load(load_artifact(fp32_artifact), BackendOptions(threads=1, extra={"precision": "bf16"}))
-    assert bf16.describe()["precision"] == "bf16"
+    b = bf16.describe()
+    assert b["requested_precision"] == "bf16"
+    if has_native_bf16():  # avx512_bf16 / amx_bf16: OpenVINO honours the request
+        assert b["precision"] == "bf16" and b["precision_note"] == "", b
+    else:  # no bf16 in this CPU: an fp32 row that says the request was not honoured (not a silent fp32)
+        assert b["precision"] == "fp32" and b["compute_precision"] == "fp32", b
+        assert set(b["layer_precisions"]) == {"Convolution:f32", "FullyConnected:f32"}, b
+        assert b["precision_note"] == "bf16 requested, CPU has no bf16: ran f32", b
+        assert b["label"] == "fp32 (bf16 requested, CPU has no bf16: ran f32)", b
     with pytest.raises(UserError, match="allowed values"):
         cls().load(load_artifact(fp32_artifact), BackendOptions(threads=1, extra={"precision": "fp16"}))
 

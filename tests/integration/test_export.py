@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from onnx import numpy_helper
 
 from backends.artifact import MANIFEST_FIELDS, load_artifact
 from common.config import load_config
@@ -143,6 +144,34 @@ def test_runtimes_agree_with_the_int8_model_rebuilt_from_model_pt(built: dict[st
     assert trt_vs_cpu >= 0.95
     ver = json.loads((path / "manifest.json").read_text())["verification"]
     assert ver["onnxruntime_qlinearconv"] == 13 and ver["tensorrt_encoding_rules"] == "pass"
+
+
+def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
+    """{layer: stored integer weights} of an int8 ONNX file."""
+    inits = onnx.load(str(path)).graph.initializer
+    return {t.name.removesuffix(".weight_quantized"): numpy_helper.to_array(t) for t in inits
+            if t.name.endswith(".weight_quantized")}
+
+
+def test_every_int8_file_carries_the_same_7_bit_weights(built: dict[str, Any]) -> None:
+    """The default weights are 7-bit ([-63, 63]: no int16 pair-sum saturation without VNNI) in the fake-quant
+    reference (model.pt), the CPU file and the TensorRT file alike, and the manifest says so."""
+    for name in ("dense-int8", "l1-int8"):
+        path: Path = built["paths"][name]
+        ckpt = torch.load(path / "model.pt", weights_only=True)
+        assert ckpt["scheme"]["weight_bits"] == 7
+        assert (ckpt["scheme"]["w_qmin"], ckpt["scheme"]["w_qmax"]) == (-63, 63)
+        pt = {k.removesuffix(".weight"): v.numpy() for k, v in ckpt["state_dict"].items() if k.endswith(".weight")}
+        assert max(int(np.abs(w).max()) for w in pt.values()) == 63  # the range is used, and not exceeded
+        for file in ("model.onnx", "model.trt.onnx"):
+            got = _onnx_weights(path / file)
+            assert got.keys() == pt.keys(), file
+            assert all(np.array_equal(got[k], pt[k]) for k in pt), (name, file)
+        man = json.loads((path / "manifest.json").read_text())
+        assert man["weight_bits"] == 7 and man["quantization"]["weight_bits"] == 7
+        assert man["quantization"]["weight_range"] == [-63, 63]
+        assert man["int8_encoding"].startswith("cpu: u8 act (zp 0) x s7 weight [-63, 63] per-channel, zp 0")
+        assert "tensorrt: s8 act x s7 weight" in man["int8_encoding"]
 
 
 def test_layer_table(built: dict[str, Any]) -> None:

@@ -135,6 +135,20 @@ def test_int8_rows_report_int8_layers(grid: dict[str, Any]) -> None:
     assert "int8" in rows[("torch-eager", "latency", 1)]["label"]
 
 
+def test_rows_and_report_say_which_int8_encoding_ran(grid: dict[str, Any]) -> None:
+    """weight_bits and the encoding come from the manifest into every row of the variant and into the report."""
+    from reports.tables import labels_table
+
+    ok = [r for r in grid["results"]["results"] if r["status"] == "ok"]
+    for r in ok:
+        if r["variant"] == "dense-int8":
+            assert r["weight_bits"] == 7 and r["int8_encoding"].startswith("cpu: u8 act (zp 0) x s7 weight"), r
+        else:
+            assert r["weight_bits"] is None and r["int8_encoding"] is None, r
+    notes = labels_table(grid["results"]).notes
+    assert any(n.startswith("int8 weights 7-bit (dense-int8): cpu: u8 act (zp 0) x s7 weight") for n in notes), notes
+
+
 def test_agreement_against_the_pytorch_reference(grid: dict[str, Any]) -> None:
     agreement = grid["results"]["agreement"]
     pairs = {(a["variant"], a["backend"]) for a in agreement}

@@ -90,6 +90,7 @@ BAD_SETS = [
     ("store.url=3", "store.url"),
     ("benchmark.cell_memory_mb=1.5", "expected an integer"),
     ("data.contempt=sometimes", "allowed values"),
+    ("compress.weight_bits=6", "allowed values are 7, 8"),
 ]
 
 
