@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nightly benchmark: run the grid with the nightly profile, store it in the shared history, then gate it
 # against the previous runs of the same machine and config (`bench compare --history`).
-# Exit 0: no regression (or the first night: nothing to compare yet); 1: a regression; anything else: a failure.
+# Exit 0: every cell tested, no regression (or the first night: nothing to compare yet); 1: a regression;
+# 3: no regression but some cell could not be tested (too short a history, a cell missing...); else a failure.
 #
 # Environment:
 #   BENCH_STORE_URL  the shared store (required), e.g. postgresql+psycopg://bench@db.example:5432/bench
@@ -45,5 +46,7 @@ if [ "$code" = 2 ] && grep -q "nothing to compare with --history" "$err"; then
 fi
 if [ "$code" = 1 ]; then
     echo "nightly: REGRESSION (details in $OUT)" >&2
+elif [ "$code" = 3 ]; then
+    echo "nightly: INCONCLUSIVE: some cells could not be tested (reasons above; details in $OUT)" >&2
 fi
 exit "$code"

@@ -1,9 +1,14 @@
-"""`bench compare`: statistical regression gate between runs (exit 1 on a regression)."""
+"""`bench compare`: statistical regression gate between runs.
+
+Exit 0: every compared cell was tested and none regressed; 1: a regression (or a broken cell); 3: no regression,
+but at least one cell was inconclusive (each printed with its reason in one line; `--allow-inconclusive` makes
+that 0); 2: bad input."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from common.atomic import write_json_atomic
@@ -21,8 +26,9 @@ if TYPE_CHECKING:
     from harness.gate.regression import Comparison
 
 NAME = "compare"
-HELP = ("compare runs cell by cell (latency: processes or runs as the unit, bootstrap CI / persistence / change "
-        "points, plus a threshold; accuracy: CI); exit 1 on regression")
+MAX_REASON_LINES = 12  # inconclusive cells named one per line on stderr; the table and --json hold all
+HELP = ("compare runs cell by cell (latency: processes or runs as the unit; accuracy: paired test); exit 1 on a "
+        "regression, 3 when a cell could not be tested")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
+    p.add_argument("--allow-inconclusive", action="store_true",
+                   help="exit 0 instead of 3 when no cell regressed but some could not be tested")
     add_json_arguments(p)
 
 
@@ -62,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
                 )
         else:
             baselines = [store.resolve(args.baseline)]
-    from harness.gate.regression import cell_label, compare_runs
+    from harness.gate.regression import EXIT_INCONCLUSIVE, cell_label, compare_runs
 
     regs: list[str] = []
+    unsure: list[str] = []
     report: dict[str, Comparison] = {}
     for machine, bases, cand in per_machine(baselines, candidate):
         if machine:
@@ -77,15 +86,25 @@ def run(args: argparse.Namespace) -> int:
             print_comparison(cmp, candidate_agreement(cand))
         report[machine] = cmp
         regs += [(f"{machine}: " if machine else "") + cell_label(c.key) for c in cmp.regressions]
+        unsure += [(f"{machine}: " if machine else "") + f"{cell_label(c.key)}: {c.why()}" for c in cmp.inconclusive]
     doc: dict[str, Any] = (report[""].to_dict() if list(report) == [""]
                            else {"machines": {m: c.to_dict() for m, c in report.items()}})
     if to_stdout:
         print(json.dumps(doc, indent=2, default=str))
     if json_path is not None:
         write_json_atomic(json_path, doc, indent=2)
+    for line in unsure[:MAX_REASON_LINES]:  # the verdict itself: printed also with --quiet
+        sys.stderr.write(f"inconclusive: {line}\n")
+    if len(unsure) > MAX_REASON_LINES:
+        sys.stderr.write(f"inconclusive: ... and {len(unsure) - MAX_REASON_LINES} more cell(s) (the table and "
+                         "--json list all)\n")
     if regs:
         names = ", ".join(regs[:5]) + (" ..." if len(regs) > 5 else "")
         raise CheckFailed(f"{len(regs)} regression(s) in run {candidate.get('run_id')}: {names}")
+    if unsure and not args.allow_inconclusive:
+        sys.stderr.write(f"{len(unsure)} cell(s) inconclusive, none regressed: exit {EXIT_INCONCLUSIVE} "
+                         "(--allow-inconclusive makes this 0)\n")
+        return EXIT_INCONCLUSIVE
     return 0
 
 
@@ -139,7 +158,7 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.regression import IMPROVEMENT, REGRESSION, cell_label
+    from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, REGRESSION, cell_label
     from reports.tables import fnum, fpct
 
     base = ", ".join(cmp.baseline_ids[:3]) + (f" (+{len(cmp.baseline_ids) - 3})" if len(cmp.baseline_ids) > 3 else "")
@@ -149,8 +168,8 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
                 "acc base", "acc cand", "accuracy", "agree cand", "decided by / notes"):
         t.add_column(col)
-    style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
-    skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
+    style = {REGRESSION: "bold red", IMPROVEMENT: "green", INCONCLUSIVE: "yellow"}
+    skipped = [c for c in cmp.cells if not c.compared]
     for c in cmp.cells:
         if c in skipped:
             continue
@@ -164,16 +183,16 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
         acc = c.accuracy
         t.add_row(
             escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
-            f"[{style.get(lat.split(' ')[0], '')}]{lat}[/]" if lat.startswith(REGRESSION) or lat == IMPROVEMENT
-            else lat,
+            f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
             escape((agreement or {}).get(c.key, "—")),
-            escape("; ".join([c.decided_by] * bool(c.decided_by) + c.notes)),
+            escape("; ".join([c.decided_by] * bool(c.decided_by) + [c.why()] * bool(c.why()) + c.notes)),
         )
     out.print(t)
     n_imp = sum(1 for c in cmp.cells if IMPROVEMENT in (c.latency, c.accuracy))
     if skipped:
         out.print(escape(f"{len(skipped)} cell(s) ran in neither run (e.g. {cell_label(skipped[0].key)}: "
                          f"{skipped[0].cand_status}); not compared"))
-    out.print(f"{len(cmp.regressions)} regression(s), {n_imp} improvement(s), {len(cmp.cells)} cells")
+    out.print(f"{len(cmp.regressions)} regression(s), {len(cmp.inconclusive)} inconclusive, {n_imp} improvement(s), "
+              f"{len(cmp.cells) - len(skipped)} cells compared")

@@ -1,21 +1,22 @@
 """Regression test between runs, per cell (backend, variant, device, scenario, batch size).
 
+Every compared cell ends in exactly one verdict, and `bench compare` exits by them (`Comparison.exit_code`):
+regression (1), improvement, no change, inconclusive with its reason (3: too few processes or runs, every process
+noisy, candidate missing/unavailable/error, baseline missing), or broken (1: ok before, now error/timeout/
+unavailable). A cell neither run measured (e.g. TensorRT without a GPU in both) is listed, not compared. The gate
+never passes when it cannot tell: exit 0 needs every compared cell tested and none regressed.
+
 All samples of one process share one machine state, so the unit of a latency test is a process or a run, never
-a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions):
-* one baseline run (`--baseline A --candidate B`): processes are the unit. Each run measured every cell in
-  `benchmark.rounds` processes; the ratio of the two runs' medians of per-process p50s gets a 95% bootstrap
-  interval (resampling each run's processes). A regression needs the interval to exclude 1 AND the slowdown
-  to exceed `threshold` (a practical size; the interval alone calls 1% shifts on a quiet machine).
-* several baseline runs (`--history N`): runs are the unit. The cell's series of run p50s (oldest first, the
-  candidate last) shows a regression when the change persists (each of the newest `persist` runs is above every
-  earlier run and `threshold` above the earlier median) or when E-divisive means
-  (common.stats.changepoint.e_divisive) finds a change point and the candidate's segment is `threshold` above the one
-  before it.
+a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions). Every
+process counts the same way: a process marked noisy is counted like any other (never "dropped unless that leaves
+too few"); a side whose processes are all noisy is inconclusive.
+* one baseline run (`--baseline A --candidate B`): processes are the unit. The ratio of the two runs' medians of
+  per-process p50s gets an interval; a regression needs it to exclude 1 AND the slowdown to exceed `threshold`.
+* several baseline runs (`--history N`): runs are the unit, over the cell's series of run p50s (oldest first,
+  the candidate last).
 Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
 gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
-Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
-rejects at `alpha` (the change lies outside its 95% confidence interval). A cell that was ok and now errors
-or times out is a regression too.
+Accuracy: a change is called when the test on the two runs' predictions rejects at `alpha`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ from common.stats.intervals import ratio_ci
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
 
 REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "no change"
-BROKEN, UNTESTED = "regression (broken)", "untested"
+BROKEN, INCONCLUSIVE = "regression (broken)", "inconclusive"
+NOT_MEASURED = "not measured"  # neither run measured the cell (e.g. unavailable in both): listed, not compared
+UNTESTED = INCONCLUSIVE  # the old name: a cell that was not tested is inconclusive, never a pass
+EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
 MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
+MIN_PROCESSES = 3  # per run, for processes as the unit: fewer (e.g. benchmark.rounds = 1) is inconclusive
 PERSIST = 2  # --history: the newest this many runs must all be beyond the earlier runs' spread
 MIN_REFERENCE_RUNS = 2  # --history: earlier runs needed before the persistence rule can speak
 CHANGE_POINT_MIN_RUNS = 3  # --history: runs after a change point before it gates (a median of 3 ignores one outlier)
@@ -64,11 +69,13 @@ def cell_label(key: CellKey) -> str:
 
 @dataclass
 class CellComparison:
-    """The verdict for one cell; numbers are None where a side has none."""
+    """The verdict for one cell; numbers are None where a side has none. `reason` says why a verdict is
+    inconclusive (or what broke), in one line."""
 
     key: CellKey
-    latency: str = UNTESTED
-    accuracy: str = UNTESTED
+    latency: str = INCONCLUSIVE
+    accuracy: str = NOT_MEASURED
+    reason: str = ""
     base_status: str | None = None
     cand_status: str | None = None
     base_p50_ms: float | None = None
@@ -78,7 +85,8 @@ class CellComparison:
     base_n: int = 0
     cand_n: int = 0
     method: str = ""  # "processes" (one baseline run) or "runs" (a history series)
-    ratio_ci: list[float] | None = None  # processes: 95% bootstrap interval of cand/base median
+    ratio_ci: list[float] | None = None  # the interval of cand/base behind the verdict
+    ci_level: float | None = None  # its confidence level
     base_processes: int = 0
     cand_processes: int = 0
     series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
@@ -86,18 +94,34 @@ class CellComparison:
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
     accuracy_p_value: float | None = None
+    accuracy_reason: str = ""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def compared(self) -> bool:
+        return self.latency != NOT_MEASURED
 
     @property
     def is_regression(self) -> bool:
         return self.latency in (REGRESSION, BROKEN) or self.accuracy == REGRESSION
+
+    @property
+    def is_inconclusive(self) -> bool:
+        return self.compared and not self.is_regression and INCONCLUSIVE in (self.latency, self.accuracy)
+
+    def why(self) -> str:
+        """One line: the reason of an inconclusive or broken verdict (latency first, then accuracy)."""
+        parts = [f"latency: {self.reason}" if self.reason and self.latency in (INCONCLUSIVE, BROKEN) else "",
+                 f"accuracy: {self.accuracy_reason}" if self.accuracy == INCONCLUSIVE and self.accuracy_reason
+                 else ""]
+        return "; ".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         backend, variant, device, scenario, batch = self.key
         d.pop("key")
         return {"backend": backend, "variant": variant, "device": device, "scenario": scenario,
-                "batch_size": batch, "regression": self.is_regression, **d}
+                "batch_size": batch, "regression": self.is_regression, "inconclusive": self.is_inconclusive, **d}
 
 
 @dataclass
@@ -115,6 +139,19 @@ class Comparison:
     def regressions(self) -> list[CellComparison]:
         return [c for c in self.cells if c.is_regression]
 
+    @property
+    def inconclusive(self) -> list[CellComparison]:
+        return [c for c in self.cells if c.is_inconclusive]
+
+    def exit_code(self, allow_inconclusive: bool = False) -> int:
+        """1 on any regression; else 3 when a compared cell could not be tested (0 with `allow_inconclusive`);
+        else 0: every compared cell was tested and none regressed."""
+        if self.regressions:
+            return EXIT_REGRESSION
+        if self.inconclusive and not allow_inconclusive:
+            return EXIT_INCONCLUSIVE
+        return EXIT_OK
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline_ids,
@@ -122,7 +159,9 @@ class Comparison:
             "threshold": self.threshold,
             "alpha": self.alpha,
             "regressions": len(self.regressions),
+            "inconclusive": len(self.inconclusive),
             "improvements": sum(1 for c in self.cells if IMPROVEMENT in (c.latency, c.accuracy)),
+            "exit_code": self.exit_code(),
             "warnings": self.warnings,
             "cells": [c.to_dict() for c in self.cells],
         }
@@ -138,19 +177,18 @@ def samples_diagnostic(base: Sequence[float], cand: Sequence[float]) -> float | 
     return float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
 
 
-def process_p50s(row: dict[str, Any]) -> list[float]:
-    """The row's per-process p50s (its quiet processes; all of them when every one was noisy); a row of an
-    older harness without rounds counts as one process (the median of its samples)."""
+def _rounds(row: dict[str, Any]) -> list[dict[str, Any]]:
     rounds = row.get("rounds")
-    if isinstance(rounds, list) and rounds:
-        vals = [r.get("p50_ms") for r in rounds if isinstance(r, dict)]
-        quiet = [float(v) for r, v in zip(rounds, vals, strict=True) if isinstance(v, int | float)
-                 and not r.get("noisy")]
-        if quiet:
-            return quiet
-        every = [float(v) for v in vals if isinstance(v, int | float)]
-        if every:
-            return every
+    return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("p50_ms"), int | float)] \
+        if isinstance(rounds, list) else []
+
+
+def process_p50s(row: dict[str, Any]) -> list[float]:
+    """The row's per-process p50s, every process counted the same way (noisy or not); a row of an older harness
+    without rounds counts as one process (the median of its samples)."""
+    rounds = _rounds(row)
+    if rounds:
+        return [float(r["p50_ms"]) for r in rounds]
     samples = [float(x) for x in row.get("samples_ms") or [] if isinstance(x, int | float)]
     if samples:
         return [float(np.median(samples))]
@@ -158,6 +196,12 @@ def process_p50s(row: dict[str, Any]) -> list[float]:
     if isinstance(lat, dict) and isinstance(lat.get("p50"), int | float):
         return [float(lat["p50"])]
     return []
+
+
+def all_noisy(row: dict[str, Any]) -> bool:
+    """True when the row has processes and every one of them was marked noisy (steal or foreign load)."""
+    rounds = _rounds(row)
+    return bool(rounds) and all(r.get("noisy") for r in rounds)
 
 
 def run_p50(row: dict[str, Any]) -> float | None:
@@ -168,11 +212,12 @@ def run_p50(row: dict[str, Any]) -> float | None:
 
 def process_verdict(base: Sequence[float], cand: Sequence[float],
                     threshold: float) -> tuple[str, float | None, tuple[float, float] | None]:
-    """(verdict, ratio cand/base of the median process p50s, its 95% bootstrap interval): a regression needs the
-    interval to exclude 1 AND the slowdown to exceed `threshold`; UNTESTED with < 2 processes on a side."""
+    """(verdict, ratio cand/base of the median process p50s, its interval): a regression needs the interval to
+    exclude 1 AND the slowdown to exceed `threshold`; INCONCLUSIVE with < MIN_PROCESSES processes on a side."""
     ratio, ci = ratio_ci(cand, base)
-    if ci is None or not math.isfinite(ratio):
-        return UNTESTED, (ratio if math.isfinite(ratio) else None), None
+    few = min(len(base), len(cand)) < MIN_PROCESSES
+    if few or ci is None or not math.isfinite(ratio):
+        return INCONCLUSIVE, (ratio if math.isfinite(ratio) else None), None
     if ci[0] > 1.0 and ratio - 1.0 > threshold:
         return REGRESSION, ratio, ci
     if ci[1] < 1.0 and 1.0 - ratio > threshold:
@@ -189,8 +234,8 @@ def history_verdict(series: Sequence[float], threshold: float, persist: int = PE
     candidate's segment differs from the segment before it by more than `threshold`.
     """
     x = [float(v) for v in series if math.isfinite(float(v))]
-    if len(x) < 2:
-        return UNTESTED, None, "fewer than 2 runs"
+    if len(x) < MIN_SERIES:
+        return INCONCLUSIVE, None, f"{len(x)} runs; the history gate needs >= {MIN_SERIES}"
     ref_all = x[:-1]
     rel = x[-1] / float(np.median(ref_all)) - 1.0
     if len(x) - persist >= MIN_REFERENCE_RUNS:
@@ -226,6 +271,43 @@ def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
     return (correct, total) if total else None
 
 
+def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
+    return k[0], k[1], k[2], k[3] != "latency", k[4]
+
+
+def _status_verdict(cc: CellComparison, b_rows: list[dict[str, Any]], c_row: dict[str, Any] | None) -> bool:
+    """Settle the cells that cannot be measured against each other (missing or failed on a side); True if settled.
+
+    Not ok on both sides: not measured, not compared. Ok before, now error/timeout/unavailable: broken (a
+    regression). Missing candidate, missing baseline, or a failed side otherwise: inconclusive, with the reason."""
+    b_ok = any(r.get("status") == "ok" for r in b_rows)
+    if c_row is None:
+        cc.latency = INCONCLUSIVE if b_ok else NOT_MEASURED
+        cc.reason = "candidate missing: the cell is not in the candidate run"
+        return True
+    if cc.cand_status != "ok":
+        why = str(c_row.get("reason") or "").strip()
+        if b_ok:
+            cc.latency = BROKEN
+            cc.reason = f"was ok, now {cc.cand_status}" + (f": {why}" if why else "")
+        elif b_rows:
+            cc.latency = NOT_MEASURED
+            cc.reason = f"not measured in either run (candidate {cc.cand_status}, baseline {cc.base_status})"
+        else:
+            cc.latency = INCONCLUSIVE
+            cc.reason = f"candidate {cc.cand_status}" + (f": {why}" if why else "") + "; baseline missing"
+        return True
+    if not b_rows:
+        cc.latency = INCONCLUSIVE
+        cc.reason = "baseline missing: a new cell, not in the baseline run(s)"
+        return True
+    if not b_ok:
+        cc.latency = INCONCLUSIVE
+        cc.reason = f"baseline {cc.base_status}: nothing to compare the candidate with"
+        return True
+    return False
+
+
 def compare_cells(
     baseline_rows: list[dict[str, Any]],
     candidate_rows: list[dict[str, Any]],
@@ -241,60 +323,64 @@ def compare_cells(
         base.setdefault(cell_key(r), []).append(r)
     cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows}
     out: list[CellComparison] = []
-    for key in sorted(set(base) | set(cand), key=lambda k: (k[0], k[1], k[2], k[3] != "latency", k[4])):
+    for key in sorted(set(base) | set(cand), key=_order):
         cc = CellComparison(key=key)
         b_rows, c_row = base.get(key, []), cand.get(key)
         b_ok = [r for r in b_rows if r.get("status") == "ok"]
         cc.base_status = "ok" if b_ok else (b_rows[-1].get("status") if b_rows else None)
         cc.cand_status = c_row.get("status") if c_row else None
         out.append(cc)
-        if c_row is None:
-            cc.notes.append("not in the candidate run")
-            continue
-        if not b_rows:
-            cc.notes.append("new cell: not in the baseline")
-            continue
-        if cc.cand_status != "ok":
-            reason = c_row.get("reason") or ""
-            if b_ok and cc.cand_status in ("error", "timeout"):
-                cc.latency = BROKEN
-                cc.notes.append(f"was ok, now {cc.cand_status}: {reason}".rstrip(": "))
-            else:
-                cc.notes.append(f"candidate {cc.cand_status}: {reason}".rstrip(": "))
-            continue
-        if not b_ok:
-            cc.notes.append(f"baseline {cc.base_status}; nothing to compare")
+        if _status_verdict(cc, b_rows, c_row) or c_row is None:
             continue
         b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
         c_samples = list(c_row.get("samples_ms") or [])
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
-        series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
-        if len(series) + 1 < MIN_SERIES:  # one baseline run (or too short a history): processes are the unit
-            b_vals, c_vals = [v for r in b_ok for v in process_p50s(r)], process_p50s(c_row)
-            cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
-            cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
-            cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
-            cc.rel_change = ratio - 1.0 if ratio is not None else None
-            cc.ratio_ci = list(ci) if ci else None
-            cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes, 95% bootstrap CI"
-            if len(b_ok) > 1:
-                cc.decided_by += f" (history of {len(b_ok)} runs too short for runs as the unit: < {MIN_SERIES})"
-            if cc.latency == UNTESTED:
-                cc.notes.append(f"needs >= 2 processes per run (benchmark.rounds >= 2); baseline {len(b_vals)}, "
-                                f"candidate {len(c_vals)}")
+        if len(b_ok) == 1:  # one baseline run: processes are the unit
+            _process_cell(cc, b_ok[0], c_row, threshold)
         else:  # a history: runs are the unit
-            cc.method = "runs"
-            cc.base_p50_ms = float(np.median(series)) if series else None
-            if cc.cand_p50_ms is not None:
-                cc.series_ms = [*series, cc.cand_p50_ms]
-                cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold,
-                                                                           persist=persist, alpha=alpha)
+            _history_cell(cc, b_ok, c_row, threshold, persist, alpha)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         _compare_accuracy(cc, b_ok, c_row, alpha)
     return out
+
+
+def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float) -> None:
+    b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
+    cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
+    cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
+    noisy = [side for side, row in (("baseline", b_row), ("candidate", c_row)) if all_noisy(row)]
+    if noisy:
+        cc.latency = INCONCLUSIVE
+        cc.reason = f"every process of the {' and the '.join(noisy)} was noisy (steal or foreign load)"
+        return
+    cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
+    cc.rel_change = ratio - 1.0 if ratio is not None else None
+    cc.ratio_ci = list(ci) if ci else None
+    cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes"
+    if cc.latency == INCONCLUSIVE:
+        cc.reason = (f"too few processes: baseline {len(b_vals)}, candidate {len(c_vals)}; needs >= {MIN_PROCESSES} "
+                     f"per run (benchmark.rounds >= {MIN_PROCESSES})")
+
+
+def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
+                  persist: int, alpha: float) -> None:
+    cc.method = "runs"
+    series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
+    cc.base_p50_ms = float(np.median(series)) if series else None
+    if all_noisy(c_row):
+        cc.latency = INCONCLUSIVE
+        cc.reason = "every process of the candidate was noisy (steal or foreign load)"
+        return
+    if cc.cand_p50_ms is None:
+        cc.latency, cc.reason = INCONCLUSIVE, "the candidate row has no latency values"
+        return
+    cc.series_ms = [*series, cc.cand_p50_ms]
+    cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold, persist=persist, alpha=alpha)
+    if cc.latency == INCONCLUSIVE:
+        cc.reason, cc.decided_by = f"too few runs: {cc.decided_by}", ""
 
 
 def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:

@@ -35,6 +35,5 @@ def test_nightly_gate_exit_codes(tmp_path: Path, make_run) -> None:
     assert json.loads(out.read_text())["regressions"] == 0
     with ResultsStore(url) as store:
         store.save_run(make_run("n3", created="2026-01-03T02:30:00Z", seed=3, factors={("openvino", "l1-int8"): 1.5}))
-    bad = _gate(url, out)
-    assert bad.returncode == 1 and "REGRESSION" in bad.stderr
-    assert "openvino/l1-int8" in bad.stderr
+    short = _gate(url, out)  # two earlier runs: too short a history to test, never a pass
+    assert short.returncode == 3 and "INCONCLUSIVE" in short.stderr and "too few runs" in short.stderr
