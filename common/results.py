@@ -33,6 +33,8 @@ ROW_FIELDS = (
     # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
     "fraction_of_peak", "gpu_timing",
+    # issue 19: the real confidence levels of the order-statistic intervals; per-image correctness for paired tests
+    "p50_ci_level", "p99_ci_level", "correct_bits",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -39,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t = Table(title="stored runs (newest first)")
     for col in ("run id", "created", "machines", "fingerprint", "hardware", "data set", "cells ok/all", "invalid",
-                "disagree", "best p50 ms (b1) [95% CI]", "best FPS", "best accuracy"):
+                "disagree", "best p50 ms (b1) [CI] level", "best FPS", "best accuracy"):
         t.add_column(col)
     for r in runs:
         ds = str(r.get("dataset")) + (" (synthetic)" if r.get("synthetic") else "")
         t.add_row(*(escape(str(x)) for x in (
             r["run_id"], str(r["created"]), ", ".join(r.get("machines") or []), r["fingerprint_id"], r["hardware"], ds,
             f"{r['ok']}/{r['cells']}", str(r["invalid"]), str(r.get("disagree", 0)),
-            f"{with_interval(r['best_p50_ms'], r.get('best_p50_ci_ms'))} {r['best_p50_cell'] or ''}".strip(),
+            f"{with_interval(r['best_p50_ms'], r.get('best_p50_ci_ms'), r.get('best_p50_ci_level'))} "
+            f"{r['best_p50_cell'] or ''}".strip(),
             f"{fnum(r['best_fps'])} {r['best_fps_cell'] or ''}".strip(),
             f"{fpct(r['best_accuracy'])} {r['best_accuracy_cell'] or ''}".strip(),
         )))

@@ -210,19 +210,20 @@ def run_p50(row: dict[str, Any]) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-def process_verdict(base: Sequence[float], cand: Sequence[float],
-                    threshold: float) -> tuple[str, float | None, tuple[float, float] | None]:
-    """(verdict, ratio cand/base of the median process p50s, its interval): a regression needs the interval to
+def process_verdict(base: Sequence[float], cand: Sequence[float], threshold: float
+                    ) -> tuple[str, float | None, tuple[float, float] | None, float | None]:
+    """(verdict, ratio cand/base of the median process p50s, its interval, the interval's level): the interval
+    combines the two runs' order-statistic intervals (`common.stats.intervals.ratio_ci`); a regression needs it to
     exclude 1 AND the slowdown to exceed `threshold`; INCONCLUSIVE with < MIN_PROCESSES processes on a side."""
-    ratio, ci = ratio_ci(cand, base)
+    ratio, ci, level = ratio_ci(cand, base)
     few = min(len(base), len(cand)) < MIN_PROCESSES
     if few or ci is None or not math.isfinite(ratio):
-        return INCONCLUSIVE, (ratio if math.isfinite(ratio) else None), None
+        return INCONCLUSIVE, (ratio if math.isfinite(ratio) else None), None, None
     if ci[0] > 1.0 and ratio - 1.0 > threshold:
-        return REGRESSION, ratio, ci
+        return REGRESSION, ratio, ci, level
     if ci[1] < 1.0 and 1.0 - ratio > threshold:
-        return IMPROVEMENT, ratio, ci
-    return SAME, ratio, ci
+        return IMPROVEMENT, ratio, ci, level
+    return SAME, ratio, ci, level
 
 
 def history_verdict(series: Sequence[float], threshold: float, persist: int = PERSIST,
@@ -356,7 +357,7 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
         cc.latency = INCONCLUSIVE
         cc.reason = f"every process of the {' and the '.join(noisy)} was noisy (steal or foreign load)"
         return
-    cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
+    cc.latency, ratio, ci, cc.ci_level = process_verdict(b_vals, c_vals, threshold)
     cc.rel_change = ratio - 1.0 if ratio is not None else None
     cc.ratio_ci = list(ci) if ci else None
     cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes"

@@ -547,6 +547,7 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "disagree": sum(1 for x in ok if _disagrees(getattr(x, "row", None))),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
         "best_p50_ci_ms": _row_field(best_lat, "p50_ci_ms"),
+        "best_p50_ci_level": _row_field(best_lat, "p50_ci_level"),
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
         "best_fps": best_thr.throughput_fps if best_thr else None,
         "best_fps_cell": f"{best_thr.backend}/{best_thr.variant}@{best_thr.batch_size}" if best_thr else None,

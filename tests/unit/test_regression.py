@@ -37,7 +37,7 @@ def test_processes_same_state_is_not_flagged():
     rng = np.random.default_rng(0)
     flagged = 0
     for _ in range(200):
-        verdict, _r, ci = process_verdict(rng.normal(0.30, 0.006, 3), rng.normal(0.30, 0.006, 3), threshold=0.05)
+        verdict, _r, ci, _lvl = process_verdict(rng.normal(0.30, 0.006, 3), rng.normal(0.30, 0.006, 3), threshold=0.05)
         assert ci is not None
         flagged += verdict != SAME
     assert flagged <= 2  # the goal: <= 1% false alarms per comparison
@@ -45,19 +45,19 @@ def test_processes_same_state_is_not_flagged():
 
 def test_processes_slowdown_beyond_threshold_with_ci_above_one_is_a_regression():
     base, cand = [0.300, 0.302, 0.298], [0.345, 0.350, 0.347]
-    verdict, ratio, ci = process_verdict(base, cand, threshold=0.05)
+    verdict, ratio, ci, _lvl = process_verdict(base, cand, threshold=0.05)
     assert verdict == REGRESSION and ratio == pytest.approx(0.347 / 0.300) and ci is not None and ci[0] > 1.0
     assert process_verdict(cand, base, threshold=0.05)[0] == IMPROVEMENT
 
 
 def test_processes_ci_above_one_but_below_threshold_is_not_flagged():
-    verdict, ratio, ci = process_verdict([0.300, 0.301, 0.300], [0.306, 0.307, 0.306], threshold=0.05)
+    verdict, ratio, ci, _lvl = process_verdict([0.300, 0.301, 0.300], [0.306, 0.307, 0.306], threshold=0.05)
     assert ci is not None and ci[0] > 1.0 and ratio < 1.05 and verdict == SAME
 
 
 def test_processes_above_threshold_but_ci_containing_one_is_not_flagged():
     """The median moved 12%, but the processes overlap: one machine state in each run, not a change."""
-    verdict, ratio, ci = process_verdict([0.25, 0.33, 0.26], [0.33, 0.25, 0.32], threshold=0.05)
+    verdict, ratio, ci, _lvl = process_verdict([0.25, 0.33, 0.26], [0.33, 0.25, 0.32], threshold=0.05)
     assert ratio > 1.05 and ci is not None and ci[0] <= 1.0 and verdict == SAME
 
 
