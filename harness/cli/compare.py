@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from harness.gate.regression import Comparison
 
 NAME = "compare"
+HISTORY_ALL = 1000  # `--history` without N: look back this many runs at most
 MAX_REASON_LINES = 12  # inconclusive cells named one per line on stderr; the table and --json hold all
 HELP = ("compare runs cell by cell (latency: processes or runs as the unit; accuracy: paired test); exit 1 on a "
         "regression, 3 when a cell could not be tested")
@@ -36,11 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None, metavar="RUN", help="baseline: run id, 'latest' or results JSON")
     p.add_argument("--candidate", default=None, metavar="RUN",
                    help="candidate: run id, 'latest' (default) or results JSON")
-    p.add_argument("--history", type=int, default=None, metavar="N",
-                   help="compare the candidate (default latest) with the previous N runs of the same "
-                        "fingerprint and config, runs as the unit (persistence or an E-divisive change point)")
-    p.add_argument("--persist", type=int, default=2, metavar="K",
-                   help="--history: the newest K runs must all be beyond the earlier runs' spread (default 2)")
+    p.add_argument("--history", type=int, nargs="?", const=HISTORY_ALL, default=None, metavar="N",
+                   help="compare the candidate (default latest) with the previous runs of the same machine, "
+                        "fingerprint and config, runs as the unit (change points, outliers set aside, the level "
+                        "since the latest `bench accept`); at most N runs (default "
+                        f"{HISTORY_ALL}): a regression stays reported while its earlier runs are within N")
+    p.add_argument("--persist", type=int, default=None, help=argparse.SUPPRESS)  # removed; accepted, ignored
     p.add_argument("--threshold", type=float, default=0.05,
                    help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
@@ -59,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give either --baseline RUN or --history N, not both")
     if args.history is None and args.baseline is None:
         raise UserError("nothing to compare: give --baseline RUN [--candidate RUN] or --history N")
+    if args.persist is not None:
+        info("warning: --persist is gone: --history now finds change points and outliers (docs/measuring.md)")
     with open_store(args) as store:
         candidate = store.resolve(args.candidate or "latest")
         if args.history is not None:
-            baselines = store.runs_like(candidate, args.history)
+            baselines = store.runs_like(candidate, args.history, samples=False)
             if not baselines:
                 raise UserError(
                     f"no earlier stored run has the fingerprint and config of run {candidate.get('run_id')}; "
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if machine:
             info(f"machine {machine}:")
         cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
-                           allow_hardware_mismatch=args.allow_hardware_mismatch, persist=args.persist)
+                           allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None)
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:

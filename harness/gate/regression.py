@@ -12,8 +12,9 @@ process counts the same way: a process marked noisy is counted like any other (n
 too few"); a side whose processes are all noisy is inconclusive.
 * one baseline run (`--baseline A --candidate B`): processes are the unit. The ratio of the two runs' medians of
   per-process p50s gets an interval; a regression needs it to exclude 1 AND the slowdown to exceed `threshold`.
-* several baseline runs (`--history N`): runs are the unit, over the cell's series of run p50s (oldest first,
-  the candidate last).
+* several baseline runs (`--history`): runs are the unit, over the cell's series of run p50s (oldest first, the
+  candidate last), from its latest accepted change on (`bench accept`): Otava-style change points, outliers set
+  aside, the candidate's level against the reference level (`harness.gate.history`).
 Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
 gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
 Accuracy: a change is called when the test on the two runs' predictions rejects at `alpha`.
@@ -22,7 +23,7 @@ Accuracy: a change is called when the test on the two runs' predictions rejects 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,8 +33,9 @@ from scipy.stats import mannwhitneyu
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
 from common.stats.accuracy import counts_from_confusion, two_proportion_pvalue
-from common.stats.changepoint import e_divisive
 from common.stats.intervals import ratio_ci
+from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
+from harness.gate.history import HistoryVerdict, history_verdict
 
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
 
@@ -44,10 +46,6 @@ UNTESTED = INCONCLUSIVE  # the old name: a cell that was not tested is inconclus
 EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
 MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
 MIN_PROCESSES = 3  # per run, for processes as the unit: fewer (e.g. benchmark.rounds = 1) is inconclusive
-PERSIST = 2  # --history: the newest this many runs must all be beyond the earlier runs' spread
-MIN_REFERENCE_RUNS = 2  # --history: earlier runs needed before the persistence rule can speak
-CHANGE_POINT_MIN_RUNS = 3  # --history: runs after a change point before it gates (a median of 3 ignores one outlier)
-MIN_SERIES = PERSIST + MIN_REFERENCE_RUNS  # shorter histories fall back to processes as the unit
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -90,6 +88,8 @@ class CellComparison:
     base_processes: int = 0
     cand_processes: int = 0
     series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
+    series_runs: list[str] | None = None  # runs: their run ids
+    history: HistoryVerdict | None = None  # runs: the change points, outliers and reference behind the verdict
     decided_by: str = ""
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
@@ -226,41 +226,6 @@ def process_verdict(base: Sequence[float], cand: Sequence[float], threshold: flo
     return SAME, ratio, ci, level
 
 
-def history_verdict(series: Sequence[float], threshold: float, persist: int = PERSIST,
-                    alpha: float = 0.05) -> tuple[str, float | None, str]:
-    """(verdict, relative change, what decided) for a run series (oldest first, the candidate last).
-
-    Persistence: each of the newest `persist` runs is above (below) every earlier run and more than `threshold`
-    above (below) the earlier runs' median. Change point: E-divisive means finds a significant change and the
-    candidate's segment differs from the segment before it by more than `threshold`.
-    """
-    x = [float(v) for v in series if math.isfinite(float(v))]
-    if len(x) < MIN_SERIES:
-        return INCONCLUSIVE, None, f"{len(x)} runs; the history gate needs >= {MIN_SERIES}"
-    ref_all = x[:-1]
-    rel = x[-1] / float(np.median(ref_all)) - 1.0
-    if len(x) - persist >= MIN_REFERENCE_RUNS:
-        recent, ref = x[-persist:], x[:-persist]
-        mid = float(np.median(ref))
-        r = float(np.median(recent)) / mid - 1.0
-        if all(v > max(ref) and v / mid - 1.0 > threshold for v in recent):
-            return REGRESSION, r, f"persistent: newest {persist} runs all above the {len(ref)} earlier runs"
-        if all(v < min(ref) and v / mid - 1.0 < -threshold for v in recent):
-            return IMPROVEMENT, r, f"persistent: newest {persist} runs all below the {len(ref)} earlier runs"
-    cps = e_divisive(x, alpha=alpha)
-    if cps:
-        last = cps[-1]
-        start = cps[-2].index if len(cps) > 1 else 0
-        before, after = x[start:last.index], x[last.index:]
-        r = float(np.median(after)) / float(np.median(before)) - 1.0
-        how = f"change point at run {last.index + 1} of {len(x)} (E-divisive, p={last.p_value:.3f})"
-        if len(after) >= CHANGE_POINT_MIN_RUNS and r > threshold:
-            return REGRESSION, r, how
-        if len(after) >= CHANGE_POINT_MIN_RUNS and r < -threshold:
-            return IMPROVEMENT, r, how
-    return SAME, rel, "no persistent change, no change point"
-
-
 def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
     correct = total = 0
     for r in rows:
@@ -315,10 +280,13 @@ def compare_cells(
     *,
     threshold: float = 0.05,
     alpha: float = 0.05,
-    persist: int = PERSIST,
+    accepted: Sequence[Mapping[str, Any]] = (),
+    history: bool | None = None,
 ) -> list[CellComparison]:
     """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
-    (a history, oldest first): runs are the unit."""
+    (a history, oldest first, each row with its run's id in `_run_id`): runs are the unit. `accepted`: the stored
+    acceptances (`bench accept`; run_id plus optional backend/variant/device/scenario/batch_size filters).
+    `history`: runs as the unit (`--history`) even with one earlier run; None: when there are several."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
     for r in baseline_rows:
         base.setdefault(cell_key(r), []).append(r)
@@ -338,10 +306,10 @@ def compare_cells(
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
-        if len(b_ok) == 1:  # one baseline run: processes are the unit
+        if not (history if history is not None else len(b_ok) > 1):  # one baseline run: processes are the unit
             _process_cell(cc, b_ok[0], c_row, threshold)
         else:  # a history: runs are the unit
-            _history_cell(cc, b_ok, c_row, threshold, persist, alpha)
+            _history_cell(cc, b_ok, c_row, threshold, accepted)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         _compare_accuracy(cc, b_ok, c_row, alpha)
@@ -366,22 +334,40 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
                      f"per run (benchmark.rounds >= {MIN_PROCESSES})")
 
 
+def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapping[str, Any]]) -> int:
+    """Index in `run_ids` of the newest run accepted for this cell (0 when none): the series starts there."""
+    names = ("backend", "variant", "device", "scenario", "batch_size")
+    hits = [i for i, rid in enumerate(run_ids) for a in accepted
+            if a.get("run_id") == rid and all(a.get(n) in (None, "", v) for n, v in zip(names, key, strict=True))]
+    return max(hits, default=0)
+
+
 def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
-                  persist: int, alpha: float) -> None:
+                  accepted: Sequence[Mapping[str, Any]]) -> None:
     cc.method = "runs"
-    series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
-    cc.base_p50_ms = float(np.median(series)) if series else None
+    pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_p50(r)) is not None and v > 0]
+    cc.base_p50_ms = float(np.median([v for _, v in pairs])) if pairs else None
     if all_noisy(c_row):
         cc.latency = INCONCLUSIVE
         cc.reason = "every process of the candidate was noisy (steal or foreign load)"
         return
-    if cc.cand_p50_ms is None:
+    if cc.cand_p50_ms is None or cc.cand_p50_ms <= 0:
         cc.latency, cc.reason = INCONCLUSIVE, "the candidate row has no latency values"
         return
-    cc.series_ms = [*series, cc.cand_p50_ms]
-    cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold, persist=persist, alpha=alpha)
-    if cc.latency == INCONCLUSIVE:
-        cc.reason, cc.decided_by = f"too few runs: {cc.decided_by}", ""
+    ids = [rid for rid, _ in pairs] + [str(c_row.get("_run_id", "candidate"))]
+    cc.series_ms = [*(v for _, v in pairs), cc.cand_p50_ms]
+    cc.series_runs = ids
+    start = accepted_start(cc.key, ids, accepted)
+    hv = history_verdict(cc.series_ms, threshold, start=start, run_ids=ids)
+    cc.history = hv
+    cc.latency, cc.rel_change, cc.decided_by, cc.reason = hv.verdict, hv.rel_change, hv.decided_by, hv.reason
+    cc.ratio_ci = [1.0 + hv.ci[0], 1.0 + hv.ci[1]] if hv.ci else None
+    cc.ci_level = HISTORY_CI_LEVEL if hv.ci else None
+    if hv.reference:
+        ref = cc.series_ms[hv.reference[0]:hv.reference[1]]
+        cc.base_p50_ms = float(np.mean(ref))
+    if start:
+        cc.notes.append(f"series from the accepted run {start + 1} ({ids[start]}) on")
 
 
 def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:
@@ -426,7 +412,8 @@ def compare_runs(
     threshold: float = 0.05,
     alpha: float = 0.05,
     allow_hardware_mismatch: bool = False,
-    persist: int = PERSIST,
+    accepted: Sequence[Mapping[str, Any]] = (),
+    history: bool | None = None,
 ) -> Comparison:
     """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
     if not baselines:
@@ -439,9 +426,8 @@ def compare_runs(
     ids = [str(b.get("run_id")) for b in baselines]
     if str(candidate.get("run_id")) in ids:
         warnings.append(f"run {candidate.get('run_id')} is compared with itself")
-    if persist < 1:
-        raise UserError(f"--persist {persist}: must be >= 1 run")
     ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
-    rows = [r for b in ordered for r in b.get("results", [])]
-    cells = compare_cells(rows, candidate.get("results", []), threshold=threshold, alpha=alpha, persist=persist)
+    rows = [{**r, "_run_id": str(b.get("run_id"))} for b in ordered for r in b.get("results", [])]
+    cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
+    cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history)
     return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)

@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -334,11 +335,12 @@ class ResultsStore:
             raise UserError(f"unknown run id {run_id!r} in {self.url} ({hint}, or 'latest')")
         return int(pk)
 
-    def _load_pk(self, conn: Connection, pk: int) -> dict[str, Any]:
+    def _load_pk(self, conn: Connection, pk: int, samples: bool = True) -> dict[str, Any]:
         header = conn.execute(select(runs_table.c.header).where(runs_table.c.id == pk)).scalar_one()
         run: dict[str, Any] = json.loads(header)
+        blobs = results_table.c.samples if samples else literal_column("NULL")
         q = (
-            select(results_table.c.row, results_table.c.samples)
+            select(results_table.c.row, blobs)
             .where(results_table.c.run_pk == pk)
             .order_by(results_table.c.position)
         )
@@ -422,8 +424,9 @@ class ResultsStore:
             out.append(summary)
         return out
 
-    def runs_like(self, run: dict[str, Any], n: int) -> list[dict[str, Any]]:
-        """The previous `n` stored runs (newest first) with the same fingerprint id and config hash."""
+    def runs_like(self, run: dict[str, Any], n: int, samples: bool = True) -> list[dict[str, Any]]:
+        """The previous `n` stored runs (newest first) with the same fingerprint id and config hash (without their
+        raw samples when `samples` is False: a long history loads fast)."""
         if n <= 0:
             raise UserError(f"--history {n}: must be a positive number of runs")
         created = _normalise_created(run.get("created"), str(run.get("run_id")))
@@ -441,7 +444,7 @@ class ResultsStore:
             .limit(n)
         )
         with self.engine.connect() as conn:
-            return [self._load_pk(conn, pk) for pk in conn.execute(q).scalars()]
+            return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()]
 
     def all_results(self) -> list[dict[str, Any]]:
         """Every stored result row (without raw samples) joined with its run: run_id, created, and the

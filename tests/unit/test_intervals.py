@@ -1,4 +1,5 @@
-"""Statistics over processes and runs: intervals, between-process spread, bimodality, E-divisive change points."""
+"""Statistics over processes and runs: order-statistic intervals and their exact levels, between-process spread,
+bimodality (change points: test_changepoint.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from common.stats.changepoint import e_divisive
 from common.stats.intervals import (
     OrderStatCI,
     bimodal,
@@ -96,19 +96,3 @@ def test_bimodal_false_positive_rate_on_unimodal_data_is_small(n: int) -> None:
     two = np.mean([bimodal(np.r_[rng.normal(0.25, 0.003, n // 2), rng.normal(0.33, 0.003, n - n // 2)])
                    for _ in range(500)])
     assert two == 1.0
-
-
-def test_e_divisive_finds_a_planted_shift_and_nothing_in_noise() -> None:
-    rng = np.random.default_rng(3)
-    flat = rng.normal(1.0, 0.02, 20)
-    assert e_divisive(flat) == []
-    shifted = np.concatenate([rng.normal(1.0, 0.02, 12), rng.normal(1.2, 0.02, 8)])
-    cps = e_divisive(shifted)
-    assert [c.index for c in cps] == [12]
-    assert cps[0].p_value < 0.05
-
-
-def test_e_divisive_finds_two_shifts() -> None:
-    rng = np.random.default_rng(4)
-    x = np.concatenate([rng.normal(1.0, 0.01, 10), rng.normal(1.3, 0.01, 10), rng.normal(1.1, 0.01, 10)])
-    assert [c.index for c in e_divisive(x)] == [10, 20]
