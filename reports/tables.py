@@ -400,7 +400,24 @@ def labels_table(run: dict[str, Any]) -> Table:
                   "load RSS MB", "steady RSS MB", "GPU MB", "% peak b1/bN"], rows, notes, "labels")
 
 
+def changes_table(run: dict[str, Any]) -> Table:
+    """Open and accepted changes per cell (`run["gate_changes"]`, attached by `bench report` from the store: the
+    history gate over the run's machine and config, and `bench accept` records)."""
+    raw = run.get("gate_changes")
+    doc: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    rows = [[str(c.get("cell")), str(c.get("verdict")), str(c.get("since_run") or "—"),
+             fpct(c.get("rel_change"), 1), str(c.get("text") or "")] for c in doc.get("open") or []]
+    rows += [[", ".join(f"{k}={a[k]}" for k in ("machine_id", "backend", "variant", "scenario", "batch_size")
+                        if a.get(k) is not None) or "every cell", "accepted", str(a.get("run_id")), "—",
+              f"by {a.get('who')} at {a.get('created')}: {a.get('reason')}"] for a in doc.get("accepted") or []]
+    notes = [f"The history gate over {doc.get('runs', 0)} run(s) of this machine and config (`bench history "
+             "--changes`); an open regression stays listed until its level comes back or someone runs `bench "
+             "accept`."] if doc else ["This run is not in a results store: no history to read changes from."]
+    return Table("Changes in the history", ["cell", "verdict", "since run", "change", "detail"], rows, notes,
+                 "changes")
+
+
 def all_tables(run: dict[str, Any]) -> list[Table]:
     """Every table of the report, in order."""
     return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
-            labels_table(run), agreement_table(run), fingerprint_table(run)]
+            labels_table(run), agreement_table(run), changes_table(run), fingerprint_table(run)]

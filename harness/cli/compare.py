@@ -72,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
                     f"no earlier stored run has the fingerprint and config of run {candidate.get('run_id')}; "
                     "nothing to compare with --history"
                 )
+            accepted = store.acceptances([str(b.get("run_id")) for b in [*baselines, candidate]])
         else:
             baselines = [store.resolve(args.baseline)]
+            accepted = []
     from harness.gate.regression import EXIT_INCONCLUSIVE, cell_label, compare_runs
 
     regs: list[str] = []
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     for machine, bases, cand in per_machine(baselines, candidate):
         if machine:
             info(f"machine {machine}:")
+        mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
         cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
-                           allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None)
+                           allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None,
+                           accepted=mine)
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:

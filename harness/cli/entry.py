@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "backends",
     "report",
     "compare",
+    "accept",
     "select",
     "history",
     "store",

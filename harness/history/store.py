@@ -49,7 +49,14 @@ from common.errors import UserError
 from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
 from common.text import finite_number, first_line
 from harness.history.migrations import MIGRATIONS, dataset_of
-from harness.history.schema import SCHEMA_VERSION, meta_table, metadata, results_table, runs_table
+from harness.history.schema import (
+    SCHEMA_VERSION,
+    accepted_table,
+    meta_table,
+    metadata,
+    results_table,
+    runs_table,
+)
 
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
 _LOCK_RETRY_S = 120.0  # give up on a locked database after this long (busy timeout + retries)
@@ -472,6 +479,37 @@ class ResultsStore:
                 )
                 out.append(row)
         return out
+
+    # ----------------------------------------------------------------------------------- acceptances
+    def accept(self, run_id: str, reason: str, who: str, *, machine_id: str | None = None,
+               backend: str | None = None, variant: str | None = None, device: str | None = None,
+               scenario: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
+        """Record that the level from stored run `run_id` on is the new baseline (of the cells the filters
+        name; None: every cell), with who accepted it and why. Returns the stored record."""
+        if not reason.strip():
+            raise UserError("--reason must say why the change is accepted (it is stored with the acceptance)")
+        values: dict[str, Any] = {
+            "run_id": run_id, "machine_id": machine_id, "backend": backend, "variant": variant, "device": device,
+            "scenario": scenario, "batch_size": batch_size, "reason": reason.strip(), "who": who,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+        def write() -> None:
+            with self._write() as conn:
+                self._run_pk(conn, run_id)  # an unknown run id is a user error, with the recent ids
+                conn.execute(insert(accepted_table).values(**values))
+
+        self._retry(write)
+        return values
+
+    def acceptances(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stored acceptances (of these runs, or all), oldest first."""
+        a = accepted_table
+        q = select(a).order_by(a.c.created, a.c.id)
+        if run_ids is not None:
+            q = q.where(a.c.run_id.in_(run_ids))
+        with self.engine.connect() as conn:
+            return [{k: v for k, v in row._mapping.items() if k != "id"} for row in conn.execute(q)]
 
     def count_runs(self) -> int:
         """How many runs are stored."""
