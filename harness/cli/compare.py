@@ -195,7 +195,7 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
             escape((agreement or {}).get(c.key, "—")),
-            escape("; ".join([c.decided_by] * bool(c.decided_by) + [c.why()] * bool(c.why()) + c.notes)),
+            escape("; ".join(x for x in (c.decided_by, c.why(), c.accuracy_decided_by, *c.notes) if x)),
         )
     out.print(t)
     n_imp = sum(1 for c in cmp.cells if IMPROVEMENT in (c.latency, c.accuracy))

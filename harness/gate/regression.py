@@ -17,7 +17,9 @@ too few"); a side whose processes are all noisy is inconclusive.
   aside, the candidate's level against the reference level (`harness.gate.history`).
 Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
 gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
-Accuracy: a change is called when the test on the two runs' predictions rejects at `alpha`.
+Accuracy: both runs score the same test images, so the test is paired: McNemar's exact test on the per-image
+correctness (`correct_bits`) of one reference run (the baseline, or the first run of the history since the latest
+acceptance; never a pool of runs) and the candidate, at `alpha`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
-from common.stats.accuracy import counts_from_confusion, two_proportion_pvalue
+from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
 from common.stats.intervals import ratio_ci
 from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
 from harness.gate.history import HistoryVerdict, history_verdict
@@ -94,6 +96,7 @@ class CellComparison:
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
     accuracy_p_value: float | None = None
+    accuracy_decided_by: str = ""
     accuracy_reason: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -226,17 +229,6 @@ def process_verdict(base: Sequence[float], cand: Sequence[float], threshold: flo
     return SAME, ratio, ci, level
 
 
-def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
-    correct = total = 0
-    for r in rows:
-        counts = counts_from_confusion(r.get("confusion"))
-        if counts is None:
-            return None
-        correct += counts[0]
-        total += counts[1]
-    return (correct, total) if total else None
-
-
 def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
     return k[0], k[1], k[2], k[3] != "latency", k[4]
 
@@ -312,7 +304,12 @@ def compare_cells(
             _history_cell(cc, b_ok, c_row, threshold, accepted)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
-        _compare_accuracy(cc, b_ok, c_row, alpha)
+        ref = b_ok[0]
+        if cc.method == "runs":  # one reference run: the first since the latest acceptance
+            start = accepted_start(key, [str(r.get("_run_id", "")) for r in b_ok] + [str(c_row.get("_run_id"))],
+                                   accepted)
+            ref = b_ok[start] if start < len(b_ok) else c_row
+        _compare_accuracy(cc, ref, c_row, alpha, f"run {ref.get('_run_id') or 'baseline'}")
     return out
 
 
@@ -370,21 +367,48 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
         cc.notes.append(f"series from the accepted run {start + 1} ({ids[start]}) on")
 
 
-def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:
-    bc, cnt = _pooled_counts(b_ok), counts_from_confusion(c_row.get("confusion"))
-    if bc is None or cnt is None:
-        accs = [r["accuracy"] for r in b_ok if isinstance(r.get("accuracy"), int | float)]
-        cc.base_accuracy = float(np.mean(accs)) if accs else None
-        cand_acc = c_row.get("accuracy")
-        cc.cand_accuracy = float(cand_acc) if isinstance(cand_acc, int | float) else None
+def _accuracy_of(row: dict[str, Any]) -> tuple[float | None, tuple[int, int] | None, np.ndarray | None]:
+    """(accuracy, (correct, total) from the confusion matrix, per-image correctness) of a row."""
+    acc = row.get("accuracy")
+    return (float(acc) if isinstance(acc, int | float) else None, counts_from_confusion(row.get("confusion")),
+            unpack_correct(row.get("correct_bits")))
+
+
+def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[str, Any], alpha: float,
+                      ref_name: str) -> None:
+    """McNemar's exact test between the reference run's and the candidate's predictions on the same images (one
+    reference run: across a history the first run since the latest acceptance, never a pool of runs). Rows
+    without per-image correctness (older runs) are decided only where no pairing could change the answer."""
+    (ra, rcnt, rbits), (ca, ccnt, cbits) = _accuracy_of(ref_row), _accuracy_of(c_row)
+    cc.base_accuracy, cc.cand_accuracy = ra, ca
+    if ca is None:
+        cc.accuracy = NOT_MEASURED
         return
-    cc.base_accuracy, cc.cand_accuracy = bc[0] / bc[1], cnt[0] / cnt[1]
-    p = two_proportion_pvalue(cnt[0], cnt[1], bc[0], bc[1])
-    cc.accuracy_p_value = p
-    if p >= alpha:
-        cc.accuracy = SAME
-    else:
-        cc.accuracy = REGRESSION if cc.cand_accuracy < cc.base_accuracy else IMPROVEMENT
+    if ra is None:
+        cc.accuracy, cc.accuracy_reason = INCONCLUSIVE, f"no accuracy in the reference run {ref_name}"
+        return
+    r_lab = (ref_row.get("correct_bits") or {}).get("labels") if rbits is not None else None
+    c_lab = (c_row.get("correct_bits") or {}).get("labels") if cbits is not None else None
+    if rbits is not None and cbits is not None and rbits.size == cbits.size and r_lab == c_lab:
+        m = mcnemar(rbits, cbits)
+        cc.accuracy_p_value = m.p_value
+        cc.accuracy_decided_by = (f"McNemar exact vs {ref_name}: {m.lost} images lost, {m.gained} gained of {m.n}, "
+                                  f"p={m.p_value:.2g}")
+        cc.accuracy = SAME if m.p_value >= alpha else (REGRESSION if m.change < 0 else IMPROVEMENT)
+        return
+    if rcnt is None or ccnt is None or rcnt[1] != ccnt[1] or (rbits is not None and cbits is not None):
+        cc.accuracy, cc.accuracy_reason = INCONCLUSIVE, (f"the candidate and {ref_name} scored different test sets; "
+                                                         "no paired test")
+        return
+    net = ccnt[0] - rcnt[0]
+    p_min = mcnemar_min_pvalue(net)
+    if p_min >= alpha:  # no pairing of the predictions could make this change significant
+        cc.accuracy, cc.accuracy_p_value = SAME, 1.0 if net == 0 else None
+        cc.accuracy_decided_by = f"net {net:+d} images vs {ref_name}: below any significant McNemar result"
+        return
+    cc.accuracy = INCONCLUSIVE
+    cc.accuracy_reason = (f"net {net:+d} images vs {ref_name}, but no per-image correctness stored (a run of an older "
+                          "bench): McNemar's paired test needs it")
 
 
 def check_comparable(baselines: list[dict[str, Any]], candidate: dict[str, Any], allow_mismatch: bool) -> list[str]:

@@ -35,6 +35,7 @@ from common.atomic import write_json_atomic
 from common.config import Config
 from common.errors import UserError
 from common.results import ROW_FIELDS, SCHEMA_VERSION
+from common.stats.accuracy import pack_correct
 from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
 from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
@@ -118,6 +119,9 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 say(f"{prefix}: {result.get('status')}{why}")
         for backend, variant in runnable:
             new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)])
+            first = procs[(backend, variant)][0]["result"] if procs[(backend, variant)] else {}
+            attach_correctness(new_rows, logits.get((backend, variant)), np.load(labels_path),
+                               throughput_scored_apart="throughput_metrics" in first)
             rows += new_rows
             say(f"{backend} {variant}: {_summary(new_rows)}")
         agreement = agreement_rows(per_process, variants, names, artifacts, logits, labels_of, images_path, labels_path,
@@ -353,6 +357,29 @@ def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: f
         "noisy_rounds": sum(1 for r in rounds if r["noisy"]),
         "fixed_cost_s": _median_or_none([r["fixed_s"] for r in rounds]),
     }
+
+
+def attach_correctness(rows: list[dict[str, Any]], logits_path: Path | None, labels: np.ndarray,
+                       throughput_scored_apart: bool = False) -> None:
+    """Store each row's per-image correctness (`correct_bits`, `common.stats.accuracy.pack_correct`) from the
+    first round's logits, for the paired accuracy test of `bench compare`; only on rows whose accuracy those logits
+    made (a throughput row scored by a separately compiled model keeps its own accuracy and gets none)."""
+    if logits_path is None or not Path(logits_path).is_file():
+        return
+    try:
+        pred = np.load(logits_path).argmax(axis=1)
+    except (OSError, ValueError):
+        return
+    if pred.shape != labels.shape:
+        return
+    correct = pred == labels
+    packed = pack_correct(correct, labels)
+    acc = float(correct.mean()) if correct.size else math.nan
+    for row in rows:
+        if throughput_scored_apart and row.get("scenario") == THROUGHPUT:
+            continue
+        if row.get("status") == "ok" and isinstance(row.get("accuracy"), float) and abs(row["accuracy"] - acc) < 1e-9:
+            row["correct_bits"] = packed
 
 
 def derive_timing(entry: dict[str, Any], min_duration_s: float, max_cov: float,
