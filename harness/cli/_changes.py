@@ -22,7 +22,7 @@ def changes_of(store: ResultsStore, run: dict[str, Any], threshold: float = 0.05
     out: list[dict[str, Any]] = []
     if history:
         cmp = compare_runs(history, run, threshold=threshold, allow_hardware_mismatch=True, history=True,
-                           accepted=accepted)
+                           accepted=accepted, quality=False)
         for c in cmp.cells:
             hv = c.history
             if hv is None or c.latency not in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) or not c.series_runs:

@@ -24,9 +24,11 @@ from harness.cli._common import (
 
 if TYPE_CHECKING:
     from harness.gate.regression import Comparison
+    from harness.history.store import ResultsStore
 
 NAME = "compare"
 HISTORY_ALL = 1000  # `--history` without N: look back this many runs at most
+AA_LOOKBACK = 30  # --baseline: same-config runs per config read as the A/A history
 MAX_REASON_LINES = 12  # inconclusive cells named one per line on stderr; the table and --json hold all
 HELP = ("compare runs cell by cell (latency: processes or runs as the unit; accuracy: paired test); exit 1 on a "
         "regression, 3 when a cell could not be tested")
@@ -45,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--persist", type=int, default=None, help=argparse.SUPPRESS)  # removed; accepted, ignored
     p.add_argument("--threshold", type=float, default=0.05,
                    help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="false-alarm level of each test (latency: the A/A bound; accuracy: McNemar) (default 0.01)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
     p.add_argument("--allow-inconclusive", action="store_true",
@@ -73,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
                     "nothing to compare with --history"
                 )
             accepted = store.acceptances([str(b.get("run_id")) for b in [*baselines, candidate]])
+            aa: list[list[dict[str, Any]]] = []
         else:
             baselines = [store.resolve(args.baseline)]
             accepted = []
+            aa = aa_history(store, baselines[0], candidate)
     from harness.gate.regression import EXIT_INCONCLUSIVE, cell_label, compare_runs
 
     regs: list[str] = []
@@ -85,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
         if machine:
             info(f"machine {machine}:")
         mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
+        groups = [[_part(r, machine) if machine else r for r in g] for g in aa]
         cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
                            allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None,
-                           accepted=mine)
+                           accepted=mine, aa_history=groups)
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:
@@ -114,6 +120,23 @@ def run(args: argparse.Namespace) -> int:
                          "(--allow-inconclusive makes this 0)\n")
         return EXIT_INCONCLUSIVE
     return 0
+
+
+def aa_history(store: ResultsStore, baseline: dict[str, Any], candidate: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The A/A history of a one-pair comparison: the stored same-machine runs of the baseline's config (the
+    baseline among them) and, if the candidate's config differs, of the candidate's, never the candidate itself;
+    at most AA_LOOKBACK runs each, without raw samples."""
+    from common.results import config_hash, machine_id
+
+    cand_id = str(candidate.get("run_id"))
+    group = store.same_config_runs(baseline, AA_LOOKBACK, exclude=(cand_id,))
+    if str(baseline.get("run_id")) not in {str(r.get("run_id")) for r in group} and \
+            str(baseline.get("run_id")) != cand_id:
+        group.append(baseline)  # a baseline from a results file: part of its own A/A group
+    groups = [group]
+    if (config_hash(candidate), machine_id(candidate)) != (config_hash(baseline), machine_id(baseline)):
+        groups.append(store.same_config_runs(candidate, AA_LOOKBACK, exclude=(cand_id,)))
+    return [g for g in groups if g]
 
 
 def _machines_of(run: dict[str, Any]) -> list[str]:
@@ -173,8 +196,9 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
-    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
-                "acc base", "acc cand", "accuracy", "agree cand", "decided by / notes"):
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [CI] level", "latency", "A/A false alarms",
+                "MDE (90% power)", "p (MWU, diagnostic)", "acc base", "acc cand", "accuracy", "agree cand",
+                "decided by / notes"):
         t.add_column(col)
     style = {REGRESSION: "bold red", IMPROVEMENT: "green", INCONCLUSIVE: "yellow"}
     skipped = [c for c in cmp.cells if not c.compared]
@@ -184,14 +208,17 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
         change = f"{100 * c.rel_change:+.1f}%" if c.rel_change is not None else "n/a"
         if c.ratio_ci:
             change += f" [{100 * (c.ratio_ci[0] - 1):+.1f}%, {100 * (c.ratio_ci[1] - 1):+.1f}%]"
+            change += f" {100 * c.ci_level:.4g}%" if c.ci_level else ""
+        aa = f"{c.aa_false_alarms}/{c.aa_pairs}" if c.aa_pairs else f"n/a ({c.aa_runs} runs)"
+        mde = f"{100 * c.mde:.1f}%" if c.mde is not None else "n/a"
         unit = {"processes": f"processes {c.base_processes}/{c.cand_processes}",
                 "runs": f"runs {len(c.series_ms or [])}"}.get(c.method, "")
         pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
         lat = c.latency
         acc = c.accuracy
         t.add_row(
-            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
-            f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat,
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change,
+            f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat, aa, mde, pval,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
             escape((agreement or {}).get(c.key, "—")),

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "compare",
     "accept",
+    "gate",
     "select",
     "history",
     "store",

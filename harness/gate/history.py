@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from common.stats.changepoint import DEFAULT_WINDOW, change_points, isolated_outliers, split_test
+from common.stats.noise import step_mde
 
 REGRESSION, IMPROVEMENT, SAME, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
 MAX_PVALUE = 0.001  # the t-test level of a change point (Otava's default max_pvalue; its first pass uses 0.01): at
@@ -33,6 +34,9 @@ MAX_PVALUE = 0.001  # the t-test level of a change point (Otava's default max_pv
 MIN_REFERENCE_RUNS = 3  # runs of the reference level before a change can be judged
 MIN_HISTORY = MIN_REFERENCE_RUNS + 1  # runs in the series (since the latest acceptance), the candidate included
 CI_LEVEL = 0.95
+MAX_REPLAYS = 10  # history_quality replays the rule on at most this many prefixes of the reference level
+STEP_RUNS = 3  # the MDE of the history rule is for a step with this many runs after it
+LONE_JUMP_SD = 4.0  # a newest run this many sd (and the threshold) off a level without change points: inconclusive
 
 
 @dataclass
@@ -106,6 +110,14 @@ def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0
     if len(segs) == 1:
         res.rel_change = float(x[-1] / x[ref_seg].mean() - 1.0)
         res.decided_by = "; ".join([f"no change point in {len(idx)} runs", *notes])
+        before = np.log(x[ref_seg[:-1]])
+        jump = abs(math.log(x[-1]) - float(before.mean()))
+        if abs(res.rel_change) > threshold and jump > LONE_JUMP_SD * float(before.std(ddof=1)):
+            # too few runs for the t-test to see one far run (3 runs: df 2): never a silent pass on it
+            res.verdict = INCONCLUSIVE
+            res.reason = (f"{_label(x.size - 1, run_ids)} alone is {100 * res.rel_change:+.1f}% from the level of "
+                          f"{len(ref_seg) - 1} earlier runs (beyond {LONE_JUMP_SD:g} of their sd): a step or an "
+                          "outlier; one run cannot tell, the next run decides")
         return res
     if len(ref_seg) < MIN_REFERENCE_RUNS:
         res.verdict = INCONCLUSIVE
@@ -156,3 +168,18 @@ def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0
         res.decided_by = "; ".join([f"back at {ref_txt} ({100 * res.rel_change:+.1f}%{ci_txt}, p={test.p_value:.2g})",
                                     *notes])
     return res
+
+
+def history_quality(series: Sequence[float], reference: tuple[int, int], threshold: float,
+                    max_pvalue: float = MAX_PVALUE) -> tuple[int, int, float | None]:
+    """(replays, alarms, MDE) of the history rule on this cell's own A/A history, its reference level (runs of
+    one level by the rule's own reading): the rule replayed on the newest MAX_REPLAYS prefixes that end inside
+    it, counting any change it would have called there; and the smallest step it finds with 90% power from
+    STEP_RUNS runs after it, given the reference runs' spread."""
+    start, stop = reference
+    ref = np.log(np.asarray(series[start:stop], dtype=np.float64))
+    mde = step_mde(float(ref.std(ddof=1)), ref.size, STEP_RUNS, max_pvalue) if ref.size >= 3 else None
+    ends = range(max(start + MIN_HISTORY, stop - MAX_REPLAYS + 1), stop + 1)
+    alarms = sum(history_verdict(series[:end], threshold, start=start, max_pvalue=max_pvalue).verdict
+                 in (REGRESSION, IMPROVEMENT) for end in ends)
+    return len(ends), alarms, (max(mde, threshold) if mde is not None else None)

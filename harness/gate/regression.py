@@ -10,8 +10,10 @@ All samples of one process share one machine state, so the unit of a latency tes
 a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions). Every
 process counts the same way: a process marked noisy is counted like any other (never "dropped unless that leaves
 too few"); a side whose processes are all noisy is inconclusive.
-* one baseline run (`--baseline A --candidate B`): processes are the unit. The ratio of the two runs' medians of
-  per-process p50s gets an interval; a regression needs it to exclude 1 AND the slowdown to exceed `threshold`.
+* one baseline run (`--baseline A --candidate B`): a run's value is the median of its processes' p50s; the change
+  B / A is judged against this machine's run-to-run noise learned from same-config reruns (`harness.gate.baseline`:
+  the t-corrected A/A bound, or inconclusive without enough A/A history unless beyond +50% / -33%) AND the
+  practical `threshold`.
 * several baseline runs (`--history`): runs are the unit, over the cell's series of run p50s (oldest first, the
   candidate last), from its latest accepted change on (`bench accept`): Otava-style change points, outliers set
   aside, the candidate's level against the reference level (`harness.gate.history`).
@@ -24,7 +26,6 @@ acceptance; never a pool of runs) and the candidate, at `alpha`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,9 +36,9 @@ from scipy.stats import mannwhitneyu
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
 from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
-from common.stats.intervals import ratio_ci
+from harness.gate.baseline import baseline_verdict
 from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
-from harness.gate.history import HistoryVerdict, history_verdict
+from harness.gate.history import HistoryVerdict, history_quality, history_verdict
 
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
 
@@ -47,7 +48,6 @@ NOT_MEASURED = "not measured"  # neither run measured the cell (e.g. unavailable
 UNTESTED = INCONCLUSIVE  # the old name: a cell that was not tested is inconclusive, never a pass
 EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
 MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
-MIN_PROCESSES = 3  # per run, for processes as the unit: fewer (e.g. benchmark.rounds = 1) is inconclusive
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -92,6 +92,12 @@ class CellComparison:
     series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
     series_runs: list[str] | None = None  # runs: their run ids
     history: HistoryVerdict | None = None  # runs: the change points, outliers and reference behind the verdict
+    aa_runs: int = 0  # the A/A history: same-config runs of this cell on this machine
+    aa_df: int = 0
+    aa_sigma: float | None = None  # run-to-run sd of log values
+    aa_pairs: int = 0  # comparisons the rule was replayed on in that history
+    aa_false_alarms: int = 0  # of them flagged although nothing changed
+    mde: float | None = None  # smallest slowdown the rule detects with 90% power at its alpha
     decided_by: str = ""
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
@@ -213,22 +219,6 @@ def run_p50(row: dict[str, Any]) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-def process_verdict(base: Sequence[float], cand: Sequence[float], threshold: float
-                    ) -> tuple[str, float | None, tuple[float, float] | None, float | None]:
-    """(verdict, ratio cand/base of the median process p50s, its interval, the interval's level): the interval
-    combines the two runs' order-statistic intervals (`common.stats.intervals.ratio_ci`); a regression needs it to
-    exclude 1 AND the slowdown to exceed `threshold`; INCONCLUSIVE with < MIN_PROCESSES processes on a side."""
-    ratio, ci, level = ratio_ci(cand, base)
-    few = min(len(base), len(cand)) < MIN_PROCESSES
-    if few or ci is None or not math.isfinite(ratio):
-        return INCONCLUSIVE, (ratio if math.isfinite(ratio) else None), None, None
-    if ci[0] > 1.0 and ratio - 1.0 > threshold:
-        return REGRESSION, ratio, ci, level
-    if ci[1] < 1.0 and 1.0 - ratio > threshold:
-        return IMPROVEMENT, ratio, ci, level
-    return SAME, ratio, ci, level
-
-
 def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
     return k[0], k[1], k[2], k[3] != "latency", k[4]
 
@@ -271,14 +261,18 @@ def compare_cells(
     candidate_rows: list[dict[str, Any]],
     *,
     threshold: float = 0.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     accepted: Sequence[Mapping[str, Any]] = (),
     history: bool | None = None,
+    aa_values: Mapping[CellKey, Sequence[Sequence[float]]] | None = None,
+    quality: bool = True,
 ) -> list[CellComparison]:
     """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
     (a history, oldest first, each row with its run's id in `_run_id`): runs are the unit. `accepted`: the stored
     acceptances (`bench accept`; run_id plus optional backend/variant/device/scenario/batch_size filters).
-    `history`: runs as the unit (`--history`) even with one earlier run; None: when there are several."""
+    `history`: runs as the unit (`--history`) even with one earlier run; None: when there are several.
+    `aa_values`: per cell, groups of same-config run values on this machine (oldest first): the A/A history.
+    `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
     for r in baseline_rows:
         base.setdefault(cell_key(r), []).append(r)
@@ -299,9 +293,9 @@ def compare_cells(
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
         if not (history if history is not None else len(b_ok) > 1):  # one baseline run: processes are the unit
-            _process_cell(cc, b_ok[0], c_row, threshold)
+            _process_cell(cc, b_ok[0], c_row, threshold, alpha, (aa_values or {}).get(key, ()), quality)
         else:  # a history: runs are the unit
-            _history_cell(cc, b_ok, c_row, threshold, accepted)
+            _history_cell(cc, b_ok, c_row, threshold, accepted, quality)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         ref = b_ok[0]
@@ -313,7 +307,8 @@ def compare_cells(
     return out
 
 
-def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float) -> None:
+def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float, alpha: float,
+                  aa_groups: Sequence[Sequence[float]], quality: bool = True) -> None:
     b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
     cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
     cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
@@ -322,13 +317,12 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
         cc.latency = INCONCLUSIVE
         cc.reason = f"every process of the {' and the '.join(noisy)} was noisy (steal or foreign load)"
         return
-    cc.latency, ratio, ci, cc.ci_level = process_verdict(b_vals, c_vals, threshold)
-    cc.rel_change = ratio - 1.0 if ratio is not None else None
-    cc.ratio_ci = list(ci) if ci else None
-    cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes"
-    if cc.latency == INCONCLUSIVE:
-        cc.reason = (f"too few processes: baseline {len(b_vals)}, candidate {len(c_vals)}; needs >= {MIN_PROCESSES} "
-                     f"per run (benchmark.rounds >= {MIN_PROCESSES})")
+    v = baseline_verdict(b_vals, c_vals, aa_groups, threshold, alpha, replay=quality)
+    cc.latency, cc.rel_change, cc.decided_by, cc.reason = v.verdict, v.rel_change, v.decided_by, v.reason
+    cc.ratio_ci = [1.0 + v.ci[0], 1.0 + v.ci[1]] if v.ci else None
+    cc.ci_level, cc.mde, cc.aa_pairs, cc.aa_false_alarms = v.ci_level, v.mde, v.aa_pairs, v.aa_alarms
+    if v.noise is not None:
+        cc.aa_runs, cc.aa_df, cc.aa_sigma = v.noise.runs, v.noise.df, v.noise.sigma
 
 
 def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapping[str, Any]]) -> int:
@@ -340,7 +334,7 @@ def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapp
 
 
 def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
-                  accepted: Sequence[Mapping[str, Any]]) -> None:
+                  accepted: Sequence[Mapping[str, Any]], quality: bool = True) -> None:
     cc.method = "runs"
     pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_p50(r)) is not None and v > 0]
     cc.base_p50_ms = float(np.median([v for _, v in pairs])) if pairs else None
@@ -363,6 +357,10 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
     if hv.reference:
         ref = cc.series_ms[hv.reference[0]:hv.reference[1]]
         cc.base_p50_ms = float(np.mean(ref))
+        if quality:
+            cc.aa_pairs, cc.aa_false_alarms, cc.mde = history_quality(cc.series_ms, hv.reference, threshold)
+        cc.aa_runs, cc.aa_df = len(ref), len(ref) - 1
+        cc.aa_sigma = float(np.std(np.log(ref), ddof=1)) if len(ref) > 1 else None
     if start:
         cc.notes.append(f"series from the accepted run {start + 1} ({ids[start]}) on")
 
@@ -411,6 +409,20 @@ def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[s
                           "bench): McNemar's paired test needs it")
 
 
+def aa_values(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[CellKey, list[list[float]]]:
+    """Per cell, the run values of each group of same-config runs (each group oldest first; ok rows only)."""
+    out: dict[CellKey, list[list[float]]] = {}
+    for g in groups:
+        per: dict[CellKey, list[float]] = {}
+        for run in sorted(g, key=lambda r: str(r.get("created", ""))):
+            for row in run.get("results", []):
+                if row.get("status") == "ok" and (v := run_p50(row)) is not None and v > 0:
+                    per.setdefault(cell_key(row), []).append(v)
+        for k, vals in per.items():
+            out.setdefault(k, []).append(vals)
+    return out
+
+
 def check_comparable(baselines: list[dict[str, Any]], candidate: dict[str, Any], allow_mismatch: bool) -> list[str]:
     """UserError if the hardware fingerprints differ (unless allowed); warnings for other differences."""
     warnings: list[str] = []
@@ -434,10 +446,12 @@ def compare_runs(
     candidate: dict[str, Any],
     *,
     threshold: float = 0.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     allow_hardware_mismatch: bool = False,
     accepted: Sequence[Mapping[str, Any]] = (),
     history: bool | None = None,
+    aa_history: Sequence[Sequence[dict[str, Any]]] = (),
+    quality: bool = True,
 ) -> Comparison:
     """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
     if not baselines:
@@ -453,5 +467,6 @@ def compare_runs(
     ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
     rows = [{**r, "_run_id": str(b.get("run_id"))} for b in ordered for r in b.get("results", [])]
     cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
-    cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history)
+    cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history,
+                          aa_values=aa_values(aa_history), quality=quality)
     return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)

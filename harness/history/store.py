@@ -453,6 +453,27 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()]
 
+    def same_config_runs(self, run: dict[str, Any], n: int, exclude: tuple[str, ...] = (),
+                         samples: bool = False) -> list[dict[str, Any]]:
+        """The newest `n` stored runs (oldest first) of `run`'s machine, fingerprint and config, whenever they ran
+        (the run itself included when stored), minus the run ids in `exclude`: the A/A history of that config."""
+        if n <= 0:
+            raise UserError(f"{n}: must be a positive number of runs")
+        r = runs_table
+        q = (
+            select(r.c.id)
+            .where(
+                r.c.fingerprint_id == fingerprint_id(run),
+                r.c.machine_id == machine_id(run),
+                r.c.config_hash == config_hash(run),
+                r.c.run_id.not_in(list(exclude)),
+            )
+            .order_by(r.c.created.desc(), r.c.id.desc())
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()][::-1]
+
     def all_results(self) -> list[dict[str, Any]]:
         """Every stored result row (without raw samples) joined with its run: run_id, created, and the
         machine that measured the row (machine_id, fingerprint_id, fingerprint, hardware, target), config_hash,

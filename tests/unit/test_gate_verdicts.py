@@ -45,9 +45,12 @@ def _noisy(run: dict[str, Any], backend: str, variant: str) -> dict[str, Any]:
     return run
 
 
-def _store(tmp_path, *runs: dict[str, Any]) -> str:
+def _store(tmp_path, build_run, *runs: dict[str, Any]) -> str:
+    """A store with six same-config reruns (the A/A history: every other cell is testable) and `runs`."""
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     with ResultsStore(url) as store:
+        for i in range(6):
+            store.save_run(build_run(f"aa{i}", seed=100 + i, created=f"2025-12-{i + 1:02d}T00:00:00Z"))
         for r in runs:
             store.save_run(r)
     return url
@@ -64,7 +67,7 @@ def _reason_lines(err: str) -> list[str]:
 def test_a_cell_missing_from_the_candidate_is_inconclusive_exit_3(tmp_path, make_run, bench, capsys):
     base = make_run("base", seed=1)
     cand = _without(make_run("cand", seed=2, created="2026-01-11T00:00:00Z"), *CELL)
-    url = _store(tmp_path, base, cand)
+    url = _store(tmp_path, make_run, base, cand)
     capsys.readouterr()
     assert _cmp(bench, url) == 3
     lines = _reason_lines(capsys.readouterr().err)
@@ -73,7 +76,7 @@ def test_a_cell_missing_from_the_candidate_is_inconclusive_exit_3(tmp_path, make
 
 
 def test_a_one_process_candidate_is_inconclusive_exit_3(tmp_path, make_run, bench, capsys):
-    url = _store(tmp_path, make_run("base", seed=1),
+    url = _store(tmp_path, make_run, make_run("base", seed=1),
                  _one_process(make_run("cand", seed=2, created="2026-01-11T00:00:00Z")))
     capsys.readouterr()
     assert _cmp(bench, url) == 3
@@ -84,7 +87,7 @@ def test_a_one_process_candidate_is_inconclusive_exit_3(tmp_path, make_run, benc
 def test_an_unavailable_candidate_cell_that_was_ok_is_broken_exit_1(tmp_path, make_run, bench, capsys):
     cand = make_run("cand", seed=2, created="2026-01-11T00:00:00Z",
                     statuses={CELL: ("unavailable", "openvino is not installed")})
-    url = _store(tmp_path, make_run("base", seed=1), cand)
+    url = _store(tmp_path, make_run, make_run("base", seed=1), cand)
     capsys.readouterr()
     assert _cmp(bench, url) == 1
     err = capsys.readouterr().err
@@ -99,7 +102,7 @@ def test_an_unavailable_candidate_without_a_baseline_is_inconclusive_exit_3(tmp_
     base = _without(make_run("base", seed=1), *CELL)
     cand = make_run("cand", seed=2, created="2026-01-11T00:00:00Z",
                     statuses={CELL: ("unavailable", "openvino is not installed")})
-    url = _store(tmp_path, base, cand)
+    url = _store(tmp_path, make_run, base, cand)
     capsys.readouterr()
     assert _cmp(bench, url) == 3
     lines = _reason_lines(capsys.readouterr().err)
@@ -107,7 +110,7 @@ def test_an_unavailable_candidate_without_a_baseline_is_inconclusive_exit_3(tmp_
 
 
 def test_a_candidate_whose_processes_were_all_noisy_is_inconclusive(tmp_path, make_run, bench, capsys):
-    url = _store(tmp_path, make_run("base", seed=1),
+    url = _store(tmp_path, make_run, make_run("base", seed=1),
                  _noisy(make_run("cand", seed=2, created="2026-01-11T00:00:00Z"), *CELL))
     capsys.readouterr()
     assert _cmp(bench, url) == 3

@@ -11,13 +11,11 @@ import harness.cli.entry as cli
 from common.errors import UserError
 from harness.gate.regression import (
     BROKEN,
-    IMPROVEMENT,
+    INCONCLUSIVE,
     NOT_MEASURED,
     REGRESSION,
     SAME,
-    UNTESTED,
     compare_runs,
-    process_verdict,
     samples_diagnostic,
 )
 from harness.history.store import ResultsStore
@@ -25,43 +23,12 @@ from harness.history.store import ResultsStore
 MY_COMMANDS = ("history", "report", "compare", "select")
 
 
-def lognormal(rng: np.random.Generator, p50: float, sigma: float, n: int) -> list[float]:
-    return (p50 * np.exp(rng.normal(0.0, sigma, n))).tolist()
+def aa_group(make_run, n: int = 6, start: int = 100) -> list[dict]:
+    """n same-config reruns: the A/A history a one-pair comparison learns the run-to-run noise from."""
+    return [make_run(f"aa{i}", seed=start + i, created=f"2025-12-{i + 1:02d}T00:00:00Z") for i in range(n)]
 
 
 # ------------------------------------------------------------------------------- the statistics alone
-
-
-def test_processes_same_state_is_not_flagged():
-    rng = np.random.default_rng(0)
-    flagged = 0
-    for _ in range(200):
-        verdict, _r, ci, _lvl = process_verdict(rng.normal(0.30, 0.006, 3), rng.normal(0.30, 0.006, 3), threshold=0.05)
-        assert ci is not None
-        flagged += verdict != SAME
-    assert flagged <= 2  # the goal: <= 1% false alarms per comparison
-
-
-def test_processes_slowdown_beyond_threshold_with_ci_above_one_is_a_regression():
-    base, cand = [0.300, 0.302, 0.298], [0.345, 0.350, 0.347]
-    verdict, ratio, ci, _lvl = process_verdict(base, cand, threshold=0.05)
-    assert verdict == REGRESSION and ratio == pytest.approx(0.347 / 0.300) and ci is not None and ci[0] > 1.0
-    assert process_verdict(cand, base, threshold=0.05)[0] == IMPROVEMENT
-
-
-def test_processes_ci_above_one_but_below_threshold_is_not_flagged():
-    verdict, ratio, ci, _lvl = process_verdict([0.300, 0.301, 0.300], [0.306, 0.307, 0.306], threshold=0.05)
-    assert ci is not None and ci[0] > 1.0 and ratio < 1.05 and verdict == SAME
-
-
-def test_processes_above_threshold_but_ci_containing_one_is_not_flagged():
-    """The median moved 12%, but the processes overlap: one machine state in each run, not a change."""
-    verdict, ratio, ci, _lvl = process_verdict([0.25, 0.33, 0.26], [0.33, 0.25, 0.32], threshold=0.05)
-    assert ratio > 1.05 and ci is not None and ci[0] <= 1.0 and verdict == SAME
-
-
-def test_one_process_per_run_is_untested():
-    assert process_verdict([0.30], [0.40, 0.41], threshold=0.05)[0] == UNTESTED
 
 
 def test_mann_whitney_is_only_a_diagnostic():
@@ -76,20 +43,23 @@ def test_mann_whitney_is_only_a_diagnostic():
 def test_compare_runs_finds_only_the_slowed_cell(make_run):
     base = make_run("base", seed=10)
     cand = make_run("cand", seed=11, created="2026-01-11T00:00:00Z", factors={("openvino", "l1-int8"): 1.10})
-    cmp = compare_runs([base], cand, threshold=0.05)
+    cmp = compare_runs([base], cand, threshold=0.05, aa_history=[[base, *aa_group(make_run)]])
     regs = {(c.key[0], c.key[1], c.key[3]) for c in cmp.regressions}
     assert regs == {("openvino", "l1-int8", "latency"), ("openvino", "l1-int8", "throughput")}
     lat = next(c for c in cmp.cells if c.key[:2] == ("openvino", "l1-int8") and c.key[3] == "latency")
     assert lat.rel_change == pytest.approx(0.10, abs=0.03) and lat.base_n == lat.cand_n == 300
     assert lat.method == "processes" and lat.base_processes == lat.cand_processes == 3
-    assert lat.ratio_ci is not None and lat.ratio_ci[0] > 1.0 and lat.p_value is not None
+    assert lat.ratio_ci is not None and lat.ratio_ci[0] > 1.0 and lat.p_value is not None and lat.ci_level == 0.99
+    assert lat.aa_runs == 7 and lat.aa_df == 6 and lat.aa_pairs == 6 and lat.mde is not None
     trt = [c for c in cmp.cells if c.key[0] == "tensorrt"]
     assert trt and all(not c.is_regression for c in trt)  # unavailable in both: not compared
 
 
 def test_same_configuration_twice_is_clean(make_run):
-    cmp = compare_runs([make_run("a", seed=20)], make_run("b", seed=21, created="2026-01-11T00:00:00Z"))
-    assert cmp.regressions == []
+    a = make_run("a", seed=20)
+    cmp = compare_runs([a], make_run("b", seed=21, created="2026-01-11T00:00:00Z"),
+                       aa_history=[[a, *aa_group(make_run)]])
+    assert cmp.regressions == [] and cmp.inconclusive == [] and cmp.exit_code() == 0
     assert all(c.accuracy == SAME for c in cmp.cells if c.compared)
     assert all(c.accuracy == NOT_MEASURED for c in cmp.cells if not c.compared)
 
@@ -98,7 +68,7 @@ def test_accuracy_drop_beyond_ci_is_a_regression(make_run):
     base = make_run("a", seed=30)
     cand = make_run("b", seed=31, created="2026-01-11T00:00:00Z",
                     accuracies={("openvino", "l1-int8"): 0.80, ("onnxruntime", "l1-int8"): 0.838})
-    cmp = compare_runs([base], cand)
+    cmp = compare_runs([base], cand, aa_history=[[base, *aa_group(make_run)]])
     by = {(c.key[0], c.key[1], c.key[3], c.key[4]): c for c in cmp.cells}
     drop = by[("openvino", "l1-int8", "latency", 1)]
     assert drop.accuracy == REGRESSION and drop.latency == SAME
@@ -116,6 +86,16 @@ def test_a_cell_that_broke_is_a_regression(make_run):
     broken = [c for c in cmp.regressions if c.key[:2] == ("onnxruntime", "dense-fp32")]
     assert broken and all(c.latency == BROKEN for c in broken)
     assert "segfault in QLinearConv" in broken[0].why()
+
+
+def test_without_a_a_history_a_pair_is_inconclusive_and_says_how_many_runs(make_run):
+    cmp = compare_runs([make_run("a", seed=1)], make_run("b", seed=2, created="2026-01-11T00:00:00Z",
+                                                          factors={("openvino", "l1-int8"): 1.10}))
+    lat = next(c for c in cmp.cells if c.key[:2] == ("openvino", "l1-int8") and c.key[3] == "latency")
+    assert lat.latency == INCONCLUSIVE and "needs 4 (4 more same-config run(s))" in lat.why()
+    assert cmp.exit_code() == 3 and cmp.exit_code(allow_inconclusive=True) == 0
+    big = compare_runs([make_run("a", seed=1)], make_run("c", seed=3, factors={("openvino", "l1-int8"): 1.8}))
+    assert {c.key[:2] for c in big.regressions} == {("openvino", "l1-int8")}  # beyond the conservative bound
 
 
 def test_history_uses_runs_as_the_unit(tmp_path, make_run):
@@ -164,6 +144,8 @@ def bench(monkeypatch):
 def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     with ResultsStore(url) as store:
+        for r in aa_group(make_run):  # same-config reruns: the A/A history of this machine
+            store.save_run(r)
         store.save_run(make_run("base", seed=70, created="2026-01-01T00:00:00Z"))
         store.save_run(make_run("same", seed=71, created="2026-01-02T00:00:00Z"))
         store.save_run(make_run("slow", seed=72, created="2026-01-03T00:00:00Z",
@@ -176,6 +158,10 @@ def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
     assert "check failed" in err and "openvino/l1-int8 latency b1" in err
     data = json.loads(out.read_text())
     assert data["regressions"] == 3 and data["baseline"] == ["base"] and data["candidate"] == "slow"
+    assert data["exit_code"] == 1 and data["inconclusive"] == 0
+    lat = next(c for c in data["cells"] if c["variant"] == "l1-int8" and c["backend"] == "openvino"
+               and c["scenario"] == "latency")
+    assert lat["aa_runs"] == 8 and lat["aa_pairs"] == 7 and lat["aa_false_alarms"] == 0 and lat["mde"] < 0.1
     assert {c["scenario"] for c in data["cells"] if c["regression"]} == {"latency", "throughput"}
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "elsewhere"]) == 2
     assert "--allow-hardware-mismatch" in capsys.readouterr().err
