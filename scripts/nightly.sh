@@ -9,14 +9,15 @@
 #   BENCH_CLUSTER    HOST:PORT of a Ray head: measure on its nodes (with BENCH_TARGETS="edge-a edge-b")
 #   BENCH_TARGETS    space-separated hardware targets for BENCH_CLUSTER
 #   BENCH_MACHINE_ID name of this machine in the history (default: derived from its hardware fingerprint)
-#   BENCH_CONFIG     experiment TOML (default: bench.toml);  BENCH_HISTORY  baseline runs (default 5)
+#   BENCH_CONFIG     experiment TOML (default: bench.toml);  BENCH_HISTORY  runs looked back (default 1000: an
+#                    open regression stays reported until it goes away or `bench accept` accepts it)
 #   BENCH            the bench command (default: bench);     NIGHTLY_RUN=0  gate only, run nothing
 #   NIGHTLY_OUT      where the comparison JSON goes (default: runs/nightly-compare.json)
 set -euo pipefail
 
 : "${BENCH_STORE_URL:?set BENCH_STORE_URL to the shared results store}"
 BENCH=${BENCH:-bench}
-HISTORY=${BENCH_HISTORY:-5}
+HISTORY=${BENCH_HISTORY:-1000}
 OUT=${NIGHTLY_OUT:-runs/nightly-compare.json}
 
 # The nightly profile: longer timed loops than the interactive default, every backend and variant of the config.

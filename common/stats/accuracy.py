@@ -4,7 +4,7 @@ confidence interval, per-image correctness stored compactly, and McNemar's exact
 Two runs score the same test images, so their predictions are paired: McNemar's exact test looks only at the
 images one run got right and the other wrong (b and c) and asks whether c ~ Binomial(b + c, 1/2) (scipy's
 binomtest). A two-proportion z-test treats the runs as independent samples and misses a change that the pairs
-show plainly (21 images lost, none gained, on 2100: z-test p = 0.5, McNemar p = 1e-6).
+show plainly (21 images lost, none gained, on 2100: z-test p = 0.37, McNemar p = 1e-6).
 
 Everything is reproducible from stored raw data: the CI is computed from the confusion matrix
 (correct / incorrect counts) with a fixed seed, so the same run always prints the same interval.

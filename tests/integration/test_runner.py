@@ -15,6 +15,7 @@ from backends.registry import resolve_config
 from common.config import Config, load_config
 from common.errors import UserError
 from common.results import RESULT_FIELDS, ROW_FIELDS
+from common.stats.accuracy import unpack_correct
 from fer.data import FerData
 from harness.measure.agreement import compare_logits
 from harness.measure.loop import Stats
@@ -109,6 +110,9 @@ def test_ok_rows_are_reproducible_from_raw_samples(grid: dict[str, Any]) -> None
             assert row["latency_ms"] == pytest.approx({k: float(np.median([d[k] for d in per])) for k in per[0]})
             lo, hi = row["p50_ci_ms"]  # 2 processes: [min, max], a 50% interval, and it says so
             assert lo <= row["latency_ms"]["p50"] <= hi and row["p50_ci_level"] == pytest.approx(0.5)
+            assert row["latency_ms"]["p95"] <= row["latency_ms"]["p99"]
+            bits = unpack_correct(row.get("correct_bits"))  # per-image correctness from the first round's logits
+            assert bits is not None and float(bits.mean()) == pytest.approx(row["accuracy"])
             few = any("too few samples for p99" in x for x in row["invalid_reasons"])
             assert few == any(p["n"] < 100 for p, x in zip(rounds, parts, strict=True)
                               if any(x is u for u in used))  # per process: 0.025 s each
