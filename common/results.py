@@ -38,6 +38,8 @@ ROW_FIELDS = (
     "reference", "val_accuracy",
     # int8 variants (issue 17): the stored weight range (7 or 8 bits) and the integer encoding the files assume
     "weight_bits", "int8_encoding",
+    # issue 19: the real confidence levels of the order-statistic intervals; per-image correctness for paired tests
+    "p50_ci_level", "p99_ci_level", "correct_bits",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

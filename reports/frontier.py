@@ -109,7 +109,7 @@ def speedup(rows: list[dict[str, Any]], row: dict[str, Any]) -> tuple[float | No
     base, cand = process_p50s(ref), process_p50s(row)
     if not base or not cand:
         return p50(ref) / p50(row), None
-    ratio, ci = ratio_ci(base, cand)
+    ratio, ci, _level = ratio_ci(base, cand)  # level: Bonferroni bound of the two order-statistic intervals
     return ratio, (list(ci) if ci else None)
 
 

@@ -86,22 +86,25 @@ def mark(text: str, row: dict[str, Any]) -> str:
     return f"{text} (INVALID)" if is_invalid(row) and text != "n/a" else text
 
 
-def with_interval(value: Any, ci: Any) -> str:
-    """'0.252 [0.249, 0.260]' (the bare number when there is no interval)."""
+def with_interval(value: Any, ci: Any, level: Any = None) -> str:
+    """'0.252 [0.249, 0.260] 94%' with the interval's real confidence level when known (the bare number when
+    there is no interval)."""
     if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(x, int | float) for x in ci):
-        return f"{fnum(value)} [{fnum(ci[0])}, {fnum(ci[1])}]"
+        lvl = f" {fpct(level, 0 if round(100 * level) == 100 * level else 1)}" if isinstance(level, float) else ""
+        return f"{fnum(value)} [{fnum(ci[0])}, {fnum(ci[1])}]{lvl}"
     return fnum(value)
 
 
 def processes(row: dict[str, Any]) -> str:
-    """How many processes measured the row, how many were left out as noisy, and a bimodality mark."""
+    """How many processes measured the row, how many of them were noisy (counted like the others), and a
+    bimodality mark."""
     rounds = row.get("rounds")
     text = str(len(rounds)) if isinstance(rounds, list) and rounds else "1"
     noisy = row.get("noisy_rounds") or 0
     if noisy and isinstance(rounds, list) and noisy >= len(rounds):
-        text += " (all noisy: used, INVALID)"
+        text += " (all noisy: INVALID)"
     elif noisy:
-        text += f" ({noisy} noisy, left out)"
+        text += f" ({noisy} noisy)"
     if row.get("bimodal"):
         text += ", bimodal"
     return text
@@ -188,15 +191,15 @@ def fingerprint_table(run: dict[str, Any]) -> Table:
 def results_table(run: dict[str, Any]) -> Table:
     """Every cell with its status, validity and numbers."""
     header = ["backend", "variant", "device", "precision", "scenario", "batch", "status", "validity",
-              "p50 ms [95% CI]", "p99 ms [95% CI]", "processes", "between-process rCoV", "CoV", "FPS",
+              "p50 ms [CI] level", "p99 ms [CI] level", "processes", "between-process rCoV", "CoV", "FPS",
               "accuracy [95% CI]", "n", "cold start ms", "int8 layers", "label"]
     rows = []
     for r in run.get("results") or []:
         lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else {}
         if is_ok(r):
             validity = "VALID" if r.get("valid") is not False else invalid_text(r)
-            nums = [with_interval(lat.get("p50"), r.get("p50_ci_ms")),
-                    with_interval(lat.get("p99"), r.get("p99_ci_ms")),
+            nums = [with_interval(lat.get("p50"), r.get("p50_ci_ms"), r.get("p50_ci_level")),
+                    with_interval(lat.get("p99"), r.get("p99_ci_ms"), r.get("p99_ci_level")),
                     processes(r), fnum(r.get("round_cov"), 3), fnum(lat.get("cov"), 2),
                     fnum(r.get("throughput_fps")), acc_with_ci(r), str(r.get("n_samples", "n/a")),
                     fnum(r.get("cold_start_ms")),
@@ -207,10 +210,11 @@ def results_table(run: dict[str, Any]) -> Table:
         rows.append([str(r.get("backend")), str(r.get("variant")), str(r.get("device") or ""),
                      str(r.get("precision") or ""), str(r.get("scenario")), str(r.get("batch_size")),
                      status_text(r), validity, *nums, str(r.get("label") or "")])
-    notes = ["Latency p50/p99: median of the per-process values over the cell's processes (benchmark.rounds, "
-             "cell order shuffled per round) with a 95% percentile-bootstrap interval over processes; processes "
-             "under heavy CPU steal or foreign load are left out (count shown); 'bimodal': the process medians "
-             "split into two groups.",
+    notes = ["Latency p50/p99 (and every latency statistic): median of the per-process values over the cell's "
+             "processes (benchmark.rounds, cell order shuffled per round) with the distribution-free order-statistic "
+             "interval over processes and its real confidence level (3 processes: [min, max] 75%; 5: 93.75%; 10: "
+             "[2nd, 9th] 97.9%); processes under heavy CPU steal or foreign load count like the others (count "
+             "shown); 'bimodal': the process medians split into two groups (judged from 8 processes on).",
              "Accuracy intervals: 95% percentile bootstrap over the test images (from the confusion matrix).",
              "Latency in the throughput scenario is the time of one round (requests in flight x batch "
              "images); it is not a per-request latency."]
@@ -398,7 +402,24 @@ def labels_table(run: dict[str, Any]) -> Table:
                   "load RSS MB", "steady RSS MB", "GPU MB", "% peak b1/bN"], rows, notes, "labels")
 
 
+def changes_table(run: dict[str, Any]) -> Table:
+    """Open and accepted changes per cell (`run["gate_changes"]`, attached by `bench report` from the store: the
+    history gate over the run's machine and config, and `bench accept` records)."""
+    raw = run.get("gate_changes")
+    doc: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    rows = [[str(c.get("cell")), str(c.get("verdict")), str(c.get("since_run") or "—"),
+             fpct(c.get("rel_change"), 1), str(c.get("text") or "")] for c in doc.get("open") or []]
+    rows += [[", ".join(f"{k}={a[k]}" for k in ("machine_id", "backend", "variant", "scenario", "batch_size")
+                        if a.get(k) is not None) or "every cell", "accepted", str(a.get("run_id")), "—",
+              f"by {a.get('who')} at {a.get('created')}: {a.get('reason')}"] for a in doc.get("accepted") or []]
+    notes = [f"The history gate over {doc.get('runs', 0)} run(s) of this machine and config (`bench history "
+             "--changes`); an open regression stays listed until its level comes back or someone runs `bench "
+             "accept`."] if doc else ["This run is not in a results store: no history to read changes from."]
+    return Table("Changes in the history", ["cell", "verdict", "since run", "change", "detail"], rows, notes,
+                 "changes")
+
+
 def all_tables(run: dict[str, Any]) -> list[Table]:
     """Every table of the report, in order."""
     return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
-            labels_table(run), agreement_table(run), fingerprint_table(run)]
+            labels_table(run), agreement_table(run), changes_table(run), fingerprint_table(run)]

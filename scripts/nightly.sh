@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Nightly benchmark: run the grid with the nightly profile, store it in the shared history, then gate it
 # against the previous runs of the same machine and config (`bench compare --history`).
-# Exit 0: no regression (or the first night: nothing to compare yet); 1: a regression; anything else: a failure.
+# Exit 0: every cell tested, no regression (or the first night: nothing to compare yet); 1: a regression;
+# 3: no regression but some cell could not be tested (too short a history, a cell missing...); else a failure.
 #
 # Environment:
 #   BENCH_STORE_URL  the shared store (required), e.g. postgresql+psycopg://bench@db.example:5432/bench
 #   BENCH_CLUSTER    HOST:PORT of a Ray head: measure on its nodes (with BENCH_TARGETS="edge-a edge-b")
 #   BENCH_TARGETS    space-separated hardware targets for BENCH_CLUSTER
 #   BENCH_MACHINE_ID name of this machine in the history (default: derived from its hardware fingerprint)
-#   BENCH_CONFIG     experiment TOML (default: bench.toml);  BENCH_HISTORY  baseline runs (default 5)
+#   BENCH_CONFIG     experiment TOML (default: bench.toml);  BENCH_HISTORY  runs looked back (default 1000: an
+#                    open regression stays reported until it goes away or `bench accept` accepts it)
 #   BENCH            the bench command (default: bench);     NIGHTLY_RUN=0  gate only, run nothing
 #   NIGHTLY_OUT      where the comparison JSON goes (default: runs/nightly-compare.json)
 set -euo pipefail
 
 : "${BENCH_STORE_URL:?set BENCH_STORE_URL to the shared results store}"
 BENCH=${BENCH:-bench}
-HISTORY=${BENCH_HISTORY:-5}
+HISTORY=${BENCH_HISTORY:-1000}
 OUT=${NIGHTLY_OUT:-runs/nightly-compare.json}
 
 # The nightly profile: longer timed loops than the interactive default, every backend and variant of the config.
@@ -45,5 +47,7 @@ if [ "$code" = 2 ] && grep -q "nothing to compare with --history" "$err"; then
 fi
 if [ "$code" = 1 ]; then
     echo "nightly: REGRESSION (details in $OUT)" >&2
+elif [ "$code" = 3 ]; then
+    echo "nightly: INCONCLUSIVE: some cells could not be tested (reasons above; details in $OUT)" >&2
 fi
 exit "$code"

@@ -1,10 +1,22 @@
-"""E-divisive means change points over a run series (one value per run, oldest first).
+"""Change points in a series of runs (one value per run, oldest first), the way Apache Otava finds them.
 
-Implemented here (Matteson & James 2014, "A nonparametric approach for multiple change point analysis of
-multivariate data", JASA; as used by MongoDB's signal-processing-algorithms and Apache Otava, the former
-datastax-labs/hunter) because the maintained package, signal-processing-algorithms 2.1.6, pins numpy < 2 and
-gevent, which conflict with this project's numpy 2 environment. On series of tens of runs the O(n^2) form is
-instant.
+Apache Otava (formerly datastax-labs/hunter; Fleming et al., "Hunter: Using Change Point Detection to Hunt for
+Performance Regressions", ICPE 2023) runs E-divisive means (Matteson & James 2014) with a deterministic
+significance test instead of the permutation test, which needs tens of points and gives a different answer per
+seed:
+* split: slide a window of `window` runs (step window / 2) over the series; in each window split recursively where
+  the energy statistic Q(tau, kappa) peaks, keeping a split while a two-sample Student t-test between the two sides
+  gives p <= a relaxed first-pass level (10x `max_pvalue` below 0.05);
+* merge: recompute every candidate's t-test against its neighbouring segments and drop, one at a time, the one
+  with the largest p-value while it is >= `max_pvalue`, then the smallest relative change while it is <=
+  `min_magnitude`, recomputing the neighbours after each drop.
+This module reimplements that algorithm (same statistic, same tie-breaking, same t-test on the population standard
+deviations, as Otava computes it) so it reproduces the change points Otava's own tests publish
+(tests/unit/test_changepoint.py); nothing is random, so the same series always gives the same answer.
+
+`isolated_outliers` finds single runs that leave a level that holds before and after them (a transient machine
+state, not a change): the gate reports them and removes them before the search, so one bad night can neither
+look like a change nor widen a segment's spread enough to hide a later step.
 """
 
 from __future__ import annotations
@@ -12,58 +24,223 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
+from scipy.stats import ttest_ind_from_stats
 
-from common.stats.intervals import SEED, finite_values
+from common.stats.intervals import MAD_SCALE
+
+DEFAULT_WINDOW = 30
+
+
+@dataclass(frozen=True)
+class SplitTest:
+    """A two-sample t-test between the runs before and after a split (Otava's TTestStats)."""
+
+    p_value: float
+    mean_before: float
+    mean_after: float
+    std_before: float  # population standard deviations (ddof 0), as Otava passes them to the t-test
+    std_after: float
+    n_before: int
+    n_after: int
+
+    @property
+    def rel_change(self) -> float:
+        """mean_after / mean_before - 1 (0 when the mean before is 0)."""
+        return self.mean_after / self.mean_before - 1.0 if self.mean_before else 0.0
+
+    @property
+    def magnitude(self) -> float:
+        """The larger relative change of the two directions (Otava's change_magnitude)."""
+        back = self.mean_before / self.mean_after - 1.0 if self.mean_after else 0.0
+        return max(abs(self.rel_change), abs(back))
 
 
 @dataclass(frozen=True)
 class ChangePoint:
-    index: int  # first position of the new segment
-    q: float  # the energy statistic at the split
-    p_value: float  # permutation test
+    index: int  # first run of the new segment (0-based)
+    qhat: float  # the energy statistic that proposed it
+    test: SplitTest  # against its neighbouring segments
+
+    @property
+    def p_value(self) -> float:
+        return self.test.p_value
 
 
-def _q_stats(x: np.ndarray, min_size: int) -> tuple[int, float]:
-    """The split tau in [min_size, n - min_size] that maximises the scaled energy distance Q(tau) between
-    x[:tau] and x[tau:] (alpha = 1): Q = m*k/(m+k) * (2*mean|a-b| - mean_{pairs}|a-a'| - mean_{pairs}|b-b'|)."""
-    n = x.size
+def split_test(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> SplitTest:
+    """Student's two-sample t-test (equal variances, two-sided) between `before` and `after`, on their population
+    standard deviations as Otava computes it; p = 1 with fewer than 3 values in all, or when both sides are
+    constant and equal."""
+    a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("both sides of a split need at least one run")
+    ma, mb = float(a.mean()), float(b.mean())
+    sa, sb = (float(a.std()) if a.size >= 2 else 0.0), (float(b.std()) if b.size >= 2 else 0.0)
+    p = 1.0
+    if a.size + b.size > 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = float(ttest_ind_from_stats(ma, sa, a.size, mb, sb, b.size).pvalue)
+        if not math.isfinite(p):
+            p = 1.0 if ma == mb else 0.0
+    return SplitTest(p, ma, mb, sa, sb, int(a.size), int(b.size))
+
+
+def _q_matrix(x: np.ndarray) -> np.ndarray:
+    """Q[i, j] = Q(tau = i + 1, kappa = j + 2) over x (0-based, tau < kappa <= len(x)), zeros where kappa <= tau:
+
+        Q = 2/(m+n) sum|X-Y| - 2m/((m+n)(n-1)) sum_{pairs}|X-X'| - 2n/((m+n)(m-1)) sum_{pairs}|Y-Y'|
+
+    with X = x[:tau] (n values) and Y = x[tau:kappa] (m values); a term with n - 1 = 0 or m - 1 = 0 is 0. The
+    block sums come from a 2-D prefix sum of the distance matrix: O(len(x)^2) per call."""
+    size = x.size
     d = np.abs(x[:, None] - x[None, :])
-    best_tau, best_q = -1, -math.inf
-    for tau in range(min_size, n - min_size + 1):
-        m, k = tau, n - tau
-        between = d[:tau, tau:].mean()
-        within_a = d[:tau, :tau].sum() / (m * (m - 1)) if m > 1 else 0.0
-        within_b = d[tau:, tau:].sum() / (k * (k - 1)) if k > 1 else 0.0
-        q = m * k / (m + k) * (2 * between - within_a - within_b)
-        if q > best_q:
-            best_tau, best_q = tau, float(q)
-    return best_tau, best_q
+    c = np.zeros((size + 1, size + 1))
+    c[1:, 1:] = d.cumsum(0).cumsum(1)
+
+    def block(r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
+        return np.asarray(c[r1, c1] - c[r0, c1] - c[r1, c0] + c[r0, c0])
+
+    tau = np.arange(1, size)[:, None]
+    kappa = np.arange(2, size + 1)[None, :]
+    tau_b, kappa_b = np.broadcast_arrays(tau, kappa)
+    valid = kappa_b > tau_b
+    kappa_v = np.where(valid, kappa_b, tau_b + 1)
+    zero = np.zeros_like(tau_b)
+    n, m = tau_b.astype(np.float64), (kappa_v - tau_b).astype(np.float64)
+    between = block(zero, tau_b, tau_b, kappa_v)
+    within_x = block(zero, tau_b, zero, tau_b) / 2.0
+    within_y = block(tau_b, kappa_v, tau_b, kappa_v) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cx = np.where(n > 1, 2.0 * m / ((m + n) * (n - 1.0)), 0.0)
+        cy = np.where(m > 1, 2.0 * n / ((m + n) * (m - 1.0)), 0.0)
+    q = 2.0 / (m + n) * between - cx * within_x - cy * within_y
+    return np.where(valid, q, 0.0)
 
 
-def e_divisive(series: Sequence[float], alpha: float = 0.05, permutations: int = 199, min_size: int = 2,
-               seed: int = SEED) -> list[ChangePoint]:
-    """Change points of `series` by E-divisive means: split where the energy statistic peaks, keep the split
-    when a permutation test gives p < alpha, recurse into both sides (binary segmentation). Sorted by index."""
-    x = finite_values(series)
-    rng = np.random.default_rng(seed)
-    found: list[ChangePoint] = []
+def _candidate(x: np.ndarray, lo: int, hi: int) -> tuple[int, float]:
+    """(tau, Q) of the best split of x[lo:hi]: the first maximum of Q in row-major order, as np.argmax gives it."""
+    q = _q_matrix(x[lo:hi])
+    i, j = np.unravel_index(int(np.argmax(q)), q.shape)
+    return lo + int(i) + 1, float(q[i, j])
 
-    def visit(lo: int, hi: int) -> None:
-        seg = x[lo:hi]
-        if seg.size < 2 * min_size or np.all(seg == seg[0]):
-            return
-        tau, q = _q_stats(seg, min_size)
-        if tau < 0:
-            return
-        exceed = sum(1 for _ in range(permutations) if _q_stats(rng.permutation(seg), min_size)[1] >= q)
-        p = (exceed + 1) / (permutations + 1)
-        if p >= alpha:
-            return
-        found.append(ChangePoint(lo + tau, q, p))
-        visit(lo, lo + tau)
-        visit(lo + tau, hi)
 
-    visit(0, x.size)
-    return sorted(found, key=lambda c: c.index)
+def _bounds(cps: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """The segments [start, stop) that the sorted change points cut [0, size) into (empty ones dropped)."""
+    edges = [0, *cps, size]
+    return [(a, b) for a, b in pairwise(edges) if a != b]
+
+
+def _window_splits(x: np.ndarray, max_pvalue: float) -> list[tuple[int, float]]:
+    """E-divisive inside one window: split at the best candidate over all segments while its t-test (against the
+    rest of its segment on each side) has p <= max_pvalue. Returns (index, qhat), sorted."""
+    found: list[tuple[int, float]] = []
+    while True:
+        segs = [(a, b) for a, b in _bounds([c for c, _ in found], x.size) if b - a > 1]
+        if not segs:
+            return found
+        best: tuple[int, float, int, int] | None = None
+        for a, b in segs:
+            tau, q = _candidate(x, a, b)
+            if best is None or q > best[1]:
+                best = (tau, q, a, b)
+        assert best is not None
+        tau, q, a, b = best
+        if split_test(x[a:tau], x[tau:b]).p_value > max_pvalue:
+            return found
+        found = sorted([*found, (tau, q)])
+
+
+def _with_tests(x: np.ndarray, cps: list[tuple[int, float]]) -> list[ChangePoint]:
+    """Each change point with its t-test between the segments on either side of it."""
+    idx = [c for c, _ in cps]
+    edges = [0, *idx, x.size]
+    return [ChangePoint(c, q, split_test(x[edges[k]:c], x[c:edges[k + 2]])) for k, (c, q) in enumerate(cps)]
+
+
+def _first_pass_pvalue(max_pvalue: float) -> float:
+    if max_pvalue < 0.05:
+        return max_pvalue * 10.0
+    return max_pvalue * 2.0 if max_pvalue < 0.5 else max_pvalue
+
+
+def weak_change_points(series: Sequence[float] | np.ndarray, window: int = DEFAULT_WINDOW,
+                       max_pvalue: float = 0.001) -> list[ChangePoint]:
+    """The split step: candidates from sliding windows at the relaxed first-pass level, each with its t-test."""
+    if window < 2:
+        raise ValueError(f"window must be >= 2 runs, got {window}")
+    x = np.asarray(series, dtype=np.float64).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ValueError("the series holds a non-finite value")
+    level = _first_pass_pvalue(max_pvalue)
+    step = window // 2
+    start = 0
+    found: dict[int, float] = {}
+    while start < x.size:
+        end = min(start + window, x.size)
+        new = [(start + c, q) for c, q in _window_splits(x[start:end], level)]
+        last = new[-1][0] if new else 0
+        start = max(last, start + step)
+        for c, q in new:
+            found.setdefault(c, q)
+    return _with_tests(x, sorted(found.items()))
+
+
+def change_points(series: Sequence[float] | np.ndarray, *, window: int = DEFAULT_WINDOW, max_pvalue: float = 0.001,
+                  min_magnitude: float = 0.0) -> list[ChangePoint]:
+    """Otava's change points of `series`: the split step, then the merge step keeps a change point only while its
+    t-test against the neighbouring segments has p < max_pvalue and its relative change exceeds min_magnitude."""
+    x = np.asarray(series, dtype=np.float64).reshape(-1)
+    cps = weak_change_points(x, window, max_pvalue)
+    while cps:
+        weakest = max(range(len(cps)), key=lambda k: (cps[k].p_value, -k))  # the first of the largest p
+        if cps[weakest].p_value < max_pvalue:
+            weakest = min(range(len(cps)), key=lambda k: (cps[k].test.magnitude, k))
+            if cps[weakest].test.magnitude > min_magnitude:
+                return cps
+        del cps[weakest]
+        rebuilt = _with_tests(x, [(c.index, c.qhat) for c in cps])
+        for k in (weakest, weakest + 1):  # Otava recomputes these two, the others keep their earlier tests
+            if 0 <= k < len(cps):
+                cps[k] = rebuilt[k]
+    return cps
+
+
+def robust_spread(values: Sequence[float] | np.ndarray) -> float:
+    """The run-to-run standard deviation estimated from successive differences (MAD of the differences / sqrt 2,
+    scaled to a normal sd): a level shift adds one large difference and moves it little, an outlier two."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 3:
+        return 0.0
+    diff = np.diff(x)
+    return float(MAD_SCALE * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2.0))
+
+
+def isolated_outliers(series: Sequence[float] | np.ndarray, rel_bound: float, k: float = 4.0,
+                      side: int = 3) -> list[int]:
+    """Indices of runs (never the first or the newest) that leave a level holding on both sides of them: the
+    medians of up to `side` runs before and after agree within the bound, both immediate neighbours lie within
+    the bound of their common median and the run lies beyond it, the bound being max(rel_bound x level, k x the
+    series' robust run-to-run spread). Found one at a time, most extreme first, each judged with the earlier ones set
+    aside. Two slow runs in a row are not isolated: they may be the start of a step."""
+    x = np.asarray(series, dtype=np.float64)
+    out: set[int] = set()
+    while True:
+        keep = [i for i in range(x.size) if i not in out]
+        spread = robust_spread(x[keep])
+        worst: tuple[float, int] | None = None
+        for pos in range(1, len(keep) - 1):
+            i = keep[pos]
+            before, after = keep[max(0, pos - side):pos], keep[pos + 1:pos + 1 + side]
+            level = float(np.median(x[before + after]))
+            bound = max(rel_bound * abs(level), k * spread)
+            agree = abs(float(np.median(x[before])) - float(np.median(x[after]))) <= bound
+            neighbours = (x[keep[pos - 1]], x[keep[pos + 1]])
+            dist = abs(float(x[i]) - level)
+            if agree and all(abs(float(v) - level) <= bound for v in neighbours) and dist > bound and \
+                    (worst is None or dist > worst[0]):
+                worst = (dist, i)
+        if worst is None:
+            return sorted(out)
+        out.add(worst[1])

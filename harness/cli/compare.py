@@ -1,9 +1,14 @@
-"""`bench compare`: statistical regression gate between runs (exit 1 on a regression)."""
+"""`bench compare`: statistical regression gate between runs.
+
+Exit 0: every compared cell was tested and none regressed; 1: a regression (or a broken cell); 3: no regression,
+but at least one cell was inconclusive (each printed with its reason in one line; `--allow-inconclusive` makes
+that 0); 2: bad input."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from common.atomic import write_json_atomic
@@ -19,10 +24,14 @@ from harness.cli._common import (
 
 if TYPE_CHECKING:
     from harness.gate.regression import Comparison
+    from harness.history.store import ResultsStore
 
 NAME = "compare"
-HELP = ("compare runs cell by cell (latency: processes or runs as the unit, bootstrap CI / persistence / change "
-        "points, plus a threshold; accuracy: CI); exit 1 on regression")
+HISTORY_ALL = 1000  # `--history` without N: look back this many runs at most
+AA_LOOKBACK = 30  # --baseline: same-config runs per config read as the A/A history
+MAX_REASON_LINES = 12  # inconclusive cells named one per line on stderr; the table and --json hold all
+HELP = ("compare runs cell by cell (latency: processes or runs as the unit; accuracy: paired test); exit 1 on a "
+        "regression, 3 when a cell could not be tested")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,16 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None, metavar="RUN", help="baseline: run id, 'latest' or results JSON")
     p.add_argument("--candidate", default=None, metavar="RUN",
                    help="candidate: run id, 'latest' (default) or results JSON")
-    p.add_argument("--history", type=int, default=None, metavar="N",
-                   help="compare the candidate (default latest) with the previous N runs of the same "
-                        "fingerprint and config, runs as the unit (persistence or an E-divisive change point)")
-    p.add_argument("--persist", type=int, default=2, metavar="K",
-                   help="--history: the newest K runs must all be beyond the earlier runs' spread (default 2)")
+    p.add_argument("--history", type=int, nargs="?", const=HISTORY_ALL, default=None, metavar="N",
+                   help="compare the candidate (default latest) with the previous runs of the same machine, "
+                        "fingerprint and config, runs as the unit (change points, outliers set aside, the level "
+                        "since the latest `bench accept`); at most N runs (default "
+                        f"{HISTORY_ALL}): a regression stays reported while its earlier runs are within N")
+    p.add_argument("--persist", type=int, default=None, help=argparse.SUPPRESS)  # removed; accepted, ignored
     p.add_argument("--threshold", type=float, default=0.05,
                    help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="false-alarm level of each test (latency: the A/A bound; accuracy: McNemar) (default 0.01)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
+    p.add_argument("--allow-inconclusive", action="store_true",
+                   help="exit 0 instead of 3 when no cell regressed but some could not be tested")
     add_json_arguments(p)
 
 
@@ -51,42 +64,79 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give either --baseline RUN or --history N, not both")
     if args.history is None and args.baseline is None:
         raise UserError("nothing to compare: give --baseline RUN [--candidate RUN] or --history N")
+    if args.persist is not None:
+        info("warning: --persist is gone: --history now finds change points and outliers (docs/measuring.md)")
     with open_store(args) as store:
         candidate = store.resolve(args.candidate or "latest")
         if args.history is not None:
-            baselines = store.runs_like(candidate, args.history)
+            baselines = store.runs_like(candidate, args.history, samples=False)
             if not baselines:
                 raise UserError(
                     f"no earlier stored run has the fingerprint and config of run {candidate.get('run_id')}; "
                     "nothing to compare with --history"
                 )
+            accepted = store.acceptances([str(b.get("run_id")) for b in [*baselines, candidate]])
+            aa: list[list[dict[str, Any]]] = []
         else:
             baselines = [store.resolve(args.baseline)]
-    from harness.gate.regression import cell_label, compare_runs
+            accepted = []
+            aa = aa_history(store, baselines[0], candidate)
+    from harness.gate.regression import EXIT_INCONCLUSIVE, cell_label, compare_runs
 
     regs: list[str] = []
+    unsure: list[str] = []
     report: dict[str, Comparison] = {}
     for machine, bases, cand in per_machine(baselines, candidate):
         if machine:
             info(f"machine {machine}:")
+        mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
+        groups = [[_part(r, machine) if machine else r for r in g] for g in aa]
         cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
-                           allow_hardware_mismatch=args.allow_hardware_mismatch, persist=args.persist)
+                           allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None,
+                           accepted=mine, aa_history=groups)
         for w in cmp.warnings:
             info(f"warning: {w}")
         if not to_stdout:
             print_comparison(cmp, candidate_agreement(cand))
         report[machine] = cmp
         regs += [(f"{machine}: " if machine else "") + cell_label(c.key) for c in cmp.regressions]
+        unsure += [(f"{machine}: " if machine else "") + f"{cell_label(c.key)}: {c.why()}" for c in cmp.inconclusive]
     doc: dict[str, Any] = (report[""].to_dict() if list(report) == [""]
                            else {"machines": {m: c.to_dict() for m, c in report.items()}})
     if to_stdout:
         print(json.dumps(doc, indent=2, default=str))
     if json_path is not None:
         write_json_atomic(json_path, doc, indent=2)
+    for line in unsure[:MAX_REASON_LINES]:  # the verdict itself: printed also with --quiet
+        sys.stderr.write(f"inconclusive: {line}\n")
+    if len(unsure) > MAX_REASON_LINES:
+        sys.stderr.write(f"inconclusive: ... and {len(unsure) - MAX_REASON_LINES} more cell(s) (the table and "
+                         "--json list all)\n")
     if regs:
         names = ", ".join(regs[:5]) + (" ..." if len(regs) > 5 else "")
         raise CheckFailed(f"{len(regs)} regression(s) in run {candidate.get('run_id')}: {names}")
+    if unsure and not args.allow_inconclusive:
+        sys.stderr.write(f"{len(unsure)} cell(s) inconclusive, none regressed: exit {EXIT_INCONCLUSIVE} "
+                         "(--allow-inconclusive makes this 0)\n")
+        return EXIT_INCONCLUSIVE
     return 0
+
+
+def aa_history(store: ResultsStore, baseline: dict[str, Any], candidate: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The A/A history of a one-pair comparison: the stored same-machine runs of the baseline's config (the
+    baseline among them) and, if the candidate's config differs, of the candidate's, never the candidate itself;
+    at most AA_LOOKBACK runs each, without raw samples."""
+    from common.results import config_hash, machine_id
+
+    cand_id = str(candidate.get("run_id"))
+    group = store.same_config_runs(baseline, AA_LOOKBACK, exclude=(cand_id,))
+    if str(baseline.get("run_id")) not in {str(r.get("run_id")) for r in group} and \
+            str(baseline.get("run_id")) != cand_id:
+        group.append(baseline)  # a baseline from a results file: part of its own A/A group
+    groups = [group]
+    if (config_hash(candidate), machine_id(candidate)) != (config_hash(baseline), machine_id(baseline)):
+        groups.append(store.same_config_runs(candidate, AA_LOOKBACK, exclude=(cand_id,)))
+    return [g for g in groups if g]
 
 
 def _machines_of(run: dict[str, Any]) -> list[str]:
@@ -139,41 +189,45 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.regression import IMPROVEMENT, REGRESSION, cell_label
+    from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, REGRESSION, cell_label
     from reports.tables import fnum, fpct
 
     base = ", ".join(cmp.baseline_ids[:3]) + (f" (+{len(cmp.baseline_ids) - 3})" if len(cmp.baseline_ids) > 3 else "")
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
-    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [95% CI]", "p (MWU, diagnostic)", "latency",
-                "acc base", "acc cand", "accuracy", "agree cand", "decided by / notes"):
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [CI] level", "latency", "A/A false alarms",
+                "MDE (90% power)", "p (MWU, diagnostic)", "acc base", "acc cand", "accuracy", "agree cand",
+                "decided by / notes"):
         t.add_column(col)
-    style = {REGRESSION: "bold red", IMPROVEMENT: "green"}
-    skipped = [c for c in cmp.cells if c.base_status not in (None, "ok") and c.cand_status not in (None, "ok")]
+    style = {REGRESSION: "bold red", IMPROVEMENT: "green", INCONCLUSIVE: "yellow"}
+    skipped = [c for c in cmp.cells if not c.compared]
     for c in cmp.cells:
         if c in skipped:
             continue
         change = f"{100 * c.rel_change:+.1f}%" if c.rel_change is not None else "n/a"
         if c.ratio_ci:
             change += f" [{100 * (c.ratio_ci[0] - 1):+.1f}%, {100 * (c.ratio_ci[1] - 1):+.1f}%]"
+            change += f" {100 * c.ci_level:.4g}%" if c.ci_level else ""
+        aa = f"{c.aa_false_alarms}/{c.aa_pairs}" if c.aa_pairs else f"n/a ({c.aa_runs} runs)"
+        mde = f"{100 * c.mde:.1f}%" if c.mde is not None else "n/a"
         unit = {"processes": f"processes {c.base_processes}/{c.cand_processes}",
                 "runs": f"runs {len(c.series_ms or [])}"}.get(c.method, "")
         pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
         lat = c.latency
         acc = c.accuracy
         t.add_row(
-            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change, pval,
-            f"[{style.get(lat.split(' ')[0], '')}]{lat}[/]" if lat.startswith(REGRESSION) or lat == IMPROVEMENT
-            else lat,
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change,
+            f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat, aa, mde, pval,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
             escape((agreement or {}).get(c.key, "—")),
-            escape("; ".join([c.decided_by] * bool(c.decided_by) + c.notes)),
+            escape("; ".join(x for x in (c.decided_by, c.why(), c.accuracy_decided_by, *c.notes) if x)),
         )
     out.print(t)
     n_imp = sum(1 for c in cmp.cells if IMPROVEMENT in (c.latency, c.accuracy))
     if skipped:
         out.print(escape(f"{len(skipped)} cell(s) ran in neither run (e.g. {cell_label(skipped[0].key)}: "
                          f"{skipped[0].cand_status}); not compared"))
-    out.print(f"{len(cmp.regressions)} regression(s), {n_imp} improvement(s), {len(cmp.cells)} cells")
+    out.print(f"{len(cmp.regressions)} regression(s), {len(cmp.inconclusive)} inconclusive, {n_imp} improvement(s), "
+              f"{len(cmp.cells) - len(skipped)} cells compared")

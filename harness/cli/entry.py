@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "backends",
     "report",
     "compare",
+    "accept",
+    "gate",
     "select",
     "history",
     "store",

@@ -31,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
         return _compare_hardware(args)
     with open_store(args) as store:
         the_run = store.resolve(args.run_ref)
+        if str(the_run.get("run_id")) in store.run_ids():  # stored: its history's open and accepted changes
+            from harness.cli._changes import changes_of
+
+            the_run["gate_changes"] = changes_of(store, the_run)
     out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / str(the_run.get("run_id"))
     from reports.report import write_report
 

@@ -200,7 +200,7 @@ def _print_summary(results: dict[str, Any]) -> None:
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
     table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
-    cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [95% CI]", "p99 ms [95% CI]", "processes",
+    cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [CI] level", "p99 ms [CI] level", "processes",
             "best FPS", "param MB", "file MB", "% peak b1/bN", "ratio", "speedup", "valid")
     for c in cols:
         table.add_column(c, justify="left" if c in ("backend", "variant", "precision", "valid") else "right")
@@ -229,8 +229,9 @@ def _print_summary(results: dict[str, Any]) -> None:
         acc = lat.get("accuracy")
         table.add_row(
             backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
-            agreement_cell(lat), with_interval(p50, lat.get("p50_ci_ms")),
-            with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms")), processes(lat), f"{max(fps):.0f}",
+            agreement_cell(lat), with_interval(p50, lat.get("p50_ci_ms"), lat.get("p50_ci_level")),
+            with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms"), lat.get("p99_ci_level")), processes(lat),
+            f"{max(fps):.0f}",
             _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
             _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
         )

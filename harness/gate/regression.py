@@ -1,27 +1,32 @@
 """Regression test between runs, per cell (backend, variant, device, scenario, batch size).
 
+Every compared cell ends in exactly one verdict, and `bench compare` exits by them (`Comparison.exit_code`):
+regression (1), improvement, no change, inconclusive with its reason (3: too few processes or runs, every process
+noisy, candidate missing/unavailable/error, baseline missing), or broken (1: ok before, now error/timeout/
+unavailable). A cell neither run measured (e.g. TensorRT without a GPU in both) is listed, not compared. The gate
+never passes when it cannot tell: exit 0 needs every compared cell tested and none regressed.
+
 All samples of one process share one machine state, so the unit of a latency test is a process or a run, never
-a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions):
-* one baseline run (`--baseline A --candidate B`): processes are the unit. Each run measured every cell in
-  `benchmark.rounds` processes; the ratio of the two runs' medians of per-process p50s gets a 95% bootstrap
-  interval (resampling each run's processes). A regression needs the interval to exclude 1 AND the slowdown
-  to exceed `threshold` (a practical size; the interval alone calls 1% shifts on a quiet machine).
-* several baseline runs (`--history N`): runs are the unit. The cell's series of run p50s (oldest first, the
-  candidate last) shows a regression when the change persists (each of the newest `persist` runs is above every
-  earlier run and `threshold` above the earlier median) or when E-divisive means
-  (common.stats.changepoint.e_divisive) finds a change point and the candidate's segment is `threshold` above the one
-  before it.
+a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions). Every
+process counts the same way: a process marked noisy is counted like any other (never "dropped unless that leaves
+too few"); a side whose processes are all noisy is inconclusive.
+* one baseline run (`--baseline A --candidate B`): a run's value is the median of its processes' p50s; the change
+  B / A is judged against this machine's run-to-run noise learned from same-config reruns (`harness.gate.baseline`:
+  the t-corrected A/A bound, or inconclusive without enough A/A history unless beyond +50% / -33%) AND the
+  practical `threshold`.
+* several baseline runs (`--history`): runs are the unit, over the cell's series of run p50s (oldest first, the
+  candidate last), from its latest accepted change on (`bench accept`): Otava-style change points, outliers set
+  aside, the candidate's level against the reference level (`harness.gate.history`).
 Mann-Whitney U over the pooled raw samples is reported as a diagnostic column only: on thousands of samples it
 gives p ~ 0 for any machine-state difference (measured: p50 0.25 vs 0.33 ms between runs minutes apart).
-Accuracy: a change is called when the two-proportion z-test on the confusion-matrix counts
-rejects at `alpha` (the change lies outside its 95% confidence interval). A cell that was ok and now errors
-or times out is a regression too.
+Accuracy: both runs score the same test images, so the test is paired: McNemar's exact test on the per-image
+correctness (`correct_bits`) of one reference run (the baseline, or the first run of the history since the latest
+acceptance; never a pool of runs) and the candidate, at `alpha`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,19 +35,19 @@ from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
-from common.stats.accuracy import counts_from_confusion, two_proportion_pvalue
-from common.stats.changepoint import e_divisive
-from common.stats.intervals import ratio_ci
+from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
+from harness.gate.baseline import baseline_verdict
+from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
+from harness.gate.history import HistoryVerdict, history_quality, history_verdict
 
 CellKey = tuple[str, str, str, str, int]  # backend, variant, device, scenario, batch_size
 
 REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "no change"
-BROKEN, UNTESTED = "regression (broken)", "untested"
+BROKEN, INCONCLUSIVE = "regression (broken)", "inconclusive"
+NOT_MEASURED = "not measured"  # neither run measured the cell (e.g. unavailable in both): listed, not compared
+UNTESTED = INCONCLUSIVE  # the old name: a cell that was not tested is inconclusive, never a pass
+EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
 MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
-PERSIST = 2  # --history: the newest this many runs must all be beyond the earlier runs' spread
-MIN_REFERENCE_RUNS = 2  # --history: earlier runs needed before the persistence rule can speak
-CHANGE_POINT_MIN_RUNS = 3  # --history: runs after a change point before it gates (a median of 3 ignores one outlier)
-MIN_SERIES = PERSIST + MIN_REFERENCE_RUNS  # shorter histories fall back to processes as the unit
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -64,11 +69,13 @@ def cell_label(key: CellKey) -> str:
 
 @dataclass
 class CellComparison:
-    """The verdict for one cell; numbers are None where a side has none."""
+    """The verdict for one cell; numbers are None where a side has none. `reason` says why a verdict is
+    inconclusive (or what broke), in one line."""
 
     key: CellKey
-    latency: str = UNTESTED
-    accuracy: str = UNTESTED
+    latency: str = INCONCLUSIVE
+    accuracy: str = NOT_MEASURED
+    reason: str = ""
     base_status: str | None = None
     cand_status: str | None = None
     base_p50_ms: float | None = None
@@ -78,26 +85,52 @@ class CellComparison:
     base_n: int = 0
     cand_n: int = 0
     method: str = ""  # "processes" (one baseline run) or "runs" (a history series)
-    ratio_ci: list[float] | None = None  # processes: 95% bootstrap interval of cand/base median
+    ratio_ci: list[float] | None = None  # the interval of cand/base behind the verdict
+    ci_level: float | None = None  # its confidence level
     base_processes: int = 0
     cand_processes: int = 0
     series_ms: list[float] | None = None  # runs: the cell's run p50s, oldest first, candidate last
+    series_runs: list[str] | None = None  # runs: their run ids
+    history: HistoryVerdict | None = None  # runs: the change points, outliers and reference behind the verdict
+    aa_runs: int = 0  # the A/A history: same-config runs of this cell on this machine
+    aa_df: int = 0
+    aa_sigma: float | None = None  # run-to-run sd of log values
+    aa_pairs: int = 0  # comparisons the rule was replayed on in that history
+    aa_false_alarms: int = 0  # of them flagged although nothing changed
+    mde: float | None = None  # smallest slowdown the rule detects with 90% power at its alpha
     decided_by: str = ""
     base_accuracy: float | None = None
     cand_accuracy: float | None = None
     accuracy_p_value: float | None = None
+    accuracy_decided_by: str = ""
+    accuracy_reason: str = ""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def compared(self) -> bool:
+        return self.latency != NOT_MEASURED
 
     @property
     def is_regression(self) -> bool:
         return self.latency in (REGRESSION, BROKEN) or self.accuracy == REGRESSION
+
+    @property
+    def is_inconclusive(self) -> bool:
+        return self.compared and not self.is_regression and INCONCLUSIVE in (self.latency, self.accuracy)
+
+    def why(self) -> str:
+        """One line: the reason of an inconclusive or broken verdict (latency first, then accuracy)."""
+        parts = [f"latency: {self.reason}" if self.reason and self.latency in (INCONCLUSIVE, BROKEN) else "",
+                 f"accuracy: {self.accuracy_reason}" if self.accuracy == INCONCLUSIVE and self.accuracy_reason
+                 else ""]
+        return "; ".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         backend, variant, device, scenario, batch = self.key
         d.pop("key")
         return {"backend": backend, "variant": variant, "device": device, "scenario": scenario,
-                "batch_size": batch, "regression": self.is_regression, **d}
+                "batch_size": batch, "regression": self.is_regression, "inconclusive": self.is_inconclusive, **d}
 
 
 @dataclass
@@ -115,6 +148,19 @@ class Comparison:
     def regressions(self) -> list[CellComparison]:
         return [c for c in self.cells if c.is_regression]
 
+    @property
+    def inconclusive(self) -> list[CellComparison]:
+        return [c for c in self.cells if c.is_inconclusive]
+
+    def exit_code(self, allow_inconclusive: bool = False) -> int:
+        """1 on any regression; else 3 when a compared cell could not be tested (0 with `allow_inconclusive`);
+        else 0: every compared cell was tested and none regressed."""
+        if self.regressions:
+            return EXIT_REGRESSION
+        if self.inconclusive and not allow_inconclusive:
+            return EXIT_INCONCLUSIVE
+        return EXIT_OK
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline_ids,
@@ -122,7 +168,9 @@ class Comparison:
             "threshold": self.threshold,
             "alpha": self.alpha,
             "regressions": len(self.regressions),
+            "inconclusive": len(self.inconclusive),
             "improvements": sum(1 for c in self.cells if IMPROVEMENT in (c.latency, c.accuracy)),
+            "exit_code": self.exit_code(),
             "warnings": self.warnings,
             "cells": [c.to_dict() for c in self.cells],
         }
@@ -138,19 +186,18 @@ def samples_diagnostic(base: Sequence[float], cand: Sequence[float]) -> float | 
     return float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
 
 
-def process_p50s(row: dict[str, Any]) -> list[float]:
-    """The row's per-process p50s (its quiet processes; all of them when every one was noisy); a row of an
-    older harness without rounds counts as one process (the median of its samples)."""
+def _rounds(row: dict[str, Any]) -> list[dict[str, Any]]:
     rounds = row.get("rounds")
-    if isinstance(rounds, list) and rounds:
-        vals = [r.get("p50_ms") for r in rounds if isinstance(r, dict)]
-        quiet = [float(v) for r, v in zip(rounds, vals, strict=True) if isinstance(v, int | float)
-                 and not r.get("noisy")]
-        if quiet:
-            return quiet
-        every = [float(v) for v in vals if isinstance(v, int | float)]
-        if every:
-            return every
+    return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("p50_ms"), int | float)] \
+        if isinstance(rounds, list) else []
+
+
+def process_p50s(row: dict[str, Any]) -> list[float]:
+    """The row's per-process p50s, every process counted the same way (noisy or not); a row of an older harness
+    without rounds counts as one process (the median of its samples)."""
+    rounds = _rounds(row)
+    if rounds:
+        return [float(r["p50_ms"]) for r in rounds]
     samples = [float(x) for x in row.get("samples_ms") or [] if isinstance(x, int | float)]
     if samples:
         return [float(np.median(samples))]
@@ -160,70 +207,53 @@ def process_p50s(row: dict[str, Any]) -> list[float]:
     return []
 
 
+def all_noisy(row: dict[str, Any]) -> bool:
+    """True when the row has processes and every one of them was marked noisy (steal or foreign load)."""
+    rounds = _rounds(row)
+    return bool(rounds) and all(r.get("noisy") for r in rounds)
+
+
 def run_p50(row: dict[str, Any]) -> float | None:
     """A run's value of a cell: the median of its per-process p50s."""
     vals = process_p50s(row)
     return float(np.median(vals)) if vals else None
 
 
-def process_verdict(base: Sequence[float], cand: Sequence[float],
-                    threshold: float) -> tuple[str, float | None, tuple[float, float] | None]:
-    """(verdict, ratio cand/base of the median process p50s, its 95% bootstrap interval): a regression needs the
-    interval to exclude 1 AND the slowdown to exceed `threshold`; UNTESTED with < 2 processes on a side."""
-    ratio, ci = ratio_ci(cand, base)
-    if ci is None or not math.isfinite(ratio):
-        return UNTESTED, (ratio if math.isfinite(ratio) else None), None
-    if ci[0] > 1.0 and ratio - 1.0 > threshold:
-        return REGRESSION, ratio, ci
-    if ci[1] < 1.0 and 1.0 - ratio > threshold:
-        return IMPROVEMENT, ratio, ci
-    return SAME, ratio, ci
+def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
+    return k[0], k[1], k[2], k[3] != "latency", k[4]
 
 
-def history_verdict(series: Sequence[float], threshold: float, persist: int = PERSIST,
-                    alpha: float = 0.05) -> tuple[str, float | None, str]:
-    """(verdict, relative change, what decided) for a run series (oldest first, the candidate last).
+def _status_verdict(cc: CellComparison, b_rows: list[dict[str, Any]], c_row: dict[str, Any] | None) -> bool:
+    """Settle the cells that cannot be measured against each other (missing or failed on a side); True if settled.
 
-    Persistence: each of the newest `persist` runs is above (below) every earlier run and more than `threshold`
-    above (below) the earlier runs' median. Change point: E-divisive means finds a significant change and the
-    candidate's segment differs from the segment before it by more than `threshold`.
-    """
-    x = [float(v) for v in series if math.isfinite(float(v))]
-    if len(x) < 2:
-        return UNTESTED, None, "fewer than 2 runs"
-    ref_all = x[:-1]
-    rel = x[-1] / float(np.median(ref_all)) - 1.0
-    if len(x) - persist >= MIN_REFERENCE_RUNS:
-        recent, ref = x[-persist:], x[:-persist]
-        mid = float(np.median(ref))
-        r = float(np.median(recent)) / mid - 1.0
-        if all(v > max(ref) and v / mid - 1.0 > threshold for v in recent):
-            return REGRESSION, r, f"persistent: newest {persist} runs all above the {len(ref)} earlier runs"
-        if all(v < min(ref) and v / mid - 1.0 < -threshold for v in recent):
-            return IMPROVEMENT, r, f"persistent: newest {persist} runs all below the {len(ref)} earlier runs"
-    cps = e_divisive(x, alpha=alpha)
-    if cps:
-        last = cps[-1]
-        start = cps[-2].index if len(cps) > 1 else 0
-        before, after = x[start:last.index], x[last.index:]
-        r = float(np.median(after)) / float(np.median(before)) - 1.0
-        how = f"change point at run {last.index + 1} of {len(x)} (E-divisive, p={last.p_value:.3f})"
-        if len(after) >= CHANGE_POINT_MIN_RUNS and r > threshold:
-            return REGRESSION, r, how
-        if len(after) >= CHANGE_POINT_MIN_RUNS and r < -threshold:
-            return IMPROVEMENT, r, how
-    return SAME, rel, "no persistent change, no change point"
-
-
-def _pooled_counts(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
-    correct = total = 0
-    for r in rows:
-        counts = counts_from_confusion(r.get("confusion"))
-        if counts is None:
-            return None
-        correct += counts[0]
-        total += counts[1]
-    return (correct, total) if total else None
+    Not ok on both sides: not measured, not compared. Ok before, now error/timeout/unavailable: broken (a
+    regression). Missing candidate, missing baseline, or a failed side otherwise: inconclusive, with the reason."""
+    b_ok = any(r.get("status") == "ok" for r in b_rows)
+    if c_row is None:
+        cc.latency = INCONCLUSIVE if b_ok else NOT_MEASURED
+        cc.reason = "candidate missing: the cell is not in the candidate run"
+        return True
+    if cc.cand_status != "ok":
+        why = str(c_row.get("reason") or "").strip()
+        if b_ok:
+            cc.latency = BROKEN
+            cc.reason = f"was ok, now {cc.cand_status}" + (f": {why}" if why else "")
+        elif b_rows:
+            cc.latency = NOT_MEASURED
+            cc.reason = f"not measured in either run (candidate {cc.cand_status}, baseline {cc.base_status})"
+        else:
+            cc.latency = INCONCLUSIVE
+            cc.reason = f"candidate {cc.cand_status}" + (f": {why}" if why else "") + "; baseline missing"
+        return True
+    if not b_rows:
+        cc.latency = INCONCLUSIVE
+        cc.reason = "baseline missing: a new cell, not in the baseline run(s)"
+        return True
+    if not b_ok:
+        cc.latency = INCONCLUSIVE
+        cc.reason = f"baseline {cc.base_status}: nothing to compare the candidate with"
+        return True
+    return False
 
 
 def compare_cells(
@@ -231,87 +261,166 @@ def compare_cells(
     candidate_rows: list[dict[str, Any]],
     *,
     threshold: float = 0.05,
-    alpha: float = 0.05,
-    persist: int = PERSIST,
+    alpha: float = 0.01,
+    accepted: Sequence[Mapping[str, Any]] = (),
+    history: bool | None = None,
+    aa_values: Mapping[CellKey, Sequence[Sequence[float]]] | None = None,
+    quality: bool = True,
 ) -> list[CellComparison]:
     """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
-    (a history, oldest first): runs are the unit."""
+    (a history, oldest first, each row with its run's id in `_run_id`): runs are the unit. `accepted`: the stored
+    acceptances (`bench accept`; run_id plus optional backend/variant/device/scenario/batch_size filters).
+    `history`: runs as the unit (`--history`) even with one earlier run; None: when there are several.
+    `aa_values`: per cell, groups of same-config run values on this machine (oldest first): the A/A history.
+    `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
     for r in baseline_rows:
         base.setdefault(cell_key(r), []).append(r)
     cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows}
     out: list[CellComparison] = []
-    for key in sorted(set(base) | set(cand), key=lambda k: (k[0], k[1], k[2], k[3] != "latency", k[4])):
+    for key in sorted(set(base) | set(cand), key=_order):
         cc = CellComparison(key=key)
         b_rows, c_row = base.get(key, []), cand.get(key)
         b_ok = [r for r in b_rows if r.get("status") == "ok"]
         cc.base_status = "ok" if b_ok else (b_rows[-1].get("status") if b_rows else None)
         cc.cand_status = c_row.get("status") if c_row else None
         out.append(cc)
-        if c_row is None:
-            cc.notes.append("not in the candidate run")
-            continue
-        if not b_rows:
-            cc.notes.append("new cell: not in the baseline")
-            continue
-        if cc.cand_status != "ok":
-            reason = c_row.get("reason") or ""
-            if b_ok and cc.cand_status in ("error", "timeout"):
-                cc.latency = BROKEN
-                cc.notes.append(f"was ok, now {cc.cand_status}: {reason}".rstrip(": "))
-            else:
-                cc.notes.append(f"candidate {cc.cand_status}: {reason}".rstrip(": "))
-            continue
-        if not b_ok:
-            cc.notes.append(f"baseline {cc.base_status}; nothing to compare")
+        if _status_verdict(cc, b_rows, c_row) or c_row is None:
             continue
         b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
         c_samples = list(c_row.get("samples_ms") or [])
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
-        series = [v for v in (run_p50(r) for r in b_ok) if v is not None]
-        if len(series) + 1 < MIN_SERIES:  # one baseline run (or too short a history): processes are the unit
-            b_vals, c_vals = [v for r in b_ok for v in process_p50s(r)], process_p50s(c_row)
-            cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
-            cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
-            cc.latency, ratio, ci = process_verdict(b_vals, c_vals, threshold)
-            cc.rel_change = ratio - 1.0 if ratio is not None else None
-            cc.ratio_ci = list(ci) if ci else None
-            cc.decided_by = f"ratio of medians over {len(b_vals)} vs {len(c_vals)} processes, 95% bootstrap CI"
-            if len(b_ok) > 1:
-                cc.decided_by += f" (history of {len(b_ok)} runs too short for runs as the unit: < {MIN_SERIES})"
-            if cc.latency == UNTESTED:
-                cc.notes.append(f"needs >= 2 processes per run (benchmark.rounds >= 2); baseline {len(b_vals)}, "
-                                f"candidate {len(c_vals)}")
+        if not (history if history is not None else len(b_ok) > 1):  # one baseline run: processes are the unit
+            _process_cell(cc, b_ok[0], c_row, threshold, alpha, (aa_values or {}).get(key, ()), quality)
         else:  # a history: runs are the unit
-            cc.method = "runs"
-            cc.base_p50_ms = float(np.median(series)) if series else None
-            if cc.cand_p50_ms is not None:
-                cc.series_ms = [*series, cc.cand_p50_ms]
-                cc.latency, cc.rel_change, cc.decided_by = history_verdict(cc.series_ms, threshold,
-                                                                           persist=persist, alpha=alpha)
+            _history_cell(cc, b_ok, c_row, threshold, accepted, quality)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
-        _compare_accuracy(cc, b_ok, c_row, alpha)
+        ref = b_ok[0]
+        if cc.method == "runs":  # one reference run: the first since the latest acceptance
+            start = accepted_start(key, [str(r.get("_run_id", "")) for r in b_ok] + [str(c_row.get("_run_id"))],
+                                   accepted)
+            ref = b_ok[start] if start < len(b_ok) else c_row
+        _compare_accuracy(cc, ref, c_row, alpha, f"run {ref.get('_run_id') or 'baseline'}")
     return out
 
 
-def _compare_accuracy(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], alpha: float) -> None:
-    bc, cnt = _pooled_counts(b_ok), counts_from_confusion(c_row.get("confusion"))
-    if bc is None or cnt is None:
-        accs = [r["accuracy"] for r in b_ok if isinstance(r.get("accuracy"), int | float)]
-        cc.base_accuracy = float(np.mean(accs)) if accs else None
-        cand_acc = c_row.get("accuracy")
-        cc.cand_accuracy = float(cand_acc) if isinstance(cand_acc, int | float) else None
+def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float, alpha: float,
+                  aa_groups: Sequence[Sequence[float]], quality: bool = True) -> None:
+    b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
+    cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
+    cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
+    noisy = [side for side, row in (("baseline", b_row), ("candidate", c_row)) if all_noisy(row)]
+    if noisy:
+        cc.latency = INCONCLUSIVE
+        cc.reason = f"every process of the {' and the '.join(noisy)} was noisy (steal or foreign load)"
         return
-    cc.base_accuracy, cc.cand_accuracy = bc[0] / bc[1], cnt[0] / cnt[1]
-    p = two_proportion_pvalue(cnt[0], cnt[1], bc[0], bc[1])
-    cc.accuracy_p_value = p
-    if p >= alpha:
-        cc.accuracy = SAME
-    else:
-        cc.accuracy = REGRESSION if cc.cand_accuracy < cc.base_accuracy else IMPROVEMENT
+    v = baseline_verdict(b_vals, c_vals, aa_groups, threshold, alpha, replay=quality)
+    cc.latency, cc.rel_change, cc.decided_by, cc.reason = v.verdict, v.rel_change, v.decided_by, v.reason
+    cc.ratio_ci = [1.0 + v.ci[0], 1.0 + v.ci[1]] if v.ci else None
+    cc.ci_level, cc.mde, cc.aa_pairs, cc.aa_false_alarms = v.ci_level, v.mde, v.aa_pairs, v.aa_alarms
+    if v.noise is not None:
+        cc.aa_runs, cc.aa_df, cc.aa_sigma = v.noise.runs, v.noise.df, v.noise.sigma
+
+
+def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapping[str, Any]]) -> int:
+    """Index in `run_ids` of the newest run accepted for this cell (0 when none): the series starts there."""
+    names = ("backend", "variant", "device", "scenario", "batch_size")
+    hits = [i for i, rid in enumerate(run_ids) for a in accepted
+            if a.get("run_id") == rid and all(a.get(n) in (None, "", v) for n, v in zip(names, key, strict=True))]
+    return max(hits, default=0)
+
+
+def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
+                  accepted: Sequence[Mapping[str, Any]], quality: bool = True) -> None:
+    cc.method = "runs"
+    pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_p50(r)) is not None and v > 0]
+    cc.base_p50_ms = float(np.median([v for _, v in pairs])) if pairs else None
+    if all_noisy(c_row):
+        cc.latency = INCONCLUSIVE
+        cc.reason = "every process of the candidate was noisy (steal or foreign load)"
+        return
+    if cc.cand_p50_ms is None or cc.cand_p50_ms <= 0:
+        cc.latency, cc.reason = INCONCLUSIVE, "the candidate row has no latency values"
+        return
+    ids = [rid for rid, _ in pairs] + [str(c_row.get("_run_id", "candidate"))]
+    cc.series_ms = [*(v for _, v in pairs), cc.cand_p50_ms]
+    cc.series_runs = ids
+    start = accepted_start(cc.key, ids, accepted)
+    hv = history_verdict(cc.series_ms, threshold, start=start, run_ids=ids)
+    cc.history = hv
+    cc.latency, cc.rel_change, cc.decided_by, cc.reason = hv.verdict, hv.rel_change, hv.decided_by, hv.reason
+    cc.ratio_ci = [1.0 + hv.ci[0], 1.0 + hv.ci[1]] if hv.ci else None
+    cc.ci_level = HISTORY_CI_LEVEL if hv.ci else None
+    if hv.reference:
+        ref = cc.series_ms[hv.reference[0]:hv.reference[1]]
+        cc.base_p50_ms = float(np.mean(ref))
+        if quality:
+            cc.aa_pairs, cc.aa_false_alarms, cc.mde = history_quality(cc.series_ms, hv.reference, threshold)
+        cc.aa_runs, cc.aa_df = len(ref), len(ref) - 1
+        cc.aa_sigma = float(np.std(np.log(ref), ddof=1)) if len(ref) > 1 else None
+    if start:
+        cc.notes.append(f"series from the accepted run {start + 1} ({ids[start]}) on")
+
+
+def _accuracy_of(row: dict[str, Any]) -> tuple[float | None, tuple[int, int] | None, np.ndarray | None]:
+    """(accuracy, (correct, total) from the confusion matrix, per-image correctness) of a row."""
+    acc = row.get("accuracy")
+    return (float(acc) if isinstance(acc, int | float) else None, counts_from_confusion(row.get("confusion")),
+            unpack_correct(row.get("correct_bits")))
+
+
+def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[str, Any], alpha: float,
+                      ref_name: str) -> None:
+    """McNemar's exact test between the reference run's and the candidate's predictions on the same images (one
+    reference run: across a history the first run since the latest acceptance, never a pool of runs). Rows
+    without per-image correctness (older runs) are decided only where no pairing could change the answer."""
+    (ra, rcnt, rbits), (ca, ccnt, cbits) = _accuracy_of(ref_row), _accuracy_of(c_row)
+    cc.base_accuracy, cc.cand_accuracy = ra, ca
+    if ca is None:
+        cc.accuracy = NOT_MEASURED
+        return
+    if ra is None:
+        cc.accuracy, cc.accuracy_reason = INCONCLUSIVE, f"no accuracy in the reference run {ref_name}"
+        return
+    r_lab = (ref_row.get("correct_bits") or {}).get("labels") if rbits is not None else None
+    c_lab = (c_row.get("correct_bits") or {}).get("labels") if cbits is not None else None
+    if rbits is not None and cbits is not None and rbits.size == cbits.size and r_lab == c_lab:
+        m = mcnemar(rbits, cbits)
+        cc.accuracy_p_value = m.p_value
+        cc.accuracy_decided_by = (f"McNemar exact vs {ref_name}: {m.lost} images lost, {m.gained} gained of {m.n}, "
+                                  f"p={m.p_value:.2g}")
+        cc.accuracy = SAME if m.p_value >= alpha else (REGRESSION if m.change < 0 else IMPROVEMENT)
+        return
+    if rcnt is None or ccnt is None or rcnt[1] != ccnt[1] or (rbits is not None and cbits is not None):
+        cc.accuracy, cc.accuracy_reason = INCONCLUSIVE, (f"the candidate and {ref_name} scored different test sets; "
+                                                         "no paired test")
+        return
+    net = ccnt[0] - rcnt[0]
+    p_min = mcnemar_min_pvalue(net)
+    if p_min >= alpha:  # no pairing of the predictions could make this change significant
+        cc.accuracy, cc.accuracy_p_value = SAME, 1.0 if net == 0 else None
+        cc.accuracy_decided_by = f"net {net:+d} images vs {ref_name}: below any significant McNemar result"
+        return
+    cc.accuracy = INCONCLUSIVE
+    cc.accuracy_reason = (f"net {net:+d} images vs {ref_name}, but no per-image correctness stored (a run of an older "
+                          "bench): McNemar's paired test needs it")
+
+
+def aa_values(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[CellKey, list[list[float]]]:
+    """Per cell, the run values of each group of same-config runs (each group oldest first; ok rows only)."""
+    out: dict[CellKey, list[list[float]]] = {}
+    for g in groups:
+        per: dict[CellKey, list[float]] = {}
+        for run in sorted(g, key=lambda r: str(r.get("created", ""))):
+            for row in run.get("results", []):
+                if row.get("status") == "ok" and (v := run_p50(row)) is not None and v > 0:
+                    per.setdefault(cell_key(row), []).append(v)
+        for k, vals in per.items():
+            out.setdefault(k, []).append(vals)
+    return out
 
 
 def check_comparable(baselines: list[dict[str, Any]], candidate: dict[str, Any], allow_mismatch: bool) -> list[str]:
@@ -337,9 +446,12 @@ def compare_runs(
     candidate: dict[str, Any],
     *,
     threshold: float = 0.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     allow_hardware_mismatch: bool = False,
-    persist: int = PERSIST,
+    accepted: Sequence[Mapping[str, Any]] = (),
+    history: bool | None = None,
+    aa_history: Sequence[Sequence[dict[str, Any]]] = (),
+    quality: bool = True,
 ) -> Comparison:
     """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
     if not baselines:
@@ -352,9 +464,9 @@ def compare_runs(
     ids = [str(b.get("run_id")) for b in baselines]
     if str(candidate.get("run_id")) in ids:
         warnings.append(f"run {candidate.get('run_id')} is compared with itself")
-    if persist < 1:
-        raise UserError(f"--persist {persist}: must be >= 1 run")
     ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
-    rows = [r for b in ordered for r in b.get("results", [])]
-    cells = compare_cells(rows, candidate.get("results", []), threshold=threshold, alpha=alpha, persist=persist)
+    rows = [{**r, "_run_id": str(b.get("run_id"))} for b in ordered for r in b.get("results", [])]
+    cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
+    cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history,
+                          aa_values=aa_values(aa_history), quality=quality)
     return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)

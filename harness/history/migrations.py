@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 
 from common.results import fingerprint_id, machine_id
-from harness.history.schema import results_table, runs_table
+from harness.history.schema import accepted_table, results_table, runs_table
 
 
 def dataset_of(run: dict[str, Any]) -> tuple[str | None, bool | None]:
@@ -58,5 +58,10 @@ def _migrate_2_to_3(conn: Connection) -> None:
                 ix.create(conn)
 
 
+def _migrate_3_to_4(conn: Connection) -> None:
+    """v4 adds `accepted_changes` (`bench accept`): no stored run changes."""
+    accepted_table.create(conn)
+
+
 # version n -> n + 1
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}

@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -70,4 +70,22 @@ results_table = Table(
     Column("target", String(64)),  # v3: the hardware target label of a cluster node (None: local run)
     Column("row", Text, nullable=False),  # JSON: the result row without its raw samples
     Column("samples", LargeBinary),  # raw latency samples in ms, little-endian float64
+)
+
+# v4: `bench accept RUN --reason ...`: the level from RUN on is the new baseline of `bench compare --history`, for
+# every cell of the run or the cells the filters name (None: any); who accepted it, when and why.
+accepted_table = Table(
+    "accepted_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), nullable=False, index=True),
+    Column("machine_id", String(128)),
+    Column("backend", String(64)),
+    Column("variant", String(64)),
+    Column("device", String(32)),
+    Column("scenario", String(32)),
+    Column("batch_size", Integer),
+    Column("reason", Text, nullable=False),
+    Column("who", String(128), nullable=False),
+    Column("created", String(40), nullable=False),  # UTC ISO 8601
 )

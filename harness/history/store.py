@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -48,7 +49,14 @@ from common.errors import UserError
 from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
 from common.text import finite_number, first_line
 from harness.history.migrations import MIGRATIONS, dataset_of
-from harness.history.schema import SCHEMA_VERSION, meta_table, metadata, results_table, runs_table
+from harness.history.schema import (
+    SCHEMA_VERSION,
+    accepted_table,
+    meta_table,
+    metadata,
+    results_table,
+    runs_table,
+)
 
 DEFAULT_URL = "sqlite:///runs/history.sqlite"
 _LOCK_RETRY_S = 120.0  # give up on a locked database after this long (busy timeout + retries)
@@ -334,11 +342,12 @@ class ResultsStore:
             raise UserError(f"unknown run id {run_id!r} in {self.url} ({hint}, or 'latest')")
         return int(pk)
 
-    def _load_pk(self, conn: Connection, pk: int) -> dict[str, Any]:
+    def _load_pk(self, conn: Connection, pk: int, samples: bool = True) -> dict[str, Any]:
         header = conn.execute(select(runs_table.c.header).where(runs_table.c.id == pk)).scalar_one()
         run: dict[str, Any] = json.loads(header)
+        blobs = results_table.c.samples if samples else literal_column("NULL")
         q = (
-            select(results_table.c.row, results_table.c.samples)
+            select(results_table.c.row, blobs)
             .where(results_table.c.run_pk == pk)
             .order_by(results_table.c.position)
         )
@@ -422,8 +431,9 @@ class ResultsStore:
             out.append(summary)
         return out
 
-    def runs_like(self, run: dict[str, Any], n: int) -> list[dict[str, Any]]:
-        """The previous `n` stored runs (newest first) with the same fingerprint id and config hash."""
+    def runs_like(self, run: dict[str, Any], n: int, samples: bool = True) -> list[dict[str, Any]]:
+        """The previous `n` stored runs (newest first) with the same fingerprint id and config hash (without their
+        raw samples when `samples` is False: a long history loads fast)."""
         if n <= 0:
             raise UserError(f"--history {n}: must be a positive number of runs")
         created = _normalise_created(run.get("created"), str(run.get("run_id")))
@@ -441,7 +451,28 @@ class ResultsStore:
             .limit(n)
         )
         with self.engine.connect() as conn:
-            return [self._load_pk(conn, pk) for pk in conn.execute(q).scalars()]
+            return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()]
+
+    def same_config_runs(self, run: dict[str, Any], n: int, exclude: tuple[str, ...] = (),
+                         samples: bool = False) -> list[dict[str, Any]]:
+        """The newest `n` stored runs (oldest first) of `run`'s machine, fingerprint and config, whenever they ran
+        (the run itself included when stored), minus the run ids in `exclude`: the A/A history of that config."""
+        if n <= 0:
+            raise UserError(f"{n}: must be a positive number of runs")
+        r = runs_table
+        q = (
+            select(r.c.id)
+            .where(
+                r.c.fingerprint_id == fingerprint_id(run),
+                r.c.machine_id == machine_id(run),
+                r.c.config_hash == config_hash(run),
+                r.c.run_id.not_in(list(exclude)),
+            )
+            .order_by(r.c.created.desc(), r.c.id.desc())
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()][::-1]
 
     def all_results(self) -> list[dict[str, Any]]:
         """Every stored result row (without raw samples) joined with its run: run_id, created, and the
@@ -469,6 +500,37 @@ class ResultsStore:
                 )
                 out.append(row)
         return out
+
+    # ----------------------------------------------------------------------------------- acceptances
+    def accept(self, run_id: str, reason: str, who: str, *, machine_id: str | None = None,
+               backend: str | None = None, variant: str | None = None, device: str | None = None,
+               scenario: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
+        """Record that the level from stored run `run_id` on is the new baseline (of the cells the filters
+        name; None: every cell), with who accepted it and why. Returns the stored record."""
+        if not reason.strip():
+            raise UserError("--reason must say why the change is accepted (it is stored with the acceptance)")
+        values: dict[str, Any] = {
+            "run_id": run_id, "machine_id": machine_id, "backend": backend, "variant": variant, "device": device,
+            "scenario": scenario, "batch_size": batch_size, "reason": reason.strip(), "who": who,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+        def write() -> None:
+            with self._write() as conn:
+                self._run_pk(conn, run_id)  # an unknown run id is a user error, with the recent ids
+                conn.execute(insert(accepted_table).values(**values))
+
+        self._retry(write)
+        return values
+
+    def acceptances(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stored acceptances (of these runs, or all), oldest first."""
+        a = accepted_table
+        q = select(a).order_by(a.c.created, a.c.id)
+        if run_ids is not None:
+            q = q.where(a.c.run_id.in_(run_ids))
+        with self.engine.connect() as conn:
+            return [{k: v for k, v in row._mapping.items() if k != "id"} for row in conn.execute(q)]
 
     def count_runs(self) -> int:
         """How many runs are stored."""
@@ -547,6 +609,7 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "disagree": sum(1 for x in ok if _disagrees(getattr(x, "row", None))),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
         "best_p50_ci_ms": _row_field(best_lat, "p50_ci_ms"),
+        "best_p50_ci_level": _row_field(best_lat, "p50_ci_level"),
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
         "best_fps": best_thr.throughput_fps if best_thr else None,
         "best_fps_cell": f"{best_thr.backend}/{best_thr.variant}@{best_thr.batch_size}" if best_thr else None,

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-# A process whose timed loop ran under more steal or foreign load than this is marked noisy and left out of
-# its cell's estimate (it is still stored). Steal: the hypervisor gave our CPUs to another guest.
+# A process whose timed loop ran under more steal or foreign load than this is marked noisy: counted like every
+# other process and reported; a cell whose processes are all noisy is INVALID. Steal: the hypervisor gave our
+# CPUs to another guest.
 MAX_STEAL = 0.10
 MAX_OTHER_CPU = 0.25
 

@@ -9,9 +9,9 @@ of one cell in full. Each process times `min_duration_s / rounds` (and `min_iter
 reported). The accuracy pass runs in the first round only.
 A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
 row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
-are medians over processes with bootstrap intervals (common.stats.intervals). After the grid,
-every backend's test-split logits are compared with the reference of the same variant (PyTorch; ONNX Runtime
-fp32 for an imported ONNX file: harness.measure.agreement) for top-1 agreement and max |delta logit|.
+are medians over processes with order-statistic intervals and their real levels (common.stats.intervals).
+After the grid, every backend's test-split logits are compared with the reference of the same variant (PyTorch;
+ONNX Runtime fp32 for an imported ONNX file: harness.measure.agreement) for top-1 agreement and max |delta logit|.
 `run_grid` returns the results dict (schema in RESULT_FIELDS / ROW_FIELDS); with `run_dir` it also writes
 run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
 """
@@ -36,7 +36,8 @@ from common.atomic import write_json_atomic
 from common.config import Config
 from common.errors import UserError
 from common.results import ROW_FIELDS, SCHEMA_VERSION
-from common.stats.intervals import bimodal, median_ci, robust_cov
+from common.stats.accuracy import pack_correct
+from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
 from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
 from harness.measure.evidence import attach_agreement, row_labels
@@ -119,6 +120,9 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 say(f"{prefix}: {result.get('status')}{why}")
         for backend, variant in runnable:
             new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)])
+            first = procs[(backend, variant)][0]["result"] if procs[(backend, variant)] else {}
+            attach_correctness(new_rows, logits.get((backend, variant)), np.load(labels_path),
+                               throughput_scored_apart="throughput_metrics" in first)
             rows += new_rows
             say(f"{backend} {variant}: {_summary(new_rows)}")
         no_reference: dict[str, str] = {}
@@ -307,12 +311,13 @@ def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: f
     `entry`, the cell's scenario entry, and optionally round/started/result).
 
     `samples_ms` is every process's samples concatenated in round order (`rounds[i].n` splits them back).
-    A process marked noisy (steal or foreign load, harness.measure.trackers) is kept but left out of the estimate,
-    unless every process is noisy (then all are used and the row is INVALID). Headline p50 and p99 are the
-    medians of the used processes' p50 and p99, with 95% bootstrap intervals over processes; the other
-    latency_ms fields describe the used processes' samples pooled. throughput_fps is the median per-process
-    rate. latency_ms is set for latency rows and single-request throughput rows only, never from a
-    multi-request run.
+    Every process counts the same way: one marked noisy (steal or foreign load, harness.measure.trackers) is kept
+    in the estimate and counted (`noisy_rounds`); when every process is noisy the row is INVALID. Every field of
+    latency_ms (p50, p90, p95, p99, mean, ...) is the median over the processes of that process's own value
+    (`common.stats.intervals.percentiles_over_processes`: one definition, so p95 <= p99 always); p50 and p99 get
+    distribution-free order-statistic intervals over processes with their real levels (`p50_ci_level`: 3
+    processes 75%, 5 93.75%). throughput_fps is the median per-process rate. latency_ms is set for latency rows
+    and single-request throughput rows only, never from a multi-request run.
     """
     if not procs:
         return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0}
@@ -324,20 +329,18 @@ def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: f
     if not samples_all:
         return {"valid": False, "invalid_reasons": ["no samples"], "samples_ms": [], "n_samples": 0,
                 "rounds": rounds}
-    used = [i for i, r in enumerate(rounds) if not r["noisy"] and r["n"]]
+    used = [i for i, r in enumerate(rounds) if r["n"]]
     reasons: list[str] = []
-    if not used:
-        used = [i for i, r in enumerate(rounds) if r["n"]]
-        reasons.append(f"every process was noisy, e.g. {rounds[0]['noisy']}")
+    if all(rounds[i]["noisy"] for i in used):
+        reasons.append(f"every process was noisy, e.g. {rounds[used[0]]['noisy']}")
     for i in used:
         reasons += [f"round {rounds[i]['round'] + 1}: {x}" for x in rounds[i]["invalid_reasons"]]
-    pooled = [float(s) for i in used for s in procs[i]["entry"].get("samples_ms", [])]
-    stats = Stats.from_samples(pooled).to_dict()
+    per_process = [Stats.from_samples(procs[i]["entry"].get("samples_ms", [])).to_dict() for i in used]
+    stats = percentiles_over_processes(per_process)
     p50s = [float(rounds[i]["p50_ms"]) for i in used]
     p99s = [float(rounds[i]["p99_ms"]) for i in used]
-    stats["p50"], stats["p99"] = float(np.median(p50s)), float(np.median(p99s))
     fps = float(np.median([float(rounds[i]["fps"]) for i in used if rounds[i]["fps"]]))
-    p50_ci, p99_ci = median_ci(p50s), median_ci(p99s)
+    p50_ci, p99_ci = order_statistic_ci(p50s), order_statistic_ci(p99s)
     return {
         "latency_ms": stats if (latency or in_flight == 1) else None,
         "throughput_fps": fps,
@@ -348,13 +351,38 @@ def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: f
         "samples_ms": samples_all,
         "gmac_per_s": (gmac * fps) if gmac else None,
         "rounds": rounds,
-        "p50_ci_ms": list(p50_ci) if p50_ci else None,
-        "p99_ci_ms": list(p99_ci) if p99_ci else None,
+        "p50_ci_ms": p50_ci.as_list() if p50_ci else None,
+        "p99_ci_ms": p99_ci.as_list() if p99_ci else None,
+        "p50_ci_level": p50_ci.level if p50_ci else None,
+        "p99_ci_level": p99_ci.level if p99_ci else None,
         "round_cov": robust_cov(p50s),
         "bimodal": bimodal(p50s),
         "noisy_rounds": sum(1 for r in rounds if r["noisy"]),
         "fixed_cost_s": _median_or_none([r["fixed_s"] for r in rounds]),
     }
+
+
+def attach_correctness(rows: list[dict[str, Any]], logits_path: Path | None, labels: np.ndarray,
+                       throughput_scored_apart: bool = False) -> None:
+    """Store each row's per-image correctness (`correct_bits`, `common.stats.accuracy.pack_correct`) from the
+    first round's logits, for the paired accuracy test of `bench compare`; only on rows whose accuracy those logits
+    made (a throughput row scored by a separately compiled model keeps its own accuracy and gets none)."""
+    if logits_path is None or not Path(logits_path).is_file():
+        return
+    try:
+        pred = np.load(logits_path).argmax(axis=1)
+    except (OSError, ValueError):
+        return
+    if pred.shape != labels.shape:
+        return
+    correct = pred == labels
+    packed = pack_correct(correct, labels)
+    acc = float(correct.mean()) if correct.size else math.nan
+    for row in rows:
+        if throughput_scored_apart and row.get("scenario") == THROUGHPUT:
+            continue
+        if row.get("status") == "ok" and isinstance(row.get("accuracy"), float) and abs(row["accuracy"] - acc) < 1e-9:
+            row["correct_bits"] = packed
 
 
 def derive_timing(entry: dict[str, Any], min_duration_s: float, max_cov: float,
@@ -373,8 +401,8 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     if lat is None or lat["status"] != "ok":
         return f"{rows[0]['status'] if rows else 'error'} ({(rows[0]['reason'] if rows else '')})"
     p50 = (lat.get("latency_ms") or {}).get("p50")
-    ci = lat.get("p50_ci_ms")
-    ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    ci, level = lat.get("p50_ci_ms"), lat.get("p50_ci_level")
+    ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" + (f" ({100 * level:.4g}%)" if level else "") if ci else ""
     best = max((r.get("throughput_fps") or 0.0) for r in rows)
     acc = lat.get("accuracy")
     acc_txt = f", acc {acc:.3f}" if acc is not None else ""

@@ -44,10 +44,11 @@ def _writer(url: str, machine: str, fp_id: str, start: Any) -> None:
 def test_fresh_store_and_migration_from_v2(pg_url) -> None:
     url = pg_url()
     with ResultsStore(url) as store:
-        assert store.is_postgres and store.schema_version() == SCHEMA_VERSION == 3
+        assert store.is_postgres and store.schema_version() == SCHEMA_VERSION == 4
         store.save_run(machine_run("old-1", "edge-a", "fp-a", seed=1))
-    # turn it back into what schema v2 wrote, then reopen: the v2 -> v3 step runs on PostgreSQL
+    # turn it back into what schema v2 wrote, then reopen: the v2 -> v3 -> v4 steps run on PostgreSQL
     with ResultsStore(url) as store, store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE accepted_changes"))
         conn.execute(text("DROP INDEX ix_runs_machine_id"))
         conn.execute(text("DROP INDEX ix_results_machine_id"))
         conn.execute(text("ALTER TABLE runs DROP COLUMN machine_id"))
@@ -55,7 +56,9 @@ def test_fresh_store_and_migration_from_v2(pg_url) -> None:
             conn.execute(text(f"ALTER TABLE results DROP COLUMN {col}"))
         conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
     with ResultsStore(url) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
+        store.accept("old-1", "the v4 table exists again", "ci")
+        assert [a["reason"] for a in store.acceptances(["old-1"])] == ["the v4 table exists again"]
         assert store.list_runs()[0]["machine_id"] == "edge-a"  # filled from the stored header
         assert {(r["machine_id"], r["fingerprint_id"]) for r in store.all_results()} == {("edge-a", "fp-a")}
         assert store.load_run("old-1")["results"][0]["samples_ms"] == \

@@ -3,11 +3,14 @@ raw latency samples from a seeded numpy RNG, 7x7 confusion matrices consistent w
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+
+from common.stats.accuracy import pack_correct
 
 # p50 latency at batch 1 in ms per (backend, variant), close to what was measured on a 2-core CPU
 BASE_P50_MS: dict[tuple[str, str], float] = {
@@ -34,6 +37,16 @@ def confusion_for(accuracy: float, per_class: int = 300, seed: int = 0) -> list[
         wrong = rng.multinomial(per_class - correct, np.full(6, 1 / 6))
         cm[i, [j for j in range(7) if j != i]] = wrong
     return cm.tolist()
+
+
+def correct_bits_for(variant: str, accuracy: float, per_class: int = 300) -> dict[str, Any]:
+    """Per-image correctness consistent with `confusion_for`: the same images (a fixed order per variant) are
+    right in every run of that accuracy, so runs with equal accuracy agree image for image."""
+    n = 7 * per_class
+    order = np.random.default_rng(zlib.crc32(variant.encode())).permutation(n)
+    correct = np.zeros(n, dtype=bool)
+    correct[order[:7 * round(accuracy * per_class)]] = True
+    return pack_correct(correct, np.repeat(np.arange(7), per_class))
 
 
 def make_result(backend: str, variant: str, scenario: str, batch: int, rng: np.random.Generator, *,
@@ -70,6 +83,7 @@ def make_result(backend: str, variant: str, scenario: str, batch: int, rng: np.r
         "total_layers": 16, "peak_rss_bytes": 400_000_000,
         "samples_ms": [float(x) for x in samples],
         "confusion": confusion_for(acc),
+        "correct_bits": correct_bits_for(variant, acc),
         "label": "int8 simulated (fake-quant)" if backend == "torch-eager" and variant.endswith("int8") else "",
         "describe": {"threads": 2},
         # checked against the reference logits of its variant (torch-eager's own cell is the reference)

@@ -131,7 +131,7 @@ def test_the_speedup_carries_the_interval_of_the_ratio_of_process_medians() -> N
     best = compute_frontier(run_of(ROWS), 0.01)["openvino"]["fastest_within_tolerance"]
     ref = [10.0 * f for f in (0.98, 1.0, 1.02)]
     mine = [0.3 * f for f in (0.98, 1.0, 1.02)]
-    ratio, ci = ratio_ci(ref, mine)
+    ratio, ci, _level = ratio_ci(ref, mine)
     assert best["speedup_vs_dense_fp32_torch"] == pytest.approx(ratio) == pytest.approx(10.0 / 0.3)
     assert best["speedup_ci95"] == pytest.approx(list(ci))
     lo, hi = best["speedup_ci95"]

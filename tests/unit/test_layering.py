@@ -133,7 +133,9 @@ def test_every_room_says_what_it_owns(room: str) -> None:
 def test_statistics_have_one_home() -> None:
     """No module outside common/stats defines the statistical routines the gate and the reports share."""
     shared = {"median_ci", "ratio_ci", "robust_cov", "bimodal", "e_divisive", "bootstrap_accuracy_ci",
-              "two_proportion_pvalue", "mcnemar_pvalue", "order_statistic_ci"}
+              "two_proportion_pvalue", "mcnemar_pvalue", "order_statistic_ci", "order_statistic_level", "mcnemar",
+              "change_points", "split_test", "isolated_outliers", "robust_spread", "pack_correct", "unpack_correct",
+              "percentiles_over_processes", "mcnemar_min_pvalue"}
     defined = {}
     for f in ROOT.glob("*/**/*.py"):
         if f.is_relative_to(ROOT / "common" / "stats") or f.is_relative_to(ROOT / "tests") or ".venv" in f.parts:

@@ -201,15 +201,17 @@ def test_report_compare_hardware_puts_machines_side_by_side(tmp_path, make_run, 
 def test_compare_history_of_a_fleet_run_is_per_machine(tmp_path, make_run, capsys):
     url = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
     with ResultsStore(url) as store:
-        store.save_run(_fleet_run(make_run, "n1", "2026-02-01T00:00:00Z", threads=2, slow_b=3.0))
-        store.save_run(_fleet_run(make_run, "n2", "2026-02-02T00:00:00Z", threads=2, slow_b=3.0))
-    # unchanged machines: box-b is 3x slower than box-a in both runs, which is no regression of either
-    assert cli.main(["compare", "--store", url, "--history", "1"]) == 0
+        for i in range(1, 5):
+            store.save_run(_fleet_run(make_run, f"n{i}", f"2026-02-0{i}T00:00:00Z", threads=2, slow_b=3.0))
+    # unchanged machines: box-b is 3x slower than box-a in every run, which is no regression of either
+    assert cli.main(["compare", "--store", url, "--history"]) == 0
     err = capsys.readouterr().err
     assert "machine box-a:" in err and "machine box-b:" in err
-    with ResultsStore(url) as store:  # the next night openvino/l1-int8 gets 2x slower on box-a only
-        store.save_run(_fleet_run(make_run, "n3", "2026-02-03T00:00:00Z", threads=2, slow_b=3.0, fast_ovn=2.0))
-    assert cli.main(["compare", "--store", url, "--history", "2"]) == 1
+    with ResultsStore(url) as store:  # the next two nights openvino/l1-int8 is 2x slower on box-a only
+        for i in (5, 6):
+            store.save_run(_fleet_run(make_run, f"n{i}", f"2026-02-0{i}T00:00:00Z", threads=2, slow_b=3.0,
+                                      fast_ovn=2.0))
+    assert cli.main(["compare", "--store", url, "--history"]) == 1
     err = capsys.readouterr().err
     assert "box-a: openvino/l1-int8" in err and "box-b: openvino/l1-int8" not in err
 

@@ -76,7 +76,7 @@ def test_v1_store_is_migrated(tmp_path, make_run):
     _write_v1_store(path, old_runs)
 
     with ResultsStore(f"sqlite:///{path}") as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         listed = store.list_runs()
         assert [(r["run_id"], r["dataset"], r["synthetic"]) for r in listed] == [
             ("v1-b", "jaffe", False), ("v1-a", "synthfer", True)]  # backfilled from the stored config
@@ -100,4 +100,4 @@ def test_v1_store_is_migrated(tmp_path, make_run):
     assert "ix_runs_fingerprint_config" in indexes
 
     with ResultsStore(f"sqlite:///{path}") as again:  # opening a current store migrates nothing
-        assert again.schema_version() == 3 and again.count_runs() == 3
+        assert again.schema_version() == 4 and again.count_runs() == 3

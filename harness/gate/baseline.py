@@ -1,0 +1,111 @@
+"""The one-pair verdict (`bench compare --baseline A --candidate B`): the change against this machine's A/A noise.
+
+A run's value of a cell is the median of its processes' p50s. The spread between the processes of one run does not
+show how far a rerun moves (measured: 13-33% between same-config runs on a quiet machine, a few percent inside one),
+so the change log(B / A) is judged against the distribution of log ratios of same-config reruns on this machine
+(`common.stats.noise`):
+* enough A/A history (>= MIN_AA_DF degrees of freedom): a change is called when |log(B / A)| exceeds the
+  t-corrected (1 - alpha) A/A bound AND the change exceeds `threshold`; else no change. The interval printed is
+  log(B / A) +- that bound (its level: 1 - alpha);
+* too little: inconclusive, unless the change is beyond CONSERVATIVE_BOUND (+50% / -33%) and the two runs'
+  order-statistic intervals exclude each other; the reason says how many more same-config runs make it testable.
+Every verdict also carries the rule's own quality on this history: its false alarms on consecutive A/A pairs
+(each judged with the noise learned without the later run of the pair) and its MDE at 90% power.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.stats.intervals import ratio_ci
+from common.stats.noise import RunNoise, aa_bound, aa_mde, run_noise
+
+REGRESSION, IMPROVEMENT, SAME, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
+MIN_AA_DF = 4  # degrees of freedom of the A/A noise before a pair is judged by it (e.g. 5 same-config runs)
+CONSERVATIVE_BOUND = 0.5  # without A/A history only beyond +50% (or below 1/1.5 = -33%): same-config reruns on a
+# quiet machine spread up to 28% (OpenVINO l1-int8 1.535-1.968 ms over 6 runs), so half again leaves room
+MIN_PROCESSES = 3
+
+
+@dataclass
+class BaselineVerdict:
+    verdict: str
+    rel_change: float | None = None
+    ci: tuple[float, float] | None = None  # of the relative change
+    ci_level: float | None = None
+    decided_by: str = ""
+    reason: str = ""
+    noise: RunNoise | None = None
+    aa_pairs: int = 0  # consecutive same-config pairs the rule was replayed on
+    aa_alarms: int = 0  # of them flagged as a change
+    mde: float | None = None  # smallest slowdown detected with 90% power at alpha
+
+
+def _call(r: float, bound: float, threshold: float) -> str:
+    if r > bound and math.exp(r) - 1.0 > threshold:
+        return REGRESSION
+    if r < -bound and 1.0 - math.exp(r) > threshold:
+        return IMPROVEMENT
+    return SAME
+
+
+def aa_replay(groups: Sequence[Sequence[float]], threshold: float, alpha: float) -> tuple[int, int]:
+    """(pairs, alarms): the rule replayed on every consecutive pair of every same-config group, the noise learned
+    from the history without the pair's later run (as the real candidate is left out)."""
+    pairs = alarms = 0
+    for gi, g in enumerate(groups):
+        for j in range(1, len(g)):
+            rest = [list(x) if k != gi else [*g[:j], *g[j + 1:]] for k, x in enumerate(groups)]
+            noise = run_noise(rest)
+            if noise is None or noise.df < MIN_AA_DF or g[j - 1] <= 0 or g[j] <= 0:
+                continue
+            pairs += 1
+            alarms += _call(math.log(g[j] / g[j - 1]), aa_bound(noise, alpha), threshold) != SAME
+    return pairs, alarms
+
+
+def baseline_verdict(base: Sequence[float], cand: Sequence[float], aa_groups: Sequence[Sequence[float]],
+                     threshold: float, alpha: float, replay: bool = True) -> BaselineVerdict:
+    """The verdict for one cell from the two runs' process p50s and the cell's A/A groups of run values
+    (`replay`: also replay the rule on the A/A pairs, for its false-alarm count)."""
+    if min(len(base), len(cand)) < MIN_PROCESSES:
+        return BaselineVerdict(INCONCLUSIVE, reason=(
+            f"too few processes: baseline {len(base)}, candidate {len(cand)}; needs >= {MIN_PROCESSES} per run "
+            f"(benchmark.rounds >= {MIN_PROCESSES})"))
+    b, c = float(np.median(base)), float(np.median(cand))
+    if b <= 0 or c <= 0:
+        return BaselineVerdict(INCONCLUSIVE, reason="a run value is not positive")
+    r, rel = math.log(c / b), c / b - 1.0
+    noise = run_noise(aa_groups)
+    pairs, alarms = aa_replay(aa_groups, threshold, alpha) if replay else (0, 0)
+    res = BaselineVerdict(SAME, rel, noise=noise, aa_pairs=pairs, aa_alarms=alarms)
+    if noise is not None and noise.df >= MIN_AA_DF:
+        bound = aa_bound(noise, alpha)
+        res.verdict = _call(r, bound, threshold)
+        res.ci, res.ci_level = (math.exp(r - bound) - 1.0, math.exp(r + bound) - 1.0), 1.0 - alpha
+        res.mde = max(aa_mde(noise, alpha), threshold) if replay else None
+        res.decided_by = (f"{100 * rel:+.1f}% against the A/A bound +-{100 * (math.exp(bound) - 1):.1f}% of "
+                          f"{noise.runs} same-config runs on this machine (df {noise.df}, alpha {alpha:g})")
+        return res
+    have = noise.df if noise else 0
+    _ratio, ci, level = ratio_ci(cand, base)
+    beyond_up = rel > CONSERVATIVE_BOUND and ci is not None and ci[0] > 1.0
+    beyond_down = c / b < 1.0 / (1.0 + CONSERVATIVE_BOUND) and ci is not None and ci[1] < 1.0
+    if beyond_up or beyond_down:
+        res.verdict = REGRESSION if beyond_up else IMPROVEMENT
+        res.ci = (ci[0] - 1.0, ci[1] - 1.0) if ci else None
+        res.ci_level = level
+        res.decided_by = (f"{100 * rel:+.1f}%, beyond the conservative bound (+{100 * CONSERVATIVE_BOUND:.0f}% / "
+                          f"-{100 * CONSERVATIVE_BOUND / (1 + CONSERVATIVE_BOUND):.0f}%) with the processes of the "
+                          f"two runs apart; no A/A history on this machine (df {have})")
+        return res
+    res.verdict = INCONCLUSIVE
+    res.reason = (f"{100 * rel:+.1f}% cannot be judged: the A/A history of this config on this machine has "
+                  f"{have} df, needs {MIN_AA_DF} ({MIN_AA_DF - have} more same-config run(s)); without it only "
+                  f"changes beyond +{100 * CONSERVATIVE_BOUND:.0f}% / "
+                  f"-{100 * CONSERVATIVE_BOUND / (1 + CONSERVATIVE_BOUND):.0f}% are called")
+    return res
