@@ -5,18 +5,25 @@ PERFORMANCE_HINT (LATENCY for the latency scenario, THROUGHPUT for the throughpu
 (1 / backends.openvino.streams or AUTO), INFERENCE_NUM_THREADS (benchmark.threads),
 INFERENCE_PRECISION_HINT (f32 unless backends.openvino.precision = "bf16": on CPUs with avx512_bf16/AMX
 OpenVINO silently runs "fp32" models in bf16 otherwise) and ENABLE_CPU_PINNING. The throughput scenario
-keeps several requests in flight through an AsyncInferQueue. `int8_layers` counts the Convolution and
-FullyConnected nodes of the runtime model whose runtimePrecision is u8/i8.
+keeps several requests in flight through an AsyncInferQueue. The precision and label come from the runtime
+model, never from the hint: `int8_layers` counts the Convolution and FullyConnected nodes whose runtimePrecision
+is u8/i8, and a float row is bf16 only when its layers' runtimePrecision says bf16.
+
+The call path does no per-call allocation: one input and one output tensor per batch size are made once and
+bound to the infer request (`infer` copies the batch into the bound input and returns the bound output, which
+the next call of that batch size overwrites), as benchmark_app's request loop does. `runtime_timing` reads
+OpenVINO's own per-request time (InferRequest.latency) beside the end-to-end time of the same calls.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
-from backends.base import Availability, Backend, BackendOptions, check_batch
+from backends.base import RUNTIME_TIMING_CALLS, Availability, Backend, BackendOptions, check_batch
 from common.errors import UserError
 from common.text import first_line
 
@@ -36,6 +43,8 @@ class OpenVINOBackend(Backend):
         self._input_shape: list[int] | None = None
         self._desc: dict[str, Any] = {}
         self._loaded_bytes = 0
+        self._io: dict[int, tuple[np.ndarray, np.ndarray, Any, Any]] = {}  # batch -> (in, out, in tensor, out tensor)
+        self._bound = 0  # the batch size whose tensors the request holds
 
     @classmethod
     def probe(cls) -> Availability:
@@ -97,19 +106,15 @@ class OpenVINOBackend(Backend):
         effective = {k: _prop(self._compiled, k) for k in (
             "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
             "ENABLE_CPU_PINNING", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")}
-        if int8:
-            label = f"int8 ({int8_layers}/{total_layers} conv/FC layers in u8/i8)"
-            precision = "int8"
-        else:
-            precision = "bf16" if effective["INFERENCE_PRECISION_HINT"] in ("bf16", "bfloat16") else "fp32"
-            label = precision
+        precision, compute_precision, label = precision_from_layers(int8_layers, total_layers, conv_precisions)
         self._desc = {
             "device": "CPU",
             "threads": int(effective["INFERENCE_NUM_THREADS"] or options.threads),
             "streams": effective["NUM_STREAMS"],
             "precision": precision,
-            # the float precision non-int8 layers compute in (what an int8 variant runs when LPT does not apply)
-            "compute_precision": "bf16" if effective["INFERENCE_PRECISION_HINT"] in ("bf16", "bfloat16") else "fp32",
+            # the float precision non-int8 layers ran in (what an int8 variant runs when LPT does not apply)
+            "compute_precision": compute_precision,
+            "declared_precision": "int8" if int8 else "fp32",
             "label": label,
             "properties": effective,
             "int8_layers": int8_layers,
@@ -119,16 +124,41 @@ class OpenVINOBackend(Backend):
             "openvino": ov.__version__,
         }
 
+    def _bind(self, n: int) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """The input and output buffers of batch size `n` (made once), bound to the request."""
+        io = self._io.get(n)
+        if io is None:
+            shape = [n, *(self._input_shape or [])]
+            x = np.zeros(shape, dtype=np.float32)
+            rest = [d.get_length() for d in list(self._compiled.output(0).get_partial_shape())[1:]]
+            y = np.zeros([n, *rest], dtype=np.float32)
+            io = self._io[n] = (x, y, self._ov.Tensor(x, shared_memory=True), self._ov.Tensor(y, shared_memory=True))
+        self._request.set_input_tensor(io[2])
+        self._request.set_output_tensor(io[3])
+        self._bound = n
+        return io
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self._input_shape)
-        # zero-copy input (the Tensor wraps the numpy buffer), one copy of the logits out
-        self._request.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(batch), shared_memory=True))
+        n = batch.shape[0]
+        x, y = self._io[n][:2] if n == self._bound else self._bind(n)[:2]
+        np.copyto(x, batch)
         self._request.infer()
-        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        return y
+
+    def runtime_timing(self, batch: np.ndarray) -> dict[str, Any] | None:
+        e2e, runtime = [], []
+        for _ in range(RUNTIME_TIMING_CALLS):
+            t0 = time.perf_counter()
+            self.infer(batch)
+            e2e.append(time.perf_counter() - t0)
+            runtime.append(float(self._request.latency))  # ms, measured inside OpenVINO
+        return {"runtime_p50_ms": float(np.median(runtime)), "end_to_end_p50_ms": 1e3 * float(np.median(e2e)),
+                "calls": RUNTIME_TIMING_CALLS, "source": "openvino InferRequest.latency"}
 
     def infer_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         if self._queue is None:
-            return [self.infer(b) for b in batches]
+            return super().infer_many(batches)
         for b in batches:
             check_batch(b, self._input_shape)
         out: list[np.ndarray] = []
@@ -153,6 +183,7 @@ class OpenVINOBackend(Backend):
 
     def close(self) -> None:
         self._queue = None
+        self._io.clear()
         self._request = None
         self._compiled = None
 
@@ -174,6 +205,24 @@ def runtime_layer_precisions(compiled: Any) -> tuple[int, int, dict[str, int]]:
         key = f"{layer_type}:{precision}"
         counts[key] = counts.get(key, 0) + 1
     return int8, total, counts
+
+
+def precision_from_layers(int8_layers: int, total: int, counts: dict[str, int]) -> tuple[str, str, str]:
+    """(precision, float compute precision, label) from the runtime model's conv/FC runtimePrecisions:
+    int8 when any ran u8/i8, else bf16/fp16 when any ran so, else fp32."""
+    floats: dict[str, int] = {}
+    for key, n in counts.items():
+        p = key.rsplit(":", 1)[-1]
+        if p not in INT8_PRECISIONS:
+            floats[p] = floats.get(p, 0) + n
+    names = {"bf16": "bf16", "f16": "fp16", "f32": "fp32"}
+    low = next((p for p in ("bf16", "f16") if floats.get(p)), None)
+    compute = names[low] if low else "fp32"
+    if int8_layers > 0:
+        return "int8", compute, f"int8 ({int8_layers}/{total} conv/FC layers in u8/i8)"
+    if low:
+        return compute, compute, f"{compute} ({floats[low]}/{total} conv/FC layers in {low})"
+    return "fp32", "fp32", "fp32"
 
 
 def _prop(compiled: Any, key: str) -> Any:
