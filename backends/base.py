@@ -16,7 +16,6 @@ import numpy as np
 from backends.artifact import Artifact
 from common.errors import UserError
 
-
 RUNTIME_TIMING_CALLS = 200
 
 

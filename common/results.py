@@ -33,6 +33,8 @@ ROW_FIELDS = (
     # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
     "fraction_of_peak", "gpu_timing",
+    # issue 20: a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
+    "arithmetic_intensity", "attainable_gmac_per_s", "fraction_of_attainable", "roofline", "runtime_timing",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

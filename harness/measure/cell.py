@@ -29,7 +29,14 @@ import numpy as np
 from common.atomic import write_json_atomic
 from common.text import first_line
 from harness.measure.memory import RssWindow, load_record, process_peak_bytes
-from harness.measure.scenarios import LATENCY, THROUGHPUT, batch_from, time_latency, time_throughput
+from harness.measure.scenarios import (
+    LATENCY,
+    THROUGHPUT,
+    batch_from,
+    python_threads,
+    time_latency,
+    time_throughput,
+)
 from harness.measure.trackers import peak_rss_bytes
 
 
@@ -119,6 +126,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     backend.infer(first)
     t2 = time.perf_counter()
     steps += ["load", "first_infer"]
+    result["threads_after_load"] = python_threads()
     result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
                   loaded_bytes=int(backend.loaded_bytes()))
     chunk = max(int(b) for b in spec.batch_sizes)

@@ -5,12 +5,11 @@ with as many requests in flight as the backend keeps). Never quote per-request l
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
 import numpy as np
-
-import threading
 
 from harness.measure.memory import RssWindow
 from harness.measure.trackers import NoiseProbe
@@ -31,7 +30,7 @@ def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, A
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    entry["python_threads"] = threading.active_count()  # ours alive while the loop runs: the main thread only
+    entry["python_threads"] = python_threads()  # alive while the loop runs: none started by the harness
     with RssWindow() as rss:
         t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
     _memory(entry, rss)
@@ -58,12 +57,18 @@ def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, ent
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    entry["python_threads"] = threading.active_count()
+    entry["python_threads"] = python_threads()
     with RssWindow() as rss:
         t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
     _memory(entry, rss)
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
                  requests_in_flight=k, min_samples=rounds, noise=probe.finish())
+
+
+def python_threads() -> list[str]:
+    """Names of this process's live Python threads (a runtime's own, e.g. OpenVINO's telemetry pool started at
+    import, are there from the load on; the harness starts none)."""
+    return sorted(t.name for t in threading.enumerate())
 
 
 def _memory(entry: dict[str, Any], rss: RssWindow) -> None:

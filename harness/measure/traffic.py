@@ -9,6 +9,7 @@ of the layers, not a cache simulation: a runtime that fuses layers moves no less
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,11 @@ def _dims(value_info: Any) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
 
 
-def _numel(shape: list[int | None] | None) -> int | None:
-    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+def _numel(shape: Sequence[int | None] | None) -> int | None:
+    dims = [d for d in shape or [] if isinstance(d, int) and d > 0]
+    if not shape or len(dims) != len(shape):
         return None
-    return int(np.prod(shape))
+    return int(np.prod(dims))
 
 
 def model_traffic(onnx_path: str | Path) -> Traffic | None:
@@ -92,7 +94,7 @@ def model_traffic(onnx_path: str | Path) -> Traffic | None:
         w_name = n.input[idx[1]]
         while w_name in source and w_name not in inits:
             w_name = source[w_name]
-        w_shape = shapes.get(w_name) if w_name in inits else None
+        w_shape = [int(d or 0) for d in shapes.get(w_name) or []] if w_name in inits else None
         out_n = _numel(shapes.get(n.output[0]))
         in_n = _numel(shapes.get(n.input[idx[0]]))
         w_n = _numel(w_shape)

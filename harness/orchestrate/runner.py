@@ -41,9 +41,9 @@ from common.results import ROW_FIELDS, SCHEMA_VERSION
 from common.stats.intervals import bimodal, median_ci, robust_cov
 from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
+from harness.measure.cell import CellSpec
 from harness.measure.evidence import attach_agreement, row_labels
 from harness.measure.fingerprint import fingerprint
-from harness.measure.cell import CellSpec
 from harness.measure.launcher import cell_spec, run_cell_subprocess
 from harness.measure.loop import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
 from harness.measure.memory import phase_memory
@@ -273,7 +273,8 @@ def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict
             status="ok", cold_start_ms=first.get("cold_start_ms"), peak_rss_bytes=first.get("peak_rss_bytes"),
             loaded_bytes=first.get("loaded_bytes"), file_bytes=first.get("loaded_bytes"), describe=desc,
             device=desc.get("device"), label=desc.get("label"), memory=phase_memory(first, scenario, batch),
-            gpu_timing=entry0.get("gpu_timing"), **row_labels(manifest.get("precision"), desc),
+            gpu_timing=entry0.get("gpu_timing"), runtime_timing=entry0.get("runtime_timing"),
+            **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )
@@ -324,6 +325,9 @@ def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, lat
         "cpu_mhz": noise.get("cpu_mhz"), "loadavg_1m": noise.get("loadavg_1m"),
         "cpus_allowed": noise.get("cpus_allowed"), "noisy": noisy_reason(noise),
         "fixed_s": fixed_cost_s(p.get("result") or {}),
+        # what the process did, in order (the same in every process of a cell), and our threads in its loops
+        "steps": (p.get("result") or {}).get("steps"), "python_threads": entry.get("python_threads"),
+        "threads_after_load": (p.get("result") or {}).get("threads_after_load"),
     }
 
 
