@@ -84,6 +84,11 @@ class Backend(abc.ABC):
         the caller's own array)."""
         return [np.array(self.infer(b), dtype=np.float32, copy=True) for b in batches]
 
+    def static_batch(self) -> int | None:
+        """The one batch size the loaded model is compiled for (None: any). The accuracy pass then runs in
+        chunks of it, so its logits come from the very model that is timed."""
+        return None
+
     def preferred_requests(self) -> int:
         """How many requests `infer_many` can keep in flight at once (1: the runtime runs them one by one)."""
         return 1

@@ -130,8 +130,8 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
                   loaded_bytes=int(backend.loaded_bytes()))
     chunk = max(int(b) for b in spec.batch_sizes)
-    if spec.accuracy:
-        logits = _predict(backend, images, chunk, many=False)
+    if spec.accuracy:  # in chunks the timed model runs (OpenVINO's latency model: batch 1, static)
+        logits = _predict(backend, images, backend.static_batch() or chunk, many=False)
         result["metrics"] = _metrics(labels, logits)
         steps.append("accuracy")
         if spec.logits_out:

@@ -3,7 +3,7 @@
 `python -m harness.measure.peaks_cpu THREADS` prints one JSON line; it runs in its own process so that its
 thread settings cannot leak into the harness.
 
-Compute: the best of several kernels and sizes, each the best of a few repetitions (a peak is the
+Compute: the best of several kernels and sizes, each its fastest single call over a quarter second (a peak is the
 least-disturbed run of the fastest kernel the machine offers), every kernel fed data already in its
 precision, so nothing but the multiply-accumulates and their fused epilogue is timed:
 - int8: OpenVINO chains of 3x3 convolutions with a u8 input and i8 weights (int32 accumulation, the
@@ -14,9 +14,9 @@ precision, so nothing but the multiply-accumulates and their fused epilogue is t
 - fp32: the same OpenVINO convolution chains in f32, and torch.mm (oneDNN/MKL GEMM).
 - bf16: the convolution chains with OpenVINO's bf16 precision hint and torch.mm in bf16, only where the CPU
   has native bf16 (avx512_bf16 / amx_bf16).
-Memory: a STREAM triad (a = b + s*c in one pass, torch at the run's threads; 3 arrays x 4 bytes moved per
-element) on arrays 4x the last-level cache (`dram`) and on arrays that fit in half of it (`cache`): a model
-whose working set fits in the cache is held to the cache roof, not the DRAM one.
+Memory: STREAM-like kernels at the run's threads (torch: triad a = b + s*c in one pass, copy, read-only sum; the
+fastest sets the roof) on arrays 4x the last-level cache (`dram`) and on arrays that fit in half of it (`cache`):
+a model whose working set fits in the cache is held to the cache roof, not the DRAM one.
 """
 
 from __future__ import annotations
@@ -31,27 +31,28 @@ from typing import Any
 
 import numpy as np
 
-REPS = 5
-MIN_BLOCK_S = 0.01  # each timed repetition runs the kernel for at least this long
+CALL_BUDGET_S = 0.25  # each kernel is called for about this long (at least MIN_CALLS times)
+MIN_CALLS = 5
+MAX_CALLS = 400
 # (batch, channels, height = width, convolutions in the chain): the shapes of VGG-style layers on 48x48 inputs
 CONV_SHAPES = ((1, 64, 24, 4), (1, 128, 12, 4), (1, 256, 6, 4), (8, 64, 24, 2))
 GEMM_SIZES = (256, 512, 1024)
 DEFAULT_LLC_BYTES = 8 << 20
 
 
-def best_seconds(fn: Callable[[], Any], reps: int = REPS) -> float:
-    """Seconds per call of `fn`: the best of `reps` blocks, each long enough (MIN_BLOCK_S) to time well."""
+def best_seconds(fn: Callable[[], Any], budget_s: float = CALL_BUDGET_S) -> float:
+    """Seconds of the fastest single call of `fn` over about `budget_s`. Calls are timed one by one, like the
+    harness times a row's calls: on a busy machine a call of a few ms that ran undisturbed shows the kernel's
+    speed, while a long block of calls always includes time spent descheduled (and would read low)."""
     fn()  # warm-up: weights packed, kernel chosen
-    t = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t, 1e-7)
-    inner = max(1, int(MIN_BLOCK_S / once))
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        best = min(best, (time.perf_counter() - t) / inner)
+    clock = time.perf_counter
+    best, n = float("inf"), 0
+    end = clock() + budget_s
+    while n < MIN_CALLS or (n < MAX_CALLS and clock() < end):
+        t = clock()
+        fn()
+        best = min(best, clock() - t)
+        n += 1
     return best
 
 
@@ -176,23 +177,30 @@ def torch_qlinear_gmac(n: int) -> float:
 
 
 # ---- memory bandwidth --------------------------------------------------------------------------------------
-def triad_gb_per_s(n_elements: int) -> float:
-    """STREAM triad a = b + 3 c on float32 arrays (one fused pass), GB/s counting 3 x 4 bytes per element."""
+def memory_gb_per_s(n_elements: int) -> dict[str, float]:
+    """GB/s of three STREAM-like kernels on float32 arrays at torch's thread count: triad a = b + 3 c (one fused
+    pass, 12 bytes per element as STREAM counts them), copy b -> a (8) and a read-only sum (4)."""
     import torch
 
     b = torch.rand(n_elements)
     c = torch.rand(n_elements)
     a = torch.empty(n_elements)
-    return 12 * n_elements / 1e9 / best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a))
+    gb = n_elements / 1e9
+    return {"triad": 12 * gb / best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a)),
+            "copy": 8 * gb / best_seconds(lambda: a.copy_(b)),
+            "read": 4 * gb / best_seconds(lambda: torch.sum(b))}
 
 
 def bandwidth(llc: int) -> dict[str, Any]:
-    """Triad bandwidth from DRAM (arrays 4x the LLC, at most 512 MiB each) and from the cache (the three arrays
-    in half the LLC)."""
+    """Memory roofs: from DRAM (arrays 4x the LLC, at most 512 MiB each) and from the cache (the arrays in half
+    the LLC); each level's roof is the fastest of triad, copy and read (a model streaming its weights reads more
+    than it writes: the triad alone would set the roof low)."""
     dram_n = min(max(4 * llc // 4, 1 << 22), 1 << 27)
     cache_n = max(llc // 2 // 12, 1 << 12)
-    return {"dram": triad_gb_per_s(dram_n), "cache": triad_gb_per_s(cache_n), "llc_bytes": llc,
-            "method": f"torch triad a = b + s*c, float32, {dram_n} and {cache_n} elements"}
+    dram, cache = memory_gb_per_s(dram_n), memory_gb_per_s(cache_n)
+    return {"dram": max(dram.values()), "cache": max(cache.values()), "llc_bytes": llc,
+            "kernels": {"dram": dram, "cache": cache},
+            "method": f"torch triad/copy/read, float32, {dram_n} (DRAM) and {cache_n} (cache) elements, the fastest"}
 
 
 # ---- all roofs ------------------------------------------------------------------------------------------------
@@ -253,7 +261,7 @@ def cpu_peaks_here(threads: int) -> dict[str, Any]:
                               *[(f"torch.mm bf16 {n}", lambda n=n: torch_mm_gmac(n, "bf16")) for n in GEMM_SIZES]]
     out: dict[str, Any] = {"device": "cpu", "threads": threads}
     method: dict[str, str] = {}
-    kernels: dict[str, list[dict[str, Any]]] = {}
+    kernels: dict[str, list[dict[str, Any]]] = {}  # every kernel tried and what it reached
     for precision, cands in candidates.items():
         best, name, tried = _best(cands, errors)
         if best is not None:
@@ -264,6 +272,8 @@ def cpu_peaks_here(threads: int) -> dict[str, Any]:
         out["bandwidth_gb_per_s"] = {"dram": bw["dram"], "cache": bw["cache"]}
         out["llc_bytes"] = bw["llc_bytes"]
         method["bandwidth"] = bw["method"]
+        kernels["bandwidth"] = [{"kernel": f"{level} {k}", "gb_per_s": v} for level, ks in bw["kernels"].items()
+                                for k, v in ks.items()]
     except Exception as e:
         errors.append(f"triad: {type(e).__name__}: {e}")
     out.update(method=method, kernels=kernels)
