@@ -248,7 +248,7 @@ def _print_summary(results: dict[str, Any]) -> None:
 
     text = peak_text(results.get("machine_peak_gmac_per_s") or {})
     if text:
-        console.console.print(f"machine peak: {text}", markup=False)
+        console.console.print(f"machine roofs: {text}", markup=False)
 
 
 def fixed_by_round(rows: list[dict[str, Any]]) -> str:
