@@ -78,3 +78,12 @@ def peak_text(peaks: dict[str, Any]) -> str:
         text += f"; GPU {gpu.get('device', '?')}: {', '.join(g)} GMAC/s" + (
             f", {gbw:.0f} GB/s" if isinstance(gbw, int | float) else "")
     return text
+
+
+def runtime_cell(row: dict[str, Any]) -> str:
+    """"0.231 / 0.236": the runtime's own p50 per request beside the end-to-end p50 of the same calls (ms)."""
+    t = row.get("runtime_timing")
+    if not isinstance(t, dict) or not isinstance(t.get("runtime_p50_ms"), int | float):
+        return "—"
+    e2e = t.get("end_to_end_p50_ms")
+    return f"{t['runtime_p50_ms']:.3f} / " + (f"{e2e:.3f}" if isinstance(e2e, int | float) else "—")

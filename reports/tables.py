@@ -357,7 +357,7 @@ def agreement_table(run: dict[str, Any]) -> Table:
 def labels_table(run: dict[str, Any]) -> Table:
     """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
     parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
-    from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell, roof_fraction
+    from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell, roof_fraction, runtime_cell
 
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in run.get("results") or []:
@@ -375,7 +375,8 @@ def labels_table(run: dict[str, Any]) -> Table:
             agree += f" {lat.get('agreement_reason', '')}"
         rows.append([backend, variant, precision_cell(lat), str(lat.get("precision_reason") or ""), agree,
                      fnum(lat.get("storage_mb")), mb(lat.get("file_bytes")), mb(mem.get("load_peak_rss_bytes")),
-                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group)])
+                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group),
+                     runtime_cell(lat)])
     peaks = run.get("machine_peak_gmac_per_s") or {}
     notes = ["precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
              "agreement: top-1 vs the PyTorch reference of the variant (✗ below benchmark.min_agreement_*).",
@@ -389,11 +390,15 @@ def labels_table(run: dict[str, Any]) -> Table:
     if over:
         notes.append(f"{len(over)} row(s) above 100% of their attainable roof: a roof was measured low (a bug in "
                      "the peak measurement, not a fast row); their fractions are not a roofline.")
+    if any(runtime_cell(r) != "—" for r in run.get("results") or []):
+        notes.append("runtime / e2e p50: the runtime's own time per request (OpenVINO InferRequest.latency) beside "
+                     "the end-to-end time of the same calls through our infer, read after the timed loop.")
     if peaks.get("error"):
         notes.append(f"machine peak not measured: {peaks['error']}")
     return Table("Measured labels: precision, agreement, storage, memory, roofline",
                  ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",
-                  "load RSS MB", "steady RSS MB", "GPU MB", "% roof b1/bN"], rows, notes, "labels")
+                  "load RSS MB", "steady RSS MB", "GPU MB", "% roof b1/bN", "runtime / e2e p50 ms"], rows, notes,
+                 "labels")
 
 
 def all_tables(run: dict[str, Any]) -> list[Table]:

@@ -112,3 +112,9 @@ def test_labels_table_flags_fractions_above_the_peak(make_run) -> None:
     assert any("fp32 10.0, int8 40.0 GMAC/s at 2 threads" in n for n in t.notes)
     row = next(r for r in t.rows if r[:2] == ["openvino", "l1-int8"])
     assert row[6] == "3.80" and row[8] == "200.00"  # file MB, steady RSS MB
+    assert row[-1] == "—"  # no runtime-only figure recorded
+    lat = next(r for r in run["results"] if (r["backend"], r["variant"], r["scenario"]) == ("openvino", "l1-int8",
+                                                                                            "latency"))
+    lat["runtime_timing"] = {"runtime_p50_ms": 0.2312, "end_to_end_p50_ms": 0.2366, "calls": 200}
+    row = next(r for r in labels_table(run).rows if r[:2] == ["openvino", "l1-int8"])
+    assert row[-1] == "0.231 / 0.237" and t.header[-1] == "runtime / e2e p50 ms"
