@@ -177,30 +177,39 @@ def torch_qlinear_gmac(n: int) -> float:
 
 
 # ---- memory bandwidth --------------------------------------------------------------------------------------
-def memory_gb_per_s(n_elements: int) -> dict[str, float]:
-    """GB/s of three STREAM-like kernels on float32 arrays at torch's thread count: triad a = b + 3 c (one fused
-    pass, 12 bytes per element as STREAM counts them), copy b -> a (8) and a read-only sum (4)."""
+def memory_gb_per_s(n_elements: int, threads: int) -> dict[str, float]:
+    """GB/s of three STREAM-like kernels on float32 arrays: triad a = b + 3 c (one fused pass, 12 bytes per
+    element as STREAM counts them), copy b -> a (8) and a read-only sum (4), each at 1 and at `threads` threads
+    (the faster: on a busy machine one thread is scheduled more readily than several at once)."""
     import torch
 
     b = torch.rand(n_elements)
     c = torch.rand(n_elements)
     a = torch.empty(n_elements)
     gb = n_elements / 1e9
-    return {"triad": 12 * gb / best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a)),
-            "copy": 8 * gb / best_seconds(lambda: a.copy_(b)),
-            "read": 4 * gb / best_seconds(lambda: torch.sum(b))}
+    kernels = {"triad": (12, lambda: torch.add(b, c, alpha=3.0, out=a)), "copy": (8, lambda: a.copy_(b)),
+               "read": (4, lambda: torch.sum(b))}
+    out: dict[str, float] = {}
+    for t in sorted({1, threads}):
+        torch.set_num_threads(t)
+        for name, (nbytes, fn) in kernels.items():
+            out[f"{name} {t}t"] = nbytes * gb / best_seconds(fn)
+    torch.set_num_threads(threads)
+    return out
 
 
-def bandwidth(llc: int) -> dict[str, Any]:
+def bandwidth(llc: int, threads: int) -> dict[str, Any]:
     """Memory roofs: from DRAM (arrays 4x the LLC, at most 512 MiB each) and from the cache (the arrays in half
-    the LLC); each level's roof is the fastest of triad, copy and read (a model streaming its weights reads more
-    than it writes: the triad alone would set the roof low)."""
+    the LLC); each level's roof is the fastest of its kernels (a model streaming its weights reads more than it
+    writes: the triad alone would set the roof low), and the cache's is never below DRAM's (a disturbed
+    measurement cannot make the cache slower than memory)."""
     dram_n = min(max(4 * llc // 4, 1 << 22), 1 << 27)
     cache_n = max(llc // 2 // 12, 1 << 12)
-    dram, cache = memory_gb_per_s(dram_n), memory_gb_per_s(cache_n)
-    return {"dram": max(dram.values()), "cache": max(cache.values()), "llc_bytes": llc,
+    dram, cache = memory_gb_per_s(dram_n, threads), memory_gb_per_s(cache_n, threads)
+    return {"dram": max(dram.values()), "cache": max(*cache.values(), *dram.values()), "llc_bytes": llc,
             "kernels": {"dram": dram, "cache": cache},
-            "method": f"torch triad/copy/read, float32, {dram_n} (DRAM) and {cache_n} (cache) elements, the fastest"}
+            "method": f"torch triad/copy/read at 1 and {threads} threads, float32, {dram_n} (DRAM) and {cache_n} "
+                      "(cache) elements, the fastest"}
 
 
 # ---- all roofs ------------------------------------------------------------------------------------------------
@@ -268,7 +277,7 @@ def cpu_peaks_here(threads: int) -> dict[str, Any]:
             out[precision], method[precision] = best, name
         kernels[precision] = tried
     try:
-        bw = bandwidth(llc_bytes())
+        bw = bandwidth(llc_bytes(), threads)
         out["bandwidth_gb_per_s"] = {"dram": bw["dram"], "cache": bw["cache"]}
         out["llc_bytes"] = bw["llc_bytes"]
         method["bandwidth"] = bw["method"]

@@ -129,6 +129,8 @@ def test_integer_gemm_and_triad_measure_something() -> None:
     from harness.measure.peaks_cpu import cpu_has_bf16, llc_bytes, memory_gb_per_s, ort_matmul_integer_gmac
 
     assert ort_matmul_integer_gmac(128, 1) > 0
-    assert all(v > 0 for v in memory_gb_per_s(1 << 16).values())
+    speeds = memory_gb_per_s(1 << 16, 2)
+    assert set(speeds) == {f"{k} {t}t" for k in ("triad", "copy", "read") for t in (1, 2)}
+    assert all(v > 0 for v in speeds.values())
     assert llc_bytes() > 0
     assert cpu_has_bf16() == any(f in Path("/proc/cpuinfo").read_text() for f in ("avx512_bf16", "amx_bf16"))
