@@ -136,9 +136,12 @@ class OnnxRuntimeBackend(Backend):
         return io
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        check_batch(batch, self._input_shape)
-        x, y, binding = self._io.get(batch.shape[0]) or self._bind(batch.shape[0])
-        np.copyto(x, batch)
+        io = self._io.get(batch.shape[0]) if batch.ndim == 4 else None
+        if io is None or batch.shape != io[0].shape or batch.dtype != np.float32:  # else: checked when bound
+            check_batch(batch, self._input_shape)
+            io = self._bind(batch.shape[0])
+        x, y, binding = io
+        x[...] = batch
         self._session.run_with_iobinding(binding)
         return y
 
