@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -261,5 +262,5 @@ def fixed_by_round(rows: list[dict[str, Any]]) -> str:
         for p in r.get("rounds") or []:
             if isinstance(p.get("fixed_s"), int | float):
                 per.setdefault(int(p.get("round", 0)), []).append(float(p["fixed_s"]))
-    return ", ".join(f"round {k + 1} {sorted(v)[len(v) // 2]:.1f} s" for k, v in sorted(per.items()))
+    return ", ".join(f"round {k + 1} {statistics.median(v):.1f} s" for k, v in sorted(per.items()))
 
