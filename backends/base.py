@@ -16,6 +16,8 @@ import numpy as np
 from backends.artifact import Artifact
 from common.errors import UserError
 
+RUNTIME_TIMING_CALLS = 200
+
 
 class Unavailable(UserError):
     """This backend cannot run here (package missing, no device, provider absent): the cell is `unavailable`."""
@@ -72,11 +74,20 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Synchronous inference: float32 [N, C, 48, 48] -> logits float32 [N, 7]; device sync inside."""
+        """Synchronous inference: float32 [N, C, 48, 48] -> logits float32 [N, 7]; device sync inside.
+
+        The logits may live in a buffer the backend reuses (no allocation per call): they are valid until the
+        next `infer` of the same batch size. Copy them to keep them."""
 
     def infer_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Throughput: run several requests, in flight together where the runtime supports it."""
-        return [self.infer(b) for b in batches]
+        """Throughput: run several requests, in flight together where the runtime supports it (each output is
+        the caller's own array)."""
+        return [np.array(self.infer(b), dtype=np.float32, copy=True) for b in batches]
+
+    def static_batch(self) -> int | None:
+        """The one batch size the loaded model is compiled for (None: any). The accuracy pass then runs in
+        chunks of it, so its logits come from the very model that is timed."""
+        return None
 
     def preferred_requests(self) -> int:
         """How many requests `infer_many` can keep in flight at once (1: the runtime runs them one by one)."""
@@ -85,6 +96,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """Effective settings (threads, streams, precision, providers) plus `int8_layers`/`total_layers`."""
+
+    def runtime_timing(self, batch: np.ndarray) -> dict[str, Any] | None:
+        """The runtime's own time per request where it exposes one (OpenVINO: InferRequest.latency), read after
+        the timed loop on `RUNTIME_TIMING_CALLS` calls, beside the end-to-end time of those same calls:
+        {"runtime_p50_ms", "end_to_end_p50_ms", "calls", "source"}; None where the runtime has no such figure."""
+        return None
 
     def timing_split(self, batch: np.ndarray) -> dict[str, Any] | None:
         """GPU backends: end-to-end vs H2D / device compute / D2H (see backends.cuda_timing); None elsewhere."""

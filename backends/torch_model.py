@@ -206,3 +206,30 @@ def layer_counts(model: nn.Module) -> tuple[int, int]:
         return 0, len(model.plan)
     n = sum(isinstance(m, nn.Conv2d | nn.Linear) for m in model.modules())
     return 0, n
+
+
+
+INT8_OPS = ("quantized::conv2d", "quantized::conv2d_relu", "quantized::linear", "quantized::linear_relu",
+            "quantized::conv2d_add", "quantized::conv2d_add_relu", "quantized::linear_dynamic")
+FLOAT_OPS = ("aten::conv2d", "aten::linear", "aten::convolution", "aten::addmm", "aten::mm")
+
+
+def executed_layer_counts(model: nn.Module, example: torch.Tensor) -> tuple[int, int, dict[str, int]]:
+    """(conv/FC layers that ran int8 kernels, all conv/FC layers, {op: count}) of ONE inference of `model`: the
+    operators the dispatcher ran (a TorchDispatchMode records each call, silently, unlike the profiler), not
+    what the model's class says."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts: dict[str, int] = {}
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            name = str(func.name()).split(".")[0]
+            if name in INT8_OPS or name in FLOAT_OPS:
+                counts[name] = counts.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with torch.inference_mode(), Record():
+        model(example)
+    int8 = sum(n for op, n in counts.items() if op in INT8_OPS)
+    return int8, int8 + sum(n for op, n in counts.items() if op in FLOAT_OPS), dict(sorted(counts.items()))

@@ -40,6 +40,8 @@ ROW_FIELDS = (
     "weight_bits", "int8_encoding",
     # issue 19: the real confidence levels of the order-statistic intervals; per-image correctness for paired tests
     "p50_ci_level", "p99_ci_level", "correct_bits",
+    # issue 20: a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
+    "arithmetic_intensity", "attainable_gmac_per_s", "fraction_of_attainable", "roofline", "runtime_timing",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -13,11 +13,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from common.results import REFERENCE_BACKEND
 from common.text import finite_number
+from reports.placer import place_labels
 from reports.tables import cell_name, is_invalid, is_ok
 
 DPI = 100
@@ -55,34 +58,80 @@ def _latency_cells(run: dict[str, Any]) -> list[dict[str, Any]]:
             and isinstance(r.get("latency_ms"), dict) and finite_number(r["latency_ms"].get("p50")) is not None]
 
 
-def accuracy_vs_latency(run: dict[str, Any]) -> bytes | None:
-    """Accuracy vs p50 latency (batch 1), one point per backend x variant, Pareto front highlighted."""
-    cells = [r for r in _latency_cells(run) if finite_number(r.get("accuracy")) is not None]
-    if not cells:
+FRONT_GID = "pareto-front"
+DISAGREE_MARKER = "x"
+
+
+def latency_points(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """One point per cell (backend x variant, per machine on a cluster) with an ok batch-1 latency and an accuracy:
+    {row, x (p50 ms), y (accuracy %), invalid (any row of the cell INVALID or failed), disagrees (any row of the
+    cell disagrees with the reference), name}. Sorted by latency, so the numbers read left to right."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in run.get("results") or []:
+        where = str(r.get("machine_id") or r.get("target") or "")
+        groups.setdefault((str(r.get("backend")), str(r.get("variant")), where), []).append(r)
+    out = []
+    for (_b, _v, where), rows in groups.items():
+        lat = next((r for r in _latency_cells({"results": rows}) if finite_number(r.get("accuracy")) is not None), None)
+        if lat is None:
+            continue
+        out.append({"row": lat, "x": float(lat["latency_ms"]["p50"]), "y": 100.0 * float(lat["accuracy"]),
+                    "invalid": any(is_invalid(r) or not is_ok(r) for r in rows),
+                    "disagrees": any(r.get("agrees") is False for r in rows),
+                    "name": cell_name(lat) + (f" @{where}" if where else "")})
+    return sorted(out, key=lambda p: (p["x"], -p["y"]))
+
+
+def accuracy_vs_latency_figure(run: dict[str, Any]) -> Figure | None:
+    """Accuracy vs p50 latency (batch 1): numbered points listed in a table beside the plot, INVALID points
+    hollow, points that disagree with the reference a red x, and the Pareto front of the valid, agreeing points
+    as a line (it never passes through a point the gate would refuse)."""
+    pts = latency_points(run)
+    if not pts:
         return None
-    pts = [(float(r["latency_ms"]["p50"]), 100.0 * float(r["accuracy"])) for r in cells]
-    front = pareto_front(pts)
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.add_subplot()
-    stacked: dict[float, int] = {}  # labels of points at the same accuracy are stacked, not overprinted
-    for i, (r, (x, y)) in enumerate(zip(cells, pts, strict=True)):
-        on_front = i in front
-        ax.scatter([x], [y], s=70 if on_front else 40, marker="o",
-                   facecolors="none" if is_invalid(r) else ("tab:red" if on_front else "tab:blue"),
-                   edgecolors="tab:red" if on_front else "tab:blue", zorder=3)
-        label = cell_name(r) + (" (INVALID)" if is_invalid(r) else "")
-        k = stacked[round(y, 1)] = stacked.get(round(y, 1), -1) + 1
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 3 - 9 * k), fontsize=7)
-    fx = [pts[i] for i in front]
-    ax.plot([p[0] for p in fx], [p[1] for p in fx], color="tab:red", lw=1.5, zorder=2, label="Pareto front")
+    fig = Figure(figsize=(10.0, max(4.8, 1.2 + 0.17 * len(pts))))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.08, 0.1, 0.56, 0.8))
+    for i, p in enumerate(pts, 1):
+        if p["disagrees"]:
+            ax.scatter([p["x"]], [p["y"]], s=60, marker=DISAGREE_MARKER, color="tab:red", linewidths=1.8, zorder=4,
+                       gid=f"point-{i}")
+        else:
+            ax.scatter([p["x"]], [p["y"]], s=45, marker="o", facecolors="none" if p["invalid"] else "tab:blue",
+                       edgecolors="tab:blue", linewidths=1.2, zorder=3, gid=f"point-{i}")
+    good = [i for i, p in enumerate(pts) if not p["invalid"] and not p["disagrees"]]
+    front = [good[k] for k in pareto_front([(pts[i]["x"], pts[i]["y"]) for i in good])]
+    if front:
+        ax.plot([pts[i]["x"] for i in front], [pts[i]["y"] for i in front], color="tab:green", lw=1.6, marker="o",
+                ms=9, mfc="none", mec="tab:green", zorder=2, gid=FRONT_GID, drawstyle="steps-post")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
+    xs, ys = [p["x"] for p in pts], [p["y"] for p in pts]
+    ax.set_xlim(min(xs) / 1.35, max(xs) * 1.35)
+    pad = max(1.0, 0.08 * (max(ys) - min(ys)))
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
     ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Accuracy vs latency (hollow: INVALID measurement)")
+    ax.set_title("Accuracy vs latency")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    place_labels(ax, [(p["x"], p["y"]) for p in pts], [str(i) for i in range(1, len(pts) + 1)], fontsize=7)
+    handles = [
+        Line2D([], [], marker="o", ls="", color="tab:blue", label="measured"),
+        Line2D([], [], marker="o", ls="", mfc="none", mec="tab:blue", label="INVALID (any row of the cell)"),
+        Line2D([], [], marker=DISAGREE_MARKER, ls="", color="tab:red", mew=1.8, label="disagrees with the reference"),
+        Line2D([], [], color="tab:green", marker="o", mfc="none", label="Pareto front (valid, agreeing)"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    lines = [f"{i:>2}  {p['name']}" + (" INVALID" if p["invalid"] else "") + (" DISAGREES" if p["disagrees"] else "")
+             for i, p in enumerate(pts, 1)]
+    fig.text(0.655, 0.72, "\n".join(lines), fontsize=7, family="monospace", va="top", gid="point-table")
+    return fig
+
+
+def accuracy_vs_latency(run: dict[str, Any]) -> bytes | None:
+    """The accuracy-vs-latency figure as PNG bytes (None when nothing to plot)."""
+    fig = accuracy_vs_latency_figure(run)
+    return _png(fig) if fig is not None else None
 
 
 def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
@@ -170,7 +219,9 @@ def throughput_vs_batch(run: dict[str, Any]) -> bytes | None:
 
 
 FIGURES = {
-    "accuracy_vs_latency.png": ("Accuracy vs p50 latency (Pareto front in red)", accuracy_vs_latency),
+    "accuracy_vs_latency.png": ("Accuracy vs p50 latency: numbered points (table beside), hollow INVALID, red x "
+                                "disagrees with the reference, green line the Pareto front of valid agreeing points",
+                                accuracy_vs_latency),
     "storage_vs_accuracy.png": ("Storage vs accuracy", storage_vs_accuracy),
     "latency_distribution.png": ("Latency distribution per cell", latency_distribution),
     "throughput_vs_batch.png": ("Throughput vs batch size", throughput_vs_batch),

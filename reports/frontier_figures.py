@@ -40,10 +40,19 @@ def frontier_figure(run: dict[str, Any]) -> bytes | None:
         color = cmap[k % len(cmap)]
         pts = latency_points(rows, b)
         xy = [(p50(r), 100.0 * float(r["accuracy"])) for r in pts]
+        cell_rows: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r.get("backend") == b:
+                cell_rows.setdefault(str(r.get("variant")), []).append(r)
         for r, (x, y) in zip(pts, xy, strict=True):
             prec = str(r.get("precision") or "fp32")
-            ax.scatter([x], [y], marker=_MARKERS.get(prec, "o"), s=36, color=color,
-                       facecolors="none" if r.get("valid") is False else color, zorder=3)
+            group = cell_rows.get(str(r.get("variant")), [r])
+            invalid = any(g.get("status") != "ok" or g.get("valid") is False for g in group)  # any row of the cell
+            if any(g.get("agrees") is False for g in group):
+                ax.scatter([x], [y], marker="x", s=50, color="tab:red", linewidths=1.8, zorder=4)
+            else:
+                ax.scatter([x], [y], marker=_MARKERS.get(prec, "o"), s=36, color=color,
+                           facecolors="none" if invalid else color, zorder=3)
             if r.get("variant") == REFERENCE_VARIANT:
                 ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", zorder=4)
             if paper and r.get("variant") == paper:
@@ -64,7 +73,7 @@ def frontier_figure(run: dict[str, Any]) -> bytes | None:
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Compression frontier (square: int8, circle: fp32; hollow: INVALID timing)")
+    ax.set_title("Compression frontier (square: int8, circle: fp32; hollow: INVALID; red x: disagrees)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return _png(fig)

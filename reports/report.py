@@ -11,6 +11,7 @@ from reports.frontier import frontier_tables
 from reports.frontier_figures import render_sweep
 from reports.html import render_html
 from reports.markdown import render_markdown
+from reports.roofline_figure import roofline_figure
 from reports.tables import all_tables, dataset_label
 
 REPORT_MD = "report.md"
@@ -26,7 +27,9 @@ def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = all_tables(run)
     tables[1:1] = frontier_tables(run)  # a sweep's frontier right after the run summary
-    figures = {**render_sweep(run), **render_all(run)}
+    figures = {**render_sweep(run), **render_all(run), "roofline.png": (
+        "Roofline per device: achieved GMAC/s vs arithmetic intensity, one point per row, under the compute peak "
+        "of each precision and the memory bandwidth (DRAM solid, cache dashed)", roofline_figure(run))}
     title = f"Benchmark report — run {run.get('run_id')}"
     synthetic = dataset_label(run).endswith("(SYNTHETIC data)")
     written: list[Path] = []

@@ -361,7 +361,16 @@ def agreement_table(run: dict[str, Any]) -> Table:
 def labels_table(run: dict[str, Any]) -> Table:
     """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
     parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
-    from reports.labels import agreement_cell, encoding_notes, mb, peak_cell, peak_text, precision_cell
+    from reports.labels import (
+        agreement_cell,
+        encoding_notes,
+        mb,
+        peak_cell,
+        peak_text,
+        precision_cell,
+        roof_fraction,
+        runtime_cell,
+    )
 
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in run.get("results") or []:
@@ -379,7 +388,8 @@ def labels_table(run: dict[str, Any]) -> Table:
             agree += f" {lat.get('agreement_reason', '')}"
         rows.append([backend, variant, precision_cell(lat), str(lat.get("precision_reason") or ""), agree,
                      fnum(lat.get("storage_mb")), mb(lat.get("file_bytes")), mb(mem.get("load_peak_rss_bytes")),
-                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group)])
+                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group),
+                     runtime_cell(lat)])
     peaks = run.get("machine_peak_gmac_per_s") or {}
     notes = [*encoding_notes(run.get("results") or []),
              "precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
@@ -388,18 +398,22 @@ def labels_table(run: dict[str, Any]) -> Table:
              "param MB: parameters x bytes at the precision (the paper's metric); file MB: the file(s) the backend "
              "loaded. load RSS: peak while compiling; steady RSS: median sampled during the timed loop."]
     if peak_text(peaks):
-        notes.append(f"machine peak: {peak_text(peaks)}; % peak = achieved GMAC/s over the peak of the row's "
-                     "precision, at batch 1 / the largest batch.")
-    over = [r for r in run.get("results") or [] if isinstance(r.get("fraction_of_peak"), int | float)
-            and r["fraction_of_peak"] > 1.0]
+        notes.append(f"machine roofs: {peak_text(peaks)}; % roof = achieved GMAC/s over the attainable "
+                     "min(compute peak of the row's precision, bandwidth x its arithmetic intensity), on the device "
+                     "the row ran on, at batch 1 / the largest batch (older results: % of the compute peak).")
+    over = [r for r in run.get("results") or [] if isinstance(roof_fraction(r), int | float) and roof_fraction(r) > 1.0]
     if over:
-        notes.append(f"{len(over)} row(s) above 100% of the measured peak: the peak reads low (the GEMM was "
-                     "disturbed, or is not the fastest kernel here); their fractions are not a roofline.")
+        notes.append(f"{len(over)} row(s) above 100% of their attainable roof: a roof was measured low (a bug in "
+                     "the peak measurement, not a fast row); their fractions are not a roofline.")
+    if any(runtime_cell(r) != "—" for r in run.get("results") or []):
+        notes.append("runtime / e2e p50: the runtime's own time per request (OpenVINO InferRequest.latency) beside "
+                     "the end-to-end time of the same calls through our infer, read after the timed loop.")
     if peaks.get("error"):
         notes.append(f"machine peak not measured: {peaks['error']}")
     return Table("Measured labels: precision, agreement, storage, memory, roofline",
                  ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",
-                  "load RSS MB", "steady RSS MB", "GPU MB", "% peak b1/bN"], rows, notes, "labels")
+                  "load RSS MB", "steady RSS MB", "GPU MB", "% roof b1/bN", "runtime / e2e p50 ms"], rows, notes,
+                 "labels")
 
 
 def changes_table(run: dict[str, Any]) -> Table:

@@ -4,8 +4,12 @@ onnxruntime-gpu is installed and `backends.onnxruntime.provider` asks for them).
 Threads are fixed (intra-op = benchmark.threads, inter-op = 1, sequential execution). ONNX Runtime falls
 back to the CPU provider silently, so `load` checks `session.get_providers()` and refuses a session that
 does not run on the provider asked for. `int8_layers` counts the int8 compute nodes (QLinearConv,
-QLinearMatMul, QGemm, ConvInteger, MatMulInteger) in the optimized graph, which a second, inspection-only
-session writes to `optimized_model_filepath` (outside the timed cold start).
+QLinearMatMul, QGemm, ConvInteger, MatMulInteger) in the optimized graph of the session that is timed: that
+session itself writes it to `optimized_model_filepath` when it is created (a few ms of its cold start).
+
+The call path does no per-call allocation: per batch size one input and one output buffer are bound once to
+an IOBinding (`run_with_iobinding`); `infer` copies the batch into the bound input and returns the bound output,
+which the next call of that batch size overwrites.
 """
 
 from __future__ import annotations
@@ -42,9 +46,8 @@ class OnnxRuntimeBackend(Backend):
         self._input_shape: list[int] | None = None
         self._desc: dict[str, Any] = {}
         self._loaded_bytes = 0
-        self._path: Path | None = None
-        self._options: BackendOptions | None = None
         self._layers: tuple[int, int, dict[str, int]] | None = None
+        self._io: dict[int, tuple[np.ndarray, np.ndarray, Any]] = {}  # batch -> (input, output, IOBinding)
 
     @classmethod
     def probe(cls) -> Availability:
@@ -93,13 +96,16 @@ class OnnxRuntimeBackend(Backend):
                 "or use backends.onnxruntime.provider = 'cpu'"
             )
         path = artifact.file(ONNX_FILE)
-        self._path, self._options = path, options
         self._loaded_bytes = path.stat().st_size
         self._input_shape = list(artifact.manifest.get("input_shape") or []) or None
-        try:
-            self._session = ort.InferenceSession(str(path), self._session_options(options), providers=wanted)
-        except Exception as e:
-            raise UserError(f"onnxruntime: cannot load {path.name} ({first_line(e)})") from None
+        with tempfile.TemporaryDirectory(prefix="ort-opt-") as tmp:
+            optimized = Path(tmp) / "optimized.onnx"  # written by the session that is timed, read, then deleted
+            try:
+                self._session = ort.InferenceSession(str(path), self._session_options(options, optimized),
+                                                     providers=wanted)
+            except Exception as e:
+                raise UserError(f"onnxruntime: cannot load {path.name} ({first_line(e)})") from None
+            self._layers = optimized_graph_layers(optimized)
         used = list(self._session.get_providers())
         if used[0] != wanted[0]:
             raise Unavailable(f"onnxruntime: asked for {wanted[0]} but the session runs on {used} (silent fallback)")
@@ -117,41 +123,53 @@ class OnnxRuntimeBackend(Backend):
             "onnxruntime": ort.__version__,
         }
 
+    def _bind(self, n: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """The input and output buffers of batch size `n` and the IOBinding that holds them (made once)."""
+        io = self._io.get(n)
+        if io is None:
+            x = np.zeros([n, *(self._input_shape or [])], dtype=np.float32)
+            y = np.asarray(self._session.run([self._output_name], {self._input_name: x})[0], dtype=np.float32).copy()
+            binding = self._session.io_binding()
+            binding.bind_input(self._input_name, "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
+            binding.bind_output(self._output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+            io = self._io[n] = (x, y, binding)
+        return io
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        check_batch(batch, self._input_shape)
-        out = self._session.run([self._output_name], {self._input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)
+        io = self._io.get(batch.shape[0]) if batch.ndim == 4 else None
+        if io is None or batch.shape != io[0].shape or batch.dtype != np.float32:  # else: checked when bound
+            check_batch(batch, self._input_shape)
+            io = self._bind(batch.shape[0])
+        x, y, binding = io
+        x[...] = batch
+        self._session.run_with_iobinding(binding)
+        return y
 
     def describe(self) -> dict[str, Any]:
         d = dict(self._desc)
-        if self._layers is None and self._path is not None and self._options is not None:
-            self._layers = self._inspect_optimized_graph()
         if self._layers is not None:
             int8, total, ops = self._layers
-            d.update(int8_layers=int8, total_layers=total, optimized_ops=ops)
+            d.update(int8_layers=int8, total_layers=total, optimized_ops=ops, layers_from="the timed session")
             if d.get("precision") == "int8":
                 d["label"] = f"int8 ({int8}/{total} conv/FC layers as QLinear*)"
         return d
-
-    def _inspect_optimized_graph(self) -> tuple[int, int, dict[str, int]]:
-        """Build an inspection-only session that writes its optimized graph; count int8 compute nodes."""
-        import onnx
-        import onnxruntime as ort
-
-        if self._path is None or self._options is None:
-            raise RuntimeError('internal: expected self._path is not None and self._options is not None')
-        with tempfile.TemporaryDirectory(prefix="ort-opt-") as tmp:
-            out = Path(tmp) / "optimized.onnx"
-            so = self._session_options(self._options, out)
-            ort.InferenceSession(str(self._path), so, providers=list(self._session.get_providers()))
-            graph = onnx.load(str(out), load_external_data=False).graph
-        return count_int8_nodes([n.op_type for n in graph.node])
 
     def loaded_bytes(self) -> int:
         return self._loaded_bytes
 
     def close(self) -> None:
+        self._io.clear()
         self._session = None
+
+
+def optimized_graph_layers(path: Path) -> tuple[int, int, dict[str, int]] | None:
+    """Count the int8 compute nodes of the optimized graph a session wrote (None if it wrote none)."""
+    import onnx
+
+    if not path.is_file():
+        return None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return count_int8_nodes([n.op_type for n in graph.node])
 
 
 def count_int8_nodes(op_types: list[str]) -> tuple[int, int, dict[str, int]]:

@@ -30,6 +30,7 @@ from backends.tensorrt.cache import (
     layer_precisions,
     profile_batches,
     profile_index,
+    read_or_build_plan,
     timing_cache_name,
 )
 from common.atomic import write_bytes_atomic
@@ -99,7 +100,6 @@ class TensorRTBackend(Backend):
         if artifact.precision == "int8" and not artifact.has(TRT_ONNX_FILE):
             raise UserError(f"artifact {artifact.path}: int8 variant without {TRT_ONNX_FILE}; re-run `bench compress`")
         path = artifact.file(onnx_name)
-        self._loaded_bytes = path.stat().st_size
         self._chw = tuple(int(d) for d in (artifact.manifest.get("input_shape") or (1, 48, 48)))
         max_batch = int(extra.get("max_batch", max(options.batch_sizes)))
         self._profiles = profile_batches(list(options.batch_sizes), max(max_batch, max(options.batch_sizes)))
@@ -120,12 +120,9 @@ class TensorRTBackend(Backend):
         cache_dir.mkdir(parents=True, exist_ok=True)
         plan_path = cache_dir / f"{key}.plan"
         logger = trt.Logger(trt.Logger.WARNING)
-        reused = plan_path.is_file()
-        if reused:
-            plan = plan_path.read_bytes()
-        else:
-            plan = self._build(trt, logger, path, settings, cache_dir / timing_cache_name(str(trt.__version__), gpu))
-            write_bytes_atomic(plan_path, plan)
+        plan, reused = read_or_build_plan(plan_path, lambda: self._build(
+            trt, logger, path, settings, cache_dir / timing_cache_name(str(trt.__version__), gpu)))
+        self._loaded_bytes = len(plan)  # the plan the runtime deserializes, not the ONNX it was built from
         runtime = trt.Runtime(logger)
         self._engine = runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
@@ -162,6 +159,8 @@ class TensorRTBackend(Backend):
             "cuda_graphs": bool(self._graphs),
             "plan_key": key,
             "plan_reused": reused,
+            "plan_bytes": len(plan),
+            "onnx_bytes": path.stat().st_size,
             "requests_in_flight": 1,
             "tensorrt": str(trt.__version__),
             "threads": options.threads,

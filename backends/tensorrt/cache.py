@@ -1,14 +1,18 @@
-"""TensorRT logic that needs no GPU: optimization-profile shapes, the plan-cache key, and reading layer
-precisions out of the engine inspector's JSON. Tested on CPU; used by backends.tensorrt.backend.
+"""TensorRT logic that needs no GPU: optimization-profile shapes, the plan-cache key, the plan file the
+runtime loads, and reading layer precisions out of the engine inspector's JSON. Tested on CPU; used by
+backends.tensorrt.backend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from common.atomic import write_bytes_atomic
 from common.errors import UserError
 
 
@@ -129,3 +133,14 @@ def _precision_of(fmt: str) -> str:
         if token in low:
             return name
     return "?"
+
+
+def read_or_build_plan(plan_path: Path, build: Callable[[], bytes]) -> tuple[bytes, bool]:
+    """(the serialized engine the runtime will deserialize, whether it came from the cache): the cached plan
+    file when there is one, else `build()` written atomically to `plan_path`. Its length is the row's
+    `file_bytes`: what the runtime loaded, not the ONNX file it was built from."""
+    if plan_path.is_file():
+        return plan_path.read_bytes(), True
+    plan = build()
+    write_bytes_atomic(plan_path, plan)
+    return plan, False

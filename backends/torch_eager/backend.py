@@ -76,7 +76,11 @@ class TorchEagerBackend(Backend):
             tf32 = bool(torch.backends.cudnn.allow_tf32)
         self._model = model
         real_int8 = label == torch_model.INT8_KERNEL_LABEL
-        int8_layers, n_layers = torch_model.layer_counts(model)
+        example = torch.zeros((1, *(self._input_shape or [1, 48, 48])), device=self._device)
+        if self._channels_last:
+            example = example.contiguous(memory_format=torch.channels_last)
+        # counted from the operators one inference of the loaded model executed, not from the model's class
+        int8_layers, n_layers, executed_ops = torch_model.executed_layer_counts(model, example)
         self._desc = {
             "device": device if device == "cpu" else f"cuda:{torch.cuda.get_device_name(0)}",
             "threads": torch.get_num_threads(),
@@ -85,6 +89,7 @@ class TorchEagerBackend(Backend):
             "label": label,
             "int8_layers": int8_layers,
             "total_layers": n_layers,
+            "executed_ops": executed_ops,
             "channels_last": self._channels_last,
             "tf32": tf32,
             "quantized_engine": torch.backends.quantized.engine if real_int8 else None,

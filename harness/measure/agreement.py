@@ -140,9 +140,11 @@ def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artif
     return rows
 
 
-def reference_cache_path(cache_dir: Path, artifact: Path, images: Path, extra: dict[str, Any]) -> Path | None:
-    """Where the reference logits of (artifact files, test images, reference settings) are cached; None when
-    the artifact's manifest lists no file hashes (nothing safe to key on)."""
+def reference_cache_path(cache_dir: Path, artifact: Path, images: Path, extra: dict[str, Any],
+                         torch_version: str | None = None) -> Path | None:
+    """Where the reference logits of (artifact file hashes, test images, reference settings, torch version)
+    are cached; None when the artifact's manifest lists no file hashes (nothing safe to key on). The torch
+    version is the installed one unless given: an upgrade computes the reference afresh."""
     try:
         manifest = json.loads((Path(artifact) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -150,9 +152,14 @@ def reference_cache_path(cache_dir: Path, artifact: Path, images: Path, extra: d
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         return None
+    if torch_version is None:
+        import torch  # the reference cell runs this interpreter's torch (its build tag, e.g. +cu130, included)
+
+        torch_version = str(torch.__version__)
     h = hashlib.sha256()
     h.update(json.dumps({n: (f or {}).get("sha256") for n, f in sorted(files.items())}, sort_keys=True).encode())
     h.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    h.update(f"torch {torch_version}".encode())
     with Path(images).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

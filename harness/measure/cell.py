@@ -1,11 +1,15 @@
 """One benchmark cell (one backend x one variant) in its own fresh process: `python -m harness.measure.cell SPEC OUT`.
 
 SPEC is a JSON file (see `CellSpec`); the test images come as .npy files (never JSON). The cell loads the
-artifact (cold start = load + first inference, timed apart), runs the accuracy pass on the same compiled
-model, then each scenario: latency (batch 1, synchronous `infer`) and throughput (each batch size,
-`infer_many` with as many requests in flight as the backend keeps). It writes OUT (JSON, atomically) and,
-when asked, the reference-model logits as .npy. Any failure becomes `status: error|unavailable` with a
-one-line reason; a crash or hang is caught by the runner (no OUT file / timeout).
+artifact (cold start = load + first inference, timed apart), then either runs the accuracy pass (an untimed
+process, `timing: false`: logits of the latency model and, where the backend compiles a second model for
+throughput, that model's accuracy too) or each timed scenario: latency (batch 1, synchronous `infer`) and
+throughput (each batch size, `infer_many` with as many requests in flight as the backend keeps). `steps` lists
+the work done in order, so the runner can check that the processes of a cell did the same. No thread of ours
+runs while a loop is timed: memory is read before and after each phase (peak RSS from the kernel's high-water
+mark, reset at the phase's start). It writes OUT (JSON, atomically) and, when asked, the logits as .npy. Any
+failure becomes `status: error|unavailable` with a one-line reason; a crash or hang is caught by the runner
+(no OUT file / timeout).
 """
 
 from __future__ import annotations
@@ -24,8 +28,15 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.text import first_line
-from harness.measure.memory import LOAD_INTERVAL_S, RssSampler, load_record
-from harness.measure.scenarios import LATENCY, THROUGHPUT, batch_from, time_latency, time_throughput
+from harness.measure.memory import RssWindow, load_record, process_peak_bytes
+from harness.measure.scenarios import (
+    LATENCY,
+    THROUGHPUT,
+    batch_from,
+    python_threads,
+    time_latency,
+    time_throughput,
+)
 from harness.measure.trackers import peak_rss_bytes
 
 
@@ -62,7 +73,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     from backends.base import Unavailable
     from common.errors import UserError
 
-    result: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "pid": os.getpid()}
+    result: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "pid": os.getpid(), "steps": []}
     try:
         _run(spec, result)
     except Unavailable as e:
@@ -72,7 +83,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     except Exception as e:  # a backend bug or runtime failure costs this cell only
         result.update(status="error", reason=f"{type(e).__name__}: {first_line(e)}",
                       traceback=traceback.format_exc()[-4000:])
-    result["peak_rss_bytes"] = peak_rss_bytes()
+    result["peak_rss_bytes"] = max(peak_rss_bytes(), process_peak_bytes())
     return result
 
 
@@ -105,24 +116,35 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
                              scenario=LATENCY, extra=dict(spec.extra))
     backend = cls()
-    with RssSampler(LOAD_INTERVAL_S) as load_rss:
+    steps: list[str] = result["steps"]
+    with RssWindow() as load_rss:
         t0 = time.perf_counter()
         backend.load(artifact, options)
         t1 = time.perf_counter()
     result["load_memory"] = load_record(load_rss)
-    backend.infer(images[:1])
+    first = np.ascontiguousarray(images[:1])
+    backend.infer(first)
     t2 = time.perf_counter()
+    steps += ["load", "first_infer"]
+    result["threads_after_load"] = python_threads()
     result.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
                   loaded_bytes=int(backend.loaded_bytes()))
     chunk = max(int(b) for b in spec.batch_sizes)
-    if spec.accuracy:
-        logits = _predict(backend, images, chunk, many=False)
+    if spec.accuracy:  # in chunks the timed model runs (OpenVINO's latency model: batch 1, static)
+        logits = _predict(backend, images, backend.static_batch() or chunk, many=False)
         result["metrics"] = _metrics(labels, logits)
+        steps.append("accuracy")
         if spec.logits_out:
             _save_npy(Path(spec.logits_out), logits)
     result["describe"] = _jsonable(backend.describe())
+    steps.append("describe")
+    result["pre_timing_s"] = time.perf_counter() - t0
     if not spec.timing:
-        backend.close()
+        try:
+            if spec.accuracy and cls.reload_per_scenario and any(sc == THROUGHPUT for sc, _ in spec.scenarios):
+                _throughput_accuracy(spec, cls, artifact, options, images, labels, chunk, result)
+        finally:
+            backend.close()
         return
 
     tp_backend: Any = None  # a second instance compiled for throughput where the backend needs one
@@ -133,22 +155,27 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
             try:
                 if scenario == LATENCY:
                     time_latency(spec, backend, images, entry)
+                    steps.append(f"{LATENCY}:{int(batch_size)}")
                     entry["describe"] = result["describe"]
-                    entry["gpu_timing"] = backend.timing_split(np.ascontiguousarray(images[:1]))
+                    entry["gpu_timing"] = backend.timing_split(first)
+                    entry["runtime_timing"] = backend.runtime_timing(first)
                 else:
                     if cls.reload_per_scenario and tp_backend is None:
                         tp_backend = cls()
-                        with RssSampler(LOAD_INTERVAL_S) as tp_rss:
+                        with RssWindow() as tp_rss:
                             tp_backend.load(artifact, BackendOptions(
                                 threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
                                 extra=dict(spec.extra)))
                         result["throughput_load_memory"] = load_record(tp_rss)
+                        steps.append("throughput_load")
                         if spec.accuracy:  # accuracy of the model that is actually timed
                             tp_logits = _predict(tp_backend, images, chunk, many=True)
                             result["throughput_metrics"] = _metrics(labels, tp_logits)
+                            steps.append("throughput_accuracy")
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
                     runner = tp_backend or backend
                     time_throughput(spec, runner, images, int(batch_size), entry)
+                    steps.append(f"{THROUGHPUT}:{int(batch_size)}")
                     entry["gpu_timing"] = runner.timing_split(batch_from(images, int(batch_size)))
                     entry["describe"] = result.get("throughput_describe", result["describe"])
             except UserError as e:
@@ -161,9 +188,27 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         backend.close()
 
 
+def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, images: np.ndarray,
+                         labels: np.ndarray, chunk: int, result: dict[str, Any]) -> None:
+    """The accuracy process's second model: the one a backend compiles for throughput (its accuracy is that of
+    the model the throughput rows time)."""
+    from backends.base import BackendOptions
+
+    tp = cls()
+    try:
+        tp.load(artifact, BackendOptions(threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                                         extra=dict(spec.extra)))
+        result["throughput_metrics"] = _metrics(labels, _predict(tp, images, chunk, many=True))
+        result["throughput_describe"] = _jsonable(tp.describe())
+        result["steps"] += ["throughput_load", "throughput_accuracy"]
+    finally:
+        tp.close()
+
+
 def _predict(backend: Any, images: np.ndarray, chunk: int, many: bool) -> np.ndarray:
     parts = [np.ascontiguousarray(images[i : i + chunk]) for i in range(0, len(images), chunk)]
-    outs = backend.infer_many(parts) if many else [backend.infer(p) for p in parts]
+    # infer may return a view of a buffer it reuses on the next call: copy each output before the next one
+    outs = backend.infer_many(parts) if many else [np.array(backend.infer(p), dtype=np.float32) for p in parts]
     logits = np.concatenate([np.asarray(o, dtype=np.float32) for o in outs]) if outs else np.zeros((0, 7), np.float32)
     if logits.shape[0] != len(images):
         raise RuntimeError(f"backend returned {logits.shape[0]} rows of logits for {len(images)} images")

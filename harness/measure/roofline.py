@@ -1,11 +1,13 @@
-"""The machine's own peak GMAC/s per precision, and every row's fraction of it (a roofline).
+"""A roofline per device: every row's arithmetic intensity, the attainable GMAC/s there, and its fraction.
 
-A standard kernel at the benchmark's thread count: a square GEMM through torch (oneDNN/MKL for fp32 and bf16,
-fbgemm's u8 x s8 VNNI kernel via a quantized Linear for int8, `torch._int_mm` where that is unavailable) and
-through OpenVINO (a MatMul, f32 and as a Q/DQ graph that runs u8 x s8), the best kernel and the best of a few
-repetitions (a peak is the least-disturbed run of the fastest kernel the
-machine offers). It runs in its own subprocess so its thread
-setting cannot leak into the harness. bf16 only where the CPU has native bf16 (avx512_bf16/amx_bf16).
+The roofs are measured on the machine that ran the rows, once per run, each in its own subprocess: the CPU's
+(`harness.measure.peaks_cpu`: compute peak per precision from the fastest of several int8/fp32/bf16 kernels fed
+data already in their precision, and a STREAM triad) and, when a row ran on CUDA, the GPU's
+(`harness.measure.peaks_gpu`: torch matmul per precision, device-memory copy bandwidth). A CUDA row is never
+held to the CPU's roofs. A row's intensity comes from its model's compute layers (`harness.measure.traffic`)
+at its evidenced precision and batch; attainable = min(compute peak, bandwidth x intensity), the bandwidth from
+the cache when the batch's bytes fit in half the last-level cache, from DRAM otherwise. `fraction_of_attainable`
+= achieved GMAC/s over attainable: above 1 means a roof was measured low (a bug in the peak, not a fast row).
 """
 
 from __future__ import annotations
@@ -13,125 +15,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import warnings
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-GEMM_N = 1024
-REPS = 5
-PEAK_TIMEOUT_S = 120.0
+from harness.measure.traffic import Traffic, model_traffic
+
+PEAK_TIMEOUT_S = 240.0
+GPU_DEVICES = ("cuda", "tensorrt", "gpu")
 
 
-def _best_s(fn: Callable[[], Any], reps: int = REPS) -> float:
-    fn()  # warm-up: first call packs weights / JIT-selects the kernel
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _cpu_has_bf16() -> bool:
+def _run_json(module: str, *args: str) -> dict[str, Any]:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _int8_gmac(n: int) -> tuple[float, str]:
-    import torch
-
-    macs = n ** 3 / 1e9
-    try:  # what the int8 runtimes use on x86: u8 activations x s8 weights into int32 (VNNI)
-        import torch.ao.nn.quantized as nnq
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.backends.quantized.engine = "x86" if "x86" in torch.backends.quantized.supported_engines \
-                else "fbgemm"
-            lin = nnq.Linear(n, n)
-            lin.set_weight_bias(torch.quantize_per_tensor(torch.randn(n, n), 0.05, 0, torch.qint8), None)
-            x = torch.quantize_per_tensor(torch.rand(n, n), 0.01, 0, torch.quint8)
-            return macs / _best_s(lambda: lin(x)), f"torch quantized Linear ({torch.backends.quantized.engine})"
-    except Exception:  # deprecated flow removed in this torch: the plain int8 GEMM
-        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        return macs / _best_s(lambda: torch._int_mm(a, b)), "torch._int_mm"
-
-
-def _openvino_gemm(n: int, threads: int, int8: bool) -> float:
-    """GMAC/s of an n x n x n MatMul compiled by OpenVINO (oneDNN), as a Q/DQ graph for int8 (u8 x s8)."""
-    import numpy as np
-    import openvino as ov
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    w = (rng.standard_normal((n, n)) * 0.05).astype(np.float32)
-    if int8:
-        inits = [numpy_helper.from_array(np.array(0.01, np.float32), "xs"),
-                 numpy_helper.from_array(np.array(0, np.uint8), "xz"),
-                 numpy_helper.from_array(np.round(w / 0.001).clip(-127, 127).astype(np.int8), "wq"),
-                 numpy_helper.from_array(np.array(0.001, np.float32), "ws"),
-                 numpy_helper.from_array(np.array(0, np.int8), "wz")]
-        nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
-                 helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-                 helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
-                 helper.make_node("MatMul", ["xd", "wd"], ["y"])]
-    else:
-        inits = [numpy_helper.from_array(w, "w")]
-        nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
-    graph = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU", {
-        "INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-        "NUM_STREAMS": "1"})
-    request = compiled.create_infer_request()
-    x = rng.random((n, n), dtype=np.float32)
-    return n ** 3 / 1e9 / _best_s(lambda: request.infer({0: x}))
-
-
-def peaks_here(threads: int, n: int = GEMM_N) -> dict[str, Any]:
-    """{"fp32": GMAC/s, "int8": ..., ["bf16": ...], "method": {...}} measured in this process."""
-    import torch
-
-    from harness.measure.trackers import NoiseProbe
-
-    probe = NoiseProbe()
-    torch.set_num_threads(threads)
-    macs = n ** 3 / 1e9
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out: dict[str, Any] = {"fp32": macs / _best_s(lambda: torch.mm(a, b))}
-    method = {"fp32": f"torch.mm fp32 {n}x{n}"}
-    if _cpu_has_bf16():
-        ab, bb = a.bfloat16(), b.bfloat16()
-        out["bf16"] = macs / _best_s(lambda: torch.mm(ab, bb))
-        method["bf16"] = f"torch.mm bf16 {n}x{n}"
-    out["int8"], method["int8"] = _int8_gmac(n)
-    for precision, int8 in (("fp32", False), ("int8", True)):  # the best kernel here sets the peak
-        try:
-            v = _openvino_gemm(n, threads, int8)
-        except Exception:  # OpenVINO not installed: torch's figure stands
-            continue
-        if v > out[precision]:
-            out[precision], method[precision] = v, f"OpenVINO MatMul {'Q/DQ u8 x s8' if int8 else 'f32'} {n}x{n}"
-    out["method"] = method
-    out["threads"] = threads
-    # a peak measured while other processes held the CPUs is too low: record how busy the machine was
-    out["other_cpu_fraction"] = probe.finish()["other_cpu_fraction"]
-    return out
-
-
-def measure_peaks(threads: int) -> dict[str, Any]:
-    """`peaks_here` in a fresh subprocess; {"error": reason} if it fails (the run goes on without a roofline)."""
-    try:
-        proc = subprocess.run([sys.executable, "-m", "harness.measure.roofline", str(threads)], capture_output=True,
-                              text=True, timeout=PEAK_TIMEOUT_S, check=False)
+        proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                              timeout=PEAK_TIMEOUT_S, check=False)
         if proc.returncode != 0:
             return {"error": (proc.stderr.strip().splitlines() or ["peak measurement failed"])[-1]}
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -139,12 +35,24 @@ def measure_peaks(threads: int) -> dict[str, Any]:
         return {"error": f"{type(e).__name__}: {e}"}
 
 
+def measure_peaks(threads: int, gpu: bool = False) -> dict[str, Any]:
+    """The CPU's roofs at `threads` (top-level keys, as results store them in `machine_peak_gmac_per_s`) and,
+    with `gpu`, the GPU's under "gpu"; {"error": reason} parts where a measurement failed (the run goes on)."""
+    peaks = _run_json("harness.measure.peaks_cpu", str(threads))
+    if gpu:
+        peaks["gpu"] = _run_json("harness.measure.peaks_gpu")
+    return peaks
+
+
+def is_gpu_row(row: dict[str, Any]) -> bool:
+    """Did the row run on a GPU (torch on cuda, TensorRT, ONNX Runtime's CUDA/TensorRT providers)?"""
+    return str(row.get("device") or "").lower().startswith(GPU_DEVICES)
+
+
 def peak_key(precision: str | None) -> str | None:
     """Which peak a row's precision is measured against (int8-simulated runs float kernels: fp32)."""
     p = str(precision or "")
-    if p == "int8":
-        return "int8"
-    if p in ("bf16", "fp32"):
+    if p in ("int8", "bf16", "fp32", "fp16", "tf32"):
         return p
     if p == "int8-simulated":
         return "fp32"
@@ -152,7 +60,7 @@ def peak_key(precision: str | None) -> str | None:
 
 
 def fraction_of_peak(gmac_per_s: float | None, precision: str | None, peaks: dict[str, Any]) -> float | None:
-    """Achieved GMAC/s over the machine's peak for the row's precision (None without either)."""
+    """Achieved GMAC/s over the compute peak for the row's precision (None without either)."""
     key = peak_key(precision)
     peak = peaks.get(key) if key else None
     if not gmac_per_s or not isinstance(peak, int | float) or peak <= 0:
@@ -160,15 +68,77 @@ def fraction_of_peak(gmac_per_s: float | None, precision: str | None, peaks: dic
     return float(gmac_per_s) / float(peak)
 
 
-def attach_roofline(rows: list[dict[str, Any]], peaks: dict[str, Any]) -> None:
-    """Set every row's `fraction_of_peak` (in place) from its `gmac_per_s` and evidenced precision."""
+def device_roofs(row: dict[str, Any], peaks: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """("gpu" | "cpu", that device's roofs) for `row`; a GPU row without measured GPU roofs gets {}."""
+    if is_gpu_row(row):
+        gpu = peaks.get("gpu")
+        return "gpu", gpu if isinstance(gpu, dict) and not gpu.get("error") else {}
+    return "cpu", peaks
+
+
+def _bandwidth(roofs: dict[str, Any], working_set: float) -> tuple[float | None, str]:
+    bw = roofs.get("bandwidth_gb_per_s")
+    if not isinstance(bw, dict):
+        return None, ""
+    llc = roofs.get("llc_bytes")
+    level = "cache" if isinstance(llc, int | float) and working_set <= llc / 2 and bw.get("cache") else "dram"
+    value = bw.get(level)
+    return (float(value), level) if isinstance(value, int | float) and value > 0 else (None, "")
+
+
+def row_roofline(row: dict[str, Any], traffic: Traffic | None, peaks: dict[str, Any]) -> dict[str, Any]:
+    """The roofline fields of one row: arithmetic_intensity, attainable_gmac_per_s, fraction_of_attainable,
+    fraction_of_peak (compute roof only) and `roofline` (device, roofs used, which one binds)."""
+    device, roofs = device_roofs(row, peaks)
+    precision = str(row.get("precision") or "")
+    key = peak_key(precision)
+    achieved = row.get("gmac_per_s")
+    out: dict[str, Any] = {"arithmetic_intensity": None, "attainable_gmac_per_s": None,
+                           "fraction_of_attainable": None, "fraction_of_peak": fraction_of_peak(achieved, precision,
+                                                                                                  roofs),
+                           "roofline": None}
+    compute = roofs.get(key) if key else None
+    if traffic is None or row.get("status") != "ok" or not isinstance(compute, int | float) or compute <= 0:
+        return out
+    batch = int(row.get("batch_size") or 1)
+    bytes_precision = "fp32" if precision == "int8-simulated" else precision
+    intensity = traffic.intensity(bytes_precision, batch)
+    working_set = traffic.bytes_moved(bytes_precision, batch)
+    bandwidth, level = _bandwidth(roofs, working_set)
+    memory_roof = bandwidth * intensity if bandwidth else None
+    attainable = min(float(compute), memory_roof) if memory_roof else float(compute)
+    out.update(arithmetic_intensity=intensity, attainable_gmac_per_s=attainable, roofline={
+        "device": device, "precision": key, "compute_gmac_per_s": float(compute), "bandwidth_gb_per_s": bandwidth,
+        "memory_level": level, "bound": "memory" if memory_roof and memory_roof < compute else "compute",
+        "bytes_per_batch": working_set})
+    if isinstance(achieved, int | float) and achieved > 0:
+        out["fraction_of_attainable"] = float(achieved) / attainable
+    return out
+
+
+def variant_traffic(artifacts: dict[str, Path]) -> dict[str, Traffic | None]:
+    """Each variant's Traffic from its artifact's model.onnx (None where there is none to read)."""
+    return {v: model_traffic(Path(p) / "model.onnx") for v, p in artifacts.items()}
+
+
+def attach_roofline(rows: list[dict[str, Any]], peaks: dict[str, Any],
+                    traffic: dict[str, Traffic | None] | None = None) -> None:
+    """Set every row's roofline fields (in place) from its gmac_per_s, evidenced precision, batch and device."""
     for row in rows:
-        row["fraction_of_peak"] = fraction_of_peak(row.get("gmac_per_s"), row.get("precision"), peaks)
+        row.update(row_roofline(row, (traffic or {}).get(str(row.get("variant"))), peaks))
+
+
+def over_roof(rows: list[dict[str, Any]], tolerance: float = 1.0) -> list[dict[str, Any]]:
+    """Rows whose achieved GMAC/s exceeds their attainable roof: each one is a roof measured low."""
+    return [r for r in rows if isinstance(r.get("fraction_of_attainable"), int | float)
+            and float(r["fraction_of_attainable"]) > tolerance]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.measure.roofline THREADS [--gpu]`: the roofs as one JSON line."""
     args = sys.argv[1:] if argv is None else argv
-    sys.stdout.write(json.dumps(peaks_here(int(args[0]) if args else 1)) + "\n")
+    threads = int(next((a for a in args if a.isdigit()), "1"))
+    sys.stdout.write(json.dumps(measure_peaks(threads, gpu="--gpu" in args)) + "\n")
     return 0
 
 

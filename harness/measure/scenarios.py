@@ -5,12 +5,13 @@ with as many requests in flight as the backend keeps). Never quote per-request l
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from harness.measure.memory import RssSampler
+from harness.measure.memory import RssWindow
 from harness.measure.trackers import NoiseProbe
 
 LATENCY, THROUGHPUT = "latency", "throughput"
@@ -29,9 +30,10 @@ def time_latency(spec: Any, backend: Any, images: np.ndarray, entry: dict[str, A
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    with RssSampler() as rss:
+    entry["python_threads"] = python_threads()  # alive while the loop runs: none started by the harness
+    with RssWindow() as rss:
         t = timed_loop(call, spec.min_duration_s, spec.min_iterations, spec.max_duration_s)
-    entry["steady_rss_bytes"] = rss.median
+    _memory(entry, rss)
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=1,
                  requests_in_flight=1, min_samples=spec.min_iterations, noise=probe.finish())
 
@@ -55,11 +57,23 @@ def time_throughput(spec: Any, backend: Any, images: np.ndarray, batch: int, ent
     entry["warmup_iterations"] = warmup(call, spec.warmup_s)
     entry["warmup_s"] = time.perf_counter() - w0
     probe = NoiseProbe()
-    with RssSampler() as rss:
+    entry["python_threads"] = python_threads()
+    with RssWindow() as rss:
         t = timed_loop(call, spec.min_duration_s, rounds, spec.max_duration_s)
-    entry["steady_rss_bytes"] = rss.median
+    _memory(entry, rss)
     entry.update(samples_ms=t.samples_ms, duration_s=t.duration_s, capped=t.capped, images_per_sample=per_round,
                  requests_in_flight=k, min_samples=rounds, noise=probe.finish())
+
+
+def python_threads() -> list[str]:
+    """Names of this process's live Python threads (a runtime's own, e.g. OpenVINO's telemetry pool started at
+    import, are there from the load on; the harness starts none)."""
+    return sorted(t.name for t in threading.enumerate())
+
+
+def _memory(entry: dict[str, Any], rss: RssWindow) -> None:
+    """RSS after the loop (its steady state: what the loop allocated stays resident) and the loop's peak."""
+    entry.update(steady_rss_bytes=rss.after, loop_peak_rss_bytes=rss.peak, rss_peak_source=rss.peak_source)
 
 
 def batch_from(images: np.ndarray, batch: int, offset: int = 0) -> np.ndarray:

@@ -5,8 +5,11 @@ Randomized interleaved trials (Abedi & Brecht, ICPE 2017; asv `rounds`; Google B
 interleaving): each round runs every cell once, in an order shuffled per round with `benchmark.round_seed`
 (recorded in the results), so a slow spell of the machine hits different cells in different rounds instead
 of one cell in full. Each process times `min_duration_s / rounds` (and `min_iterations / rounds`, at least the
-100 a p99 needs), so R rounds cost about one long process of timing (plus R fixed costs, measured and
-reported). The accuracy pass runs in the first round only.
+100 a p99 needs), so R rounds cost about one long process of timing (plus R fixed costs, measured, printed per
+process and reported). The processes of a cell are interchangeable: every timed process does the same work before
+its timed loops (load, first inference, describe); the accuracy pass and the logits for the agreement check run
+in one more, untimed process per cell (cheaper than an accuracy pass in every round, and it keeps the timed
+processes alike).
 A crash or hang costs one process (status error/timeout) and the sweep goes on. Each cell yields one result
 row per scenario (latency at batch 1; throughput at each benchmark.batch_sizes entry); the headline numbers
 are medians over processes with order-statistic intervals and their real levels (common.stats.intervals).
@@ -40,12 +43,13 @@ from common.stats.accuracy import pack_correct
 from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
 from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
+from harness.measure.cell import CellSpec
 from harness.measure.evidence import attach_agreement, row_labels
 from harness.measure.fingerprint import fingerprint
 from harness.measure.launcher import cell_spec, run_cell_subprocess
 from harness.measure.loop import P99_MIN_SAMPLES, Stats, Timing, harness_overhead_us, verdict
 from harness.measure.memory import phase_memory
-from harness.measure.roofline import attach_roofline, measure_peaks
+from harness.measure.roofline import attach_roofline, is_gpu_row, measure_peaks, variant_traffic
 from harness.measure.scenarios import LATENCY, THROUGHPUT
 from harness.measure.settings import CellSettings
 from harness.measure.trackers import noisy_reason
@@ -99,6 +103,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             else:
                 runnable.append((backend, variant))
         procs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in runnable}
+        accuracy: dict[tuple[str, str], dict[str, Any]] = {}
         for rnd in range(n_rounds):
             order = [c for c in runnable if rnd == 0 or procs[c][0]["result"].get("status") == "ok"]
             rng.shuffle(order)
@@ -106,20 +111,27 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             for i, (backend, variant) in enumerate(order, 1):
                 prefix = f"[round {rnd + 1}/{n_rounds}, {i}/{len(order)}] {backend} {variant}"
                 stem = f"{backend}__{variant}" + (f"__r{rnd}" if rnd else "")
-                out_logits = work / f"{backend}__{variant}.logits.npy"
-                spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits)
-                if rnd > 0:  # accuracy and logits come from the first round's process only
-                    spec = dataclasses.replace(spec, accuracy=False, logits_out="")
+                spec = timed_spec(cell_spec(per_process, backend, artifacts[variant], images_path, labels_path,
+                                            work / "-"))
                 started = datetime.now(UTC).isoformat(timespec="seconds")
                 result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads)
                 procs[(backend, variant)].append({"round": rnd, "started": started, "result": result})
-                if rnd == 0 and result.get("status") == "ok" and out_logits.is_file():
+                say(f"{prefix}: {_process_line(result)}")
+        if per_process.accuracy:  # one untimed process per cell: accuracy, and the logits of the agreement check
+            for backend, variant in [c for c in runnable if procs[c][0]["result"].get("status") == "ok"]:
+                stem = f"{backend}__{variant}__accuracy"
+                out_logits = work / f"{backend}__{variant}.logits.npy"
+                spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits,
+                                 timing=False)
+                result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads)
+                accuracy[(backend, variant)] = result
+                if result.get("status") == "ok" and out_logits.is_file():
                     logits[(backend, variant)] = out_logits
                     labels_of[(backend, variant)] = str(result.get("describe", {}).get("label", ""))
-                why = f" ({result.get('reason')})" if result.get("reason") else ""
-                say(f"{prefix}: {result.get('status')}{why}")
+                say(f"[accuracy] {backend} {variant}: {_process_line(result)}")
         for backend, variant in runnable:
-            new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)])
+            new_rows = _rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)],
+                                       accuracy.get((backend, variant)))
             first = procs[(backend, variant)][0]["result"] if procs[(backend, variant)] else {}
             attach_correctness(new_rows, logits.get((backend, variant)), np.load(labels_path),
                                throughput_scored_apart="throughput_metrics" in first)
@@ -131,8 +143,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     references = {v: "torch-eager" for v in variants if reference_is_cell(per_process, v, logits, labels_of)}
     attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32,
                      no_reference)
-    peaks = _machine_peak(cfg, say)
-    attach_roofline(rows, peaks)
+    peaks = _machine_peak(cfg, say, gpu=any(is_gpu_row(r) for r in rows if r.get("status") == "ok"))
+    attach_roofline(rows, peaks, variant_traffic({v: artifacts[v] for v in variants if v in artifacts}))
     results = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -160,12 +172,27 @@ def per_process_iterations(min_iterations: int, rounds: int) -> int:
     return min(int(min_iterations), max(P99_MIN_SAMPLES, math.ceil(int(min_iterations) / max(1, rounds))))
 
 
-def _machine_peak(cfg: Config, say: Progress) -> dict[str, float]:
-    """The machine's peak GMAC/s per precision at the benchmark's thread count ({} when switched off)."""
+def _machine_peak(cfg: Config, say: Progress, gpu: bool = False) -> dict[str, Any]:
+    """The machine's roofs at the benchmark's thread count, the GPU's too when a row ran on one ({} when
+    switched off)."""
     if not cfg.benchmark.roofline:
         return {}
-    say(f"measuring the machine's peak GMAC/s per precision ({cfg.benchmark.threads} threads)")
-    return measure_peaks(cfg.benchmark.threads)
+    say(f"measuring the machine's roofs: peak GMAC/s per precision and memory bandwidth ({cfg.benchmark.threads} "
+        f"threads{'; and the GPU' if gpu else ''})")
+    return measure_peaks(cfg.benchmark.threads, gpu=gpu)
+
+
+def timed_spec(spec: CellSpec) -> CellSpec:
+    """The spec of a timed process: no accuracy pass and no logits, so every process of a cell does the same
+    work before its timed loops (the accuracy process does that work, untimed)."""
+    return dataclasses.replace(spec, accuracy=False, logits_out="")
+
+
+def _process_line(result: dict[str, Any]) -> str:
+    """`ok (fixed 1.6 s)`: a process's status, and its fixed cost (wall time minus warm-up and timed loops)."""
+    why = f" ({result.get('reason')})" if result.get("reason") else ""
+    fixed = fixed_cost_s(result)
+    return f"{result.get('status')}{why}" + (f" (fixed {fixed:.1f} s)" if fixed is not None else "")
 
 
 def new_run_id() -> str:
@@ -221,9 +248,11 @@ def cell_settings(cfg: Config) -> CellSettings:
 
 
 def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path],
-                    procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first)."""
+                    procs: list[dict[str, Any]], accuracy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first) and its
+    untimed accuracy process (`accuracy`; without it, round 0's own accuracy pass where it ran one)."""
     first: dict[str, Any] = procs[0]["result"] if procs else {"status": "error", "reason": "no process ran"}
+    acc = accuracy if accuracy is not None and accuracy.get("status") == "ok" else first
     status = str(first.get("status", "error"))
     if status != "ok":
         return _failed_rows(s, backend, variant, artifacts, status, str(first.get("reason", "")))
@@ -232,8 +261,8 @@ def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict
     per_process_s = s.min_duration_s
     for scenario, batch in s.scenarios():
         row = _empty_row(backend, variant, scenario, batch, manifest)
-        throughput_model = scenario == THROUGHPUT and "throughput_metrics" in first
-        metrics = first.get("throughput_metrics" if throughput_model else "metrics") or {}
+        throughput_model = scenario == THROUGHPUT and "throughput_metrics" in acc
+        metrics = acc.get("throughput_metrics" if throughput_model else "metrics") or {}
         found: list[dict[str, Any]] = []
         failed: list[str] = []
         for p in procs:
@@ -251,7 +280,8 @@ def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict
             status="ok", cold_start_ms=first.get("cold_start_ms"), peak_rss_bytes=first.get("peak_rss_bytes"),
             loaded_bytes=first.get("loaded_bytes"), file_bytes=first.get("loaded_bytes"), describe=desc,
             device=desc.get("device"), label=desc.get("label"), memory=phase_memory(first, scenario, batch),
-            gpu_timing=entry0.get("gpu_timing"), **row_labels(manifest.get("precision"), desc),
+            gpu_timing=entry0.get("gpu_timing"), runtime_timing=entry0.get("runtime_timing"),
+            **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
         )
@@ -302,6 +332,9 @@ def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, lat
         "cpu_mhz": noise.get("cpu_mhz"), "loadavg_1m": noise.get("loadavg_1m"),
         "cpus_allowed": noise.get("cpus_allowed"), "noisy": noisy_reason(noise),
         "fixed_s": fixed_cost_s(p.get("result") or {}),
+        # what the process did, in order (the same in every process of a cell), and our threads in its loops
+        "steps": (p.get("result") or {}).get("steps"), "python_threads": entry.get("python_threads"),
+        "threads_after_load": (p.get("result") or {}).get("threads_after_load"),
     }
 
 

@@ -180,12 +180,30 @@ def test_report_of_a_run_with_nothing_to_plot(tmp_path):
     paths = write_report(run, tmp_path / "empty")
     assert {p.name for p in paths} == {"report.md", "report.html"}
     md = (tmp_path / "empty" / "report.md").read_text(encoding="utf-8")
-    assert md.count("nothing to plot in this run") == 4
+    assert md.count("nothing to plot in this run") == 5  # 4 figures and the roofline
     assert "Not available: the run carries no layers.csv" in md
     assert "timeout: cell exceeded 600 s" in md
     table1 = md.split("## Table 1")[1].split("## Table 2")[0]
     rows = [line for line in table1.splitlines() if line.startswith(("| dense", "| l1"))]
     assert len(rows) == 4 and not any(re.search(r"\d%|\d\.\d", r) for r in rows)  # no number invented
+
+
+def test_report_draws_the_roofline_of_a_run_that_measured_one(tmp_path):
+    from harness.measure.roofline import attach_roofline
+    from harness.measure.traffic import Traffic
+
+    run = sample_run(tmp_path)
+    peaks = {"fp32": 90.0, "int8": 180.0, "bandwidth_gb_per_s": {"dram": 12.0, "cache": 60.0},
+             "llc_bytes": 32 << 20, "threads": 2}
+    for r in run["results"]:
+        if r.get("status") == "ok":
+            r["gmac_per_s"] = 0.08 * r["throughput_fps"]
+    attach_roofline(run["results"], peaks, {v: Traffic(80_000_000, 3_700_000, 2_000, 500_000, 15) for v in ACC})
+    run["machine_peak_gmac_per_s"] = peaks
+    paths = write_report(run, tmp_path / "roof")
+    assert "roofline.png" in {p.name for p in paths}
+    md = (tmp_path / "roof" / "report.md").read_text(encoding="utf-8")
+    assert "roofline.png" in md and "% roof b1/bN" in md
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(),

@@ -211,5 +211,33 @@ def test_rows_carry_measured_labels(grid: dict[str, Any]) -> None:
         assert mem["load_peak_rss_bytes"] > 0 and mem["steady_rss_bytes"] > 0 and mem["model_rss_bytes"] >= 0
         key = {"int8-simulated": "fp32"}.get(row["precision"], row["precision"])
         assert row["fraction_of_peak"] == pytest.approx(row["gmac_per_s"] / peaks[key])
+        # the roofline: intensity of the row's model at its precision and batch, attainable = the lower roof
+        assert row["arithmetic_intensity"] > 0 and row["roofline"]["device"] == "cpu"
+        bw = peaks["bandwidth_gb_per_s"][row["roofline"]["memory_level"]]
+        assert row["attainable_gmac_per_s"] == pytest.approx(min(peaks[key], bw * row["arithmetic_intensity"]))
+        assert row["fraction_of_attainable"] == pytest.approx(row["gmac_per_s"] / row["attainable_gmac_per_s"])
+        # above 1 would mean a roof measured below what a runtime reached: a bug in the peak, never a fast row
+        assert row["fraction_of_attainable"] <= 1.0, (row["backend"], row["variant"], row["scenario"],
+                                                      row["batch_size"], row["roofline"], peaks["method"])
     ref = [r for r in ok if r["backend"] == "torch-eager" and r["variant"] == "dense-fp32"]
     assert ref and all(r["agreement"] == 1.0 and r["agrees"] for r in ref)  # the reference itself
+
+
+def test_the_processes_of_a_cell_are_interchangeable(grid: dict[str, Any]) -> None:
+    """Every timed process of a cell did the same work before timing (no accuracy pass in any of them: it ran
+    in one untimed process per cell) and ran its loops with no other thread of ours; the rows' accuracy comes
+    from that accuracy process."""
+    ok = [r for r in grid["results"]["results"] if r["status"] == "ok"]
+    assert ok
+    for row in ok:
+        steps = [tuple(p["steps"]) for p in row["rounds"]]
+        assert len(set(steps)) == 1, (row["backend"], row["variant"], steps)
+        assert steps[0][:3] == ("load", "first_infer", "describe") and "accuracy" not in steps[0]
+        assert f"{row['scenario']}:{row['batch_size']}" in steps[0]
+        for p in row["rounds"]:  # the threads alive in the loop: those the runtime had at load, none of ours
+            assert p["python_threads"] == p["threads_after_load"] and "MainThread" in p["python_threads"]
+        assert row["accuracy"] is not None
+    messages = grid["messages"]
+    assert sum(m.startswith("[accuracy] ") for m in messages) == len({(r["backend"], r["variant"]) for r in ok})
+    assert all(" (fixed " in m for m in messages if m.startswith("[round ") and ": ok" in m)  # per process
+

@@ -14,6 +14,7 @@ from backends.tensorrt.cache import (
     layer_precisions,
     profile_batches,
     profile_index,
+    read_or_build_plan,
     tensor_datatype,
     timing_cache_name,
 )
@@ -101,3 +102,20 @@ def test_dynamic_shapes_without_a_context_is_never_int8() -> None:
     int8, total, counts = layer_precisions(text)
     assert (int8, total) == (0, 3) and counts == {"Convolution:?": 3}
     assert not inspector_formats_known(text)
+
+
+def test_the_plan_is_what_the_runtime_loads_and_its_size_is_file_bytes(tmp_path: Path) -> None:
+    """First load builds and stores the plan; the next reads the stored file and does not build. The bytes
+    handed to the runtime (whose length the backend reports as loaded_bytes / file_bytes) are the plan file."""
+    plan_path = tmp_path / "key.plan"
+    builds: list[int] = []
+
+    def build() -> bytes:
+        builds.append(1)
+        return b"serialized-engine" * 100
+
+    plan, reused = read_or_build_plan(plan_path, build)
+    assert not reused and builds == [1] and plan_path.read_bytes() == plan
+    again, reused = read_or_build_plan(plan_path, build)
+    assert reused and builds == [1] and again == plan and len(again) == plan_path.stat().st_size
+    assert not list(tmp_path.glob(".*"))  # written atomically: no temp file left

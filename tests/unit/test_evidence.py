@@ -89,7 +89,7 @@ def test_fraction_of_peak_uses_the_row_precision() -> None:
     assert fraction_of_peak(5.0, "fp32", peaks) == pytest.approx(0.5)
     assert fraction_of_peak(5.0, "int8-simulated", peaks) == pytest.approx(0.5)
     assert fraction_of_peak(None, "int8", peaks) is None and fraction_of_peak(1.0, "int8", {}) is None
-    assert peak_key("fp16") is None
+    assert peak_key("fp16") == "fp16" and peak_key("int4") is None  # fp16: a GPU peak; no int4 roof
 
 
 def test_second_model_memory_is_not_counted_into_the_first() -> None:
@@ -103,7 +103,7 @@ def test_second_model_memory_is_not_counted_into_the_first() -> None:
     lat = phase_memory(result, "latency", 1)
     tp = phase_memory(result, "throughput", 4)
     assert lat == {"load_peak_rss_bytes": 180, "model_rss_bytes": 50, "steady_rss_bytes": 150,
-                   "gpu_memory_bytes": None, "second_model": False}
+                   "loop_peak_rss_bytes": None, "gpu_memory_bytes": None, "second_model": False}
     assert tp["model_rss_bytes"] == 70 and tp["steady_rss_bytes"] == 190 and tp["second_model"]
     assert tp["gpu_memory_bytes"] == 7
 
@@ -114,7 +114,7 @@ def test_peak_text_says_when_the_machine_was_busy() -> None:
     assert peak_text({}) == "" and peak_text({"error": "x"}) == ""
     quiet = peak_text({"fp32": 80.0, "int8": 300.0, "threads": 2, "other_cpu_fraction": 0.0})
     assert quiet == "fp32 80.0, int8 300.0 GMAC/s at 2 threads"
-    assert "reads low" in peak_text({"fp32": 8.0, "threads": 2, "other_cpu_fraction": 0.6})
+    assert "read low" in peak_text({"fp32": 8.0, "threads": 2, "other_cpu_fraction": 0.6})
 
 
 def test_labels_table_flags_fractions_above_the_peak(make_run) -> None:
@@ -128,7 +128,13 @@ def test_labels_table_flags_fractions_above_the_peak(make_run) -> None:
                      memory={"load_peak_rss_bytes": 1e8, "steady_rss_bytes": 2e8}, fraction_of_peak=0.5)
     run["results"][0]["fraction_of_peak"] = 1.5
     t = labels_table(run)
-    assert any("above 100% of the measured peak" in n for n in t.notes)
+    assert any("above 100% of their attainable roof" in n for n in t.notes)
     assert any("fp32 10.0, int8 40.0 GMAC/s at 2 threads" in n for n in t.notes)
     row = next(r for r in t.rows if r[:2] == ["openvino", "l1-int8"])
     assert row[6] == "3.80" and row[8] == "200.00"  # file MB, steady RSS MB
+    assert row[-1] == "—"  # no runtime-only figure recorded
+    lat = next(r for r in run["results"] if (r["backend"], r["variant"], r["scenario"]) == ("openvino", "l1-int8",
+                                                                                            "latency"))
+    lat["runtime_timing"] = {"runtime_p50_ms": 0.2312, "end_to_end_p50_ms": 0.2366, "calls": 200}
+    row = next(r for r in labels_table(run).rows if r[:2] == ["openvino", "l1-int8"])
+    assert row[-1] == "0.231 / 0.237" and t.header[-1] == "runtime / e2e p50 ms"

@@ -57,3 +57,31 @@ def test_invalid_arch_is_refused() -> None:
         VGG16FER({k: v for k, v in arch.items() if k != "hidden"})
     with pytest.raises(TypeError):
         arch_of(nn.Linear(2, 2))
+
+
+def test_executed_layer_counts_come_from_what_ran_not_the_class() -> None:
+    """A conv that forward never calls is not counted; a quantized Linear that runs counts as int8."""
+    from backends.torch_model import executed_layer_counts
+
+    class Partial(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3)
+            self.fc = nn.Linear(2 * 46 * 46, 7)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.flatten(self.used(x), 1))
+
+    int8, total, ops = executed_layer_counts(Partial().eval(), torch.zeros(1, 1, 48, 48))
+    assert (int8, total) == (0, 2) and ops == {"aten::conv2d": 1, "aten::linear": 1}
+    if "x86" in torch.backends.quantized.supported_engines or "fbgemm" in torch.backends.quantized.supported_engines:
+        import torch.ao.nn.quantized as nnq
+
+        q = nnq.Linear(4, 3)
+
+        class Quant(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return q(torch.quantize_per_tensor(x, 0.1, 0, torch.quint8)).dequantize()
+
+        int8, total, ops = executed_layer_counts(Quant(), torch.zeros(2, 4))
+        assert (int8, total) == (1, 1) and "quantized::linear" in ops

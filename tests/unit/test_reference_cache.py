@@ -32,6 +32,11 @@ def test_key_follows_artifact_hashes_images_and_settings(tmp_path: Path) -> None
     assert reference_cache_path(cache, a, images, {**extra, "int8_mode": "native"}) != key
     np.save(images, np.ones((4, 1, 48, 48), np.float32))
     assert reference_cache_path(cache, a, images, extra) != key
+    key = reference_cache_path(cache, a, images, extra)
+    import torch
+
+    assert reference_cache_path(cache, a, images, extra, torch_version=torch.__version__) == key  # the installed one
+    assert reference_cache_path(cache, a, images, extra, torch_version="1.0.0") != key  # an upgrade: a new key
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "manifest.json").write_text("{}")
     assert reference_cache_path(cache, tmp_path / "c", images, extra) is None  # no hashes: never cached

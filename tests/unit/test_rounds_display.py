@@ -55,3 +55,13 @@ def test_nightly_profile_sets_more_rounds_and_unknown_profiles_are_refused() -> 
     assert load_config(None, profile_overrides(None)).benchmark.rounds == 5
     with pytest.raises(UserError, match="valid: nightly"):
         profile_overrides("weekly")
+
+
+def test_fixed_cost_is_printed_per_round() -> None:
+    from harness.cli.run import fixed_by_round
+
+    rows = [{"scenario": "latency", "rounds": [{"round": 0, "fixed_s": 1.6}, {"round": 1, "fixed_s": 1.5}]},
+            {"scenario": "latency", "rounds": [{"round": 0, "fixed_s": 2.0}, {"round": 1, "fixed_s": 1.7},
+                                               {"round": 2, "fixed_s": None}]},
+            {"scenario": "throughput", "rounds": [{"round": 0, "fixed_s": 99.0}]}]  # same processes: not twice
+    assert fixed_by_round(rows) == "round 1 1.8 s, round 2 1.6 s"
