@@ -34,7 +34,7 @@ from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.storage import layer_infos, storage_bytes
-from compression.writer import int8_payload, write_variant
+from compression.writer import copy_variant, int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
 from fer.device import resolve_device
@@ -326,14 +326,53 @@ def build_variants(
         say(f"{name}: building")
         paths[name] = b.build_fp32(name, method) if precision == "fp32" else b.build_int8(name, method)
         say(f"{name}: written in {time.perf_counter() - t0:.0f} s -> {paths[name]}")
+    _write_layers(cfg, b.dense_arch, paths, out_dir)
+    return paths
+
+
+def _write_layers(cfg: Config, dense_arch: dict[str, Any], paths: dict[str, Path], out_dir: Path) -> None:
+    """out_dir/layers.csv + layers.md for the pruned int8 variants among `paths` (nothing when there are none)."""
     rows: list[dict[str, Any]] = []
     for name, path in paths.items():
         method, _, precision = name.rpartition("-")
         if method != "dense" and precision == "int8":
             man = load_artifact(path, verify=False).manifest
-            rows += layer_rows(name, b.dense_arch, man["arch"], "int8", bool(cfg.compress.symmetric))
+            rows += layer_rows(name, dense_arch, man["arch"], "int8", bool(cfg.compress.symmetric))
     if rows:
         write_layer_table(out_dir, rows)
+
+
+def publish_variants(
+    cfg: Config,
+    data: FerData,
+    dense: VGG16FER,
+    cache_dir: Path,
+    out_dir: Path,
+    variants: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """`bench compress --out DIR`: each requested variant in out_dir, built at most once per config. A variant
+    already up to date in out_dir stays; the others are built (or reused) in the artifact cache `cache_dir`, keyed
+    by the config like every cached artifact, and copied from there, so a second `--out` of the same config, or
+    one after `bench run`, builds nothing. Returns {variant: directory in out_dir}."""
+    say = progress or (lambda _m: None)
+    names = requested_variants(cfg, variants)
+    validate_inputs(cfg, data, dense, names)
+    out_dir, chash = Path(out_dir), config_hash(cfg, dense)
+    fresh = [n for n in names if _reusable(out_dir / n, chash)]
+    for n in fresh:
+        say(f"{n}: up to date in {out_dir / n}")
+    todo = [n for n in names if n not in fresh]
+    stale = [n for n in todo if not _reusable(Path(cache_dir) / n, chash)]
+    cached = build_variants(cfg, data, dense, Path(cache_dir), variants=todo, progress=say) if todo else {}
+    paths = {n: out_dir / n for n in fresh}
+    for n, src in cached.items():
+        paths[n] = copy_variant(src, out_dir, n)
+        say(f"{n}: {'built' if n in stale else 'reused'} in the artifact cache, copied to {paths[n]}")
+    paths = {n: paths[n] for n in names}
+    _write_layers(cfg, arch_of(dense), paths, out_dir)
+    say(f"{out_dir}: {len(names) - len(stale)} of {len(names)} variants reused (same config and dense model), "
+        f"{len(stale)} built")
     return paths
 
 

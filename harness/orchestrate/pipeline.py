@@ -51,7 +51,7 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
     from fer.checkpoint import load_checkpoint, save_checkpoint
     from fer.evaluate import evaluate
     from fer.model import build_model, default_arch
-    from fer.train import fit
+    from fer.train import epoch_steps, fit
 
     path = cache_root(cfg) / "models" / f"dense-{dense_key(cfg, data)}.pt"
     if path.is_file() and not force:
@@ -64,8 +64,7 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         from fer.pretrained import load_torchvision_vgg16_bn
 
         load_torchvision_vgg16_bn(model, Path(cfg.model.pretrained))
-    n = cfg.train.subset or len(data.train)
-    steps = cfg.train.epochs * max(1, n // min(cfg.train.batch_size, n))
+    steps = cfg.train.epochs * epoch_steps(len(data.train), cfg.train)
     state = path.with_name(path.name + ".state")  # resumable: an interrupted `bench train` continues here
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -112,8 +111,12 @@ def prepare_artifacts(
     out_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Build (or reuse) the compressed variants; returns {variant: artifact directory}."""
-    from compression.variants import build_variants
+    """Build (or reuse) the compressed variants in the artifact cache; returns {variant: artifact directory}.
+    With `out_dir` (`bench compress --out`), the variants are copied there from the cache (built there first
+    when missing), so the same config is compressed once whatever directories it is written to."""
+    from compression.variants import build_variants, publish_variants
 
-    out = out_dir or artifacts_dir(cfg, data)
-    return build_variants(cfg, data, dense.model, out, variants=variants, progress=progress)
+    cache = artifacts_dir(cfg, data)
+    if out_dir is None or Path(out_dir).resolve() == cache.resolve():
+        return build_variants(cfg, data, dense.model, cache, variants=variants, progress=progress)
+    return publish_variants(cfg, data, dense.model, cache, Path(out_dir), variants=variants, progress=progress)
