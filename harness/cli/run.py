@@ -19,6 +19,7 @@ from common.config import Config, check_variant_name
 from common.errors import UserError
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
+from reports.int8_path import int8_path_text
 from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
 NAME = "run"
@@ -248,3 +249,4 @@ def _print_summary(results: dict[str, Any]) -> None:
     text = peak_text(results.get("machine_peak_gmac_per_s") or {})
     if text:
         console.console.print(f"machine peak: {text}", markup=False)
+    console.console.print(f"int8 path: {int8_path_text(results)}", markup=False)
