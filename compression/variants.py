@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -39,6 +40,7 @@ from fer.checkpoint import load_model
 from fer.data import FerData
 from fer.device import resolve_device
 from fer.evaluate import evaluate, predict_logits
+from fer.metrics import classification_metrics
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
 
@@ -131,6 +133,12 @@ def _reusable(path: Path, chash: str) -> bool:
     return art.manifest.get("config_hash") == chash
 
 
+def stale_variants(cfg: Config, dense: nn.Module, out_dir: Path, names: list[str]) -> list[str]:
+    """Those of `names` that out_dir does not hold up to date (what building them would build)."""
+    chash = config_hash(cfg, dense)
+    return [n for n in names if not _reusable(Path(out_dir) / n, chash)]
+
+
 def load_torch_artifact(path: Path) -> tuple[VGG16FER, dict[str, Any]]:
     """The fp32 model of a variant directory (model.pt, weights_only) and its manifest."""
     art = load_artifact(path, verify=True)
@@ -156,6 +164,9 @@ class _Builder:
         n_val = min(len(data.val), MAX_VERIFY_IMAGES)
         self.val_x = data.val.as_float()
         self.verify_x = self.val_x[:n_val]
+        # val logits of the models this builder holds (the dense model, the pruned ones in pruned_cache), keyed by
+        # id (stable while held): an int8 variant compares with its source's logits without a second pass
+        self._val_logits: dict[int, np.ndarray] = {}
         self.n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
 
     # ------------------------------------------------------------ models
@@ -185,6 +196,16 @@ class _Builder:
             p = _Pruned(model, masks)
         self.pruned_cache[method] = p
         return p
+
+    def val_logits(self, model: nn.Module) -> np.ndarray:
+        """Logits of `model` on the val split, computed once for the models the builder holds."""
+        held = model is self.dense or any(p.model is model for p in self.pruned_cache.values())
+        if held and id(model) in self._val_logits:
+            return self._val_logits[id(model)]
+        logits = predict_logits(model, self.val_x)
+        if held:
+            self._val_logits[id(model)] = logits
+        return logits
 
     def calibration_images(self) -> torch.Tensor:
         n = self.cfg.compress.calibration_size
@@ -219,10 +240,11 @@ class _Builder:
         storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
-        m["val_accuracy"] = evaluate(model, self.val_x, self.data.val.labels).accuracy
+        val_logits = self.val_logits(model)
+        m["val_accuracy"] = classification_metrics(self.data.val.labels, val_logits.argmax(1)).accuracy
         m["test_accuracy"] = evaluate(model, self.data.test.as_float(), self.data.test.labels).accuracy
         layers = folded_layers(model)
-        torch_logits = predict_logits(model, self.verify_x)
+        torch_logits = val_logits[: len(self.verify_x)]
         ckpt = {"format": "fer-bench/fp32-v1", "arch": arch, "state_dict": model.state_dict(), "folded": False,
                 "quant": None}
 
@@ -254,10 +276,11 @@ class _Builder:
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
-        m["val_accuracy"] = evaluate(q, self.val_x, self.data.val.labels).accuracy
+        q_val = predict_logits(q, self.val_x)
+        m["val_accuracy"] = classification_metrics(self.data.val.labels, q_val.argmax(1)).accuracy
         m["test_accuracy"] = evaluate(q, self.data.test.as_float(), self.data.test.labels).accuracy
-        q_logits = predict_logits(q, self.verify_x)
-        fp_logits = predict_logits(source, self.verify_x)
+        q_logits = q_val[: len(self.verify_x)]
+        fp_logits = self.val_logits(source)[: len(self.verify_x)]
         m["quantization"] = {
             "mode": "PTQ" if method == "dense" else ("QAT" if c.qat_epochs > 0 else "PTQ"),
             "calibration": c.calibration, "calibration_images": c.calibration_size,
