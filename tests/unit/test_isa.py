@@ -80,7 +80,7 @@ def test_openvino_kernel_names_parse(name: str, isa: str | None, precision: str)
 
 
 def test_recorded_avx2_runtime_model_names_avx2_int8_convolutions() -> None:
-    doc = _fixture("runtime-avx2-l1-int8-w0125.json")
+    doc = _fixture("runtime-avx2-l1-int8.json")
     counts = primitive_type_counts(doc["ops"])
     assert counts["Convolution:jit_avx2_I8"] == 13  # every conv of VGG16 ran the AVX2 int8 kernel
     assert sum(n for k, n in counts.items() if k.startswith("Convolution:")) == 13
@@ -107,7 +107,7 @@ def test_runs_recorded_before_the_isa_field_use_the_fingerprint_flags() -> None:
 
 
 def test_report_summary_has_the_int8_path_row() -> None:
-    doc = _fixture("runtime-avx2-l1-int8-w0125.json")
+    doc = _fixture("runtime-avx2-l1-int8.json")
     table = summary_table(_run(doc["isa"], primitive_type_counts(doc["ops"])))
     rows = {r[0]: r[1] for r in table.rows}
     assert rows["int8 path"].startswith(AVX2_SENTENCE)
