@@ -69,6 +69,10 @@ class TrainConfig:
     bf16: bool = setting(True)  # mixed precision: bf16 autocast on CPUs with native bf16; bf16 (fp16+scaler) on CUDA
     seed: int = setting(0, min=0)
     subset: int = setting(0, min=0)  # train on the first N images only (0 = all); for smoke runs
+    # Images per epoch (0 = one pass over the training set). The budget of a run is epochs x images_per_epoch
+    # images seen, for dense training, fine-tuning and QAT alike; the one-cycle schedule spans exactly that budget.
+    # A budget in images, not minutes: the same config trains the same model on every machine (a cache key).
+    images_per_epoch: int = setting(0, min=0, max=10_000_000)
     # where training, fine-tuning, calibration and QAT run (auto: CUDA when available). hash=False: left out of
     # every cache key, because checkpoints and artifacts are saved as CPU tensors and do not depend on it; a
     # model trained on a GPU is numerically a different model, but the same recipe, so it may be reused.

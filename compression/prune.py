@@ -35,7 +35,7 @@ from compression.importance import (
 )
 from fer.data import FerData
 from fer.model import VGG16FER
-from fer.train import fit
+from fer.train import epoch_steps, fit
 
 Progress = Callable[[str], None]
 SCORE_IMAGES = {"cdcp": 512, "drcp": 256}  # images the activation criteria look at (HRank: "a few hundred")
@@ -162,8 +162,7 @@ def apply_soft_masks(model: VGG16FER, ratio: float) -> None:
 def _tgpp(model: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfig, *, scope: str, epochs: int,
           lr: float | None, say: Progress) -> VGG16FER:
     """Progressive soft filter pruning (AGP cubic schedule over the first 3/4 of training), then removal."""
-    n = min(len(data.train), train_cfg.subset) if train_cfg.subset else len(data.train)
-    steps_per_epoch = max(1, n // min(train_cfg.batch_size, n))
+    steps_per_epoch = epoch_steps(len(data.train), train_cfg)
     total = epochs * steps_per_epoch
     ramp = max(1, int(0.75 * total))
     every = max(1, steps_per_epoch // 4)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -34,11 +35,12 @@ from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.storage import layer_infos, storage_bytes
-from compression.writer import int8_payload, write_variant
+from compression.writer import copy_variant, int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
 from fer.device import resolve_device
 from fer.evaluate import evaluate, predict_logits
+from fer.metrics import classification_metrics
 from fer.model import VGG16FER, arch_of, build_model, count_params
 from fer.train import fit
 
@@ -131,6 +133,12 @@ def _reusable(path: Path, chash: str) -> bool:
     return art.manifest.get("config_hash") == chash
 
 
+def stale_variants(cfg: Config, dense: nn.Module, out_dir: Path, names: list[str]) -> list[str]:
+    """Those of `names` that out_dir does not hold up to date (what building them would build)."""
+    chash = config_hash(cfg, dense)
+    return [n for n in names if not _reusable(Path(out_dir) / n, chash)]
+
+
 def load_torch_artifact(path: Path) -> tuple[VGG16FER, dict[str, Any]]:
     """The fp32 model of a variant directory (model.pt, weights_only) and its manifest."""
     art = load_artifact(path, verify=True)
@@ -156,6 +164,9 @@ class _Builder:
         n_val = min(len(data.val), MAX_VERIFY_IMAGES)
         self.val_x = data.val.as_float()
         self.verify_x = self.val_x[:n_val]
+        # val logits of the models this builder holds (the dense model, the pruned ones in pruned_cache), keyed by
+        # id (stable while held): an int8 variant compares with its source's logits without a second pass
+        self._val_logits: dict[int, np.ndarray] = {}
         self.n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
 
     # ------------------------------------------------------------ models
@@ -185,6 +196,16 @@ class _Builder:
             p = _Pruned(model, masks)
         self.pruned_cache[method] = p
         return p
+
+    def val_logits(self, model: nn.Module) -> np.ndarray:
+        """Logits of `model` on the val split, computed once for the models the builder holds."""
+        held = model is self.dense or any(p.model is model for p in self.pruned_cache.values())
+        if held and id(model) in self._val_logits:
+            return self._val_logits[id(model)]
+        logits = predict_logits(model, self.val_x)
+        if held:
+            self._val_logits[id(model)] = logits
+        return logits
 
     def calibration_images(self) -> torch.Tensor:
         n = self.cfg.compress.calibration_size
@@ -219,10 +240,11 @@ class _Builder:
         storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
-        m["val_accuracy"] = evaluate(model, self.val_x, self.data.val.labels).accuracy
+        val_logits = self.val_logits(model)
+        m["val_accuracy"] = classification_metrics(self.data.val.labels, val_logits.argmax(1)).accuracy
         m["test_accuracy"] = evaluate(model, self.data.test.as_float(), self.data.test.labels).accuracy
         layers = folded_layers(model)
-        torch_logits = predict_logits(model, self.verify_x)
+        torch_logits = val_logits[: len(self.verify_x)]
         ckpt = {"format": "fer-bench/fp32-v1", "arch": arch, "state_dict": model.state_dict(), "folded": False,
                 "quant": None}
 
@@ -255,10 +277,11 @@ class _Builder:
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
-        m["val_accuracy"] = evaluate(q, self.val_x, self.data.val.labels).accuracy
+        q_val = predict_logits(q, self.val_x)
+        m["val_accuracy"] = classification_metrics(self.data.val.labels, q_val.argmax(1)).accuracy
         m["test_accuracy"] = evaluate(q, self.data.test.as_float(), self.data.test.labels).accuracy
-        q_logits = predict_logits(q, self.verify_x)
-        fp_logits = predict_logits(source, self.verify_x)
+        q_logits = q_val[: len(self.verify_x)]
+        fp_logits = self.val_logits(source)[: len(self.verify_x)]
         m["quantization"] = {
             "mode": "PTQ" if method == "dense" else ("QAT" if c.qat_epochs > 0 else "PTQ"),
             "calibration": c.calibration, "calibration_images": c.calibration_size,
@@ -327,14 +350,53 @@ def build_variants(
         say(f"{name}: building")
         paths[name] = b.build_fp32(name, method) if precision == "fp32" else b.build_int8(name, method)
         say(f"{name}: written in {time.perf_counter() - t0:.0f} s -> {paths[name]}")
+    _write_layers(cfg, b.dense_arch, paths, out_dir)
+    return paths
+
+
+def _write_layers(cfg: Config, dense_arch: dict[str, Any], paths: dict[str, Path], out_dir: Path) -> None:
+    """out_dir/layers.csv + layers.md for the pruned int8 variants among `paths` (nothing when there are none)."""
     rows: list[dict[str, Any]] = []
     for name, path in paths.items():
         method, _, precision = name.rpartition("-")
         if method != "dense" and precision == "int8":
             man = load_artifact(path, verify=False).manifest
-            rows += layer_rows(name, b.dense_arch, man["arch"], "int8", bool(cfg.compress.symmetric))
+            rows += layer_rows(name, dense_arch, man["arch"], "int8", bool(cfg.compress.symmetric))
     if rows:
         write_layer_table(out_dir, rows)
+
+
+def publish_variants(
+    cfg: Config,
+    data: FerData,
+    dense: VGG16FER,
+    cache_dir: Path,
+    out_dir: Path,
+    variants: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """`bench compress --out DIR`: each requested variant in out_dir, built at most once per config. A variant
+    already up to date in out_dir stays; the others are built (or reused) in the artifact cache `cache_dir`, keyed
+    by the config like every cached artifact, and copied from there, so a second `--out` of the same config, or
+    one after `bench run`, builds nothing. Returns {variant: directory in out_dir}."""
+    say = progress or (lambda _m: None)
+    names = requested_variants(cfg, variants)
+    validate_inputs(cfg, data, dense, names)
+    out_dir, chash = Path(out_dir), config_hash(cfg, dense)
+    fresh = [n for n in names if _reusable(out_dir / n, chash)]
+    for n in fresh:
+        say(f"{n}: up to date in {out_dir / n}")
+    todo = [n for n in names if n not in fresh]
+    stale = [n for n in todo if not _reusable(Path(cache_dir) / n, chash)]
+    cached = build_variants(cfg, data, dense, Path(cache_dir), variants=todo, progress=say) if todo else {}
+    paths = {n: out_dir / n for n in fresh}
+    for n, src in cached.items():
+        paths[n] = copy_variant(src, out_dir, n)
+        say(f"{n}: {'built' if n in stale else 'reused'} in the artifact cache, copied to {paths[n]}")
+    paths = {n: paths[n] for n in names}
+    _write_layers(cfg, arch_of(dense), paths, out_dir)
+    say(f"{out_dir}: {len(names) - len(stale)} of {len(names)} variants reused (same config and dense model), "
+        f"{len(stale)} built")
     return paths
 
 

@@ -53,6 +53,26 @@ from compression.quant import A_QMAX, DEFAULT_WEIGHT_BITS, QuantizedLayer, weigh
 FileWriter = Callable[[Path], None]
 
 
+def copy_variant(src: Path, out_dir: Path, variant: str) -> Path:
+    """A copy of the artifact directory `src` as out_dir/variant, swapped in atomically (replacing an older one);
+    backend caches kept beside the files (`cache/`) are left behind: they belong to the machine that made them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{variant}-", dir=out_dir))
+    try:
+        shutil.copytree(src, tmp / "x", ignore=shutil.ignore_patterns("cache", ".tmp-*", ".old-*"))
+        final = out_dir / variant
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{variant}-", dir=out_dir))
+            os.replace(final, old / "x")
+        os.replace(tmp / "x", final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_variant(out_dir: Path, variant: str, files: dict[str, FileWriter], manifest: dict[str, Any],
                   finish: Callable[[Path, dict[str, Any]], None] | None = None) -> Path:
     """Create out_dir/variant atomically: each `files[name](path)` writes one file into a temp dir, the

@@ -10,6 +10,7 @@ goes back to the CPU at the end, so checkpoints never depend on where it trained
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import time
@@ -130,6 +131,74 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
     return torch.stack(terms).sum()
 
 
+def epoch_steps(n: int, cfg: TrainConfig) -> int:
+    """Optimizer steps in one epoch of `fit` over `n` training images: `train.images_per_epoch` images when set
+    (0: one pass over the `n` images), in batches of `train.batch_size`."""
+    n = min(n, cfg.subset) if cfg.subset else n
+    bs = max(1, min(cfg.batch_size, n))
+    return max(1, (cfg.images_per_epoch or n) // bs)
+
+
+class BatchStream:
+    """Batch indices drawn from a stream of seeded shuffles of `n` images: each image is seen once before any is
+    seen twice, across epoch boundaries, so an epoch of `train.images_per_epoch` images smaller than the data
+    still covers all of it over the run. The (shuffle, position) is saved with the training state."""
+
+    def __init__(self, n: int, gen: torch.Generator) -> None:
+        self.n, self.gen = n, gen
+        self.perm = torch.empty(0, dtype=torch.int64)
+        self.pos = 0
+
+    def take(self, k: int) -> torch.Tensor:
+        parts, need = [], k
+        while need:
+            if self.pos >= len(self.perm):
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+            part = self.perm[self.pos : self.pos + need]
+            self.pos += len(part)
+            need -= len(part)
+            parts.append(part)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def state(self) -> dict[str, Any]:
+        return {"perm": self.perm.clone(), "pos": self.pos}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.perm, self.pos = state["perm"], int(state["pos"])
+
+
+def probe_images_per_s(model: nn.Module, cfg: TrainConfig, seconds: float = 3.0, max_steps: int = 6) -> float:
+    """Training images/s of `model` on this machine, as `fit` would train it (device, channels_last, autocast,
+    augmentation, optimizer step): one warm-up step, then at least two timed steps on random data, on a copy, so
+    `model` and every random stream of the real run are untouched. ~3 steps: a few seconds on 2 CPU cores."""
+    device = resolve_device(cfg.device)
+    m = copy.deepcopy(model).to(device).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-6)
+    amp = autocast_dtype(device, cfg.bf16)
+    gen = torch.Generator().manual_seed(0)
+    channels = next(mod for mod in m.modules() if isinstance(mod, nn.Conv2d)).in_channels
+    x0 = torch.rand(cfg.batch_size, channels, 48, 48, generator=gen)
+    y = torch.randint(0, 7, (cfg.batch_size,), generator=gen).to(device)
+
+    def step() -> None:
+        x = augment_batch(x0, gen) if cfg.augment else x0
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            loss = F.cross_entropy(m(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    step()  # warm-up: first-call allocations and kernel choices
+    t0, n = time.perf_counter(), 0
+    while n < 2 or (time.perf_counter() - t0 < seconds and n < max_steps):
+        step()
+        n += 1
+    return n * cfg.batch_size / (time.perf_counter() - t0)
+
+
 def fit(
     model: nn.Module,
     train: Split,
@@ -145,7 +214,8 @@ def fit(
 ) -> History:
     """Train `model` in place on `train` (cross-entropy + optional L1), evaluating on `val` each epoch.
 
-    `epochs`/`lr` override the config (fine-tuning and QAT use their own); `on_step(step, loss)` feeds
+    `epochs`/`lr` override the config (fine-tuning and QAT use their own); an epoch is
+    `train.images_per_epoch` images (0: one pass over `train`), drawn by `BatchStream`; `on_step(step, loss)` feeds
     progress bars; `after_step(model)` lets soft pruning re-apply masks after each optimizer step.
     `state_path`: after every epoch the training state (model, optimizer, scheduler, epoch, RNG, history)
     is saved there atomically, and a later call with the same path and the same run continues after the
@@ -165,7 +235,7 @@ def fit(
         images, labels = images[: cfg.subset], labels[: cfg.subset]
     n = len(labels)
     bs = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, n // bs)
+    steps_per_epoch = epoch_steps(n, cfg)
     total_steps = epochs * steps_per_epoch
     model.to(device)  # before the optimizer sees the parameters
     model.to(memory_format=torch.channels_last)
@@ -187,19 +257,20 @@ def fit(
     x_all = torch.from_numpy(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
     run_id = {"epochs": epochs, "lr": lr, "n": n, "batch_size": bs, "optimizer": cfg.optimizer,
-              "schedule": cfg.schedule, "seed": cfg.seed, "params": [list(p.shape) for p in params]}
+              "schedule": cfg.schedule, "seed": cfg.seed, "params": [list(p.shape) for p in params],
+              "steps_per_epoch": steps_per_epoch}
+    stream = BatchStream(n, gen)
     start = 0
     if state_path is not None and Path(state_path).exists():
-        start = _restore_state(Path(state_path), run_id, model, opt, sched, gen, history)
+        start = _restore_state(Path(state_path), run_id, model, opt, sched, gen, history, stream)
     step = start * steps_per_epoch
     with _deterministic_cuda(device):
         for epoch in range(start, epochs):
             model.train()
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=gen)
             loss_sum, correct, seen = 0.0, 0, 0
-            for b in range(steps_per_epoch):
-                idx = perm[b * bs : (b + 1) * bs]
+            for _ in range(steps_per_epoch):
+                idx = stream.take(bs)
                 x, y = x_all[idx], y_all[idx]
                 if cfg.augment:
                     x = augment_batch(x, gen)  # on the CPU from `gen`: the same batches on every device
@@ -229,7 +300,7 @@ def fit(
             log = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_acc, secs, seen / secs)
             history.epochs.append(log)
             if state_path is not None:
-                _save_state(Path(state_path), run_id, epoch + 1, model, opt, sched, gen, history)
+                _save_state(Path(state_path), run_id, epoch + 1, model, opt, sched, gen, history, stream)
             if on_epoch is not None:
                 on_epoch(log)
     model.to("cpu")  # callers save and export CPU tensors
@@ -247,6 +318,7 @@ def _save_state(
     sched: torch.optim.lr_scheduler.LRScheduler,
     gen: torch.Generator,
     history: History,
+    stream: BatchStream,
 ) -> None:
     """Everything needed to continue after `epoch` (tensors and plain values only: weights_only loads it)."""
     state = {
@@ -260,6 +332,7 @@ def _save_state(
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if _on_cuda(model) else None,
         "history": [asdict(e) for e in history.epochs],
+        "stream": stream.state(),
     }
     atomic_torch_save(state, path)
 
@@ -287,6 +360,7 @@ def _restore_state(
     sched: torch.optim.lr_scheduler.LRScheduler,
     gen: torch.Generator,
     history: History,
+    stream: BatchStream,
 ) -> int:
     """Load a state saved by `_save_state` into the live objects; returns the number of finished epochs."""
     state = safe_torch_load(path, "training state")
@@ -303,6 +377,7 @@ def _restore_state(
         if state.get("cuda_rng") is not None and _on_cuda(model):
             torch.cuda.set_rng_state(state["cuda_rng"])
         history.epochs[:] = [EpochLog(**e) for e in state["history"]]
+        stream.load(state["stream"])
         return int(state["epoch"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"training state {path}: incomplete or damaged ({e}); delete it to start over") from None

@@ -15,6 +15,7 @@ from typing import Any
 
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, read_layers_csv
 from common.stats.accuracy import accuracy_ci
+from reports.int8_path import int8_path_text
 
 
 @dataclass
@@ -169,6 +170,7 @@ def summary_table(run: dict[str, Any]) -> Table:
         ["created", str(run.get("created"))],
         ["data set", dataset_label(run)],
         ["hardware", hardware_summary(run.get("fingerprint"))],
+        ["int8 path", int8_path_text(run)],
         ["fingerprint id", str((run.get("fingerprint") or {}).get("id"))],
         ["config hash", str(run.get("config_hash"))],
         ["harness overhead per iteration", f"{fnum(run.get('harness_overhead_us'))} µs"],

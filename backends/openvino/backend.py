@@ -146,6 +146,7 @@ class OpenVINOBackend(Backend):
             "int8_layers": int8_layers,
             "total_layers": total_layers,
             "layer_precisions": conv_precisions,
+            "primitive_types": runtime_primitive_types(self._compiled),
             "requests_in_flight": max(1, n_requests),
             "static_shape": static,
             "openvino": ov.__version__,
@@ -292,6 +293,26 @@ def precision_from_layers(int8_layers: int, total: int, counts: dict[str, int]) 
     if low:
         return compute, compute, f"{compute} ({floats[low]}/{total} conv/FC layers in {low})"
     return "fp32", "fp32", "fp32"
+
+
+def runtime_primitive_types(compiled: Any) -> dict[str, int]:
+    """{"<layerType>:<primitiveType>": count} over the conv/FC layers of the compiled runtime model: the kernel
+    family and ISA each one really ran (e.g. "Convolution:jit_avx2_I8", "Convolution:brgconv_avx512_I8")."""
+    ops = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        ops.append({k: info[k].astype(str) for k in ("layerType", "primitiveType") if k in info})
+    return primitive_type_counts(ops)
+
+
+def primitive_type_counts(ops: list[dict[str, str]]) -> dict[str, int]:
+    """`runtime_primitive_types` on plain rt_info dicts ({"layerType", "primitiveType"}; a recorded runtime model)."""
+    counts: dict[str, int] = {}
+    for info in ops:
+        if info.get("layerType") in COMPUTE_LAYER_TYPES:
+            key = f"{info['layerType']}:{info.get('primitiveType', '?')}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _prop(compiled: Any, key: str) -> Any:

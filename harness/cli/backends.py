@@ -1,6 +1,6 @@
 """`bench backends`: every backend with its availability (and why not), library versions, device, and the
 machine's fingerprint. `--json` prints {"fingerprint": {...}, "backends": [{"name", "available", "reason",
-"versions", "device"}]}."""
+"versions", "device"}]}; the fingerprint's `isa` lists the instruction-set features and the CPU's int8 path."""
 
 from __future__ import annotations
 
@@ -63,4 +63,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{cpu['affinity']}), flags {' '.join(cpu['flags'])}, RAM {fp['ram_bytes'] / 2**30:.1f} GiB, "
                   f"GPU {gpus}, Python {fp['python']}, git {str(fp['git']['commit'])[:10]}"
                   f"{' (dirty)' if fp['git']['dirty'] else ''}"))
+    isa = fp.get("isa") or {}
+    have = [f for f, on in (isa.get("features") or {}).items() if on]
+    console.print(escape(f"instruction set: {' '.join(have) or 'unknown'}; {isa.get('int8_summary', '')}"))
     return 0

@@ -42,6 +42,7 @@ def parse_methods(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from compression.variants import requested_variants
     from fer.device import resolve_device
     from harness.cli._common import load_config_from_args
     from harness.orchestrate.pipeline import load_data, prepare_artifacts, prepare_dense
@@ -51,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if args.methods is not None:
         cfg = dataclasses.replace(cfg, compress=dataclasses.replace(cfg.compress, methods=parse_methods(args.methods)))
     resolve_device(cfg.train.device)  # a bad train.device fails before the data is read
-    data = load_data(cfg)
-    dense = prepare_dense(cfg, data, progress=console.info)
-    arts = prepare_artifacts(cfg, data, dense, variants=args.variant, out_dir=args.out, progress=console.info)
+    with console.phase("data"):
+        data = load_data(cfg)
+    with console.phase("training"):
+        dense = prepare_dense(cfg, data, progress=console.info, then_compress=requested_variants(cfg, args.variant))
+    with console.phase("compression"):
+        arts = prepare_artifacts(cfg, data, dense, variants=args.variant, out_dir=args.out, progress=console.info)
+    console.info(console.phase_summary())
     manifests = {v: json.loads((p / "manifest.json").read_text()) for v, p in arts.items()}
     if args.json:
         print(json.dumps({v: {**m, "path": str(arts[v])} for v, m in manifests.items()}, indent=2))

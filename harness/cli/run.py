@@ -20,6 +20,7 @@ from common.config import Config, check_variant_name
 from common.errors import UserError
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
+from reports.int8_path import int8_path_text
 from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
 
 NAME = "run"
@@ -130,27 +131,34 @@ def run(args: argparse.Namespace) -> int:
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
     if not args.cluster:  # on a cluster each node probes its own runtimes
         check_runnable(backends)
-    data = load_data(cfg)
+    with console.phase("data"):
+        data = load_data(cfg)
     artifacts: dict[str, Path] = {}
     if variants:
-        dense = prepare_dense(cfg, data, progress=console.info)
+        with console.phase("training"):
+            dense = prepare_dense(cfg, data, progress=console.info, then_compress=variants)
         console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
-        artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
+        with console.phase("compression"):
+            artifacts = prepare_artifacts(cfg, data, dense, variants=variants, progress=console.info)
     artifacts.update(extra_arts)
     variants = variants + list(extra_arts)
     cfg = dataclasses.replace(cfg, benchmark=dataclasses.replace(cfg.benchmark, backends=backends, variants=variants))
-    if args.cluster:
-        from harness.fleet.cluster import run_grid_cluster
+    with console.phase("grid"):
+        if args.cluster:
+            from harness.fleet.cluster import run_grid_cluster
 
-        results = run_grid_cluster(cfg, artifacts, data, args.cluster, args.target, backends=backends,
-                                   progress=console.info)
-    else:
-        results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
+            results = run_grid_cluster(cfg, artifacts, data, args.cluster, args.target, backends=backends,
+                                       progress=console.info)
+        else:
+            results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
     layers_csv = next((p.parent / "layers.csv" for p in artifacts.values() if (p.parent / "layers.csv").is_file()),
                       None)
     if layers_csv is not None:
         results["layers_csv"] = str(layers_csv)
-    publish_run(cfg, results, args, (to_stdout, json_path))
+    results["phase_seconds"] = {name: round(sec, 1) for name, sec in console.phase_times()}
+    with console.phase("report"):
+        publish_run(cfg, results, args, (to_stdout, json_path))
+    console.info(console.phase_summary())
     return 0
 
 
@@ -251,6 +259,7 @@ def _print_summary(results: dict[str, Any]) -> None:
     text = peak_text(results.get("machine_peak_gmac_per_s") or {})
     if text:
         console.console.print(f"machine roofs: {text}", markup=False)
+    console.console.print(f"int8 path: {int8_path_text(results)}", markup=False)
 
 
 def fixed_by_round(rows: list[dict[str, Any]]) -> str:

@@ -26,8 +26,11 @@ def run(args: argparse.Namespace) -> int:
     console.set_quiet(args.quiet)
     cfg = load_config_from_args(args)
     resolve_device(cfg.train.device)  # a bad train.device fails before the data is read
-    data = load_data(cfg)
-    dense = prepare_dense(cfg, data, force=args.force, progress=console.info)
+    with console.phase("data"):
+        data = load_data(cfg)
+    with console.phase("training"):
+        dense = prepare_dense(cfg, data, force=args.force, progress=console.info)
+    console.info(console.phase_summary())
     meta = {**dense.meta, "checkpoint": str(dense.path), "reused": dense.reused}
     if args.json:
         print(json.dumps(meta, indent=2))

@@ -3,7 +3,8 @@
 `id` hashes what changes speed, the documented field set ID_FIELDS: CPU brand, arch, logical/physical
 cores, the ISA flags that matter, cache sizes per level, affinity; RAM; OS (system, kernel release, libc);
 Python; backend library versions; GPU name, driver and memory. The git commit, dirty flag, config and time
-are recorded beside it but kept out of the id (they are what a comparison is *about*).
+are recorded beside it but kept out of the id (they are what a comparison is *about*). `isa` (common.isa: the
+instruction-set features, the CPU's int8 path and a sentence on what it means) is derived from the flags.
 
 `machine_id` names the machine itself (conbench #924: a hostname as machine name means nothing ever
 compares; #1412: different hardware hashed equal). It is `machine.id` from the config / `--machine-id`
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.isa import flags_from_cpuinfo, isa_record
 from common.versions import library_versions
 
 # CPU flags that change which int8/bf16 kernels a runtime picks.
@@ -86,15 +88,14 @@ def _proc_cpuinfo() -> tuple[str, set[str]]:
     path = Path("/proc/cpuinfo")
     if not path.is_file():
         return "", set()
-    brand, flags = "", set[str]()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    text = path.read_text(encoding="utf-8", errors="replace")
+    brand = ""
+    for line in text.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not brand:
+        if key.strip() == "model name":
             brand = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    return brand, flags
+            break
+    return brand, flags_from_cpuinfo(text)
 
 
 def gpu_info() -> list[dict[str, Any]]:
@@ -166,6 +167,8 @@ def fingerprint(config: dict[str, Any] | None = None, machine: str | None = None
         "gpus": gpu_info(),
     }
     fp["id"] = fingerprint_id(fp)
+    # derived from cpu.flags (already in the id), so kept beside it: the id of a known machine does not change
+    fp["isa"] = isa_record(_proc_cpuinfo()[1])
     configured = machine or ((config or {}).get("machine") or {}).get("id") or os.environ.get(MACHINE_ENV)
     fp["machine_id"] = str(configured) if configured else default_machine_id(fp)
     fp["git"] = git_state()

@@ -45,13 +45,30 @@ def dense_key(cfg: Config, data: FerData) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Progress | None = None) -> DenseModel:
-    """Train the dense VGG16-FER (or reuse the cached checkpoint) and evaluate it on val and test."""
+_rates: dict[str, float] = {}  # dense training img/s probed in this process, by model/train config
+
+
+def _probe_rate(cfg: Config, model: VGG16FER) -> float:
+    """This machine's dense training images/s (fer.train.probe_images_per_s), probed once per process."""
+    from fer.train import probe_images_per_s
+
+    key = cfg.section_hash("model", "train") + str(cfg.train.device)
+    if key not in _rates:
+        _rates[key] = probe_images_per_s(model, cfg.train)
+    return _rates[key]
+
+
+def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Progress | None = None,
+                  then_compress: list[str] | None = None) -> DenseModel:
+    """Train the dense VGG16-FER (or reuse the cached checkpoint) and evaluate it on val and test. Before
+    training, one line estimates the training time on this machine from a short probe (and the compression of
+    `then_compress`, the variants the caller builds next)."""
     from common.console import progress_task
     from fer.checkpoint import load_checkpoint, save_checkpoint
     from fer.evaluate import evaluate
     from fer.model import build_model, default_arch
-    from fer.train import fit
+    from fer.train import epoch_steps, fit
+    from harness.orchestrate.estimate import estimate
 
     path = cache_root(cfg) / "models" / f"dense-{dense_key(cfg, data)}.pt"
     if path.is_file() and not force:
@@ -64,12 +81,15 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         from fer.pretrained import load_torchvision_vgg16_bn
 
         load_torchvision_vgg16_bn(model, Path(cfg.model.pretrained))
-    n = cfg.train.subset or len(data.train)
-    steps = cfg.train.epochs * max(1, n // min(cfg.train.batch_size, n))
+    steps = cfg.train.epochs * epoch_steps(len(data.train), cfg.train)
     state = path.with_name(path.name + ".state")  # resumable: an interrupted `bench train` continues here
     path.parent.mkdir(parents=True, exist_ok=True)
+    if progress is not None:
+        todo = then_compress or []
+        progress(estimate(cfg, data, _probe_rate(cfg, model), todo).line(True, todo))
     t0 = time.perf_counter()
-    with progress_task("train dense VGG16-FER", steps) as bar:
+    bs = max(1, min(cfg.train.batch_size, len(data.train)))
+    with progress_task("train dense VGG16-FER", steps, scale=bs, unit="img") as bar:
         hist = fit(
             model, data.train, data.val, cfg.train, state_path=state,
             on_step=lambda _s, loss: bar.advance(1, loss=f"{loss:.3f}"),
@@ -80,13 +100,15 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         )
     seconds = time.perf_counter() - t0
     test = evaluate(model, data.test.as_float(), data.test.labels)
-    val = evaluate(model, data.val.as_float(), data.val.labels)
+    val_accuracy = hist.last_val_accuracy  # fit scored the final model on val after its last epoch
+    if val_accuracy is None:
+        val_accuracy = evaluate(model, data.val.as_float(), data.val.labels).accuracy
     meta = {
         "dataset": data.name,
         "synthetic": data.synthetic,
         "data_digest": data.digest(),
         "config_hash": dense_key(cfg, data),
-        "val_accuracy": val.accuracy,
+        "val_accuracy": val_accuracy,
         "test_accuracy": test.accuracy,
         "test_macro_f1": test.macro_f1,
         "train_seconds": seconds,
@@ -112,8 +134,19 @@ def prepare_artifacts(
     out_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Build (or reuse) the compressed variants; returns {variant: artifact directory}."""
-    from compression.variants import build_variants
+    """Build (or reuse) the compressed variants in the artifact cache; returns {variant: artifact directory}.
+    With `out_dir` (`bench compress --out`), the variants are copied there from the cache (built there first
+    when missing), so the same config is compressed once whatever directories it is written to."""
+    from compression.variants import build_variants, publish_variants, requested_variants, stale_variants
+    from harness.orchestrate.estimate import estimate
 
-    out = out_dir or artifacts_dir(cfg, data)
-    return build_variants(cfg, data, dense.model, out, variants=variants, progress=progress)
+    cache = artifacts_dir(cfg, data)
+    names = requested_variants(cfg, variants)
+    todo = stale_variants(cfg, dense.model, cache, names)
+    if out_dir is not None and todo:
+        todo = [n for n in todo if n in stale_variants(cfg, dense.model, Path(out_dir), names)]
+    if todo and progress is not None and dense.reused:  # after training, prepare_dense said it already
+        progress(estimate(cfg, data, _probe_rate(cfg, dense.model), todo).line(False, todo))
+    if out_dir is None or Path(out_dir).resolve() == cache.resolve():
+        return build_variants(cfg, data, dense.model, cache, variants=variants, progress=progress)
+    return publish_variants(cfg, data, dense.model, cache, Path(out_dir), variants=variants, progress=progress)
