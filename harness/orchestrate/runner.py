@@ -297,6 +297,9 @@ def _rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict
                 "requests_in_flight", "images_per_sample", "warmup_iterations", "min_samples", "capped")}}
         if row["status"] != "ok":
             row.update(valid=False, invalid_reasons=[row["reason"]])
+        elif accuracy is not None and accuracy.get("status") != "ok":  # timed, but no accuracy and no agreement
+            row.update(valid=False, invalid_reasons=[*row["invalid_reasons"], f"accuracy process: "
+                       f"{accuracy.get('status')}: {accuracy.get('reason', '')}"])
         rows.append(row)
     return rows
 
