@@ -49,3 +49,20 @@ def test_sweep_costs_charge_a_pairs_finetuning_once_and_no_budget_changes_nothin
     assert costs[0].reduction == 4.0 and costs[2].reduction == 16.0
     same, estimates = plan_build(cfg, _data(), torch.nn.Linear(1, 1), pts, lambda _m: None)  # type: ignore[arg-type]
     assert same is cfg and estimates == {}
+
+
+def test_a_budget_cuts_the_epochs_and_prints_the_plan(tmp_path) -> None:
+    torch.manual_seed(0)
+    dense = build_model(default_arch(width=0.125)).eval()
+    cfg = load_config(None, [f"store.cache_dir={tmp_path}", "model.width=0.125", "compress.finetune_epochs=4",
+                             "compress.qat_epochs=2", "compress.budget_minutes=0.001"])
+    pts = [SweepPoint("l1", "local", 0.5, "int8"), macs_point("l1", 16, "int8")]
+    lines: list[str] = []
+    planned, estimates = plan_build(cfg, _data(), dense, pts, lines.append)
+    assert (planned.compress.finetune_epochs, planned.compress.qat_epochs) == (1, 1)
+    assert set(estimates) == {"l1-s0.50-int8", "l1-m16-int8"} and all(v > 0 for v in estimates.values())
+    assert len(lines) == 1 and lines[0].startswith("budget 0.001 min: plan ")
+    assert "finetune_epochs 4 -> 1, qat_epochs 2 -> 1" in lines[0] and "does NOT fit" in lines[0]
+    roomy = load_config(None, [f"store.cache_dir={tmp_path}", "model.width=0.125", "compress.budget_minutes=10000"])
+    planned, _ = plan_build(roomy, _data(), dense, pts, lines.append)
+    assert planned.compress == roomy.compress and " fits; 2 of 2 points to build, ETA " in lines[-1]
