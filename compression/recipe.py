@@ -12,8 +12,9 @@ from typing import Any
 from common.config import Config
 from compression.distill import kd_for
 from compression.schedule import CosineAcrossSteps, epoch_scale, expected_reduction, finetune_epochs
+from compression.storage import gmac, layer_infos
 from fer.data import FerData
-from fer.model import VGG16FER
+from fer.model import VGG16FER, Arch
 from fer.train import ExtraLoss
 
 
@@ -47,13 +48,18 @@ def prune_kwargs(cfg: Config, key: str, dense: VGG16FER, data: FerData) -> dict[
     return kw
 
 
-def recipe_fields(cfg: Config, method: str, arch_gmac: float, dense_gmac: float) -> dict[str, Any]:
-    """The manifest's `recipe` block: how the variant was fine-tuned, and the MAC reduction it reached."""
+def recipe_fields(cfg: Config, method: str, arch: Arch, dense_arch: Arch) -> dict[str, Any]:
+    """The manifest's `recipe` block: how the variant was fine-tuned, the MAC reduction it reached and the share of
+    prunable channels it removed (a MAC-target point's sparsity is an outcome, not a setting)."""
     c = cfg.compress
     if method == "dense":
         return {"macs_reduction": 1.0}
+    arch_gmac, dense_gmac = gmac(arch), gmac(dense_arch)
+    kept = sum(li.out_channels for li in layer_infos(arch)[:-1])
+    total = sum(li.out_channels for li in layer_infos(dense_arch)[:-1])
     return {
         "macs_reduction": round(dense_gmac / arch_gmac, 4) if arch_gmac > 0 else None,
+        "channel_sparsity": round(1.0 - kept / total, 4) if total else None,
         "macs_reduction_target": c.macs_reduction or None,
         "prune_steps": c.prune_steps, "prune_schedule": "cubic (Zhu & Gupta)" if c.prune_steps > 1 else "one-shot",
         "round_to": c.round_to, "max_layer_sparsity": c.max_layer_sparsity if c.scope == "global" else None,

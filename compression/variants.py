@@ -34,7 +34,7 @@ from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.recipe import distillation, prune_kwargs, recipe_fields
-from compression.storage import gmac, layer_infos, storage_bytes
+from compression.storage import layer_infos, storage_bytes
 from compression.writer import int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
@@ -226,7 +226,7 @@ class _Builder:
         params, nonzero = count_params(model)
         m.update(params=params, nonzero_params=nonzero)
         storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
-        m["recipe"] = recipe_fields(self.cfg, method, gmac(arch), gmac(self.dense_arch))
+        m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
         m["val_accuracy"] = evaluate(model, self.val_x, self.data.val.labels).accuracy
@@ -261,7 +261,7 @@ class _Builder:
         nonzero = w_nonzero + sum(int(torch.count_nonzero(ql.bias)) for ql in qlayers)
         m.update(params=params, nonzero_params=nonzero)
         storage_fields(m, self.dense_storage, storage_bytes(arch, "int8", c.symmetric))
-        m["recipe"] = recipe_fields(self.cfg, method, gmac(arch), gmac(self.dense_arch))
+        m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
