@@ -93,7 +93,8 @@ def backend_points_table(run: dict[str, Any], backend: str) -> Table | None:
             fpct(val), acc_with_ci(r) if r.get("accuracy") is not None else "n/a",
             fmt_p50(r), fmt_p50(b32.get(v)) if b32 else "not run",
             fmt_speedup(speedup(ref, r)),
-            fmt_speedup(speedup(paper, r)) if paper is not None else "n/a",
+            ("1 (the paper's point)" if v == paper_name else fmt_speedup(speedup(paper, r))) if paper is not None
+            else "n/a",
         ])
     notes = [
         "MACs: multiply-accumulates per image of the conv and linear layers (in brackets: fewer than dense). "

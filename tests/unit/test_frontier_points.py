@@ -52,6 +52,7 @@ def test_speedups_carry_the_interval_over_both_cells_processes() -> None:
     assert cells["speedup vs paper's point [CI]"].startswith(f"{0.82 / 0.40:.2f}x [")
     assert cells["speedup vs dense-fp32 torch-eager [CI]"].startswith(f"{10.5 / 0.40:.2f}x [")
     assert cells["p50 b32 ms [CI]"] == "5.10 [5.00, 5.20]"
+    assert next(r for r in t.rows if r[0] == "l1-s0.50-int8")[-1] == "1 (the paper's point)"
     assert speedup(ref, {"status": "error"}) is None
 
 
