@@ -94,6 +94,26 @@ class CompressConfig:
     # kernels on x86 CPUs without VNNI (AVX2 vpmaddubsw); 8 uses the full int8 grid, right only with VNNI/GPUs.
     weight_bits: int = setting(7, choices=(7, 8))
     unstructured: bool = setting(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
+    # Distillation from the dense model during fine-tuning and QAT (compression/distill.py): loss = CE +
+    # kd_weight * T^2 * KL(softmax(teacher/T) || softmax(student/T)); 0 disables it.
+    kd_weight: float = setting(1.0, min=0.0, max=100.0)
+    kd_temperature: float = setting(4.0, min=0.5, max=50.0)
+    # Prune to a MAC target instead of a sparsity: remove channels until dense MACs / MACs >= this (0: use
+    # compress.sparsity). Global scope: one ranking, no layer beyond max_layer_sparsity (Torch-Pruning's
+    # max_pruning_ratio); every layer keeps a multiple of round_to channels (1: no rounding).
+    macs_reduction: float = setting(0.0, min=0.0, max=1000.0)
+    max_layer_sparsity: float = setting(0.9, min=0.0, max=0.99)
+    round_to: int = setting(8, min=1, max=256)
+    # Fine-tuning schedule (compression/schedule.py): cosine from the fine-tuning lr down to lr * finetune_lr_floor
+    # over all fine-tuning epochs of a point (across its pruning steps), or "train": train.schedule per step.
+    finetune_schedule: str = setting("cosine", choices=("cosine", "train"))
+    finetune_lr_floor: float = setting(0.01, min=0.0, max=1.0)
+    # Sparser points fine-tune longer: finetune_epochs x max(1, log2(MAC reduction) / 2) (x1 at the paper's point).
+    scale_epochs: bool = setting(True)
+    # Wall-clock budget of one build (bench compress / bench sweep) in minutes; 0 = none. Over budget, the
+    # fine-tuning epochs are cut (never below 1) and the plan is printed with its ETA. Not part of any cache key:
+    # the epochs it chooses are.
+    budget_minutes: float = setting(0.0, min=0.0, max=100_000.0, hash=False)
 
 
 @dataclass(frozen=True)
@@ -332,6 +352,9 @@ def _check_cross_field(obj: Any, prefix: str) -> None:
             raise UserError(f"data.fold = {obj.fold}: must be below data.folds = {obj.folds}")
         if obj.dataset != "synthfer" and not obj.path:
             raise UserError(f"data.path is empty: data set {obj.dataset!r} is read from a local path")
+    if isinstance(obj, CompressConfig) and 0.0 < obj.macs_reduction <= 1.0:
+        raise UserError(f"compress.macs_reduction = {obj.macs_reduction:g}: must be 0 (prune by compress.sparsity) "
+                        f"or above 1 (dense MACs / pruned MACs)")
     if isinstance(obj, BenchmarkConfig):
         for i, v in enumerate(obj.variants):
             check_variant_name(f"benchmark.variants[{i}]", v)

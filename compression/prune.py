@@ -2,8 +2,13 @@
 
 Structured: `structured_prune(dense, method, ...)` copies the dense model, ranks filters with the
 method's criterion (importance.py) and removes `sparsity` of the filters of every conv and of the hidden
-linear (local scope: per layer, the paper's setting; global scope: one ranking across layers), one-shot
-or in `steps` iterations, fine-tuning after each step. The final classifier layer is never pruned.
+linear (local scope: per layer, the paper's setting; global scope: one ranking across layers, no layer beyond
+`max_layer_sparsity`), one-shot or in `steps` iterations on Zhu & Gupta's cubic schedule (schedule.py),
+fine-tuning after each step; `round_to` keeps every layer's channel count a multiple of it. The final
+classifier layer is never pruned. With `macs_reduction` R > 1 the target is a MAC count instead (as Torch-Pruning's
+benchmarks/main.py `--speed-up`): each gradual step removes the fewest channels that bring the model's MACs (the
+layer table's count, compression/storage.py) to that step's cubic-schedule target, the last one dense MACs / R
+(`prune_to_macs`).
 `tgpp` first trains with soft filter masks whose sparsity follows the AGP cubic schedule (soft filter
 pruning: masked filters are zeroed after each mask update but may regrow), then removes the zeroed
 filters physically.
@@ -16,6 +21,7 @@ kernels — report it by S = 1 - N_remaining / N_original (Eq. 3), not by latenc
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,8 +29,10 @@ import torch
 import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
+from torch_pruning.pruner.algorithms.scheduler import linear_scheduler
 
 from common.config import TrainConfig
+from common.errors import UserError
 from compression.importance import (
     NEEDS_ACTIVATIONS,
     NEEDS_GRADIENTS,
@@ -33,14 +41,17 @@ from compression.importance import (
     make_importance,
     prunable_layers,
 )
+from compression.points import MAC_METHODS
+from compression.schedule import CosineAcrossSteps, cubic_sparsities, macs_targets, split_epochs
+from compression.storage import gmac, layer_infos
 from fer.data import FerData
-from fer.model import VGG16FER
-from fer.train import epoch_steps, fit
+from fer.model import VGG16FER, Arch, arch_of
+from fer.train import ExtraLoss, SchedulerFactory, epoch_steps, fit
 
 Progress = Callable[[str], None]
 SCORE_IMAGES = {"cdcp": 512, "drcp": 256}  # images the activation criteria look at (HRank: "a few hundred")
 TAYLOR_BATCHES = 8
-GLOBAL_MAX_RATIO = 0.9  # global scope: never remove more than this fraction of one layer
+GLOBAL_MAX_RATIO = 0.9  # global scope: never remove more than this fraction of one layer (compress.max_layer_sparsity)
 
 
 def _sample(data: FerData, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,26 +74,48 @@ def _accumulate_taylor_gradients(model: nn.Module, data: FerData, batch_size: in
     model.eval()
 
 
-def _split_epochs(total: int, steps: int) -> list[int]:
-    """Fine-tuning epochs after each of `steps` pruning steps, summing to `total` (later steps get more)."""
-    base, extra = divmod(total, steps)
-    return [base + (1 if i >= steps - extra else 0) for i in range(steps)]
+_split_epochs = split_epochs  # the name older callers use
+
+
+class _Pruner(tp.pruner.BasePruner):
+    """Torch-Pruning's BasePruner whose `round_to` never rounds a layer below `round_to` channels (the library
+    rounds the kept count down, to 0 for a layer that keeps fewer than `round_to`)."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        keep = current_channels - n_pruned
+        rounded = keep - keep % round_to
+        if rounded < round_to:
+            rounded = min(current_channels, max(keep, round_to))
+        return max(current_channels - rounded, 0)
 
 
 def make_pruner(model: VGG16FER, importance: tp.importance.Importance, sparsity: float, steps: int,
-                scope: str) -> tp.pruner.BasePruner:
-    """Torch-Pruning's pruner over every conv and the hidden linear; the output layer is ignored."""
+                scope: str, *, round_to: int = 1, max_layer_sparsity: float = GLOBAL_MAX_RATIO,
+                cubic: bool = True) -> tp.pruner.BasePruner:
+    """Torch-Pruning's pruner over every conv and the hidden linear; the output layer is ignored. `steps` > 1
+    follows the cubic schedule (linear with cubic=False, Torch-Pruning's default: the MAC-target micro steps)."""
     example = torch.zeros(1, int(model.arch["in_channels"]), 48, 48)
-    return tp.pruner.BasePruner(
+    return _Pruner(
         model,
         example,
         importance=importance,
         pruning_ratio=sparsity,
         ignored_layers=[model.classifier[3]],
         iterative_steps=steps,
+        iterative_pruning_ratio_scheduler=cubic_sparsities if cubic else linear_scheduler,
         global_pruning=scope == "global",
-        max_pruning_ratio=GLOBAL_MAX_RATIO if scope == "global" else 1.0,
+        max_pruning_ratio=max_layer_sparsity if scope == "global" else 1.0,
+        round_to=round_to if round_to > 1 else None,
     )
+
+
+def model_macs(model: VGG16FER) -> int:
+    """Multiply-accumulates per image of the conv and linear layers (the layer table's count)."""
+    return round(gmac(arch_of(model)) * 1e9)
+
+
+def _segment(schedule: CosineAcrossSteps | None, epochs: int) -> SchedulerFactory | None:
+    return schedule.segment(epochs) if schedule is not None else None
 
 
 def structured_prune(
@@ -97,18 +130,38 @@ def structured_prune(
     finetune_epochs: int = 0,
     lr: float | None = None,
     progress: Progress | None = None,
+    round_to: int = 1,
+    max_layer_sparsity: float = GLOBAL_MAX_RATIO,
+    macs_reduction: float = 0.0,
+    extra_loss: ExtraLoss | None = None,
+    schedule: CosineAcrossSteps | None = None,
 ) -> VGG16FER:
-    """A pruned, fine-tuned copy of `dense` (channels physically removed); `dense` is left untouched."""
+    """A pruned, fine-tuned copy of `dense` (channels physically removed); `dense` is left untouched.
+
+    `extra_loss` (distillation) is added to every fine-tuning batch; `schedule` (one cosine over all
+    `finetune_epochs`) replaces train.schedule; `macs_reduction` > 1 prunes to a MAC target (see the module)."""
     say = progress or (lambda _m: None)
     model = copy.deepcopy(dense).eval()
+
+    def finetune(epochs: int, what: str) -> None:
+        if epochs:
+            fit(model, data.train, data.val, train_cfg, epochs=epochs, lr=lr, extra_loss=extra_loss,
+                make_scheduler=_segment(schedule, epochs),
+                on_epoch=lambda log: say(f"{what} epoch {log.epoch} val {log.val_accuracy:.3f}"))
+
+    if macs_reduction > 1:
+        return _prune_to_macs(model, method, macs_reduction, scope, steps, finetune_epochs, round_to,
+                              max_layer_sparsity, finetune, say)
     if sparsity <= 0:
-        fit(model, data.train, data.val, train_cfg, epochs=finetune_epochs, lr=lr)
-        return model
+        finetune(finetune_epochs, f"{method}: fine-tune")
+        return model.eval()
     if method == "tgpp":
-        return _tgpp(model, sparsity, data, train_cfg, scope=scope, epochs=finetune_epochs, lr=lr, say=say)
+        return _tgpp(model, sparsity, data, train_cfg, scope=scope, epochs=finetune_epochs, lr=lr, say=say,
+                     extra_loss=extra_loss, schedule=schedule)
     importance = make_importance(method, scope)
-    pruner = make_pruner(model, importance, sparsity, steps, scope)
-    for step, epochs in enumerate(_split_epochs(finetune_epochs, steps)):
+    pruner = make_pruner(model, importance, sparsity, steps, scope, round_to=round_to,
+                         max_layer_sparsity=max_layer_sparsity)
+    for step, epochs in enumerate(split_epochs(finetune_epochs, steps)):
         if method in NEEDS_GRADIENTS:
             _accumulate_taylor_gradients(model, data, min(train_cfg.batch_size, 64))
         if method in NEEDS_ACTIVATIONS:
@@ -119,11 +172,128 @@ def structured_prune(
         pruner.step()
         model.zero_grad(set_to_none=True)
         say(f"{method}: pruning step {step + 1}/{steps} -> {_channels(model)}")
-        if epochs:
-            fit(model, data.train, data.val, train_cfg, epochs=epochs, lr=lr,
-                on_epoch=lambda log: say(f"{method}: fine-tune epoch {log.epoch} val {log.val_accuracy:.3f}"))
+        finetune(epochs, f"{method}: fine-tune")
     model.eval()
     return model
+
+
+def _prune_to_macs(model: VGG16FER, method: str, reduction: float, scope: str, steps: int, finetune_epochs: int,
+                   round_to: int, max_layer_sparsity: float, finetune: Callable[[int, str], None],
+                   say: Progress) -> VGG16FER:
+    """Gradual pruning to dense MACs / `reduction` on the cubic schedule, fine-tuning after each step."""
+    if method not in MAC_METHODS:
+        raise UserError(f"compress.macs_reduction: pruning to a MAC target supports method "
+                        f"{', '.join(sorted(MAC_METHODS))}, not {method!r}; sweep it by sparsity instead")
+    dense_arch = arch_of(model)
+    dense_macs = model_macs(model)
+    dense_channels = [li.out_channels for li in layer_infos(dense_arch)][:-1]  # every prunable layer
+    for step, (fraction, epochs) in enumerate(zip(macs_targets(reduction, steps), split_epochs(finetune_epochs, steps),
+                                                  strict=True)):
+        keep = prune_to_macs(model, make_importance(method, scope), fraction * dense_macs, scope=scope,
+                             dense_channels=dense_channels, round_to=round_to, max_layer_sparsity=max_layer_sparsity)
+        if keep is None:
+            raise UserError(f"compress.macs_reduction = {reduction:g}: cannot reach {1 / fraction:.1f}x fewer MACs "
+                            f"with compress.max_layer_sparsity = {max_layer_sparsity:g} and compress.round_to = "
+                            f"{round_to}; raise the cap or lower the target")
+        model.zero_grad(set_to_none=True)
+        say(f"{method}: pruning step {step + 1}/{steps} -> {dense_macs / model_macs(model):.1f}x fewer MACs "
+            f"(target {1 / fraction:.1f}x), channels {_channels(model)}")
+        finetune(epochs, f"{method}: fine-tune")
+    return model.eval()
+
+
+def _layers(model: VGG16FER) -> list[nn.Conv2d | nn.Linear]:
+    """The prunable layers in order: every conv, then the hidden linear (the output layer is never pruned)."""
+    fc = model.classifier[0]
+    if not isinstance(fc, nn.Linear):
+        raise RuntimeError("internal: classifier.0 must be a Linear layer")
+    return [m for m in model.features if isinstance(m, nn.Conv2d)] + [fc]
+
+
+def _floor_keep(dense: int, current: int, round_to: int, cap: float) -> int:
+    """The fewest channels a layer may keep: (1 - cap) of its dense count, at least 1, rounded UP to round_to."""
+    lo = max(1, math.ceil((1.0 - cap) * dense - 1e-9))
+    if round_to > 1:
+        lo = math.ceil(lo / round_to) * round_to
+    return min(current, lo)
+
+
+def _kept(current: int, removed: int, floor: int, round_to: int) -> int:
+    """Channels a layer keeps when `removed` are asked for: rounded DOWN to round_to (Torch-Pruning's round_to),
+    never below `floor`; a layer asked to lose nothing keeps all."""
+    if removed <= 0:
+        return current
+    keep = current - removed
+    if round_to > 1:
+        keep -= keep % round_to
+    return min(current, max(floor, keep))
+
+
+def _macs_of(arch: Arch, keep: list[int]) -> int:
+    """MACs per image of `arch` with its prunable layers at the widths `keep` (convs in order, then hidden)."""
+    it = iter(keep)
+    feats = [item if item == "M" else next(it) for item in arch["features"]]
+    return round(gmac({**arch, "features": feats, "hidden": next(it)}) * 1e9)
+
+
+def prune_to_macs(model: VGG16FER, importance: tp.importance.Importance, target_macs: float, *, scope: str,
+                  dense_channels: list[int], round_to: int = 1, max_layer_sparsity: float = GLOBAL_MAX_RATIO
+                  ) -> list[int] | None:
+    """Remove the fewest channels that bring `model` to <= `target_macs` MACs per image (in place); returns the
+    channels kept per prunable layer, or None (nothing pruned) when the cap and rounding cannot get there.
+
+    Global scope: one threshold on the criterion's scores (mean-normalised per layer), the smallest that reaches
+    the target, found by bisection over the sorted scores with the MACs counted from the resulting layer widths
+    (exact, no trial pruning: Torch-Pruning's own loop of small pruner steps to a MAC target costs ~1 s per step
+    on a 2-core CPU, hundreds of steps per point). Local scope: one ratio for every layer, by bisection too.
+    Per layer: at most `max_layer_sparsity` of its dense channels removed, kept channels rounded down to a
+    multiple of `round_to` (never below it); the lowest-scoring channels of each layer go, through Torch-Pruning's
+    dependency graph (the next layer's inputs and the BN follow)."""
+    layers = _layers(model)
+    arch = arch_of(model)
+    example = torch.zeros(1, int(arch["in_channels"]), 48, 48)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+
+    def out_fn(layer: nn.Module) -> object:
+        return tp.prune_conv_out_channels if isinstance(layer, nn.Conv2d) else tp.prune_linear_out_channels
+
+    current = [int(m.out_channels if isinstance(m, nn.Conv2d) else m.out_features) for m in layers]
+    scores = []
+    for layer, c in zip(layers, current, strict=True):
+        group = graph.get_pruning_group(layer, out_fn(layer), list(range(c)))
+        s = importance(group)
+        if s is None:
+            raise RuntimeError(f"internal: no importance for {type(layer).__name__}")
+        scores.append(s.detach().float().cpu())
+    cap = max_layer_sparsity if scope == "global" else 1.0 - 1e-9
+    floors = [_floor_keep(d, c, round_to, cap) for d, c in zip(dense_channels, current, strict=True)]
+
+    def keep_at(knob: float) -> list[int]:
+        if scope == "global":  # knob: score threshold; channels scoring below it go
+            removed = [int((s < knob).sum()) for s in scores]
+        else:  # knob: fraction of each layer's dense channels to remove
+            removed = [c - int(d * (1.0 - knob)) for d, c in zip(dense_channels, current, strict=True)]
+        return [_kept(c, r, f, round_to) for c, r, f in zip(current, removed, floors, strict=True)]
+
+    if scope == "global":
+        knobs = [*torch.unique(torch.cat(scores)).tolist(), math.inf]
+    else:
+        knobs = [i / 1000 for i in range(1001)]
+    if _macs_of(arch, keep_at(knobs[-1])) > target_macs:
+        return None
+    lo, hi = 0, len(knobs) - 1  # macs(keep_at(knobs[hi])) <= target: find the smallest such index
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _macs_of(arch, keep_at(knobs[mid])) <= target_macs:
+            hi = mid
+        else:
+            lo = mid + 1
+    keep = keep_at(knobs[lo])
+    for layer, s, c, k in zip(layers, scores, current, keep, strict=True):
+        if k < c:
+            idxs = torch.argsort(s)[: c - k].tolist()
+            graph.get_pruning_group(layer, out_fn(layer), idxs).prune()
+    return keep
 
 
 def _channels(model: VGG16FER) -> list[int]:
@@ -160,7 +330,8 @@ def apply_soft_masks(model: VGG16FER, ratio: float) -> None:
 
 
 def _tgpp(model: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfig, *, scope: str, epochs: int,
-          lr: float | None, say: Progress) -> VGG16FER:
+          lr: float | None, say: Progress, extra_loss: ExtraLoss | None = None,
+          schedule: CosineAcrossSteps | None = None) -> VGG16FER:
     """Progressive soft filter pruning (AGP cubic schedule over the first 3/4 of training), then removal."""
     steps_per_epoch = epoch_steps(len(data.train), train_cfg)
     total = epochs * steps_per_epoch
@@ -177,6 +348,7 @@ def _tgpp(model: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfi
 
     if total:
         fit(model, data.train, data.val, train_cfg, epochs=epochs, lr=lr, after_step=after_step,
+            extra_loss=extra_loss, make_scheduler=_segment(schedule, epochs),
             on_epoch=lambda log: say(f"tgpp: soft-pruning epoch {log.epoch} val {log.val_accuracy:.3f}"))
     apply_soft_masks(model, sparsity)  # final masks: exactly the filters removed below
     pruner = make_pruner(model, make_importance("tgpp", "local"), sparsity, 1, "local")
@@ -217,7 +389,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 def unstructured_prune(dense: VGG16FER, sparsity: float, data: FerData, train_cfg: TrainConfig, *,
                        scope: str = "local", finetune_epochs: int = 0, lr: float | None = None,
-                       progress: Progress | None = None) -> tuple[VGG16FER, dict[str, torch.Tensor]]:
+                       progress: Progress | None = None, extra_loss: ExtraLoss | None = None,
+                       schedule: CosineAcrossSteps | None = None) -> tuple[VGG16FER, dict[str, torch.Tensor]]:
     """A copy of `dense` with Eq. 5 magnitude masks applied and kept through fine-tuning; (model, masks)."""
     say = progress or (lambda _m: None)
     model = copy.deepcopy(dense).eval()
@@ -225,7 +398,8 @@ def unstructured_prune(dense: VGG16FER, sparsity: float, data: FerData, train_cf
     apply_masks(model, masks)
     if finetune_epochs:
         fit(model, data.train, data.val, replace(train_cfg, l1_lambda=0.0), epochs=finetune_epochs, lr=lr,
-            after_step=lambda m: apply_masks(m, masks),
+            after_step=lambda m: apply_masks(m, masks), extra_loss=extra_loss,
+            make_scheduler=_segment(schedule, finetune_epochs),
             on_epoch=lambda log: say(f"unstructured: fine-tune epoch {log.epoch} val {log.val_accuracy:.3f}"))
     return model.eval(), masks
 

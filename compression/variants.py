@@ -34,6 +34,7 @@ from compression.manifest import base_manifest, int8_encoding, storage_fields
 from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
+from compression.recipe import distillation, prune_kwargs, recipe_fields
 from compression.storage import layer_infos, storage_bytes
 from compression.writer import copy_variant, int8_payload, write_variant
 from fer.checkpoint import load_model
@@ -168,6 +169,7 @@ class _Builder:
         # id (stable while held): an int8 variant compares with its source's logits without a second pass
         self._val_logits: dict[int, np.ndarray] = {}
         self.n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
+        self._teacher_key: str | None = None
 
     # ------------------------------------------------------------ models
     def pruned(self, method: str) -> _Pruned:
@@ -183,14 +185,14 @@ class _Builder:
         else:
             lr = self.cfg.train.lr * FT_LR_FACTOR
             t0 = time.perf_counter()
+            recipe = prune_kwargs(self.cfg, self.teacher_key(), self.dense, self.data)
             if c.unstructured:
                 model, wmasks = unstructured_prune(self.dense, c.sparsity, self.data, self.cfg.train, scope=c.scope,
-                                                   finetune_epochs=c.finetune_epochs, lr=lr, progress=self.say)
+                                                   lr=lr, progress=self.say, **recipe)
                 masks = {k.removesuffix(".weight"): v for k, v in wmasks.items()}
             else:
                 model = structured_prune(self.dense, method, c.sparsity, self.data, self.cfg.train, scope=c.scope,
-                                         steps=c.prune_steps, finetune_epochs=c.finetune_epochs, lr=lr,
-                                         progress=self.say)
+                                         lr=lr, progress=self.say, **recipe)
                 masks = None
             self.say(f"{method}: pruned and fine-tuned in {time.perf_counter() - t0:.0f} s")
             p = _Pruned(model, masks)
@@ -207,6 +209,12 @@ class _Builder:
             self._val_logits[id(model)] = logits
         return logits
 
+    def teacher_key(self) -> str:
+        """Names the distillation teacher (the dense weights and the data) so that points share its cache."""
+        if self._teacher_key is None:
+            self._teacher_key = f"{weights_digest(self.dense)}|{self.data.digest()}"
+        return self._teacher_key
+
     def calibration_images(self) -> torch.Tensor:
         n = self.cfg.compress.calibration_size
         g = torch.Generator().manual_seed(self.cfg.data.seed)
@@ -222,6 +230,7 @@ class _Builder:
             t0 = time.perf_counter()
             qat_cfg = replace(self.cfg.train, bf16=False, l1_lambda=0.0)
             fit(q, self.data.train, self.data.val, qat_cfg, epochs=c.qat_epochs, lr=self.cfg.train.lr * QAT_LR_FACTOR,
+                extra_loss=distillation(self.cfg, self.teacher_key(), self.dense, self.data),
                 on_epoch=lambda log: self.say(f"{method}-int8: QAT epoch {log.epoch} val {log.val_accuracy:.3f}"))
             self.say(f"{method}-int8: QAT in {time.perf_counter() - t0:.0f} s")
         return q.eval()
@@ -238,6 +247,7 @@ class _Builder:
         params, nonzero = count_params(model)
         m.update(params=params, nonzero_params=nonzero)
         storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
+        m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
         val_logits = self.val_logits(model)
@@ -274,6 +284,7 @@ class _Builder:
         m.update(params=params, nonzero_params=nonzero, weight_bits=c.weight_bits,
                  int8_encoding=int8_encoding(c.weight_bits, c.symmetric)["encoding"])
         storage_fields(m, self.dense_storage, storage_bytes(arch, "int8", c.symmetric))
+        m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)

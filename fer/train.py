@@ -31,6 +31,10 @@ from fer.data import Split
 from fer.device import resolve_device
 from fer.evaluate import evaluate
 
+# extra_loss(logits [B, K] float32, images [B, C, H, W] as fed to the model, indices of the images in the split)
+ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
+
 
 @dataclass
 class EpochLog:
@@ -211,6 +215,8 @@ def fit(
     after_step: Callable[[nn.Module], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
     state_path: str | Path | None = None,
+    extra_loss: ExtraLoss | None = None,
+    make_scheduler: SchedulerFactory | None = None,
 ) -> History:
     """Train `model` in place on `train` (cross-entropy + optional L1), evaluating on `val` each epoch.
 
@@ -220,6 +226,9 @@ def fit(
     `state_path`: after every epoch the training state (model, optimizer, scheduler, epoch, RNG, history)
     is saved there atomically, and a later call with the same path and the same run continues after the
     last finished epoch (an interrupted `bench train` resumes). The caller deletes the file when done.
+    `extra_loss(logits, x, idx)` is added to the loss of each batch (x: the augmented images on the training
+    device, idx: their indices in `train`), e.g. distillation; `make_scheduler(optimizer, total_steps)`
+    replaces train.schedule (a fine-tuning schedule that spans several calls).
     """
     epochs = cfg.epochs if epochs is None else epochs
     lr = cfg.lr if lr is None else lr
@@ -246,7 +255,9 @@ def fit(
     else:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     sched: torch.optim.lr_scheduler.LRScheduler
-    if cfg.schedule == "onecycle" and total_steps >= 8:  # one-cycle needs a few steps per phase
+    if make_scheduler is not None:
+        sched = make_scheduler(opt, total_steps)
+    elif cfg.schedule == "onecycle" and total_steps >= 8:  # one-cycle needs a few steps per phase
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
@@ -280,6 +291,8 @@ def fit(
                 with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                     logits = model(x)
                     loss = F.cross_entropy(logits.float(), y)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(logits.float(), x, idx)
                 if cfg.l1_lambda > 0:
                     loss = loss + cfg.l1_lambda * l1_penalty(model)
                 opt.zero_grad(set_to_none=True)

@@ -266,4 +266,6 @@ def frontier_tables(run: dict[str, Any]) -> list[Table]:
     """The sweep's tables (nothing for a run that is not a sweep)."""
     if not run.get("sweep"):
         return []
-    return [frontier_table(run), points_table(run)]
+    from reports.frontier_points import backend_points_tables
+
+    return [frontier_table(run), points_table(run), *backend_points_tables(run)]

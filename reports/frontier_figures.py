@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from reports.figures import _plain_log_axis, _png
 from reports.frontier import DEFAULT_TOLERANCE, latency_points, p50, pareto, reference_p50
+from reports.frontier_points import best_within_tolerance
 
 _MARKERS = {"fp32": "o", "int8": "s"}
 
@@ -25,7 +26,8 @@ def _points(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def frontier_figure(run: dict[str, Any]) -> bytes | None:
     """Accuracy vs p50 at batch 1: one colour per backend, its Pareto front as a line, dense-fp32 as a star,
-    the paper's point (l1 local 0.5 int8) circled, the tolerance floor under the reference dense accuracy."""
+    the paper's point (l1 local 0.5 int8) circled, each backend's fastest variant within tolerance in a diamond,
+    the tolerance floor under the reference dense accuracy."""
     rows = run.get("results") or []
     backends = _backends(run)
     if not backends:
@@ -57,6 +59,8 @@ def frontier_figure(run: dict[str, Any]) -> bytes | None:
                 ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", zorder=4)
             if paper and r.get("variant") == paper:
                 ax.scatter([x], [y], marker="o", s=260, facecolors="none", edgecolors="black", lw=1.8, zorder=4)
+            if r.get("variant") == best_within_tolerance(run, b):
+                ax.scatter([x], [y], marker="D", s=200, facecolors="none", edgecolors=color, lw=2.2, zorder=4)
             ax.annotate(str(r.get("variant")), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6,
                         color=color)
         front = [xy[i] for i in pareto(xy)]
@@ -69,6 +73,8 @@ def frontier_figure(run: dict[str, Any]) -> bytes | None:
     ax.scatter([], [], marker="*", s=120, color="white", edgecolors="black", label="dense-fp32")
     if paper:
         ax.scatter([], [], marker="o", s=120, facecolors="none", edgecolors="black", label=f"paper: {paper}")
+    ax.scatter([], [], marker="D", s=90, facecolors="none", edgecolors="black",
+               label=f"fastest within {100 * tol:g} pt of dense")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("p50 latency at batch 1 (ms, log scale)")
@@ -124,7 +130,7 @@ def speedup_figure(run: dict[str, Any]) -> bytes | None:
             continue
         for r in pts:
             p = points.get(str(r.get("variant")))
-            if p is None:
+            if p is None or p.get("sparsity") is None:  # a MAC-target point has no sparsity
                 continue
             key = f"{b} {p['method']}/{p['scope']}/{p['precision']}"
             lines.setdefault(key, []).append((float(p["sparsity"]), base / p50(r)))
@@ -149,7 +155,7 @@ def speedup_figure(run: dict[str, Any]) -> bytes | None:
 
 SWEEP_FIGURES = {
     "frontier.png": ("Compression frontier: accuracy vs p50 per backend (Pareto fronts; star: dense-fp32; "
-                     "circle: the paper's point)", frontier_figure),
+                     "circle: the paper's point; diamond: fastest within tolerance)", frontier_figure),
     "sweep_storage_vs_accuracy.png": ("Sweep: storage vs accuracy", storage_figure),
     "speedup_vs_sparsity.png": ("Sweep: speedup vs sparsity", speedup_figure),
 }

@@ -22,8 +22,12 @@ DEFAULT_SPARSITY = "0.3,0.5,0.7,0.8"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--sparsity", default=DEFAULT_SPARSITY, metavar="S,S,...",
-                   help=f"comma-separated fractions of filters removed, each in (0, 1) (default {DEFAULT_SPARSITY})")
+    p.add_argument("--sparsity", default=None, metavar="S,S,...",
+                   help=f"comma-separated fractions of filters removed, each in (0, 1) (default {DEFAULT_SPARSITY}, "
+                        f"or none when --macs-reduction is given)")
+    p.add_argument("--macs-reduction", default=None, metavar="R,R,...",
+                   help="comma-separated MAC-reduction targets (dense MACs / pruned MACs, each > 1): points pruned "
+                        "with one global ranking until that many times fewer MACs, named like l1-m16-int8")
     p.add_argument("--method", default="l1", metavar="M,M,...",
                    help="comma-separated pruning methods: l1, cdcp, sfpga, drcp, tgpp (default l1)")
     p.add_argument("--precision", default="fp32,int8", metavar="P,P", help="fp32, int8 or both (default both)")
@@ -51,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     console.set_quiet(args.quiet)
     json_out = json_destinations(args)
-    points = parse_grid(args.sparsity, args.method, args.precision, args.scope)  # bad flags fail before any work
+    sparsity = args.sparsity if args.sparsity is not None or args.macs_reduction is not None else DEFAULT_SPARSITY
+    points = parse_grid(sparsity, args.method, args.precision, args.scope,  # bad flags fail before any work
+                        args.macs_reduction)
     tolerance = check_tolerance(args.tolerance)
     cfg = load_config_from_args(args)
     backends = list(dict.fromkeys(check_name(b) for b in (args.backend or cfg.benchmark.backends)))

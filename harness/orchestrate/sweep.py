@@ -9,6 +9,8 @@ as remote tasks.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,15 @@ from typing import Any
 
 from common.config import PRUNING_METHODS, Config
 from common.errors import UserError
-from compression.points import MAX_SPARSITY, PRECISIONS, SCOPES, SweepPoint
+from compression.points import MAC_METHODS, MAX_MACS_REDUCTION, MAX_SPARSITY, PRECISIONS, SCOPES, SweepPoint, macs_point
+from compression.schedule import (
+    CostModel,
+    PlanEta,
+    PointCost,
+    expected_reduction,
+    measure_train_speed,
+    plan_epochs,
+)
 from fer.data import FerData
 from fer.model import VGG16FER
 
@@ -58,15 +68,41 @@ def parse_sparsities(text: str) -> list[float]:
     return out
 
 
-def parse_grid(sparsity: str, method: str, precision: str, scope: str) -> list[SweepPoint]:
-    """The points of the grid, fp32 before int8 at each (method, scope, sparsity): an int8 point then reuses
-    its fp32 sibling's pruned model. UserError (one line) on an empty list or an unknown value."""
+def parse_reductions(text: str) -> list[float]:
+    """'8,16' -> [8.0, 16.0]: MAC-reduction targets (dense MACs / pruned MACs), each in (1, 1000]."""
+    out: list[float] = []
+    for t in _items("--macs-reduction", text):
+        try:
+            r = float(t)
+        except ValueError:
+            raise UserError(f"--macs-reduction {t!r}: not a number; give dense/pruned MAC ratios, e.g. 8,16"
+                            ) from None
+        if not (math.isfinite(r) and 1.0 < r <= MAX_MACS_REDUCTION):
+            raise UserError(f"--macs-reduction {t}: must lie in (1, {MAX_MACS_REDUCTION:g}] (dense MACs / pruned MACs)")
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def parse_grid(sparsity: str | None, method: str, precision: str, scope: str,
+               macs_reduction: str | None = None) -> list[SweepPoint]:
+    """The points of the grid, fp32 before int8 at each (method, scope, sparsity) and each (method, MAC target):
+    an int8 point then reuses its fp32 sibling's pruned model. MAC-target points rank globally (`--scope` is for
+    the sparsity points). `sparsity` None: no sparsity points. UserError (one line) on an empty list or an
+    unknown value."""
     methods = _choose("--method", method, PRUNING_METHODS)
     scopes = _choose("--scope", scope, tuple(SCOPES))
-    precisions = _choose("--precision", precision, PRECISIONS)
-    sparsities = parse_sparsities(sparsity)
-    return [SweepPoint(m, sc, s, p) for m in methods for sc in scopes for s in sparsities
-            for p in sorted(precisions, key=PRECISIONS.index)]
+    precisions = sorted(_choose("--precision", precision, PRECISIONS), key=PRECISIONS.index)
+    sparsities = parse_sparsities(sparsity) if sparsity is not None else []
+    reductions = parse_reductions(macs_reduction) if macs_reduction is not None else []
+    if reductions:
+        bad = [m for m in methods if m not in MAC_METHODS]
+        if bad:
+            raise UserError(f"--macs-reduction: method {bad[0]!r} cannot prune to a MAC target (supported: "
+                            f"{', '.join(sorted(MAC_METHODS))}); sweep it by --sparsity")
+    points = [SweepPoint(m, sc, s, p) for m in methods for sc in scopes for s in sparsities for p in precisions]
+    points += [macs_point(m, r, p) for m in methods for r in reductions for p in precisions]
+    return points
 
 
 def point_dir(cfg: Config, data: FerData, point: SweepPoint) -> Path:
@@ -99,15 +135,17 @@ def build_points(cfg: Config, data: FerData, dense: VGG16FER, points: list[Sweep
     """Build (or reuse) every point, one after another on this machine; {point name: artifact directory}.
 
     The point-building loop of the sweep, kept as one function: a cluster executor replaces it wholesale.
+    With compress.budget_minutes set, the epochs are planned to fit it first (`plan_build`).
     """
     from compression.variants import build_point
 
     say = progress or (lambda _m: None)
-    eta = Eta()
+    cfg, estimates = plan_build(cfg, data, dense, points, say)
+    eta: Eta | PlanEta = PlanEta(estimates) if estimates else Eta()
     paths: dict[str, Path] = {}
     for i, point in enumerate(points, 1):
         prefix = f"[point {i}/{len(points)}] {point.name}"
-        say(f"{prefix}: {eta.text(len(points) - i + 1)}")
+        say(f"{prefix}: {_eta_text(eta, len(points) - i + 1)}")
         t0 = time.perf_counter()
         reused: list[bool] = []
 
@@ -120,10 +158,66 @@ def build_points(cfg: Config, data: FerData, dense: VGG16FER, points: list[Sweep
         seconds = time.perf_counter() - t0
         if reused:
             say(f"{prefix}: reused from the cache")
+            if isinstance(eta, PlanEta):
+                eta.done(point.name, 0.0)
         else:
-            eta.add(seconds)
-            say(f"{prefix}: built in {seconds:.0f} s; {eta.text(len(points) - i)}")
+            if isinstance(eta, PlanEta):
+                eta.done(point.name, seconds)
+            else:
+                eta.add(seconds)
+            say(f"{prefix}: built in {seconds:.0f} s; {_eta_text(eta, len(points) - i)}")
     return paths
+
+
+def _eta_text(eta: Eta | PlanEta, remaining: int) -> str:
+    return eta.text() if isinstance(eta, PlanEta) else eta.text(remaining)
+
+
+def point_costs(cfg: Config, data: FerData, points: list[SweepPoint]) -> list[PointCost]:
+    """Each point's share of the work: the first of an fp32/int8 pair fine-tunes, int8 adds QAT; a point whose
+    manifest is already in its cache directory costs nothing."""
+    seen: set[SweepPoint] = set()
+    out = []
+    for p in points:
+        pruned = p.with_precision("fp32")
+        finetunes = pruned not in seen
+        seen.add(pruned)
+        cached = (point_dir(cfg, data, p) / p.name / "manifest.json").is_file()
+        c = p.config(cfg).compress
+        out.append(PointCost(p.name, expected_reduction(c.sparsity, c.macs_reduction), finetunes=finetunes,
+                             qat=p.precision == "int8", cached=cached))
+    return out
+
+
+def plan_build(cfg: Config, data: FerData, dense: VGG16FER, points: list[SweepPoint],
+               say: Progress) -> tuple[Config, dict[str, float]]:
+    """Without compress.budget_minutes: (cfg, {}). With it: measure the training speed once, choose the most
+    fine-tuning / QAT epochs whose estimated build time fits (compress.finetune_epochs first, down to 1, then
+    qat_epochs), print the plan and its ETA, and return the config to build with and each point's estimate."""
+    c = cfg.compress
+    if c.budget_minutes <= 0:
+        return cfg, {}
+    from fer.device import resolve_device
+
+    costs = point_costs(cfg, data, points)
+    if all(p.cached for p in costs):
+        say(f"budget {c.budget_minutes:g} min: every point is already built")
+        return cfg, {}
+    n = min(len(data.train), cfg.train.subset) if cfg.train.subset else len(data.train)
+    model = CostModel(measure_train_speed(dense, resolve_device(cfg.train.device)), n)
+    plan = plan_epochs(costs, model, c.finetune_epochs, c.qat_epochs, 60.0 * c.budget_minutes, c.scale_epochs,
+                       c.kd_weight > 0)
+    changed = (plan.base_epochs, plan.qat_epochs) != (c.finetune_epochs, c.qat_epochs)
+    new = dataclasses.replace(c, finetune_epochs=plan.base_epochs, qat_epochs=plan.qat_epochs)
+    cfg = dataclasses.replace(cfg, compress=new)
+    what = (f"compress.finetune_epochs {c.finetune_epochs} -> {plan.base_epochs}, qat_epochs {c.qat_epochs} -> "
+            f"{plan.qat_epochs}" if changed else f"finetune_epochs {c.finetune_epochs}, qat_epochs {c.qat_epochs}")
+    verdict = "fits" if plan.fits else "does NOT fit even at 1 + 1 epochs"
+    say(f"budget {c.budget_minutes:g} min: plan {plan.seconds / 60:.1f} min ({what}) {verdict}; "
+        f"{sum(not p.cached for p in costs)} of {len(costs)} points to build, ETA "
+        f"{time.strftime('%H:%M', time.localtime(time.time() + plan.seconds))}")
+    estimates = {p.name: model.point_seconds(p, plan.base_epochs, plan.qat_epochs, c.scale_epochs) for p in costs}
+    return cfg, estimates
 
 
 def sweep_info(points: list[SweepPoint], tolerance: float, paths: dict[str, Path]) -> dict[str, Any]:
@@ -133,4 +227,23 @@ def sweep_info(points: list[SweepPoint], tolerance: float, paths: dict[str, Path
         "baseline": BASELINE,
         "paper_point": PAPER_POINT.name if PAPER_POINT.name in paths else None,
         "tolerance": tolerance,
+        "artifacts": artifact_facts(paths),
     }
+
+
+def artifact_facts(paths: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Per variant, from its manifest: validation/test accuracy at build time (points are chosen on validation),
+    MACs, parameters, the MAC reduction reached and how it was fine-tuned (`recipe`)."""
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, path in paths.items():
+        try:
+            m = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        recipe = m.get("recipe") if isinstance(m.get("recipe"), dict) else {}
+        out[name] = {"val_accuracy": m.get("val_accuracy"), "test_accuracy": m.get("test_accuracy"),
+                     "gmac": m.get("gmac"), "params": m.get("params"), "onnx_bytes": m.get("onnx_bytes"),
+                     "macs_reduction": recipe.get("macs_reduction"), "recipe": recipe or None}
+    return out

@@ -71,3 +71,46 @@ def test_eta_is_the_mean_build_time_times_what_is_left() -> None:
     assert eta.text(3) == "ETA 2.0 min (3 to go)"
     assert eta.text(1) == "ETA 40 s (1 to go)"
     assert eta.text(0) == "done"
+
+
+def test_mac_target_points_are_named_by_their_reduction_and_rank_globally() -> None:
+    from compression.points import macs_point, parse_point_name
+
+    pts = parse_grid(None, "l1", "fp32,int8", "local", "16, 8,16,12.5")
+    assert [p.name for p in pts] == ["l1-m16-fp32", "l1-m16-int8", "l1-m8-fp32", "l1-m8-int8", "l1-m12.5-fp32",
+                                     "l1-m12.5-int8"]
+    assert all(p.scope == "global" and p.macs_reduction > 1 for p in pts)
+    both = parse_grid("0.5", "l1", "int8", "local", "16")
+    assert [p.name for p in both] == ["l1-s0.50-int8", "l1-m16-int8"]
+    c = macs_point("l1", 16, "int8").config(load_config(None)).compress
+    assert (c.macs_reduction, c.scope, c.methods) == (16.0, "global", ["l1"])
+    assert macs_point("l1", 16, "int8").fields() == {"variant": "l1-m16-int8", "method": "l1", "scope": "global",
+                                                      "sparsity": None, "precision": "int8", "macs_reduction": 16.0}
+    for p in [*pts, *parse_grid("0.3,0.725", "l1,cdcp", "int8", "local,global")]:
+        assert parse_point_name(p.name) == p  # names round-trip
+    with pytest.raises(UserError, match="not a sweep point name"):
+        parse_point_name("l1-x16-int8")
+    with pytest.raises(UserError, match=r"MAC reduction must lie in \(1, 1000\]"):
+        parse_point_name("l1-m1-int8")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--macs-reduction", "1"], "--macs-reduction 1: must lie in (1, 1000]"),
+    (["--macs-reduction", "x"], "--macs-reduction 'x': not a number"),
+    (["--macs-reduction", ""], "--macs-reduction '': empty"),
+    (["--macs-reduction", "16", "--method", "cdcp"], "method 'cdcp' cannot prune to a MAC target"),
+])
+def test_bad_macs_reduction_exits_2_with_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: object) -> None:
+    code = main(["sweep", *args, "--set", f"store.cache_dir={tmp_path}/cache"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_recipe_keys_are_in_the_cache_key_but_the_budget_is_not() -> None:
+    base = load_config(None).section_hash("compress")
+    for key in ("compress.kd_weight=0.5", "compress.kd_temperature=2", "compress.macs_reduction=16",
+                "compress.max_layer_sparsity=0.8", "compress.round_to=4", "compress.finetune_schedule=train",
+                "compress.scale_epochs=false", "compress.finetune_lr_floor=0.1"):
+        assert load_config(None, [key]).section_hash("compress") != base, key
+    assert load_config(None, ["compress.budget_minutes=30"]).section_hash("compress") == base
