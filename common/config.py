@@ -96,7 +96,7 @@ class CompressConfig:
     unstructured: bool = setting(False)  # paper Eq. 5 magnitude threshold (no speedup on dense kernels)
     # Distillation from the dense model during fine-tuning and QAT (compression/distill.py): loss = CE +
     # kd_weight * T^2 * KL(softmax(teacher/T) || softmax(student/T)); 0 disables it.
-    kd_weight: float = setting(1.0, min=0.0, max=100.0)
+    kd_weight: float = setting(0.0, min=0.0, max=100.0)
     kd_temperature: float = setting(4.0, min=0.5, max=50.0)
     # Prune to a MAC target instead of a sparsity: remove channels until dense MACs / MACs >= this (0: use
     # compress.sparsity). Global scope: one ranking, no layer beyond max_layer_sparsity (Torch-Pruning's
