@@ -437,19 +437,7 @@ class ResultsStore:
         if n <= 0:
             raise UserError(f"--history {n}: must be a positive number of runs")
         created = _normalise_created(run.get("created"), str(run.get("run_id")))
-        r = runs_table
-        q = (
-            select(r.c.id)
-            .where(
-                r.c.fingerprint_id == fingerprint_id(run),
-                r.c.machine_id == machine_id(run),
-                r.c.config_hash == config_hash(run),
-                r.c.run_id != str(run.get("run_id")),
-                r.c.created <= created,
-            )
-            .order_by(r.c.created.desc(), r.c.id.desc())
-            .limit(n)
-        )
+        q = _same_config(run, n).where(runs_table.c.run_id != str(run.get("run_id")), runs_table.c.created <= created)
         with self.engine.connect() as conn:
             return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()]
 
@@ -459,18 +447,7 @@ class ResultsStore:
         (the run itself included when stored), minus the run ids in `exclude`: the A/A history of that config."""
         if n <= 0:
             raise UserError(f"{n}: must be a positive number of runs")
-        r = runs_table
-        q = (
-            select(r.c.id)
-            .where(
-                r.c.fingerprint_id == fingerprint_id(run),
-                r.c.machine_id == machine_id(run),
-                r.c.config_hash == config_hash(run),
-                r.c.run_id.not_in(list(exclude)),
-            )
-            .order_by(r.c.created.desc(), r.c.id.desc())
-            .limit(n)
-        )
+        q = _same_config(run, n).where(runs_table.c.run_id.not_in(list(exclude)))
         with self.engine.connect() as conn:
             return [self._load_pk(conn, pk, samples) for pk in conn.execute(q).scalars()][::-1]
 
@@ -616,3 +593,14 @@ def _headline(rows: list[Any]) -> dict[str, Any]:
         "best_accuracy": best_acc.accuracy if best_acc else None,
         "best_accuracy_cell": f"{best_acc.backend}/{best_acc.variant}" if best_acc else None,
     }
+
+
+def _same_config(run: dict[str, Any], n: int) -> Any:
+    """The ids of the newest `n` stored runs of `run`'s machine, fingerprint and config (newest first): the query
+    both the history (`runs_like`) and the A/A noise (`same_config_runs`) narrow further."""
+    r = runs_table
+    return (select(r.c.id)
+            .where(r.c.fingerprint_id == fingerprint_id(run), r.c.machine_id == machine_id(run),
+                   r.c.config_hash == config_hash(run))
+            .order_by(r.c.created.desc(), r.c.id.desc())
+            .limit(n))
