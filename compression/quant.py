@@ -1,23 +1,21 @@
 """INT8 fake quantization (LSQ-style learnable scales), PTQ calibration and QAT on the BN-folded model.
 
-Scheme (the default, legal for TensorRT): weights per output channel, symmetric, `weight_bits` wide
-(default 7: [-63, 63], scale = max|w| / 63 at start; 8: [-127, 127]) and stored as int8; activations per
-tensor with zero-point 0 over one clipping range
-[0, alpha] per quantized tensor (every Conv/Gemm input is non-negative: the image in [0, 1] or a
-post-ReLU / post-max-pool tensor). The PyTorch model and the CPU ONNX file quantize activations on the
-uint8 grid (scale alpha / 255); the TensorRT file encodes the same alpha as int8 (scale alpha / 127).
-The input image uses alpha = 1 (scale 1/255 = the pixel grid: lossless) and is not learned.
+Scheme (the default, legal for TensorRT): weights per output channel, symmetric, `weight_bits` wide (default
+7: [-63, 63], scale = max|w| / 63 at start; 8: [-127, 127]) and stored as int8; activations per tensor with
+zero-point 0 over one clipping range [0, alpha] per quantized tensor (every Conv/Gemm input is non-negative:
+the image in [0, 1] or a post-ReLU / post-max-pool tensor). The PyTorch model and the CPU ONNX file quantize
+activations on the uint8 grid (scale alpha / 255); the TensorRT file encodes the same alpha as int8 (scale
+alpha / 127). The input image uses alpha = 1 (scale 1/255 = the pixel grid: lossless) and is not learned.
 
 Why 7-bit weights: x86 CPUs without VNNI (AVX2 only) multiply u8 activations by s8 weights with
 `vpmaddubsw`, which adds each pair of products in int16 with saturation; 255 * 127 * 2 = 64770 overflows
 32767, so full-range int8 files compute something else than their reference (ONNX Runtime, OpenVINO and
 torch's fbgemm all do this). With |w| <= 64, 255 * 64 * 2 = 32640 fits: no pair can saturate on any CPU.
 
-`symmetric=False` gives the paper's asymmetric Eqs. 10-11 (scale = (max - min) / (2^b - 1),
-zero-point = round(qmin - min / scale), weights in [-2^(b-1), 2^(b-1) - 1]: [-64, 63] at 7 bits): weights
-with a per-channel zero-point, uint8 activations with
-one; ONNX Runtime and OpenVINO accept it, TensorRT does not (it requires zero-point 0), so such a
-variant has no `model.trt.onnx`.
+`symmetric=False` gives the paper's asymmetric Eqs. 10-11 (scale = (max - min) / (2^b - 1), zero-point =
+round(qmin - min / scale), weights in [-2^(b-1), 2^(b-1) - 1]: [-64, 63] at 7 bits): weights with a
+per-channel zero-point, uint8 activations with one; ONNX Runtime and OpenVINO accept it, TensorRT does not (it
+requires zero-point 0), so such a variant has no `model.trt.onnx`.
 
 Scales are parameterised as log(scale) so that Adam's roughly-constant step size is a relative change;
 the gradient reaching the scale is LSQ's (Esser et al. 2020): round(x/s) - x/s inside the range and the
