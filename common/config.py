@@ -110,9 +110,9 @@ class CompressConfig:
     finetune_lr_floor: float = setting(0.01, min=0.0, max=1.0)
     # Sparser points fine-tune longer: finetune_epochs x max(1, log2(MAC reduction) / 2) (x1 at the paper's point).
     scale_epochs: bool = setting(True)
-    # Wall-clock budget of one build (bench compress / bench sweep) in minutes; 0 = none. Over budget, the
-    # fine-tuning epochs are cut (never below 1) and the plan is printed with its ETA. Not part of any cache key:
-    # the epochs it chooses are.
+    # Wall-clock budget of a `bench sweep`'s point builds in minutes; 0 = none. Over budget, the fine-tuning
+    # epochs are cut (never below 1) and the plan is printed with its ETA. Not part of any cache key: the epochs it
+    # chooses are. (`bench compress` does not plan: it builds what the config says.)
     budget_minutes: float = setting(0.0, min=0.0, max=100_000.0, hash=False)
 
 
