@@ -174,7 +174,8 @@ def test_each_node_runs_its_rounds_in_the_shuffled_order_one_at_a_time(fleet_run
     orders = run["rounds"]["order_by_machine"]
     assert set(orders) == set(NODES) and run["rounds"]["count"] == int(run["config"]["benchmark"]["rounds"])
     for machine, rounds in orders.items():
-        assert len(rounds) == run["rounds"]["count"] and all(sorted(o) == sorted(rounds[0]) and len(o) == 4 for o in rounds)
+        assert len(rounds) == run["rounds"]["count"]
+        assert all(sorted(o) == sorted(rounds[0]) and len(o) == 4 for o in rounds)
         # the order run is the order recorded: each cell's process of round k started after round k-1 ended
         mine = [r for r in run["results"] if r["machine_id"] == machine and r["scenario"] == "latency"]
         starts = {f"{r['backend']}/{r['variant']}": [s["start"] for s in r["host_slots"]] for r in mine}
