@@ -20,7 +20,7 @@ bench: setup
 # The documented default compression sweep (docs/compression.md): the paper's point and 3 MAC targets in int8,
 # distillation + cubic gradual pruning + cosine recovery, the point builds planned into a 30-minute budget.
 sweep: setup
-	$(BIN)/bench sweep --sparsity 0.5 --macs-reduction 8,16,24 --precision int8 --set compress.prune_steps=3 --set compress.kd_weight=1.0 \
+	$(BIN)/bench sweep --sparsity 0.5 --macs-reduction 8,16,24 --precision int8 --set compress.prune_steps=3 --set compress.kd_weight=1.0 --set compress.round_to=8 \
 		--set compress.budget_minutes=30
 
 # The tests run where only loopback exists (scripts/loopback-only): servers they start listen on 127.0.0.1 alone.

@@ -103,7 +103,7 @@ class CompressConfig:
     # max_pruning_ratio); every layer keeps a multiple of round_to channels (1: no rounding).
     macs_reduction: float = setting(0.0, min=0.0, max=1000.0)
     max_layer_sparsity: float = setting(0.9, min=0.0, max=0.99)
-    round_to: int = setting(8, min=1, max=256)
+    round_to: int = setting(1, min=1, max=256)
     # Fine-tuning schedule (compression/schedule.py): cosine from the fine-tuning lr down to lr * finetune_lr_floor
     # over all fine-tuning epochs of a point (across its pruning steps), or "train": train.schedule per step.
     finetune_schedule: str = setting("cosine", choices=("cosine", "train"))
