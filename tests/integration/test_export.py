@@ -24,8 +24,12 @@ from fer.data import FerData, Split
 from fer.model import build_model, default_arch
 from fer.train import fit
 
-OVERRIDES = ["model.width=0.125", "train.epochs=4", "train.batch_size=32", "train.augment=false",
-             "compress.finetune_epochs=1", "compress.qat_epochs=1", "compress.calibration_size=128"]
+# Trained until the toy task is learnt (l1-int8 at ~100% with wide logit margins): top-1 agreement between two
+# correct int8 engines is only meaningful when the model is not choosing between near-tied logits. With 4 epochs
+# and 1 of fine-tuning the pruned model was near-dead (25% accuracy, median margin 0.02 ~ the int8 rounding
+# between engines), and agreement was a coin toss on ties.
+OVERRIDES = ["model.width=0.125", "train.epochs=12", "train.batch_size=32", "train.augment=false",
+             "compress.finetune_epochs=3", "compress.qat_epochs=1", "compress.calibration_size=128"]
 
 
 def _data(seed: int = 0) -> FerData:
@@ -138,6 +142,8 @@ def test_runtimes_agree_with_the_int8_model_rebuilt_from_model_pt(built: dict[st
     x = built["data"].val.as_float()
     with torch.no_grad():
         ref = _rebuild_int8(ckpt)(torch.from_numpy(x)).numpy()
+    # agreement on near-tied logits would be a coin toss: the reference must have learnt the task first
+    assert (ref.argmax(1) == built["data"].val.labels).mean() >= 0.9
     assert top1_agreement(ort_logits(path / "model.onnx", x), ref) >= 0.99
     assert top1_agreement(ov_logits(path / "model.onnx", x), ref) >= 0.99
     trt_vs_cpu = top1_agreement(ort_logits(path / "model.trt.onnx", x), ort_logits(path / "model.onnx", x))
