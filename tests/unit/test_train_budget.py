@@ -41,7 +41,7 @@ def test_epoch_steps_follow_the_budget() -> None:
 
 
 def test_images_per_epoch_is_validated_and_part_of_the_cache_key() -> None:
-    with pytest.raises(UserError, match="train.images_per_epoch"):
+    with pytest.raises(UserError, match=r"train\.images_per_epoch"):
         load_config(None, ["train.images_per_epoch=-1"])
     assert load_config(None, ["train.images_per_epoch=3000"]).section_hash("train") != \
         load_config(None).section_hash("train")
