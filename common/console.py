@@ -1,9 +1,9 @@
 """Terminal output: rich progress bars on a terminal, plain lines otherwise, nothing with --quiet.
 
-On a pipe (CI, `make bench > log`) there are no carriage-return bars: long steps print a progress line (done,
-rate, ETA) at most every PIPE_INTERVAL_S, and a `phase` prints a heartbeat line whenever nothing was printed for
-that long, so a log never goes silent for longer than PIPE_INTERVAL_S (a silent log looks like a hang). Each
-phase's time is kept for the summary line at the end (`phase_summary`).
+On a pipe (CI, `make bench > log`) there are no carriage-return bars. A `phase` runs a heartbeat that prints a line
+whenever nothing was printed for PIPE_INTERVAL_S: the running progress task's line (done, rate, ETA), else that the
+phase is still running; so a log never goes silent for longer than that (a silent log looks like a hang), and never
+gets more than one progress line per interval. Each phase's time is kept for the summary at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ PIPE_INTERVAL_S = 25.0
 _last_line = time.monotonic()  # when `info` last printed
 _phases: list[tuple[str, float]] = []  # finished phases (name, seconds), in order
 _active: list[str] = []  # open phases, innermost last
+_task: _PlainTask | None = None  # the progress task running on a pipe, which the heartbeat reports
 _lock = threading.Lock()
 
 
@@ -77,8 +78,10 @@ class _PlainTask:
 
     def advance(self, n: float = 1.0, **fields: Any) -> None:
         self.done += n
+        if _active:  # a phase's heartbeat prints this task's line when it is due
+            return
         now = time.monotonic()
-        if now - self.last >= 0.8 * PIPE_INTERVAL_S and not _quiet:
+        if now - max(self.last, _last_line) >= 0.8 * PIPE_INTERVAL_S and not _quiet:
             self.last = now
             info(self.line(now - self.start))
 
@@ -115,9 +118,14 @@ class _RichTask:
 @contextmanager
 def progress_task(desc: str, total: float | None, scale: float = 1.0, unit: str = "steps") -> Iterator[Any]:
     """A progress bar (rich on a terminal, plain lines on a pipe, silent when quiet); `.advance(n, **fields)`."""
+    global _task
     if _quiet or not err_console.is_terminal:
         task = _PlainTask(desc, total, scale, unit)
-        yield task
+        outer, _task = _task, task
+        try:
+            yield task
+        finally:
+            _task = outer
         task.finish()
         return
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -127,10 +135,16 @@ def progress_task(desc: str, total: float | None, scale: float = 1.0, unit: str 
 
 
 def _heartbeat(stop: threading.Event, started: float) -> None:
-    """While a phase runs on a pipe: a line whenever nothing was printed for PIPE_INTERVAL_S."""
+    """While a phase runs on a pipe: whenever nothing was printed for PIPE_INTERVAL_S, the running progress task's
+    line (done, rate, ETA), else that the innermost phase is still running."""
     while not stop.wait(min(1.0, PIPE_INTERVAL_S / 4)):
-        if time.monotonic() - _last_line >= PIPE_INTERVAL_S and _active:
-            info(f"{_active[-1]}: still running, {duration(time.monotonic() - started)} elapsed")
+        now = time.monotonic()
+        if now - _last_line >= PIPE_INTERVAL_S and _active:
+            task = _task
+            if task is not None:
+                info(task.line(now - task.start))
+            else:
+                info(f"{_active[-1]}: still running, {duration(now - started)} elapsed")
 
 
 @contextmanager

@@ -80,6 +80,23 @@ def test_training_progress_on_a_pipe_has_rate_and_eta_and_no_carriage_return(pip
     assert "\r" not in text
 
 
+def test_inside_a_phase_slow_steps_give_one_progress_line_per_interval(pipe: _Timed) -> None:
+    start = time.monotonic()
+    with console.phase("training"), console.progress_task("train dense VGG16-FER", 10, scale=32, unit="img") as bar:
+        for _ in range(10):
+            time.sleep(0.3)  # steps shorter than the interval, but not by much (as training on 2 busy cores)
+            bar.advance(1)
+    lines = [(t, s) for t, s in pipe.lines if t <= pipe.lines[-1][0]]
+    progress = [(t, s) for t, s in lines if "ETA" in s]
+    assert progress, lines
+    assert not [s for _, s in lines if "still running" in s]  # the heartbeat reports the task instead
+    stamps = [start] + [t for t, _ in progress]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert max(gaps) < 0.4 + 0.1 + 0.6, gaps
+    assert min(gaps) >= 0.4 - 0.05, gaps  # never more than one line per interval
+    assert "\r" not in pipe.getvalue()
+
+
 def test_phase_summary_names_each_phase_and_the_total(pipe: _Timed) -> None:
     with console.phase("data"):
         time.sleep(0.05)
