@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,11 @@ ROW_FIELDS = (
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"
 REFERENCE_VARIANT = "dense-fp32"
+
+
+def new_run_id() -> str:
+    """A run's id: UTC timestamp plus a random suffix, e.g. 20260101T120000Z-3fa2b1."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def canonical_json(obj: Any) -> str:

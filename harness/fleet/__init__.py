@@ -4,6 +4,6 @@ The driver prepares artifacts, ships them by content hash, runs each cell on a b
 target through the same cell protocol as a local run, and alone writes the results. Ray is imported only here,
 and only when a cluster run or `bench worker` asks for it.
 
-May import: common/, fer/, backends/, harness.measure and harness.orchestrate. Never imports history, gate or
-cli, nor reports/.
+May import: common/, fer/, backends/ and harness.measure (which holds what the fleet shares with the local grid:
+cell settings, timed specs, rows from processes). Never imports orchestrate, history, gate or cli, nor reports/.
 """

@@ -1,4 +1,4 @@
-"""Cluster runs on Ray: the same cells as `harness.orchestrate.runner`, on benchmark nodes of each hardware target.
+"""Cluster runs on Ray: the same cells as a local `bench run`, on benchmark nodes of each hardware target.
 
 Why Ray and not a home-made dispatcher: a node started by `bench worker start --target NAME` offers the custom
 resources {"bench_slot": 1, "target:NAME": 1} and no CPUs, so at most one benchmark runs on a node at a time,
@@ -57,7 +57,7 @@ import numpy as np
 
 from common.config import Config
 from common.errors import UserError
-from common.results import SCHEMA_VERSION
+from common.results import SCHEMA_VERSION, new_run_id
 from fer.data import FerData
 
 SLOT = "bench_slot"
@@ -308,7 +308,8 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
     from harness.measure.agreement import reference_logits
     from harness.measure.fingerprint import fingerprint
     from harness.measure.launcher import cell_spec
-    from harness.orchestrate.runner import _failed_rows, _summary, cell_settings, new_run_id
+    from harness.measure.rows import failed_rows, row_summary
+    from harness.measure.settings import cell_settings
 
     say = progress or (lambda _msg: None)
     ray = import_ray()
@@ -362,14 +363,14 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                 for backend, variant in cells:
                     if (backend, variant) not in q.procs:
                         reason = f"no artifact for variant {variant!r}"
-                        rows = _failed_rows(per_process, backend, variant, artifacts, "error", reason)
+                        rows = failed_rows(per_process, backend, variant, artifacts, "error", reason)
                     else:
                         rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant))
                         if isinstance(entry, dict):
                             agreement.append(entry)
                         else:
                             unchecked[(q.machine_id, backend, variant)] = entry
-                        say(f"{q.target} {q.machine_id} {backend} {variant}: {_summary(rows)}")
+                        say(f"{q.target} {q.machine_id} {backend} {variant}: {row_summary(rows)}")
                     m = machines[nid]
                     for r in rows:
                         r.update(machine_id=q.machine_id, fingerprint_id=(m["fingerprint"] or {}).get("id"),
@@ -487,7 +488,7 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
     """The rows of one cell on one node and its agreement entry (or why there is none). A process that reports
     another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
     from harness.measure.agreement import Reference, compare_logits
-    from harness.orchestrate.runner import _rows_from_cell
+    from harness.measure.rows import rows_from_cell
 
     backend, variant = cell
     procs = sorted(q.procs[cell], key=lambda p: int(p["round"]))
@@ -496,7 +497,7 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
         p["result"].pop("logits_npy_z", None)
     elsewhere = sorted({str((p["result"].get("node") or {}).get("machine_id")) for p in procs
                         if (p["result"].get("node") or {}).get("node_id") not in (None, q.node_id)})
-    rows = _rows_from_cell(per_process, backend, variant, artifacts, procs)
+    rows = rows_from_cell(per_process, backend, variant, artifacts, procs)
     slots = [p["result"].get("host_slot") for p in procs]
     ran_on = [(p["result"].get("node") or {}).get("machine_id") for p in procs]  # None: lost before it reported
     for r in rows:

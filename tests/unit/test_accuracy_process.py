@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.measure.rows import rows_from_cell, timed_spec
 from harness.measure.settings import CellSettings
-from harness.orchestrate.runner import _rows_from_cell, timed_spec
 
 S = CellSettings(threads=1, batch_sizes=(), warmup_s=0.0, min_duration_s=0.0, min_iterations=1, max_cov=1.0,
                  accuracy=True, timeout_s=10.0, memory_mb=0)
@@ -23,13 +23,13 @@ def _procs() -> list[dict[str, Any]]:
 
 def test_accuracy_comes_from_the_accuracy_process() -> None:
     acc = {"status": "ok", "metrics": {"accuracy": 0.625, "macro_f1": 0.5, "confusion": [[1]]}}
-    (row,) = _rows_from_cell(S, "openvino", "v", {}, _procs(), acc)
+    (row,) = rows_from_cell(S, "openvino", "v", {}, _procs(), acc)
     assert row["accuracy"] == 0.625 and row["status"] == "ok"
     assert not any("accuracy process" in r for r in row["invalid_reasons"])
 
 
 def test_a_failed_accuracy_process_makes_the_rows_invalid() -> None:
-    (row,) = _rows_from_cell(S, "openvino", "v", {}, _procs(), {"status": "timeout", "reason": "killed"})
+    (row,) = rows_from_cell(S, "openvino", "v", {}, _procs(), {"status": "timeout", "reason": "killed"})
     assert row["accuracy"] is None and row["valid"] is False
     assert "accuracy process: timeout: killed" in row["invalid_reasons"]
 

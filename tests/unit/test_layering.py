@@ -75,7 +75,7 @@ ROOM_ALLOWED: dict[str, set[str]] = {
     "cli": set(OURS) | {f"harness.{r}" for r in ROOMS},  # only the CLI imports everything
     "measure": {"common", "fer", "backends"},
     "orchestrate": LOWER | {"harness.measure"},
-    "fleet": LOWER | {"harness.measure", "harness.orchestrate"},
+    "fleet": LOWER | {"harness.measure"},  # not orchestrate: both build on measure (rows, settings), side by side
     "history": {"common"},
     "gate": {"common"},
 }
@@ -112,9 +112,11 @@ def test_a_planted_room_violation_is_found(tmp_path: Path) -> None:
         (tmp_path / "harness" / room).mkdir(parents=True)
     (tmp_path / "harness" / "measure" / "x.py").write_text("from harness.history.store import ResultsStore\n")
     (tmp_path / "harness" / "gate" / "y.py").write_text("def f():\n    import harness.measure.cell\n")
+    (tmp_path / "harness" / "fleet" / "w.py").write_text("def f():\n    from harness.orchestrate.runner import x\n")
     (tmp_path / "harness" / "cli" / "z.py").write_text("import harness.gate.regression\n")  # allowed
     assert room_violations(tmp_path) == {"harness/measure/x.py": ["harness.history"],
-                                         "harness/gate/y.py": ["harness.measure"]}
+                                         "harness/gate/y.py": ["harness.measure"],
+                                         "harness/fleet/w.py": ["harness.orchestrate"]}
 
 
 def test_harness_top_level_is_rooms_not_modules() -> None:

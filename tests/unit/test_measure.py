@@ -95,7 +95,7 @@ def _entry(p50: float, other: float = 0.05, steal: float = 0.0) -> dict[str, obj
 def test_a_noisy_process_counts_like_every_other() -> None:
     """Noisy processes are marked and counted, never dropped (dropping them "unless too few are left" made the
     gate test a cell on one quiet process, or not at all, depending on how many were noisy)."""
-    from harness.orchestrate.runner import derive_rounds
+    from harness.measure.rows import derive_rounds
 
     procs = [{"round": 0, "entry": _entry(1.0)}, {"round": 1, "entry": _entry(2.0, other=0.5)},
              {"round": 2, "entry": _entry(1.1)}, {"round": 3, "entry": _entry(3.0, steal=0.3)}]
@@ -116,7 +116,7 @@ def test_every_latency_statistic_is_the_median_over_processes_so_p95_never_excee
     """One definition for every percentile of a row. Pooled p95 next to a median-of-processes p99 showed
     p95 > p99 when one process had a long tail; medians of per-process values keep the order."""
     from harness.measure.loop import Stats
-    from harness.orchestrate.runner import derive_rounds
+    from harness.measure.rows import derive_rounds
 
     rng = np.random.default_rng(7)
     for trial in range(200):
@@ -134,7 +134,7 @@ def test_every_latency_statistic_is_the_median_over_processes_so_p95_never_excee
 
 
 def test_every_process_noisy_makes_the_row_invalid() -> None:
-    from harness.orchestrate.runner import derive_rounds
+    from harness.measure.rows import derive_rounds
 
     row = derive_rounds([{"entry": _entry(1.0, other=0.9)}, {"entry": _entry(1.0, other=0.8)}], 1.0, 0.25, None)
     assert not row["valid"] and row["invalid_reasons"][0].startswith("every process was noisy")
@@ -142,7 +142,7 @@ def test_every_process_noisy_makes_the_row_invalid() -> None:
 
 
 def test_rows_are_reproducible_from_their_raw_samples_and_round_counts() -> None:
-    from harness.orchestrate.runner import derive_rounds
+    from harness.measure.rows import derive_rounds
 
     rng = np.random.default_rng(0)
     procs = [{"round": i, "entry": {**_entry(1.0), "samples_ms": list(rng.normal(m, 0.01, 150))}}
@@ -158,7 +158,7 @@ def test_rows_are_reproducible_from_their_raw_samples_and_round_counts() -> None
 
 
 def test_fixed_cost_is_wall_time_minus_warmup_and_timed_loops() -> None:
-    from harness.orchestrate.runner import fixed_cost_s
+    from harness.measure.rows import fixed_cost_s
 
     result = {"cell_wall_s": 10.0, "scenarios": [{"duration_s": 2.0, "warmup_s": 0.5},
                                                  {"duration_s": 1.0, "warmup_s": 0.5}]}
@@ -183,7 +183,7 @@ def test_noise_probe_measures_against_the_affinity_set() -> None:
 
 
 def test_rounds_split_the_iteration_floor_but_keep_enough_for_a_p99() -> None:
-    from harness.orchestrate.runner import per_process_iterations
+    from harness.measure.settings import per_process_iterations
 
     assert per_process_iterations(200, 1) == 200
     assert per_process_iterations(200, 3) == P99_MIN_SAMPLES  # 67 would be too few for a p99
