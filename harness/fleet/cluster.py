@@ -11,20 +11,23 @@ different conditions).
 * Rounds as on one machine: each node runs its cells one at a time, round by round, in an order shuffled per
   round with `benchmark.round_seed` (the driver submits a node's next cell when its last one ends, so the order
   is kept exactly; it is stored per machine under `rounds.order_by_machine`).
+* Interchangeable processes, as locally: every timed process of every round gets the same spec
+  (`harness.measure.rows.timed_spec`: no accuracy pass, no logits); after its timed rounds each node runs one more,
+  untimed process per cell whose first process was ok, for the accuracy and the logits (rows: `accuracy_process`).
 * The driver prepares artifacts and the test split, packs each directory as a tar keyed by a content hash
   (sha256 over the relative paths and file hashes) and puts it in Ray's object store once; the reference
   travels *inside a list*, so Ray does not fetch it before the task runs, and a node that already holds that
   hash in its cache (`BENCH_NODE_CACHE`, default ~/.cache/fer-bench/cluster) never downloads it again.
 * Agreement everywhere: before any cell is timed the driver computes each variant's reference logits (PyTorch,
   or ONNX Runtime fp32 for an imported ONNX file; cached by content hashes, `harness.measure.agreement`); each
-  node's first-round process returns its test-split logits (compressed, ~60 KB), and every row on every node
+  node's accuracy process returns its test-split logits (compressed, ~60 KB), and every row on every node
   gets `agreement`/`agrees`/`reference`, exactly as a local run.
 * On the node every cell runs exactly as locally: `harness.measure.launcher.run_cell_subprocess`, a fresh interpreter
   per cell with the process-group kill on timeout. Two nodes on one host (as in the tests) take turns through a
   host-wide `flock` (`BENCH_HOST_LOCK`), so no two cells are timed at once on one host.
 * Each node measures its own identity (fingerprint, machine id), the harness's overhead and, with
-  `benchmark.roofline`, its own peak GMAC/s per precision (the rows of that node get `fraction_of_peak` from it);
-  only the driver writes to the store.
+  `benchmark.roofline`, its own roofs (the rows of that node get `fraction_of_peak` and, with each variant's
+  intensity, `fraction_of_attainable` from them); only the driver writes to the store.
 * A node that dies or leaves costs its cells: a lost task is a row with status error and Ray's reason, and the
   node's cells not yet run are recorded as lost with that reason. The run goes on.
 
@@ -174,8 +177,8 @@ def unpack_logits(blob: bytes) -> np.ndarray:
 
 def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple[str, list[Any]],
               timeout_s: float, threads: int) -> dict[str, Any]:
-    """Run one cell on this node exactly as `bench run` does locally; the result carries the node's identity
-    and, when the process ran the accuracy pass, its test-split logits (`logits_npy_z`)."""
+    """Run one cell process on this node exactly as `bench run` does locally; the result carries the node's identity
+    and, for the accuracy process (the only spec with `logits_out`), its test-split logits (`logits_npy_z`)."""
     from backends.registry import probe
     from harness.measure.cell import CellSpec
     from harness.measure.launcher import run_cell_subprocess
@@ -189,7 +192,8 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
             work = Path(tmp)
             logits = work / "logits.npy"
             cell = replace(CellSpec(**spec), artifact=str(art_dir), images=str(data_dir / "test_images.npy"),
-                           labels=str(data_dir / "test_labels.npy"), logits_out=str(logits))
+                           labels=str(data_dir / "test_labels.npy"),
+                           logits_out=str(logits) if spec.get("logits_out") else "")  # timed processes: none
             with host_lock():
                 start = time.time()  # wall clock: comparable across the nodes of one host
                 result = run_cell_subprocess(cell, work / "cell", timeout_s, work / "cell.log", threads)
@@ -250,11 +254,13 @@ def _remote(ray: Any, fn: Any) -> Any:
 
 
 Cell = tuple[str, str]  # (backend, variant)
+ACCURACY = -1  # the "round" of a cell's untimed accuracy process
 
 
 @dataclass
 class NodeQueue:
-    """One node's rounds: its cells in an order shuffled per round, one at a time (the order is the order run)."""
+    """One node's processes: its cells in an order shuffled per round, one at a time (the order is the order run),
+    then one untimed accuracy process per cell whose first process was ok (with `accuracy`), as locally."""
 
     node_id: str
     target: str
@@ -262,31 +268,39 @@ class NodeQueue:
     cells: list[Cell]
     rounds: int
     rng: random.Random
+    accuracy: bool = True
     round: int = -1
     order: list[Cell] = field(default_factory=list)
     pos: int = 0
     orders: list[list[str]] = field(default_factory=list)
     procs: dict[Cell, list[dict[str, Any]]] = field(default_factory=dict)
+    accuracy_results: dict[Cell, dict[str, Any]] = field(default_factory=dict)
 
     def next_cell(self) -> tuple[Cell, int] | None:
-        """The next (cell, round) to run, or None when every round is done. A cell whose first process failed
-        is not run again (as locally)."""
+        """The next (cell, round) to run, round ACCURACY for the accuracy processes after every timed round, or
+        None when all is done. A cell whose first process failed is not run again (as locally)."""
         while self.pos >= len(self.order):
-            self.round += 1
             if self.round >= self.rounds:
                 return None
+            self.round += 1
+            self.pos = 0
+            if self.round == self.rounds:  # the timed rounds are over: the accuracy processes, untimed
+                self.order = [c for c in self.cells if self._first_ok(c)] if self.accuracy else []
+                continue
             self.order = [c for c in self.cells if self.round == 0 or self._first_ok(c)]
             self.rng.shuffle(self.order)
             self.orders.append([f"{b}/{v}" for b, v in self.order])
-            self.pos = 0
         self.pos += 1
-        return self.order[self.pos - 1], self.round
+        return self.order[self.pos - 1], ACCURACY if self.round == self.rounds else self.round
 
     def _first_ok(self, cell: Cell) -> bool:
         procs = self.procs.get(cell) or []
         return bool(procs) and procs[0]["result"].get("status") == "ok"
 
     def record(self, cell: Cell, rnd: int, result: dict[str, Any]) -> None:
+        if rnd == ACCURACY:
+            self.accuracy_results[cell] = result
+            return
         self.procs.setdefault(cell, []).append({"round": rnd, "started": result.get("started", ""),
                                                 "result": result})
 
@@ -355,7 +369,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
             cells = [(bk, v) for bk in names for v in b.variants]
             runnable = [c for c in cells if c[1] in artifacts]
             queues = {nid: NodeQueue(nid, t, machines[nid]["machine_id"], runnable, int(b.rounds),
-                                     random.Random(b.round_seed)) for nid, t in nodes.items()}
+                                     random.Random(b.round_seed), per_process.accuracy) for nid, t in nodes.items()}
             _dispatch(ray, queues, per_process, cell_spec, art_bundles, data_bundle, artifacts, b.cell_timeout_s,
                       b.threads, say)
             rows_out, agreement, unchecked = [], [], {}
@@ -376,7 +390,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                         r.update(machine_id=q.machine_id, fingerprint_id=(m["fingerprint"] or {}).get("id"),
                                  target=q.target, node_id=nid)
                     rows_out += rows
-        _attach(rows_out, agreement, unchecked, cfg, machines)
+        _attach(rows_out, agreement, unchecked, cfg, machines, {v: Path(artifacts[v]) for v in variants})
     finally:
         ray.shutdown()
     by_machine = {m.pop("machine_id"): m for m in machines.values()}
@@ -429,10 +443,14 @@ def _identify(ray: Any, nodes: dict[str, str], threads: int, roofline: bool, say
 def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spec: Any,
               art_bundles: dict[str, Any], data_bundle: Any, artifacts: dict[str, Path], timeout_s: float,
               threads: int, say: Progress) -> None:
-    """Run every node's queue to the end: one cell in flight per node, the next submitted when it returns."""
+    """Run every node's queue to the end: one process in flight per node, the next submitted when it returns.
+    Every timed process gets the same spec (`timed_spec`: no accuracy pass, no logits); the accuracy process of a
+    cell (untimed, its logits sent back) runs on the same node after that node's timed rounds."""
+    from harness.measure.rows import process_line, timed_spec
+
     pending: dict[Any, tuple[str, Cell, int]] = {}
     remote_cell = _remote(ray, node_cell)
-    total = sum(len(q.cells) for q in queues.values()) * max(q.rounds for q in queues.values())
+    total = sum(len(q.cells) * (q.rounds + q.accuracy) for q in queues.values())
     done = 0
 
     def submit(nid: str) -> None:
@@ -441,9 +459,10 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
         if nxt is None:
             return
         (backend, variant), rnd = nxt
-        spec = cell_spec(per_process, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-"))
-        if rnd > 0:  # accuracy and logits come from the first round's process only, as locally
-            spec = replace(spec, accuracy=False)
+        spec = cell_spec(per_process, backend, Path(artifacts[variant]), Path("-"), Path("-"), Path("-"),
+                         timing=rnd != ACCURACY)  # the node puts the files in place of "-"
+        if rnd != ACCURACY:  # every timed process alike: no accuracy pass, no logits
+            spec = timed_spec(spec)
         ref = _pinned(remote_cell, nid, q.target).remote(asdict(spec), art_bundles[variant], data_bundle, timeout_s,
                                                          threads)
         pending[ref] = (nid, (backend, variant), rnd)
@@ -463,8 +482,8 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
             q = queues[nid]
             q.record(cell, rnd, result)
             done += 1
-            say(f"[{done}/~{total}] round {rnd + 1} {q.target} {q.machine_id} {cell[0]} {cell[1]}: "
-                f"{result.get('status')} {result.get('reason', '') or ''}".rstrip())
+            what = "accuracy" if rnd == ACCURACY else f"round {rnd + 1}"
+            say(f"[{done}/~{total}] {what} {q.target} {q.machine_id} {cell[0]} {cell[1]}: {process_line(result)}")
             if nid in alive_nodes(ray):
                 submit(nid)
             else:
@@ -485,23 +504,31 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
 
 def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any
                ) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
-    """The rows of one cell on one node and its agreement entry (or why there is none). A process that reports
-    another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
+    """The rows of one cell on one node and its agreement entry (or why there is none): timing from the cell's
+    timed processes, accuracy and logits from its untimed accuracy process (`accuracy_process` on each row says
+    where and what it ran). A process that reports another node than the one the cell was pinned to makes the row
+    INVALID (never pooled)."""
     from harness.measure.agreement import Reference, compare_logits
-    from harness.measure.rows import rows_from_cell
+    from harness.measure.rows import fixed_cost_s, rows_from_cell
 
     backend, variant = cell
     procs = sorted(q.procs[cell], key=lambda p: int(p["round"]))
-    blob = procs[0]["result"].pop("logits_npy_z", None) if procs else None
-    for p in procs[1:]:
+    for p in procs:  # a timed process sends no logits (timed_spec); never let bytes into the results
         p["result"].pop("logits_npy_z", None)
-    elsewhere = sorted({str((p["result"].get("node") or {}).get("machine_id")) for p in procs
-                        if (p["result"].get("node") or {}).get("node_id") not in (None, q.node_id)})
-    rows = rows_from_cell(per_process, backend, variant, artifacts, procs)
+    accuracy = q.accuracy_results.get(cell)
+    blob = accuracy.pop("logits_npy_z", None) if accuracy is not None else None
+    node_of = [(p["result"].get("node") or {}) for p in procs] + [(accuracy or {}).get("node") or {}]
+    elsewhere = sorted({str(n.get("machine_id")) for n in node_of if n.get("node_id") not in (None, q.node_id)})
+    rows = rows_from_cell(per_process, backend, variant, artifacts, procs, accuracy)
     slots = [p["result"].get("host_slot") for p in procs]
     ran_on = [(p["result"].get("node") or {}).get("machine_id") for p in procs]  # None: lost before it reported
+    acc_process = None if accuracy is None else {
+        "machine_id": ((accuracy.get("node") or {}).get("machine_id")), "status": accuracy.get("status"),
+        "reason": accuracy.get("reason"), "steps": accuracy.get("steps"), "fixed_s": fixed_cost_s(accuracy),
+        "host_slot": accuracy.get("host_slot")}
     for r in rows:
         r["host_slot"], r["host_slots"], r["process_machines"] = slots[0] if slots else None, slots, ran_on
+        r["accuracy_process"] = acc_process
         if elsewhere:
             r["valid"] = False
             r["invalid_reasons"] = [*r.get("invalid_reasons", []),
@@ -519,11 +546,11 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
 
 
 def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], unchecked: dict[tuple[str, str, str], str],
-            cfg: Config, machines: dict[str, Any]) -> None:
+            cfg: Config, machines: dict[str, Any], artifacts: dict[str, Path]) -> None:
     """Agreement (matched by backend, variant and machine; `unchecked` says why a cell has none) and each node's
-    own roofline onto the rows."""
+    own roofline onto the rows (that node's roofs; each variant's intensity from its artifact, as locally)."""
     from harness.measure.evidence import attach_agreement
-    from harness.measure.roofline import attach_roofline
+    from harness.measure.roofline import attach_roofline, variant_traffic
 
     b = cfg.benchmark
     attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32)
@@ -531,8 +558,9 @@ def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], uncheck
         why = unchecked.get((str(r.get("machine_id")), str(r.get("backend")), str(r.get("variant"))))
         if why and r.get("agrees") is None and r.get("status") == "ok":
             r["agreement_reason"] = f"unverified: {why}"
+    traffic = variant_traffic(artifacts)
     for m in machines.values():
-        attach_roofline([r for r in rows if r.get("node_id") == m["node_id"]], m["machine_peak_gmac_per_s"])
+        attach_roofline([r for r in rows if r.get("node_id") == m["node_id"]], m["machine_peak_gmac_per_s"], traffic)
 
 
 # ---- worker nodes ----------------------------------------------------------------------------------------

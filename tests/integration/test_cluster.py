@@ -186,6 +186,31 @@ def test_each_node_runs_its_rounds_in_the_shuffled_order_one_at_a_time(fleet_run
     assert any(len({tuple(o) for o in rounds}) > 1 for rounds in orders.values())  # shuffled per round
 
 
+def test_timed_processes_are_alike_and_accuracy_comes_from_an_untimed_process_on_the_rows_machine(
+        fleet_run: dict[str, Any]) -> None:
+    """Interchangeable processes on every node, as locally: no timed process of any round ran an accuracy pass (the
+    only place a cell writes logits), every round did the same steps; each row's accuracy and logits come from one
+    more, untimed process of that cell on the row's own machine, run after that machine's timed rounds."""
+    run = fleet_run["run"]
+    n = run["rounds"]["count"]
+    for r in run["results"]:
+        where = (r["machine_id"], r["backend"], r["variant"], r["scenario"])
+        steps = [tuple(p["steps"]) for p in r["rounds"]]
+        assert len(steps) == n and len(set(steps)) == 1, (where, steps)  # round 0 included
+        assert steps[0][:3] == ("load", "first_infer", "describe"), where
+        assert not any("accuracy" in s for s in steps[0]), (where, steps[0])
+        acc = r["accuracy_process"]
+        assert acc["machine_id"] == r["machine_id"] and acc["status"] == "ok", (where, acc)
+        assert "accuracy" in acc["steps"], (where, acc["steps"])
+        assert not any(s.startswith(("latency:", "throughput:")) for s in acc["steps"]), acc["steps"]  # untimed
+        assert acc["host_slot"]["start"] >= max(s["end"] for s in r["host_slots"]), where
+        assert r["accuracy"] is not None
+    log = fleet_run["log"]
+    accuracy_lines = [line for line in log if "] accuracy " in line]
+    assert len(accuracy_lines) == len(NODES) * 2 * 2  # one per cell per node
+    assert all(" (fixed " in line for line in log if "] round " in line and ": ok" in line)  # fixed cost per process
+
+
 def test_every_row_on_every_machine_carries_its_agreement(fleet_run: dict[str, Any]) -> None:
     run = fleet_run["run"]
     for r in run["results"]:
@@ -204,6 +229,10 @@ def test_each_node_measures_its_own_roofline(fleet_run: dict[str, Any]) -> None:
         p = peaks[r["machine_id"]]
         key = "int8" if r["precision"] == "int8" else "fp32"
         assert r["fraction_of_peak"] == pytest.approx(r["gmac_per_s"] / p[key])
+        # the roofline with the variant's intensity, as locally: below the attainable roof of the row's own machine
+        assert r["arithmetic_intensity"] > 0 and r["attainable_gmac_per_s"] <= p[key]
+        assert r["fraction_of_attainable"] == pytest.approx(r["gmac_per_s"] / r["attainable_gmac_per_s"])
+        assert r["fraction_of_attainable"] <= 1.0, (r["machine_id"], r["backend"], r["variant"], r["scenario"])
 
 
 def test_select_on_the_stored_fleet_run_refuses_an_unverified_row(fleet_run: dict[str, Any], tmp_path: Path,
@@ -259,9 +288,11 @@ def test_nodes_on_one_host_take_turns_and_cache_artifacts(cluster: LocalCluster,
     after = {p.name: p.stat().st_mtime for p in cache.iterdir() if not p.name.startswith(".")}
     assert {content_hash(artifacts[v]) for v in variants} <= set(after)
     assert all(after[k] == v for k, v in before.items() if k in after)  # none unpacked twice
-    # three nodes on one host: the timed processes (every round of every cell) never overlap
-    slots = sorted({(s["start"], s["end"]) for r in run["results"] for s in r["host_slots"]})
-    assert len(slots) == 3 * len(variants) * run["rounds"]["count"] and all(r["status"] == "ok" for r in run["results"])
+    # three nodes on one host: the processes (every round of every cell, and the accuracy processes) never overlap
+    slots = sorted({(s["start"], s["end"]) for r in run["results"]
+                    for s in [*r["host_slots"], r["accuracy_process"]["host_slot"]]})
+    assert len(slots) == 3 * len(variants) * (run["rounds"]["count"] + 1)
+    assert all(r["status"] == "ok" for r in run["results"])
     assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(slots))
 
 
