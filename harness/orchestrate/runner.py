@@ -173,7 +173,7 @@ def _machine_peak(cfg: Config, say: Progress, gpu: bool = False) -> dict[str, An
 def attach_correctness(rows: list[dict[str, Any]], logits_path: Path | None, labels: np.ndarray,
                        throughput_scored_apart: bool = False) -> None:
     """Store each row's per-image correctness (`correct_bits`, `common.stats.accuracy.pack_correct`) from the
-    first round's logits, for the paired accuracy test of `bench compare`; only on rows whose accuracy those logits
+    accuracy process's logits, for the paired accuracy test of `bench compare`; only on rows whose accuracy those logits
     made (a throughput row scored by a separately compiled model keeps its own accuracy and gets none)."""
     if logits_path is None or not Path(logits_path).is_file():
         return
