@@ -27,7 +27,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="override a config key with a TOML literal, e.g. --set train.epochs=3 (repeatable)",
     )
     p.add_argument("--profile", default=None, metavar="NAME",
-                   help="named settings applied before --set: nightly (benchmark.rounds=10, 6 s per cell)")
+                   help="named settings applied before --set: nightly (benchmark.rounds=10, 6 s per cell), "
+                        "full (the paper's full-width VGG16; ~1 h on 2 AVX2 cores)")
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
