@@ -133,6 +133,28 @@ def test_every_latency_statistic_is_the_median_over_processes_so_p95_never_excee
             assert lat[f] == pytest.approx(np.median([getattr(x, f) for x in per])), (trial, f)
 
 
+def _unstable(p50: float) -> dict[str, object]:
+    """A process whose samples spread +-50% around p50 (robust CoV 1.4826 x MAD / median = 0.741: above any max_cov used here)."""
+    return {**_entry(p50), "samples_ms": [p50 * 0.5, p50, p50 * 1.5] * 70}
+
+
+@pytest.mark.parametrize(("n", "n_unstable", "valid"), [(5, 2, True), (5, 3, False), (3, 1, True), (3, 2, False),
+                                                         (1, 1, False), (1, 0, True)])
+def test_a_row_is_invalid_when_most_of_its_processes_are_unstable(n: int, n_unstable: int, valid: bool) -> None:
+    """The row's estimates are medians over processes: a minority of unstable processes (robust CoV above
+    max_cov) is counted and shown, a majority makes the row INVALID with every unstable round named."""
+    from harness.measure.rows import derive_rounds
+
+    procs = [{"round": i, "entry": _unstable(1.0) if i < n_unstable else _entry(1.0)} for i in range(n)]
+    row = derive_rounds(procs, 1.0, 0.25, None)
+    assert row["valid"] is valid and row["unstable_rounds"] == n_unstable
+    if not valid:
+        assert row["invalid_reasons"] == [f"{n_unstable} of {n} processes unstable: " + "; ".join(
+            f"round {i + 1}: robust CoV (MAD/median) 0.741 > benchmark.max_cov 0.25" for i in range(n_unstable))]
+    else:
+        assert row["invalid_reasons"] == []
+
+
 def test_every_process_noisy_makes_the_row_invalid() -> None:
     from harness.measure.rows import derive_rounds
 
