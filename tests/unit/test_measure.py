@@ -134,7 +134,7 @@ def test_every_latency_statistic_is_the_median_over_processes_so_p95_never_excee
 
 
 def _unstable(p50: float) -> dict[str, object]:
-    """A process whose samples spread +-50% around p50 (robust CoV 1.4826 x MAD / median = 0.741: above any max_cov used here)."""
+    """A process whose samples spread +-50% around p50 (robust CoV 1.4826 x MAD / median = 0.741)."""
     return {**_entry(p50), "samples_ms": [p50 * 0.5, p50, p50 * 1.5] * 70}
 
 
