@@ -43,7 +43,12 @@ from harness.measure.evidence import attach_agreement
 from harness.measure.fingerprint import fingerprint
 from harness.measure.launcher import cell_spec, run_cell_subprocess
 from harness.measure.loop import harness_overhead_us
-from harness.measure.roofline import attach_roofline, is_gpu_row, measure_peaks, variant_traffic
+from harness.measure.roofline import (
+    is_gpu_row,
+    measure_peaks,
+    settle_roofs,
+    variant_traffic,
+)
 from harness.measure.rows import failed_rows, process_line, row_summary, rows_from_cell, timed_spec
 from harness.measure.scenarios import THROUGHPUT
 from harness.measure.settings import cell_settings
@@ -137,8 +142,10 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     references = {v: "torch-eager" for v in variants if reference_is_cell(per_process, v, logits, labels_of)}
     attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32,
                      no_reference)
-    peaks = _machine_peak(cfg, say, gpu=any(is_gpu_row(r) for r in rows if r.get("status") == "ok"))
-    attach_roofline(rows, peaks, variant_traffic({v: artifacts[v] for v in variants if v in artifacts}))
+    gpu = any(is_gpu_row(r) for r in rows if r.get("status") == "ok")
+    peaks = _machine_peak(cfg, say, gpu=gpu)
+    traffic = variant_traffic({v: artifacts[v] for v in variants if v in artifacts})
+    peaks = settle_roofs(rows, peaks, traffic, lambda: measure_peaks(cfg.benchmark.threads, gpu=gpu), say)
     results = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper, save
 
-from harness.measure.roofline import attach_roofline, is_gpu_row, over_roof, row_roofline
+from harness.measure.roofline import attach_roofline, is_gpu_row, over_roof, row_roofline, settle_roofs
 from harness.measure.traffic import Traffic, model_traffic
 
 CPU = {"fp32": 100.0, "int8": 200.0, "bandwidth_gb_per_s": {"dram": 10.0, "cache": 50.0}, "llc_bytes": 1_000_000,
@@ -134,3 +134,28 @@ def test_integer_gemm_and_triad_measure_something() -> None:
     assert all(v > 0 for v in speeds.values())
     assert llc_bytes() > 0
     assert cpu_has_bf16() == any(f in Path("/proc/cpuinfo").read_text() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def test_a_roof_measured_low_is_measured_again_and_the_higher_kept() -> None:
+    """A row above its roof proves the roof read low (the make bench on a quiet Zen 3 measured fp32 at 44.9 GMAC/s,
+    the next run 69.2, and ONNX Runtime ran at 57.9): measure again, keep the higher of each, and mark what stays
+    above."""
+    t = Traffic(macs=1000, weights=100, biases=0, activations=150, layers=2)
+    rows = [_row(gmac_per_s=20.0), _row(gmac_per_s=45.0)]  # memory roof 50 (cache), compute read as 30
+    low = {**CPU, "fp32": 30.0}
+    calls: list[int] = []
+
+    def remeasure() -> dict[str, object]:
+        calls.append(1)
+        return {**CPU, "fp32": 100.0, "bandwidth_gb_per_s": {"dram": 1.0, "cache": 1.0}}  # bandwidth read lower
+
+    peaks = settle_roofs(rows, low, {"v": t}, remeasure, say=lambda _m: None)
+    assert len(calls) == 1 and peaks["fp32"] == 100.0 and peaks["remeasured"] == 1
+    assert peaks["bandwidth_gb_per_s"] == CPU["bandwidth_gb_per_s"]  # the higher of each number is kept
+    assert [r["fraction_of_attainable"] for r in rows] == [pytest.approx(0.4), pytest.approx(0.9)]
+    assert not over_roof(rows) and not any(r.get("roof_measured_low") for r in rows)
+
+    rows = [_row(gmac_per_s=500.0)]  # above any roof the machine shows: two re-measures, then marked
+    calls.clear()
+    settle_roofs(rows, CPU, {"v": t}, lambda: (calls.append(1), dict(CPU))[1], say=lambda _m: None)
+    assert len(calls) == 2 and rows[0]["roof_measured_low"] is True and rows[0]["fraction_of_attainable"] > 1
