@@ -44,6 +44,8 @@ ROW_FIELDS = (
     "p50_ci_level", "p99_ci_level", "correct_bits",
     # issue 20: a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
     "arithmetic_intensity", "attainable_gmac_per_s", "fraction_of_attainable", "roofline", "runtime_timing",
+    # issue 21: processes above benchmark.max_cov (most of them: INVALID); a row above its roof after re-measures
+    "unstable_rounds", "roof_measured_low",
 )
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"

@@ -106,6 +106,9 @@ def processes(row: dict[str, Any]) -> str:
         text += " (all noisy: INVALID)"
     elif noisy:
         text += f" ({noisy} noisy)"
+    unstable = row.get("unstable_rounds") or 0
+    if unstable and row.get("valid") is not False:
+        text += f" ({unstable} unstable)"
     if row.get("bimodal"):
         text += ", bimodal"
     return text

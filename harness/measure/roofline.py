@@ -97,7 +97,7 @@ def row_roofline(row: dict[str, Any], traffic: Traffic | None, peaks: dict[str, 
     out: dict[str, Any] = {"arithmetic_intensity": None, "attainable_gmac_per_s": None,
                            "fraction_of_attainable": None, "fraction_of_peak": fraction_of_peak(achieved, precision,
                                                                                                   roofs),
-                           "roofline": None}
+                           "roofline": None, "roof_measured_low": False}
     compute = roofs.get(key) if key else None
     if traffic is None or row.get("status") != "ok" or not isinstance(compute, int | float) or compute <= 0:
         return out
