@@ -54,7 +54,7 @@ def test_nightly_profile_sets_more_rounds_and_unknown_profiles_are_refused() -> 
     assert cfg.benchmark.rounds == 10 and cfg.benchmark.min_duration_s == 6.0
     assert load_config(None, profile_overrides(None)).benchmark.rounds == 5
     full = load_config(None, profile_overrides("full"))  # the paper's scale, one profile away from the quickstart
-    assert (full.model.width, full.train.batch_size, full.train.lr) == (1.0, 32, 1e-3)
+    assert (full.model.width, full.train.batch_size, full.train.lr, full.compress.finetune_epochs) == (1.0, 32, 1e-3, 3)
     assert load_config(None, []).model.width == 0.25
     with pytest.raises(UserError, match="valid: full, nightly"):
         profile_overrides("weekly")
