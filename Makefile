@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup browser postgres bench sweep test lint clean
 
+# pip at -qq: errors only (a fresh `make bench > log` was 145 lines of index warnings before the first line of ours)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[openvino,onnxruntime,cluster,dev]"
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e ".[openvino,onnxruntime,cluster,dev]"
 	touch $(STAMP)
 
 bench: setup
