@@ -50,38 +50,37 @@ def _choose(flag: str, text: str, allowed: tuple[str, ...] | list[str]) -> list[
     return items
 
 
+def _numbers(flag: str, text: str, what: str, example: str, ok: Callable[[float], bool], rule: str) -> list[float]:
+    """The distinct numbers of a comma-separated flag value, in order; UserError on the first that is not a
+    number (`what`, `example`) or breaks `ok` (`rule`)."""
+    out: list[float] = []
+    for t in _items(flag, text):
+        try:
+            x = float(t)
+        except ValueError:
+            raise UserError(f"{flag} {t!r}: not a number; give {what}, e.g. {example}") from None
+        if not (math.isfinite(x) and ok(x)):
+            raise UserError(f"{flag} {t}: {rule}")
+        if x not in out:
+            out.append(x)
+    return out
+
+
 def parse_sparsities(text: str) -> list[float]:
     """'0.3,0.5' -> [0.3, 0.5]; each must lie in (0, 1) and not above compress.sparsity's limit."""
-    out: list[float] = []
-    for t in _items("--sparsity", text):
-        try:
-            s = float(t)
-        except ValueError:
-            raise UserError(f"--sparsity {t!r}: not a number; give fractions of filters removed, e.g. 0.3,0.5"
-                            ) from None
-        if not 0.0 < s < 1.0:
-            raise UserError(f"--sparsity {t}: must lie in (0, 1) (the fraction of filters removed)")
+    out = _numbers("--sparsity", text, "fractions of filters removed", "0.3,0.5", lambda s: 0.0 < s < 1.0,
+                   "must lie in (0, 1) (the fraction of filters removed)")
+    for s in out:
         if s > MAX_SPARSITY:
-            raise UserError(f"--sparsity {t}: at most {MAX_SPARSITY} (compress.sparsity's limit)")
-        if s not in out:
-            out.append(s)
+            raise UserError(f"--sparsity {s:g}: at most {MAX_SPARSITY} (compress.sparsity's limit)")
     return out
 
 
 def parse_reductions(text: str) -> list[float]:
     """'8,16' -> [8.0, 16.0]: MAC-reduction targets (dense MACs / pruned MACs), each in (1, 1000]."""
-    out: list[float] = []
-    for t in _items("--macs-reduction", text):
-        try:
-            r = float(t)
-        except ValueError:
-            raise UserError(f"--macs-reduction {t!r}: not a number; give dense/pruned MAC ratios, e.g. 8,16"
-                            ) from None
-        if not (math.isfinite(r) and 1.0 < r <= MAX_MACS_REDUCTION):
-            raise UserError(f"--macs-reduction {t}: must lie in (1, {MAX_MACS_REDUCTION:g}] (dense MACs / pruned MACs)")
-        if r not in out:
-            out.append(r)
-    return out
+    return _numbers("--macs-reduction", text, "dense/pruned MAC ratios", "8,16",
+                    lambda r: 1.0 < r <= MAX_MACS_REDUCTION,
+                    f"must lie in (1, {MAX_MACS_REDUCTION:g}] (dense MACs / pruned MACs)")
 
 
 def parse_grid(sparsity: str | None, method: str, precision: str, scope: str,

@@ -4,11 +4,12 @@ raw latency samples from a seeded numpy RNG, 7x7 confusion matrices consistent w
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from common.stats.accuracy import pack_correct
 
@@ -146,3 +147,12 @@ def build_run(run_id: str = "run-1", *, created: str = "2026-01-10T03:00:00Z", f
 def make_run() -> Callable[..., dict[str, Any]]:
     """Factory fixture: `make_run(run_id, created=..., fingerprint=..., factors={(b, v): 1.1}, ...)`."""
     return build_run
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """At most 2 torch threads during the test (the CI machine's cores), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, before))
+    yield
+    torch.set_num_threads(before)

@@ -4,7 +4,6 @@ run will really process, and `bench train` on a pipe says the estimate before tr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,7 @@ from fer.train import fit, probe_images_per_s
 from harness.cli import main
 from harness.orchestrate.estimate import INFER, compress_cost, estimate, train_cost, train_images
 
-
-@pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(2, before))
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _data(n_train: int = 700, n_val: int = 70, n_test: int = 140) -> FerData:

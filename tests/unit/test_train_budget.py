@@ -4,7 +4,6 @@ every image is seen once before any is seen twice, across epochs; an interrupted
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,7 @@ from fer.data import Split
 from fer.model import build_model, default_arch
 from fer.train import BatchStream, EpochLog, epoch_steps, fit
 
-
-@pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(2, before))
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _split(n: int, seed: int = 0) -> Split:
