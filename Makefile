@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@echo "setup: installing the harness and its runtimes into $(VENV) (3-5 minutes on a fresh clone)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e ".[openvino,onnxruntime,cluster,dev]"
+	scripts/heartbeat setup $(BIN)/python -m pip install -qq -e ".[openvino,onnxruntime,cluster,dev]"
 	touch $(STAMP)
 
 bench: setup
