@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from common.console import console, set_quiet
 from common.errors import UserError
 from harness.cli._common import add_store_arguments, open_store, table_console
+
+if TYPE_CHECKING:  # the gate's modules are imported when the command runs (fast `bench --help`)
+    from harness.gate.validate import Validation
 
 NAME = "gate"
 HELP = "the regression gate's own quality: `bench gate validate` replays it on the stored same-config history"
@@ -66,13 +70,12 @@ def _pct(x: float | None, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%" if x is not None else "n/a"
 
 
-def _print(res: object, ref_id: str, runs: list[dict[str, object]]) -> None:
+def _print(res: Validation, ref_id: str, runs: list[dict[str, object]]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.validate import MAX_DELAY, Validation, median_delay
+    from harness.gate.validate import MAX_DELAY, median_delay
 
-    assert isinstance(res, Validation)
     out = table_console()
     first, last = str(runs[0].get("created")), str(runs[-1].get("created"))
     console.print(f"{res.runs} same-config runs of run {ref_id}'s machine and config, {first} .. {last}; "
