@@ -21,6 +21,7 @@ from harness.cli._common import (
     open_store,
     table_console,
 )
+from harness.gate import DEFAULT_MARGIN
 
 if TYPE_CHECKING:
     from harness.gate.regression import Comparison
@@ -47,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--persist", type=int, default=None, help=argparse.SUPPRESS)  # removed; accepted, ignored
     p.add_argument("--threshold", type=float, default=0.05,
                    help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="the largest slowdown a pass may hide: a cell is 'no change' only when a slowdown beyond "
+                        "it is ruled out at 95%%, else inconclusive (default %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="false-alarm level of each test (latency: the A/A bound; accuracy: McNemar) (default 0.01)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             info(f"machine {machine}:")
         mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
         groups = [[_part(r, machine) if machine else r for r in g] for g in aa]
-        cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha,
+        cmp = compare_runs(bases, cand, threshold=args.threshold, alpha=args.alpha, margin=args.margin,
                            allow_hardware_mismatch=args.allow_hardware_mismatch, history=args.history is not None,
                            accepted=mine, aa_history=groups)
         for w in cmp.warnings:
@@ -195,7 +199,7 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     base = ", ".join(cmp.baseline_ids[:3]) + (f" (+{len(cmp.baseline_ids) - 3})" if len(cmp.baseline_ids) > 3 else "")
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
-                    f"(threshold {100 * cmp.threshold:g}%, alpha {cmp.alpha:g})")
+                    f"(threshold {100 * cmp.threshold:g}%, margin {100 * cmp.margin:g}%, alpha {cmp.alpha:g})")
     for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [CI] level", "latency", "A/A false alarms",
                 "MDE (90% power)", "p (MWU, diagnostic)", "acc base", "acc cand", "accuracy", "agree cand",
                 "decided by / notes"):
@@ -210,6 +214,7 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
             change += f" [{100 * (c.ratio_ci[0] - 1):+.1f}%, {100 * (c.ratio_ci[1] - 1):+.1f}%]"
             change += f" {100 * c.ci_level:.4g}%" if c.ci_level else ""
         aa = f"{c.aa_false_alarms}/{c.aa_pairs}" if c.aa_pairs else f"n/a ({c.aa_runs} runs)"
+        aa += f", {c.aa_inconclusive} unsure" if c.aa_inconclusive else ""
         mde = f"{100 * c.mde:.1f}%" if c.mde is not None else "n/a"
         unit = {"processes": f"processes {c.base_processes}/{c.cand_processes}",
                 "runs": f"runs {len(c.series_ms or [])}"}.get(c.method, "")

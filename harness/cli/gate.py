@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from common.console import console, set_quiet
 from common.errors import UserError
 from harness.cli._common import add_store_arguments, open_store, table_console
+from harness.gate import DEFAULT_MARGIN
 
 if TYPE_CHECKING:  # the gate's modules are imported when the command runs (fast `bench --help`)
     from harness.gate.validate import Validation
@@ -36,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--window", type=int, default=10, metavar="W", help="--history W replayed (default 10)")
     v.add_argument("--threshold", type=float, default=0.05, help="practical threshold (default 0.05)")
     v.add_argument("--alpha", type=float, default=0.01, help="false-alarm level of the tests (default 0.01)")
+    v.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="the largest slowdown a 'no change' may hide, as in bench compare (default %(default)s)")
     v.add_argument("--backend", action="append", default=None, help="only this backend's cells (repeatable)")
     v.add_argument("--variant", action="append", default=None, help="only this variant's cells (repeatable)")
     v.add_argument("--json", action="store_true", help="print the validation as JSON on stdout")
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
              and (not args.variant or k[1] in args.variant)}
     if not cells:
         raise UserError("no cell is ok in every one of these runs (or none matches --backend/--variant)")
-    res = validate(runs, window=args.window, threshold=args.threshold, alpha=args.alpha, cells=cells)
+    res = validate(runs, window=args.window, threshold=args.threshold, alpha=args.alpha, cells=cells,
+                   margin=args.margin)
     if args.json:
         sys.stdout.write(json.dumps(res.to_dict()) + "\n")
         return 0
@@ -79,7 +83,8 @@ def _print(res: Validation, ref_id: str, runs: list[dict[str, object]]) -> None:
     out = table_console()
     first, last = str(runs[0].get("created")), str(runs[-1].get("created"))
     console.print(f"{res.runs} same-config runs of run {ref_id}'s machine and config, {first} .. {last}; "
-                  f"{len(res.cells)} cells; threshold {100 * res.threshold:g}%, alpha {res.alpha:g}", markup=False)
+                  f"{len(res.cells)} cells; threshold {100 * res.threshold:g}%, margin {100 * res.margin:g}%, "
+                  f"alpha {res.alpha:g}", markup=False)
     t = Table(title="false alarms per cell comparison (nothing changed between these runs)")
     for col in ("mode", "cell comparisons tested", "false alarms", "rate (goal <= 1%)", "inconclusive"):
         t.add_column(col)

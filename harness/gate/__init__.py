@@ -10,3 +10,5 @@ the reports; the CLI loads runs and acceptances from the store and passes them i
 May import: common/ only (it reads stored run dicts). Never imports measure, orchestrate, fleet, history or cli,
 nor reports/.
 """
+
+DEFAULT_MARGIN = 0.10  # the largest slowdown a "no change" may hide, both rules (the detection goal: +10%)

@@ -5,8 +5,11 @@ show how far a rerun moves (measured: 13-33% between same-config runs on a quiet
 so the change log(B / A) is judged against the distribution of log ratios of same-config reruns on this machine
 (`common.stats.noise`):
 * enough A/A history (>= MIN_AA_DF degrees of freedom): a change is called when |log(B / A)| exceeds the
-  t-corrected (1 - alpha) A/A bound AND the change exceeds `threshold`; else no change. The interval printed is
-  log(B / A) +- that bound (its level: 1 - alpha);
+  t-corrected (1 - alpha) A/A bound AND the change exceeds `threshold`. "No change" is a claim too, so it needs its
+  own evidence (an equivalence test, TOST-style): the one-sided (1 - EQUIVALENCE_ALPHA) upper bound of the change
+  must stay below `margin`, the largest slowdown a pass may hide. Otherwise the pair is inconclusive: a +103%
+  change inside a +-400% A/A bound is not "no change", it is a pair this machine cannot judge. The interval
+  printed is log(B / A) +- the two-sided bound (its level: 1 - alpha);
 * too little: inconclusive, unless the change is beyond CONSERVATIVE_BOUND (+50% / -33%) and the two runs'
   order-statistic intervals exclude each other; the reason says how many more same-config runs make it testable.
 Every verdict also carries the rule's own quality on this history: its false alarms on consecutive A/A pairs
@@ -23,12 +26,14 @@ import numpy as np
 
 from common.stats.intervals import ratio_ci
 from common.stats.noise import RunNoise, aa_bound, aa_mde, run_noise
+from harness.gate import DEFAULT_MARGIN
 
 REGRESSION, IMPROVEMENT, SAME, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
 MIN_AA_DF = 4  # degrees of freedom of the A/A noise before a pair is judged by it (e.g. 5 same-config runs)
 CONSERVATIVE_BOUND = 0.5  # without A/A history only beyond +50% (or below 1/1.5 = -33%): same-config reruns on a
 # quiet machine spread up to 28% (OpenVINO l1-int8 1.535-1.968 ms over 6 runs), so half again leaves room
 MIN_PROCESSES = 3
+EQUIVALENCE_ALPHA = 0.05  # one-sided level of the "no change" bound (the TOST convention: a 90% interval)
 
 
 @dataclass
@@ -42,21 +47,33 @@ class BaselineVerdict:
     noise: RunNoise | None = None
     aa_pairs: int = 0  # consecutive same-config pairs the rule was replayed on
     aa_alarms: int = 0  # of them flagged as a change
+    aa_inconclusive: int = 0  # of them the rule could not judge (the bound reached beyond the margin)
+    upper: float | None = None  # one-sided (1 - EQUIVALENCE_ALPHA) upper bound of the relative change
     mde: float | None = None  # smallest slowdown detected with 90% power at alpha
 
 
-def _call(r: float, bound: float, threshold: float) -> str:
+def equivalence_bound(noise: RunNoise) -> float:
+    """The one-sided (1 - EQUIVALENCE_ALPHA) bound on log(B / A) - its true value, for one pair of runs."""
+    return aa_bound(noise, 2.0 * EQUIVALENCE_ALPHA)
+
+
+def _call(r: float, noise: RunNoise, alpha: float, threshold: float, margin: float) -> str:
+    bound = aa_bound(noise, alpha)
     if r > bound and math.exp(r) - 1.0 > threshold:
         return REGRESSION
     if r < -bound and 1.0 - math.exp(r) > threshold:
         return IMPROVEMENT
-    return SAME
+    if math.exp(r + equivalence_bound(noise)) - 1.0 < margin:
+        return SAME
+    return INCONCLUSIVE
 
 
-def aa_replay(groups: Sequence[Sequence[float]], threshold: float, alpha: float) -> tuple[int, int]:
-    """(pairs, alarms): the rule replayed on every consecutive pair of every same-config group, the noise learned
-    from the history without the pair's later run (as the real candidate is left out)."""
-    pairs = alarms = 0
+def aa_replay(groups: Sequence[Sequence[float]], threshold: float, alpha: float,
+              margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """(pairs, alarms, inconclusive): the rule replayed on every consecutive pair of every same-config group, the
+    noise learned from the history without the pair's later run (as the real candidate is left out). An alarm is
+    a change called (regression or improvement); an inconclusive pair is a pass the rule refused, not an alarm."""
+    pairs = alarms = unsure = 0
     for gi, g in enumerate(groups):
         for j in range(1, len(g)):
             rest = [list(x) if k != gi else [*g[:j], *g[j + 1:]] for k, x in enumerate(groups)]
@@ -64,12 +81,15 @@ def aa_replay(groups: Sequence[Sequence[float]], threshold: float, alpha: float)
             if noise is None or noise.df < MIN_AA_DF or g[j - 1] <= 0 or g[j] <= 0:
                 continue
             pairs += 1
-            alarms += _call(math.log(g[j] / g[j - 1]), aa_bound(noise, alpha), threshold) != SAME
-    return pairs, alarms
+            call = _call(math.log(g[j] / g[j - 1]), noise, alpha, threshold, margin)
+            alarms += call in (REGRESSION, IMPROVEMENT)
+            unsure += call == INCONCLUSIVE
+    return pairs, alarms, unsure
 
 
 def baseline_verdict(base: Sequence[float], cand: Sequence[float], aa_groups: Sequence[Sequence[float]],
-                     threshold: float, alpha: float, replay: bool = True) -> BaselineVerdict:
+                     threshold: float, alpha: float, replay: bool = True,
+                     margin: float = DEFAULT_MARGIN) -> BaselineVerdict:
     """The verdict for one cell from the two runs' process p50s and the cell's A/A groups of run values
     (`replay`: also replay the rule on the A/A pairs, for its false-alarm count)."""
     if min(len(base), len(cand)) < MIN_PROCESSES:
@@ -81,15 +101,24 @@ def baseline_verdict(base: Sequence[float], cand: Sequence[float], aa_groups: Se
         return BaselineVerdict(INCONCLUSIVE, reason="a run value is not positive")
     r, rel = math.log(c / b), c / b - 1.0
     noise = run_noise(aa_groups)
-    pairs, alarms = aa_replay(aa_groups, threshold, alpha) if replay else (0, 0)
-    res = BaselineVerdict(SAME, rel, noise=noise, aa_pairs=pairs, aa_alarms=alarms)
+    pairs, alarms, unsure = aa_replay(aa_groups, threshold, alpha, margin) if replay else (0, 0, 0)
+    res = BaselineVerdict(SAME, rel, noise=noise, aa_pairs=pairs, aa_alarms=alarms, aa_inconclusive=unsure)
     if noise is not None and noise.df >= MIN_AA_DF:
         bound = aa_bound(noise, alpha)
-        res.verdict = _call(r, bound, threshold)
+        res.verdict = _call(r, noise, alpha, threshold, margin)
         res.ci, res.ci_level = (math.exp(r - bound) - 1.0, math.exp(r + bound) - 1.0), 1.0 - alpha
+        res.upper = math.exp(r + equivalence_bound(noise)) - 1.0
         res.mde = max(aa_mde(noise, alpha), threshold) if replay else None
         res.decided_by = (f"{100 * rel:+.1f}% against the A/A bound +-{100 * (math.exp(bound) - 1):.1f}% of "
                           f"{noise.runs} same-config runs on this machine (df {noise.df}, alpha {alpha:g})")
+        if res.verdict == SAME:
+            res.decided_by += (f"; a slowdown above {100 * res.upper:+.1f}% is ruled out at "
+                               f"{100 * (1 - EQUIVALENCE_ALPHA):g}% (margin {100 * margin:g}%)")
+        elif res.verdict == INCONCLUSIVE:
+            res.reason = (f"{100 * rel:+.1f}% is not a significant change, but with this machine's A/A noise "
+                          f"(run-to-run sd {100 * noise.sigma:.1f}%) a slowdown up to {100 * res.upper:+.1f}% "
+                          f"cannot be ruled out, beyond the margin {100 * margin:g}% (a quieter machine or longer "
+                          "cells narrow it; --margin sets what a pass may hide)")
         return res
     have = noise.df if noise else 0
     _ratio, ci, level = ratio_ci(cand, base)

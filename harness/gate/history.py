@@ -13,6 +13,9 @@
    compare until the level comes back or someone accepts it.
 5. A last segment of one run is a step or an outlier: one run cannot tell, so it is inconclusive (the next run
    decides), unless an earlier regression is still open and the new run is beyond the threshold too.
+6. "No change" needs evidence of its own (as in `harness.gate.baseline`): the one-sided 95% upper bound of the
+   candidate level against the reference (a t prediction bound from the reference runs' spread) must stay below
+   `margin`; on a history too noisy for that the cell is inconclusive, never a silent pass.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from scipy.stats import t as student_t
 
 from common.stats.changepoint import DEFAULT_WINDOW, change_points, isolated_outliers, split_test
 from common.stats.noise import step_mde
+from harness.gate import DEFAULT_MARGIN
 
 REGRESSION, IMPROVEMENT, SAME, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
 MAX_PVALUE = 0.001  # the t-test level of a change point (Otava's default max_pvalue; its first pass uses 0.01): at
@@ -37,6 +41,7 @@ CI_LEVEL = 0.95
 MAX_REPLAYS = 10  # history_quality replays the rule on at most this many prefixes of the reference level
 STEP_RUNS = 3  # the MDE of the history rule is for a step with this many runs after it
 LONE_JUMP_SD = 4.0  # a newest run this many sd (and the threshold) off a level without change points: inconclusive
+EQUIVALENCE_LEVEL = 0.95  # one-sided level of that bound
 
 
 @dataclass
@@ -50,6 +55,7 @@ class HistoryVerdict:
     change_points: list[int] = field(default_factory=list)
     decided_by: str = ""
     reason: str = ""  # why inconclusive
+    upper: float | None = None  # one-sided EQUIVALENCE_LEVEL upper bound of rel_change, on a "no change"
 
 
 def _label(i: int, run_ids: Sequence[str] | None) -> str:
@@ -73,6 +79,34 @@ def _rel_ci(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float] | None:
     return math.exp(diff - q * se) - 1.0, math.exp(diff + q * se) - 1.0
 
 
+def _upper(ref: np.ndarray, cand: np.ndarray) -> float | None:
+    """The one-sided EQUIVALENCE_LEVEL upper bound of mean(cand) / mean(ref) - 1 (log values): the candidate's
+    runs scatter as the reference runs do (their sd, df len(ref) - 1). None with fewer than 2 reference runs."""
+    if ref.size < 2:
+        return None
+    a, b = np.log(ref), np.log(cand)
+    s = float(a.std(ddof=1))
+    q = float(student_t.ppf(EQUIVALENCE_LEVEL, a.size - 1))
+    return math.exp(float(b.mean() - a.mean()) + q * s * math.sqrt(1.0 / a.size + 1.0 / b.size)) - 1.0
+
+
+def _equivalent(res: HistoryVerdict, ref: np.ndarray, cand: np.ndarray, margin: float, what: str) -> HistoryVerdict:
+    """Keep a "no change" only when a slowdown beyond `margin` is ruled out; else make it inconclusive."""
+    res.upper = _upper(ref, cand)
+    if res.upper is not None and res.upper < margin:
+        res.decided_by += (f"; a slowdown above {100 * res.upper:+.1f}% is ruled out at "
+                           f"{100 * EQUIVALENCE_LEVEL:g}% (margin {100 * margin:g}%)")
+        return res
+    res.verdict = INCONCLUSIVE
+    spread = f"run-to-run sd {100 * float(np.log(ref).std(ddof=1)):.1f}%" if ref.size >= 2 else "one run"
+    res.reason = (f"{what} {100 * (res.rel_change or 0.0):+.1f}% with no change point, but with this history's "
+                  f"spread ({spread}, {ref.size} runs) a slowdown "
+                  + (f"up to {100 * res.upper:+.1f}% " if res.upper is not None else "")
+                  + f"cannot be ruled out, beyond the margin {100 * margin:g}% (more runs or a quieter machine "
+                  "narrow it; --margin sets what a pass may hide)")
+    return res
+
+
 def _segments(kept: list[int], cps: list[int]) -> list[list[int]]:
     """Segments as lists of series indices, cut by change points given as positions in `kept`."""
     edges = [0, *cps, len(kept)]
@@ -81,7 +115,7 @@ def _segments(kept: list[int], cps: list[int]) -> list[list[int]]:
 
 def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0,
                     run_ids: Sequence[str] | None = None, max_pvalue: float = MAX_PVALUE,
-                    window: int = DEFAULT_WINDOW) -> HistoryVerdict:
+                    window: int = DEFAULT_WINDOW, margin: float = DEFAULT_MARGIN) -> HistoryVerdict:
     """The verdict for the newest value of `series` (oldest first); `start`: index of the latest accepted run
     (the series before it is not looked at). Indices in the result refer to `series`."""
     x = np.asarray([float(v) for v in series], dtype=np.float64)
@@ -118,7 +152,8 @@ def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0
             res.reason = (f"{_label(x.size - 1, run_ids)} alone is {100 * res.rel_change:+.1f}% from the level of "
                           f"{len(ref_seg) - 1} earlier runs (beyond {LONE_JUMP_SD:g} of their sd): a step or an "
                           "outlier; one run cannot tell, the next run decides")
-        return res
+            return res
+        return _equivalent(res, x[ref_seg[:-1]], x[-1:], margin, f"{_label(x.size - 1, run_ids)} is")
     if len(ref_seg) < MIN_REFERENCE_RUNS:
         res.verdict = INCONCLUSIVE
         res.reason = (f"the level before the change at {_label(segs[1][0], run_ids)} has {len(ref_seg)} run(s); "
@@ -167,6 +202,7 @@ def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0
         res.since = None
         res.decided_by = "; ".join([f"back at {ref_txt} ({100 * res.rel_change:+.1f}%{ci_txt}, p={test.p_value:.2g})",
                                     *notes])
+        return _equivalent(res, x[ref_seg], x[cand], margin, "the newest level is")
     return res
 
 

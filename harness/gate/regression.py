@@ -36,6 +36,7 @@ from scipy.stats import mannwhitneyu
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
 from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
+from harness.gate import DEFAULT_MARGIN
 from harness.gate.baseline import baseline_verdict
 from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
 from harness.gate.history import HistoryVerdict, history_quality, history_verdict
@@ -97,6 +98,8 @@ class CellComparison:
     aa_sigma: float | None = None  # run-to-run sd of log values
     aa_pairs: int = 0  # comparisons the rule was replayed on in that history
     aa_false_alarms: int = 0  # of them flagged although nothing changed
+    aa_inconclusive: int = 0  # of them the rule could not judge (refused to pass)
+    upper: float | None = None  # "no change": the one-sided 95% upper bound of the change, below the margin
     mde: float | None = None  # smallest slowdown the rule detects with 90% power at its alpha
     decided_by: str = ""
     base_accuracy: float | None = None
@@ -143,6 +146,7 @@ class Comparison:
     alpha: float
     cells: list[CellComparison]
     warnings: list[str] = field(default_factory=list)
+    margin: float = DEFAULT_MARGIN
 
     @property
     def regressions(self) -> list[CellComparison]:
@@ -167,6 +171,7 @@ class Comparison:
             "candidate": self.candidate_id,
             "threshold": self.threshold,
             "alpha": self.alpha,
+            "margin": self.margin,
             "regressions": len(self.regressions),
             "inconclusive": len(self.inconclusive),
             "improvements": sum(1 for c in self.cells if IMPROVEMENT in (c.latency, c.accuracy)),
@@ -266,13 +271,15 @@ def compare_cells(
     history: bool | None = None,
     aa_values: Mapping[CellKey, Sequence[Sequence[float]]] | None = None,
     quality: bool = True,
+    margin: float = DEFAULT_MARGIN,
 ) -> list[CellComparison]:
     """Compare candidate cells with baseline cells. One baseline row per cell: processes are the unit; several
     (a history, oldest first, each row with its run's id in `_run_id`): runs are the unit. `accepted`: the stored
     acceptances (`bench accept`; run_id plus optional backend/variant/device/scenario/batch_size filters).
     `history`: runs as the unit (`--history`) even with one earlier run; None: when there are several.
     `aa_values`: per cell, groups of same-config run values on this machine (oldest first): the A/A history.
-    `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off."""
+    `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off.
+    `margin`: the largest slowdown a "no change" may hide (beyond it an unsignificant change is inconclusive)."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
     for r in baseline_rows:
         base.setdefault(cell_key(r), []).append(r)
@@ -293,9 +300,9 @@ def compare_cells(
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
         if not (history if history is not None else len(b_ok) > 1):  # one baseline run: processes are the unit
-            _process_cell(cc, b_ok[0], c_row, threshold, alpha, (aa_values or {}).get(key, ()), quality)
+            _process_cell(cc, b_ok[0], c_row, threshold, alpha, (aa_values or {}).get(key, ()), quality, margin)
         else:  # a history: runs are the unit
-            _history_cell(cc, b_ok, c_row, threshold, accepted, quality)
+            _history_cell(cc, b_ok, c_row, threshold, accepted, quality, margin)
         if any(r.get("valid") is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         ref = b_ok[0]
@@ -308,7 +315,8 @@ def compare_cells(
 
 
 def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float, alpha: float,
-                  aa_groups: Sequence[Sequence[float]], quality: bool = True) -> None:
+                  aa_groups: Sequence[Sequence[float]], quality: bool = True,
+                  margin: float = DEFAULT_MARGIN) -> None:
     b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
     cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
     cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
@@ -317,10 +325,11 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
         cc.latency = INCONCLUSIVE
         cc.reason = f"every process of the {' and the '.join(noisy)} was noisy (steal or foreign load)"
         return
-    v = baseline_verdict(b_vals, c_vals, aa_groups, threshold, alpha, replay=quality)
+    v = baseline_verdict(b_vals, c_vals, aa_groups, threshold, alpha, replay=quality, margin=margin)
     cc.latency, cc.rel_change, cc.decided_by, cc.reason = v.verdict, v.rel_change, v.decided_by, v.reason
     cc.ratio_ci = [1.0 + v.ci[0], 1.0 + v.ci[1]] if v.ci else None
     cc.ci_level, cc.mde, cc.aa_pairs, cc.aa_false_alarms = v.ci_level, v.mde, v.aa_pairs, v.aa_alarms
+    cc.aa_inconclusive, cc.upper = v.aa_inconclusive, v.upper
     if v.noise is not None:
         cc.aa_runs, cc.aa_df, cc.aa_sigma = v.noise.runs, v.noise.df, v.noise.sigma
 
@@ -334,7 +343,8 @@ def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapp
 
 
 def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
-                  accepted: Sequence[Mapping[str, Any]], quality: bool = True) -> None:
+                  accepted: Sequence[Mapping[str, Any]], quality: bool = True,
+                  margin: float = DEFAULT_MARGIN) -> None:
     cc.method = "runs"
     pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_p50(r)) is not None and v > 0]
     cc.base_p50_ms = float(np.median([v for _, v in pairs])) if pairs else None
@@ -349,8 +359,8 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
     cc.series_ms = [*(v for _, v in pairs), cc.cand_p50_ms]
     cc.series_runs = ids
     start = accepted_start(cc.key, ids, accepted)
-    hv = history_verdict(cc.series_ms, threshold, start=start, run_ids=ids)
-    cc.history = hv
+    hv = history_verdict(cc.series_ms, threshold, start=start, run_ids=ids, margin=margin)
+    cc.history, cc.upper = hv, hv.upper
     cc.latency, cc.rel_change, cc.decided_by, cc.reason = hv.verdict, hv.rel_change, hv.decided_by, hv.reason
     cc.ratio_ci = [1.0 + hv.ci[0], 1.0 + hv.ci[1]] if hv.ci else None
     cc.ci_level = HISTORY_CI_LEVEL if hv.ci else None
@@ -452,6 +462,7 @@ def compare_runs(
     history: bool | None = None,
     aa_history: Sequence[Sequence[dict[str, Any]]] = (),
     quality: bool = True,
+    margin: float = DEFAULT_MARGIN,
 ) -> Comparison:
     """Compare `candidate` with one baseline run (processes as the unit) or several (runs as the unit)."""
     if not baselines:
@@ -460,6 +471,9 @@ def compare_runs(
         raise UserError(f"--threshold {threshold}: must be a relative change between 0 and 10 (0.05 = 5%)")
     if not 0.0 < alpha < 0.5:
         raise UserError(f"alpha {alpha}: must be between 0 and 0.5")
+    if not threshold <= margin < 10.0:
+        raise UserError(f"--margin {margin}: must be at least the threshold ({threshold}) and below 10 "
+                        "(0.10 = a pass may hide at most a 10% slowdown)")
     warnings = check_comparable(baselines, candidate, allow_hardware_mismatch)
     ids = [str(b.get("run_id")) for b in baselines]
     if str(candidate.get("run_id")) in ids:
@@ -468,5 +482,5 @@ def compare_runs(
     rows = [{**r, "_run_id": str(b.get("run_id"))} for b in ordered for r in b.get("results", [])]
     cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
     cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history,
-                          aa_values=aa_values(aa_history), quality=quality)
-    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings)
+                          aa_values=aa_values(aa_history), quality=quality, margin=margin)
+    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings, margin)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from common.stats.noise import aa_mde, run_noise, step_mde
+from harness.gate import DEFAULT_MARGIN
 from harness.gate.history import MAX_PVALUE, MIN_HISTORY, STEP_RUNS
 from harness.gate.regression import (
     IMPROVEMENT,
@@ -81,6 +82,7 @@ class Validation:
     baseline: ModeRate
     history: ModeRate
     plants: list[PlantRate]
+    margin: float = DEFAULT_MARGIN
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -141,12 +143,14 @@ def _count(rate: ModeRate, cmp_cells: Sequence[Any]) -> None:
 
 
 def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: float = 0.05, alpha: float = 0.01,
-             factors: Sequence[float] = FACTORS, cells: set[CellKey] | None = None) -> Validation:
+             factors: Sequence[float] = FACTORS, cells: set[CellKey] | None = None,
+             margin: float = DEFAULT_MARGIN) -> Validation:
     """Replay both rules on `runs` (one machine, one config, oldest first) and on planted steps."""
     runs = sorted(runs, key=lambda r: str(r.get("created", "")))
     keys = common_cells(runs) if cells is None else cells & common_cells(runs)
     runs = [_keep(r, keys) for r in runs]
-    kw: dict[str, Any] = {"threshold": threshold, "alpha": alpha, "allow_hardware_mismatch": True, "quality": False}
+    kw: dict[str, Any] = {"threshold": threshold, "alpha": alpha, "allow_hardware_mismatch": True, "quality": False,
+                          "margin": margin}
     base, hist = ModeRate("--baseline (consecutive pairs)"), ModeRate(f"--history {window} (every run)")
     for j in range(1, len(runs)):
         _count(base, compare_runs([runs[j - 1]], runs[j], aa_history=[runs[:j]], **kw).cells)
@@ -186,7 +190,7 @@ def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: flo
             max(aa_mde(noise, alpha), threshold) if noise and noise.df >= 2 else None,
             (lambda m: max(m, threshold) if m is not None else None)(step_mde(sigma, ref_n, STEP_RUNS, MAX_PVALUE))
             if sigma is not None and math.isfinite(sigma) else None))
-    return Validation(len(runs), window, threshold, alpha, quality, base, hist, plants)
+    return Validation(len(runs), window, threshold, alpha, quality, base, hist, plants, margin)
 
 
 def median_delay(p: PlantRate) -> float | None:

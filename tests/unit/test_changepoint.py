@@ -129,3 +129,24 @@ def test_flat_noisy_series_rarely_flag_a_regression(sigma: float) -> None:
     alarms = sum(history_verdict(np.exp(rng.normal(0, sigma, int(rng.integers(6, 31)))), 0.05).verdict == REGRESSION
                  for _ in range(300))
     assert alarms <= 3
+
+
+def test_a_history_too_noisy_to_rule_out_the_margin_is_inconclusive_not_no_change() -> None:
+    """No change point in a series with 20% run-to-run spread is no evidence of no change: inconclusive."""
+    rng = np.random.default_rng(5)
+    noisy = history_verdict(np.exp(rng.normal(0, 0.2, 10)), 0.05)
+    assert noisy.verdict == INCONCLUSIVE and "cannot be ruled out" in noisy.reason and "margin 10%" in noisy.reason
+    quiet = history_verdict(np.exp(rng.normal(0, 0.01, 10)), 0.05)
+    assert quiet.verdict == SAME and quiet.upper is not None and quiet.upper < 0.10
+    assert "is ruled out at 95%" in quiet.decided_by
+    assert history_verdict(np.exp(rng.normal(0, 0.2, 10)), 0.05, margin=5.0).verdict == SAME
+
+
+@pytest.mark.parametrize("runs", [5, 10])
+def test_no_change_hides_a_newest_run_at_the_margin_at_most_5_percent_of_the_time(runs: int) -> None:
+    """The newest run slowed by exactly the margin (+10%) on a 4% history: "no change" in <= 5% (+ error)."""
+    rng = np.random.default_rng(300 + runs)
+    trials = 1000
+    passes = sum(history_verdict(np.exp(rng.normal(0, 0.04, runs + 1)) * np.r_[np.ones(runs), 1.10], 0.05).verdict
+                 == SAME for _ in range(trials))
+    assert passes / trials <= 0.05 + 3 * (0.05 * 0.95 / trials) ** 0.5
