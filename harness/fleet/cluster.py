@@ -210,18 +210,20 @@ def node_identity(threads: int, roofline: bool) -> dict[str, Any]:
 
     with host_lock():
         overhead = harness_overhead_us()
-        peaks = node_peaks(threads) if roofline else {}
+    peaks = node_peaks(threads) if roofline else {}
     return {**node_info(), "harness_overhead_us": overhead, "machine_peak_gmac_per_s": peaks}
 
 
-def node_peaks(threads: int) -> dict[str, Any]:
-    """This machine's peaks through the measure room's public entry (`measure_peaks(threads)`); the one place a
-    cluster node touches the roofline, so a change of that module is a change here only."""
+def node_peaks(threads: int, gpu: bool = False) -> dict[str, Any]:
+    """This machine's peaks through the measure room's public entry (`measure_peaks(threads, gpu)`; `gpu`: the
+    GPU's too, under "gpu"); the one place a cluster node touches the roofline, so a change of that module is a
+    change here only."""
     try:
         from harness.measure.roofline import measure_peaks
     except ImportError as e:
         return {"error": f"no roofline here: {e}"}
-    return dict(measure_peaks(threads))
+    with host_lock():  # a timing: nodes of one host take turns
+        return dict(measure_peaks(threads, gpu=gpu))
 
 
 # ---- on the driver ---------------------------------------------------------------------------------------
@@ -379,7 +381,8 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                         reason = f"no artifact for variant {variant!r}"
                         rows = failed_rows(per_process, backend, variant, artifacts, "error", reason)
                     else:
-                        rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant))
+                        rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant),
+                                                 np.load(labels))
                         if isinstance(entry, dict):
                             agreement.append(entry)
                         else:
@@ -390,7 +393,9 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                         r.update(machine_id=q.machine_id, fingerprint_id=(m["fingerprint"] or {}).get("id"),
                                  target=q.target, node_id=nid)
                     rows_out += rows
-        _attach(rows_out, agreement, unchecked, cfg, machines, {v: Path(artifacts[v]) for v in variants})
+        _attach(rows_out, agreement, unchecked, cfg)
+        for m in machines.values():  # each node's own roofline (intensity from each variant's artifact, as locally)
+            _settle_node_roofs(ray, m, rows_out, {v: Path(artifacts[v]) for v in variants}, b.threads, say)
     finally:
         ray.shutdown()
     by_machine = {m.pop("machine_id"): m for m in machines.values()}
@@ -502,14 +507,14 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
                     say(f"{q.target} {q.machine_id}: node gone; {lost + 1} process(es) lost")
 
 
-def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any
-               ) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
+def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any,
+               labels: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
     """The rows of one cell on one node and its agreement entry (or why there is none): timing from the cell's
-    timed processes, accuracy and logits from its untimed accuracy process (`accuracy_process` on each row says
-    where and what it ran). A process that reports another node than the one the cell was pinned to makes the row
-    INVALID (never pooled)."""
+    timed processes, accuracy, logits and per-image correctness (`correct_bits`, for the paired accuracy test)
+    from its untimed accuracy process (`accuracy_process` on each row says where and what it ran). A process that
+    reports another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
     from harness.measure.agreement import Reference, compare_logits
-    from harness.measure.rows import fixed_cost_s, rows_from_cell
+    from harness.measure.rows import attach_correctness, fixed_cost_s, rows_from_cell
 
     backend, variant = cell
     procs = sorted(q.procs[cell], key=lambda p: int(p["round"]))
@@ -534,23 +539,29 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
             r["invalid_reasons"] = [*r.get("invalid_reasons", []),
                                     f"processes ran on other machines too ({', '.join(elsewhere)})"]
     entry: dict[str, Any] | str = "no test-split logits came back from the node"
+    logits: np.ndarray | None = None
+    if blob is not None:
+        try:
+            logits = unpack_logits(blob)
+        except (ValueError, OSError, zlib.error) as e:  # unreadable: neither correctness nor agreement
+            entry = f"the node's logits cannot be read: {e}"
+    attach_correctness(rows, logits, labels,
+                       throughput_scored_apart="throughput_metrics" in (procs[0]["result"] if procs else {}))
     if not isinstance(ref, Reference):
         entry = str(ref)  # why the driver has no reference for this variant
-    elif blob is not None:
+    elif logits is not None:
         try:
             entry = {"variant": variant, "backend": backend, "reference": ref.name, "machine_id": q.machine_id,
-                     "target": q.target, **compare_logits(unpack_logits(blob), np.load(ref.path))}
-        except (ValueError, OSError, zlib.error) as e:  # unreadable or of another shape: not comparable
+                     "target": q.target, **compare_logits(logits, np.load(ref.path))}
+        except (ValueError, OSError) as e:  # of another shape: not comparable
             entry = f"the node's logits cannot be compared with the reference: {e}"
     return rows, entry
 
 
 def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], unchecked: dict[tuple[str, str, str], str],
-            cfg: Config, machines: dict[str, Any], artifacts: dict[str, Path]) -> None:
-    """Agreement (matched by backend, variant and machine; `unchecked` says why a cell has none) and each node's
-    own roofline onto the rows (that node's roofs; each variant's intensity from its artifact, as locally)."""
+            cfg: Config) -> None:
+    """Agreement onto the rows, matched by backend, variant and machine (`unchecked` says why a cell has none)."""
     from harness.measure.evidence import attach_agreement
-    from harness.measure.roofline import attach_roofline, variant_traffic
 
     b = cfg.benchmark
     attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32)
@@ -558,9 +569,35 @@ def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], uncheck
         why = unchecked.get((str(r.get("machine_id")), str(r.get("backend")), str(r.get("variant"))))
         if why and r.get("agrees") is None and r.get("status") == "ok":
             r["agreement_reason"] = f"unverified: {why}"
+
+
+def _settle_node_roofs(ray: Any, m: dict[str, Any], rows: list[dict[str, Any]], artifacts: dict[str, Path],
+                       threads: int, say: Progress) -> None:
+    """As locally (`settle_roofs`), on the node's own rows with the node's own roofs: a node whose rows ran on a
+    GPU measures the GPU's roofs there (never the CPU's for a CUDA row), and a node with a row above its roof
+    measures its roofs again (up to twice, the higher of each kept; still above: `roof_measured_low`)."""
+    from harness.measure.roofline import attach_roofline, is_gpu_row, settle_roofs, variant_traffic
+
+    peaks = m.get("machine_peak_gmac_per_s") or {}
+    if not peaks:  # benchmark.roofline off
+        return
+    mine = [r for r in rows if r.get("node_id") == m["node_id"]]
+    gpu = any(is_gpu_row(r) for r in mine if r.get("status") == "ok")
+    task = _pinned(_remote(ray, node_peaks), m["node_id"], m["target"])
+
+    def measure() -> dict[str, Any]:
+        try:
+            return dict(ray.get(task.remote(threads, gpu), timeout=600))
+        except Exception as e:  # the node left or timed out: keep the roofs it had
+            say(f"machine {m['machine_id']}: its roofs could not be measured again ({type(e).__name__})")
+            return {}
+
     traffic = variant_traffic(artifacts)
-    for m in machines.values():
-        attach_roofline([r for r in rows if r.get("node_id") == m["node_id"]], m["machine_peak_gmac_per_s"], traffic)
+    if gpu and "gpu" not in peaks:
+        peaks = {**peaks, "gpu": measure().get("gpu") or {"error": "the node did not measure its GPU"}}
+        attach_roofline(mine, peaks, traffic)
+    m["machine_peak_gmac_per_s"] = settle_roofs(mine, peaks, traffic, measure,
+                                                lambda msg: say(f"machine {m['machine_id']}: {msg}"))
 
 
 # ---- worker nodes ----------------------------------------------------------------------------------------

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from common.results import ROW_FIELDS
+from common.stats.accuracy import pack_correct
 from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
 from harness.measure.cell import CellSpec
 from harness.measure.evidence import row_labels
@@ -265,3 +267,34 @@ def row_summary(rows: list[dict[str, Any]]) -> str:
     valid = "VALID" if lat.get("valid") else "INVALID"
     n = len(lat.get("rounds") or [])
     return f"ok, p50 {p50:.3f}{ci_txt} ms over {n} process(es) ({valid}), best {best:.0f} img/s{acc_txt}"
+
+
+def load_logits(path: Path | None) -> np.ndarray | None:
+    """The logits an accuracy process wrote (None when there are none or they cannot be read; never pickles)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
+def attach_correctness(rows: list[dict[str, Any]], logits: np.ndarray | None, labels: np.ndarray,
+                       throughput_scored_apart: bool = False) -> None:
+    """Store each row's per-image correctness (`correct_bits`, `common.stats.accuracy.pack_correct`) from the
+    accuracy process's logits, for the paired accuracy test of `bench compare`, locally and on every fleet node;
+    only on rows whose accuracy those logits made (a throughput row scored by a separately compiled model keeps
+    its own accuracy and gets none)."""
+    if logits is None or logits.ndim != 2:
+        return
+    pred = logits.argmax(axis=1)
+    if pred.shape != labels.shape:
+        return
+    correct = pred == labels
+    packed = pack_correct(correct, labels)
+    acc = float(correct.mean()) if correct.size else math.nan
+    for row in rows:
+        if throughput_scored_apart and row.get("scenario") == THROUGHPUT:
+            continue
+        if row.get("status") == "ok" and isinstance(row.get("accuracy"), float) and abs(row["accuracy"] - acc) < 1e-9:
+            row["correct_bits"] = packed

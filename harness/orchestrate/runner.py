@@ -21,7 +21,6 @@ run_dir/results.json (atomically) and each cell's log under run_dir/cells/.
 
 from __future__ import annotations
 
-import math
 import random
 import tempfile
 from collections.abc import Callable
@@ -36,7 +35,6 @@ from common.atomic import write_json_atomic
 from common.config import Config
 from common.errors import UserError
 from common.results import SCHEMA_VERSION, new_run_id
-from common.stats.accuracy import pack_correct
 from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
 from harness.measure.evidence import attach_agreement
@@ -49,8 +47,15 @@ from harness.measure.roofline import (
     settle_roofs,
     variant_traffic,
 )
-from harness.measure.rows import failed_rows, process_line, row_summary, rows_from_cell, timed_spec
-from harness.measure.scenarios import THROUGHPUT
+from harness.measure.rows import (
+    attach_correctness,
+    failed_rows,
+    load_logits,
+    process_line,
+    row_summary,
+    rows_from_cell,
+    timed_spec,
+)
 from harness.measure.settings import cell_settings
 
 Progress = Callable[[str], None]
@@ -132,7 +137,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             new_rows = rows_from_cell(per_process, backend, variant, artifacts, procs[(backend, variant)],
                                        accuracy.get((backend, variant)))
             first = procs[(backend, variant)][0]["result"] if procs[(backend, variant)] else {}
-            attach_correctness(new_rows, logits.get((backend, variant)), np.load(labels_path),
+            attach_correctness(new_rows, load_logits(logits.get((backend, variant))), np.load(labels_path),
                                throughput_scored_apart="throughput_metrics" in first)
             rows += new_rows
             say(f"{backend} {variant}: {row_summary(new_rows)}")
@@ -176,27 +181,5 @@ def _machine_peak(cfg: Config, say: Progress, gpu: bool = False) -> dict[str, An
         f"threads{'; and the GPU' if gpu else ''})")
     return measure_peaks(cfg.benchmark.threads, gpu=gpu)
 
-
-def attach_correctness(rows: list[dict[str, Any]], logits_path: Path | None, labels: np.ndarray,
-                       throughput_scored_apart: bool = False) -> None:
-    """Store each row's per-image correctness (`correct_bits`, `common.stats.accuracy.pack_correct`) from the
-    accuracy process's logits, for the paired accuracy test of `bench compare`; only on rows whose accuracy those logits
-    made (a throughput row scored by a separately compiled model keeps its own accuracy and gets none)."""
-    if logits_path is None or not Path(logits_path).is_file():
-        return
-    try:
-        pred = np.load(logits_path).argmax(axis=1)
-    except (OSError, ValueError):
-        return
-    if pred.shape != labels.shape:
-        return
-    correct = pred == labels
-    packed = pack_correct(correct, labels)
-    acc = float(correct.mean()) if correct.size else math.nan
-    for row in rows:
-        if throughput_scored_apart and row.get("scenario") == THROUGHPUT:
-            continue
-        if row.get("status") == "ok" and isinstance(row.get("accuracy"), float) and abs(row["accuracy"] - acc) < 1e-9:
-            row["correct_bits"] = packed
 
 

@@ -221,6 +221,21 @@ def test_every_row_on_every_machine_carries_its_agreement(fleet_run: dict[str, A
     assert any("reference dense-fp32" in line for line in fleet_run["log"])
 
 
+def test_every_fleet_row_stores_its_per_image_correctness_for_the_paired_accuracy_test(
+        fleet_run: dict[str, Any]) -> None:
+    """`bench compare` tests accuracy with McNemar on per-image correctness: fleet rows carry it as local rows do,
+    from the logits the node's accuracy process sent back (and it scores exactly the row's accuracy)."""
+    from common.stats.accuracy import unpack_correct
+
+    for r in fleet_run["run"]["results"]:
+        where = (r["machine_id"], r["backend"], r["variant"], r["scenario"])
+        if r["scenario"] == "latency":
+            assert r.get("correct_bits"), where
+        if r.get("correct_bits"):
+            bits = unpack_correct(r["correct_bits"])
+            assert bits is not None and bits.size > 0 and float(bits.mean()) == pytest.approx(r["accuracy"]), where
+
+
 def test_each_node_measures_its_own_roofline(fleet_run: dict[str, Any]) -> None:
     run = fleet_run["run"]
     peaks = {m: info["machine_peak_gmac_per_s"] for m, info in run["machines"].items()}

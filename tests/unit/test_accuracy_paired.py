@@ -19,7 +19,7 @@ from common.stats.accuracy import (
     unpack_correct,
 )
 from harness.gate.regression import INCONCLUSIVE, REGRESSION, SAME, compare_runs
-from harness.orchestrate.runner import attach_correctness
+from harness.measure.rows import attach_correctness, load_logits
 
 LABELS = np.repeat(np.arange(7), 300)
 CELL = ("openvino", "l1-int8")
@@ -130,7 +130,7 @@ def test_older_rows_without_bits_are_decided_only_where_no_pairing_could_matter(
     assert cell.accuracy == INCONCLUSIVE and "no per-image correctness stored" in cell.why()
 
 
-def test_the_runner_stores_correctness_from_the_first_rounds_logits(tmp_path: Path) -> None:
+def test_rows_store_correctness_from_the_accuracy_process_logits(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(2100, 7)).astype(np.float32)
     logits[np.arange(2100), LABELS] += 1.5
@@ -141,12 +141,15 @@ def test_the_runner_stores_correctness_from_the_first_rounds_logits(tmp_path: Pa
             {"status": "ok", "scenario": "throughput", "accuracy": float(correct.mean())},
             {"status": "ok", "scenario": "throughput", "accuracy": 0.5},  # scored by another model
             {"status": "error", "scenario": "latency", "accuracy": None}]
-    attach_correctness(rows, path, LABELS)
+    attach_correctness(rows, load_logits(path), LABELS)
     got = unpack_correct(rows[0]["correct_bits"])
     assert got is not None and np.array_equal(got, correct) and rows[1]["correct_bits"] == rows[0]["correct_bits"]
     assert "correct_bits" not in rows[2] and "correct_bits" not in rows[3]
     apart = [dict(r) for r in rows[:2]]
     for r in apart:
         r.pop("correct_bits")
-    attach_correctness(apart, path, LABELS, throughput_scored_apart=True)
+    attach_correctness(apart, load_logits(path), LABELS, throughput_scored_apart=True)
     assert "correct_bits" in apart[0] and "correct_bits" not in apart[1]
+    assert load_logits(tmp_path / "missing.npy") is None and load_logits(None) is None
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    assert load_logits(tmp_path / "bad.npy") is None
