@@ -236,6 +236,15 @@ def _macs_of(arch: Arch, keep: list[int]) -> int:
     return round(gmac({**arch, "features": feats, "hidden": next(it)}) * 1e9)
 
 
+def max_macs_reduction(arch: Arch, round_to: int = 1, max_layer_sparsity: float = GLOBAL_MAX_RATIO) -> float:
+    """The largest dense MACs / pruned MACs a MAC-target point can reach on the dense `arch`: every prunable layer
+    at its floor (the cap and the rounding, as `prune_to_macs` applies them; MAC points rank globally). Known from
+    the architecture alone, so a sweep checks its targets before it trains or builds anything."""
+    channels = [li.out_channels for li in layer_infos(arch)][:-1]
+    floors = [_floor_keep(c, c, round_to, max_layer_sparsity) for c in channels]
+    return gmac(arch) * 1e9 / _macs_of(arch, floors)
+
+
 def prune_to_macs(model: VGG16FER, importance: tp.importance.Importance, target_macs: float, *, scope: str,
                   dense_channels: list[int], round_to: int = 1, max_layer_sparsity: float = GLOBAL_MAX_RATIO
                   ) -> list[int] | None:

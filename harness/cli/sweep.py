@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.run import check_runnable, publish_run
     from harness.orchestrate.pipeline import load_data, prepare_artifacts, prepare_dense
     from harness.orchestrate.runner import run_grid
-    from harness.orchestrate.sweep import BASELINE, build_points, parse_grid, sweep_info
+    from harness.orchestrate.sweep import BASELINE, build_points, check_reachable, parse_grid, sweep_info
     from reports.frontier import compute_frontier
 
     console.set_quiet(args.quiet)
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     tolerance = check_tolerance(args.tolerance)
     cfg = load_config_from_args(args)
     backends = list(dict.fromkeys(check_name(b) for b in (args.backend or cfg.benchmark.backends)))
+    check_reachable(cfg, points)  # an unreachable MAC target fails now, not after the points before it were built
     check_runnable(backends)
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)

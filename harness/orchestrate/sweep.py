@@ -104,6 +104,24 @@ def parse_grid(sparsity: str | None, method: str, precision: str, scope: str,
     return points
 
 
+def check_reachable(cfg: Config, points: list[SweepPoint]) -> None:
+    """UserError (one line) when a MAC-target point cannot be reached on this config's model with its per-layer cap
+    and rounding: said before the dense model is trained or any point built, with the largest reachable target,
+    instead of failing after the points before it were built."""
+    from compression.prune import max_macs_reduction
+    from fer.model import default_arch
+
+    arch = default_arch(in_channels=cfg.model.in_channels, width=cfg.model.width, dropout=cfg.model.dropout)
+    c = cfg.compress
+    most = max_macs_reduction(arch, c.round_to, c.max_layer_sparsity)
+    bad = [p.macs_reduction for p in points if p.macs_reduction > most]
+    if bad:
+        raise UserError(f"--macs-reduction {max(bad):g}: this model (model.width = {cfg.model.width:g}) reaches at "
+                        f"most {most:.1f}x fewer MACs with compress.max_layer_sparsity = {c.max_layer_sparsity:g} "
+                        f"and compress.round_to = {c.round_to}; give targets up to {math.floor(most * 10) / 10:g}, "
+                        "or raise the cap, or lower round_to")
+
+
 def point_dir(cfg: Config, data: FerData, point: SweepPoint) -> Path:
     """The cache directory of a point: keyed by the data and the point's own model/train/compress config."""
     from harness.orchestrate.pipeline import artifacts_dir

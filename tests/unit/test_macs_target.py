@@ -3,6 +3,8 @@ channels rounded to a multiple of round_to, one-line errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +12,10 @@ import torch_pruning as tp
 
 from common.config import load_config
 from common.errors import UserError
-from compression.prune import model_macs, structured_prune
+from compression.prune import max_macs_reduction, model_macs, structured_prune
 from fer.data import FerData, Split
 from fer.model import arch_of, build_model, default_arch
+from harness.cli import main
 
 CFG = load_config(None, ["compress.finetune_epochs=0"])
 
@@ -71,3 +74,29 @@ def test_a_target_the_cap_forbids_is_one_line_error(dense: torch.nn.Module) -> N
 def test_config_rejects_a_reduction_of_one_or_less() -> None:
     with pytest.raises(UserError, match=r"compress.macs_reduction = 0.5: must be 0 .* or above 1"):
         load_config(None, ["compress.macs_reduction=0.5"])
+
+
+@pytest.mark.parametrize(("round_to", "cap"), [(8, 0.9), (1, 0.5)])
+def test_the_largest_reachable_target_is_what_pruning_reaches(dense: torch.nn.Module, round_to: int,
+                                                              cap: float) -> None:
+    """`max_macs_reduction` (from the architecture alone) is the boundary real pruning meets: just below it is
+    reached, just above it is refused."""
+    most = max_macs_reduction(arch_of(dense), round_to, cap)
+    assert most > 2.0
+    kw = {"scope": "global", "round_to": round_to, "max_layer_sparsity": cap}
+    pruned = structured_prune(dense, "l1", 0.0, _data(), CFG.train, macs_reduction=most * 0.99, **kw)
+    assert model_macs(dense) / model_macs(pruned) >= most * 0.99
+    with pytest.raises(UserError, match="cannot reach"):
+        structured_prune(dense, "l1", 0.0, _data(), CFG.train, macs_reduction=most * 1.01, **kw)
+
+
+def test_a_sweep_with_an_unreachable_target_exits_2_before_any_training(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The quickstart's quarter-width model reaches 16.5x with round_to 8: `--macs-reduction 8,24` fails at once,
+    naming the largest target, with nothing trained or built (it used to fail after 16 minutes of building)."""
+    code = main(["sweep", "--macs-reduction", "8,24", "--set", "compress.round_to=8", "--set", "model.width=0.25",
+                 "--set", f"store.cache_dir={tmp_path}/cache"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--macs-reduction 24: this model (model.width = 0.25) reaches at most 16.5x fewer MACs" in err
+    assert not (tmp_path / "cache" / "models").exists()
