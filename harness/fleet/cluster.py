@@ -324,6 +324,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
     from harness.measure.agreement import reference_logits
     from harness.measure.fingerprint import fingerprint
     from harness.measure.launcher import cell_spec
+    from harness.measure.roofline import variant_traffic
     from harness.measure.rows import failed_rows, row_summary
     from harness.measure.settings import cell_settings
 
@@ -375,6 +376,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
             _dispatch(ray, queues, per_process, cell_spec, art_bundles, data_bundle, artifacts, b.cell_timeout_s,
                       b.threads, say)
             rows_out, agreement, unchecked = [], [], {}
+            test_labels = np.load(labels)  # once: every cell's correctness is scored against them
             for nid, q in queues.items():
                 for backend, variant in cells:
                     if (backend, variant) not in q.procs:
@@ -382,7 +384,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                         rows = failed_rows(per_process, backend, variant, artifacts, "error", reason)
                     else:
                         rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant),
-                                                 np.load(labels))
+                                                 test_labels)
                         if isinstance(entry, dict):
                             agreement.append(entry)
                         else:
@@ -394,8 +396,9 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                                  target=q.target, node_id=nid)
                     rows_out += rows
         _attach(rows_out, agreement, unchecked, cfg)
-        for m in machines.values():  # each node's own roofline (intensity from each variant's artifact, as locally)
-            _settle_node_roofs(ray, m, rows_out, {v: Path(artifacts[v]) for v in variants}, b.threads, say)
+        traffic = variant_traffic({v: Path(artifacts[v]) for v in variants})  # each variant's intensity, once
+        for m in machines.values():  # each node's own roofline, as locally
+            _settle_node_roofs(ray, m, rows_out, traffic, b.threads, say)
     finally:
         ray.shutdown()
     by_machine = {m.pop("machine_id"): m for m in machines.values()}
@@ -571,12 +574,12 @@ def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], uncheck
             r["agreement_reason"] = f"unverified: {why}"
 
 
-def _settle_node_roofs(ray: Any, m: dict[str, Any], rows: list[dict[str, Any]], artifacts: dict[str, Path],
+def _settle_node_roofs(ray: Any, m: dict[str, Any], rows: list[dict[str, Any]], traffic: dict[str, Any],
                        threads: int, say: Progress) -> None:
     """As locally (`settle_roofs`), on the node's own rows with the node's own roofs: a node whose rows ran on a
     GPU measures the GPU's roofs there (never the CPU's for a CUDA row), and a node with a row above its roof
     measures its roofs again (up to twice, the higher of each kept; still above: `roof_measured_low`)."""
-    from harness.measure.roofline import attach_roofline, is_gpu_row, settle_roofs, variant_traffic
+    from harness.measure.roofline import attach_roofline, is_gpu_row, settle_roofs
 
     peaks = m.get("machine_peak_gmac_per_s") or {}
     if not peaks:  # benchmark.roofline off
@@ -592,7 +595,6 @@ def _settle_node_roofs(ray: Any, m: dict[str, Any], rows: list[dict[str, Any]], 
             say(f"machine {m['machine_id']}: its roofs could not be measured again ({type(e).__name__})")
             return {}
 
-    traffic = variant_traffic(artifacts)
     if gpu and "gpu" not in peaks:
         peaks = {**peaks, "gpu": measure().get("gpu") or {"error": "the node did not measure its GPU"}}
         attach_roofline(mine, peaks, traffic)
