@@ -113,7 +113,10 @@ class PointCost:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds of training per image of the dense model (forward + backward + step), measured once.
+    """Seconds of training per image of the dense model (forward + backward + step), measured once, at the batch
+    size training uses (`fer.train.probe_images_per_s`: a probe at batch 8 once read a half-width model 2.4x slower
+    per image than it trains at batch 64, and the planner cut 8 fine-tuning epochs to 3 in a budget the builds
+    then used less than half of).
 
     A fine-tuning epoch of a model with MAC fraction f costs about n * f * train_s_per_image; the student's MACs
     shrink over the gradual steps, so a mean fraction is used; QAT's fake-quant doubles the step cost; a teacher
@@ -140,32 +143,6 @@ class CostModel:
 
     def teacher_seconds(self, epochs: int) -> float:
         return epochs * self.images * self.train_s_per_image / 3.0
-
-
-def measure_train_speed(model: torch.nn.Module, device: torch.device, batch: int = 8, steps: int = 2) -> float:
-    """Seconds per image of a training step of (a copy of) `model` on `device`: one warm-up step, then the mean
-    of `steps` timed ones. The cost model's one measurement."""
-    import copy
-    import time
-
-    import torch.nn.functional as F
-
-    m = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
-    x = torch.rand(batch, int(getattr(m, "arch", {}).get("in_channels", 1)), 48, 48, device=device)
-    y = torch.zeros(batch, dtype=torch.long, device=device)
-    seconds = 0.0
-    for i in range(steps + 1):
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(m(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i:
-            seconds += time.perf_counter() - t0
-    return seconds / steps / batch
 
 
 @dataclass(frozen=True)

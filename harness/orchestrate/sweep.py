@@ -24,7 +24,6 @@ from compression.schedule import (
     PlanEta,
     PointCost,
     expected_reduction,
-    measure_train_speed,
     plan_epochs,
 )
 from fer.data import FerData
@@ -214,14 +213,14 @@ def plan_build(cfg: Config, data: FerData, dense: VGG16FER, points: list[SweepPo
     c = cfg.compress
     if c.budget_minutes <= 0:
         return cfg, {}
-    from fer.device import resolve_device
+    from fer.train import probe_images_per_s
 
     costs = point_costs(cfg, data, points)
     if all(p.cached for p in costs):
         say(f"budget {c.budget_minutes:g} min: every point is already built")
         return cfg, {}
     n = min(len(data.train), cfg.train.subset) if cfg.train.subset else len(data.train)
-    model = CostModel(measure_train_speed(dense, resolve_device(cfg.train.device)), n)
+    model = CostModel(1.0 / probe_images_per_s(dense, cfg.train), n)
     plan = plan_epochs(costs, model, c.finetune_epochs, c.qat_epochs, 60.0 * c.budget_minutes, c.scale_epochs,
                        c.kd_weight > 0)
     changed = (plan.base_epochs, plan.qat_epochs) != (c.finetune_epochs, c.qat_epochs)
