@@ -49,6 +49,10 @@ def fmt_speedup(s: tuple[float, tuple[float, float] | None] | None) -> str:
 
 def fmt_p50(row: dict[str, Any] | None) -> str:
     if not _ok(row):
+        fps = (row or {}).get("throughput_fps")
+        if (row or {}).get("status") == "ok" and isinstance(fps, int | float) and fps > 0:
+            # a throughput cell run through async streams (OpenVINO) has no per-call p50: say what it measured
+            return f"n/a (async: {fps:,.0f} img/s)"
         return str((row or {}).get("status") or "not run")
     txt = fnum(row["latency_ms"]["p50"])  # type: ignore[index]
     ci = (row or {}).get("p50_ci_ms")
@@ -102,7 +106,8 @@ def backend_points_table(run: dict[str, Any], backend: str) -> Table | None:
         "File bytes: the file this backend loads. Val accuracy: the variant's PyTorch model on the validation "
         "split at build time (what a point is chosen on); test accuracy: measured in this run on this backend, "
         "95% bootstrap interval over the test images.",
-        "p50 in ms with its 95% interval over processes; batch 32: p50 of one batch. Speedups: p50 of the "
+        "p50 in ms with its 95% interval over processes; batch 32: p50 of one batch (a backend that runs batch 32 "
+        "through async streams, as OpenVINO does, measures throughput only: its img/s). Speedups: p50 of the "
         f"reference / p50 of the point, 95% bootstrap interval over both cells' processes; the paper's point is "
         f"{paper_name or 'not in this sweep'} on {backend}.",
     ]

@@ -55,6 +55,13 @@ def test_speedups_carry_the_interval_over_both_cells_processes() -> None:
     assert cells["speedup vs dense-fp32 torch-eager [CI]"].startswith(f"{10.5 / 0.40:.2f}x [")
     assert cells["p50 b32 ms [CI]"] == "5.10 [5.00, 5.20]"
     assert next(r for r in t.rows if r[0] == "l1-s0.50-int8")[-1] == "1 (the paper's point)"
+    # an async-streams throughput cell (OpenVINO) has no per-call p50: its rate, never a bare "ok"
+    b32 = rows[("openvino", "l1-m16-int8", "throughput")]
+    b32.update(latency_ms=None, throughput_fps=6271.4)
+    t = backend_points_table(run, "openvino")
+    assert t is not None
+    cells = dict(zip(t.header, next(r for r in t.rows if r[0] == "l1-m16-int8"), strict=True))
+    assert cells["p50 b32 ms [CI]"] == "n/a (async: 6,271 img/s)"
     assert speedup(ref, {"status": "error"}) is None
 
 
