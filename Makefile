@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser postgres bench sweep test lint clean
+.PHONY: setup browser postgres bench sweep sweep-full test lint clean
 
 # pip at -qq: errors only (a fresh `make bench > log` was 145 lines of index warnings before the first line of ours)
 setup: $(STAMP)
@@ -25,6 +25,12 @@ bench: setup
 sweep: setup
 	$(BIN)/bench sweep --sparsity 0.5 --macs-reduction 6,8,12 --precision int8 --set compress.prune_steps=3 --set compress.kd_weight=1.0 --set compress.round_to=8 \
 		--set compress.finetune_epochs=8 --set compress.budget_minutes=30
+
+# The full-recipe sweep (docs/compression.md): the paper's full-width VGG16, per-layer sparsities 0.5/0.6/0.7 and one
+# MAC target in int8, distillation, no time budget; ~75 min on 2 AVX2 cores (dense training alone is 34 min).
+sweep-full: setup
+	$(BIN)/bench sweep --profile full --sparsity 0.5,0.6,0.7 --macs-reduction 12 --precision int8 --set compress.prune_steps=3 \
+		--set compress.kd_weight=1.0 --set compress.round_to=8 --set compress.finetune_epochs=2 --set compress.budget_minutes=0
 
 # The tests run where only loopback exists (scripts/loopback-only): servers they start listen on 127.0.0.1 alone.
 test: setup browser postgres
