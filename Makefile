@@ -27,7 +27,8 @@ sweep: setup
 		--set compress.finetune_epochs=8 --set compress.budget_minutes=30
 
 # The full-recipe sweep (docs/compression.md): the paper's full-width VGG16, per-layer sparsities 0.5/0.6/0.65/0.7 in
-# int8 (local sparsity kept accuracy that a global MAC target lost), distillation, no time budget; ~75 min on 2 AVX2 cores (dense training alone is 34 min).
+# int8 (local sparsity kept accuracy that a global MAC target lost), distillation, no time budget; ~75 min on
+# 2 AVX2 cores (dense training alone is 34 min).
 sweep-full: setup
 	$(BIN)/bench sweep --profile full --sparsity 0.5,0.6,0.65,0.7 --precision int8 --set compress.prune_steps=3 \
 		--set compress.kd_weight=1.0 --set compress.round_to=8 --set compress.finetune_epochs=2 --set compress.budget_minutes=0

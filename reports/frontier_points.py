@@ -49,11 +49,12 @@ def fmt_speedup(s: tuple[float, tuple[float, float] | None] | None) -> str:
 
 def fmt_p50(row: dict[str, Any] | None) -> str:
     if not _ok(row):
-        fps = (row or {}).get("throughput_fps")
-        if (row or {}).get("status") == "ok" and isinstance(fps, int | float) and fps > 0:
+        r = row or {}
+        fps = r.get("throughput_fps")
+        if r.get("status") == "ok" and isinstance(fps, int | float) and fps > 0:
             # a throughput cell run through async streams (OpenVINO) has no per-call p50: say what it measured
             return f"n/a (async: {fps:,.0f} img/s)"
-        return str((row or {}).get("status") or "not run")
+        return str(r.get("status") or "not run")
     txt = fnum(row["latency_ms"]["p50"])  # type: ignore[index]
     ci = (row or {}).get("p50_ci_ms")
     if isinstance(ci, list | tuple) and len(ci) == 2:
