@@ -27,11 +27,19 @@ PRUNING_METHODS = ("l1", "cdcp", "sfpga", "drcp", "tgpp")
 
 def setting(default: Any, **rules: Any) -> Any:
     """A dataclass field with validation rules (choices, min, max, items; hash=False keeps it out of
-    `Config.section_hash`) in its metadata; backends declare their own settings tables with it
-    (backends/<name>/config.py)."""
+    `Config.section_hash`; hash="unless_default" keeps it out while it holds its default, for a knob added later
+    whose default reproduces the old behaviour, so artifacts built before it stay reusable) in its metadata;
+    backends declare their own settings tables with it (backends/<name>/config.py)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=rules)
     return field(default=default, metadata=rules)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (lists come from a default_factory)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,10 @@ class CompressConfig:
     finetune_lr_floor: float = setting(0.01, min=0.0, max=1.0)
     # Sparser points fine-tune longer: finetune_epochs x max(1, log2(MAC reduction) / 2) (x1 at the paper's point).
     scale_epochs: bool = setting(True)
+    # Share of a point's fine-tuning epochs spent after its LAST pruning step (prune_steps > 1), the earlier steps
+    # splitting the rest (some may get 0: pruned again at once, as Torch-Pruning's iterative steps). 0: the epochs
+    # split evenly over the steps, later ones getting the remainder (3 epochs in 3 steps: 1 each).
+    last_step_share: float = setting(0.0, min=0.0, max=1.0, hash="unless_default")
     # Wall-clock budget of a `bench sweep`'s point builds in minutes; 0 = none. Over budget, the fine-tuning
     # epochs are cut (never below 1) and the plan is printed with its ETA. Not part of any cache key: the epochs it
     # chooses are. (`bench compress` does not plan: it builds what the config says.)
@@ -182,13 +194,15 @@ class Config:
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (keys caches: change a section, get a new artifact).
-        Fields declared with `setting(..., hash=False)` (where a job runs, not what it makes) are left out."""
+        Fields declared with `setting(..., hash=False)` (where a job runs, not what it makes) are left out, and
+        those with `hash="unless_default"` while they hold their default."""
         d = self.to_dict()
         for s in sections:
             obj = getattr(self, s)
             if dataclasses.is_dataclass(obj):
                 for f in dataclasses.fields(obj):
-                    if f.metadata.get("hash") is False:
+                    rule = f.metadata.get("hash")
+                    if rule is False or (rule == "unless_default" and getattr(obj, f.name) == _default(f)):
                         d[s].pop(f.name, None)
         blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -74,9 +74,6 @@ def _accumulate_taylor_gradients(model: nn.Module, data: FerData, batch_size: in
     model.eval()
 
 
-_split_epochs = split_epochs  # the name older callers use
-
-
 class _Pruner(tp.pruner.BasePruner):
     """Torch-Pruning's BasePruner whose `round_to` never rounds a layer below `round_to` channels (the library
     rounds the kept count down, to 0 for a layer that keeps fewer than `round_to`)."""
@@ -135,11 +132,13 @@ def structured_prune(
     macs_reduction: float = 0.0,
     extra_loss: ExtraLoss | None = None,
     schedule: CosineAcrossSteps | None = None,
+    last_step_share: float = 0.0,
 ) -> VGG16FER:
     """A pruned, fine-tuned copy of `dense` (channels physically removed); `dense` is left untouched.
 
     `extra_loss` (distillation) is added to every fine-tuning batch; `schedule` (one cosine over all
-    `finetune_epochs`) replaces train.schedule; `macs_reduction` > 1 prunes to a MAC target (see the module)."""
+    `finetune_epochs`) replaces train.schedule; `macs_reduction` > 1 prunes to a MAC target (see the module);
+    `last_step_share` of the epochs go after the last step (`schedule.split_epochs`)."""
     say = progress or (lambda _m: None)
     model = copy.deepcopy(dense).eval()
 
@@ -150,8 +149,9 @@ def structured_prune(
                 on_epoch=lambda log: say(f"{what} epoch {log.epoch} val {log.val_accuracy:.3f}"))
 
     if macs_reduction > 1:
-        return _prune_to_macs(model, method, macs_reduction, scope, steps, finetune_epochs, round_to,
-                              max_layer_sparsity, finetune, say)
+        return _prune_to_macs(model, method, macs_reduction, scope, steps,
+                              split_epochs(finetune_epochs, steps, last_step_share), round_to, max_layer_sparsity,
+                              finetune, say)
     if sparsity <= 0:
         finetune(finetune_epochs, f"{method}: fine-tune")
         return model.eval()
@@ -161,7 +161,7 @@ def structured_prune(
     importance = make_importance(method, scope)
     pruner = make_pruner(model, importance, sparsity, steps, scope, round_to=round_to,
                          max_layer_sparsity=max_layer_sparsity)
-    for step, epochs in enumerate(split_epochs(finetune_epochs, steps)):
+    for step, epochs in enumerate(split_epochs(finetune_epochs, steps, last_step_share)):
         if method in NEEDS_GRADIENTS:
             _accumulate_taylor_gradients(model, data, min(train_cfg.batch_size, 64))
         if method in NEEDS_ACTIVATIONS:
@@ -177,7 +177,7 @@ def structured_prune(
     return model
 
 
-def _prune_to_macs(model: VGG16FER, method: str, reduction: float, scope: str, steps: int, finetune_epochs: int,
+def _prune_to_macs(model: VGG16FER, method: str, reduction: float, scope: str, steps: int, epochs_per_step: list[int],
                    round_to: int, max_layer_sparsity: float, finetune: Callable[[int, str], None],
                    say: Progress) -> VGG16FER:
     """Gradual pruning to dense MACs / `reduction` on the cubic schedule, fine-tuning after each step."""
@@ -187,8 +187,7 @@ def _prune_to_macs(model: VGG16FER, method: str, reduction: float, scope: str, s
     dense_arch = arch_of(model)
     dense_macs = model_macs(model)
     dense_channels = [li.out_channels for li in layer_infos(dense_arch)][:-1]  # every prunable layer
-    for step, (fraction, epochs) in enumerate(zip(macs_targets(reduction, steps), split_epochs(finetune_epochs, steps),
-                                                  strict=True)):
+    for step, (fraction, epochs) in enumerate(zip(macs_targets(reduction, steps), epochs_per_step, strict=True)):
         keep = prune_to_macs(model, make_importance(method, scope), fraction * dense_macs, scope=scope,
                              dense_channels=dense_channels, round_to=round_to, max_layer_sparsity=max_layer_sparsity)
         if keep is None:

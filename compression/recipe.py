@@ -11,7 +11,7 @@ from typing import Any
 
 from common.config import Config
 from compression.distill import kd_for
-from compression.schedule import CosineAcrossSteps, epoch_scale, expected_reduction, finetune_epochs
+from compression.schedule import CosineAcrossSteps, epoch_scale, expected_reduction, finetune_epochs, split_epochs
 from compression.storage import gmac, layer_infos
 from fer.data import FerData
 from fer.model import VGG16FER, Arch
@@ -44,7 +44,7 @@ def prune_kwargs(cfg: Config, key: str, dense: VGG16FER, data: FerData) -> dict[
                           "schedule": schedule}
     if not c.unstructured:
         kw.update(steps=c.prune_steps, round_to=c.round_to, max_layer_sparsity=c.max_layer_sparsity,
-                  macs_reduction=c.macs_reduction)
+                  macs_reduction=c.macs_reduction, last_step_share=c.last_step_share)
     return kw
 
 
@@ -64,6 +64,9 @@ def recipe_fields(cfg: Config, method: str, arch: Arch, dense_arch: Arch) -> dic
         "prune_steps": c.prune_steps, "prune_schedule": "cubic (Zhu & Gupta)" if c.prune_steps > 1 else "one-shot",
         "round_to": c.round_to, "max_layer_sparsity": c.max_layer_sparsity if c.scope == "global" else None,
         "finetune_epochs": point_finetune_epochs(cfg), "finetune_epochs_base": c.finetune_epochs,
+        "finetune_epochs_per_step": ([point_finetune_epochs(cfg)] if c.unstructured or method == "tgpp"  # one fit
+                                     else split_epochs(point_finetune_epochs(cfg), c.prune_steps, c.last_step_share)),
+        "last_step_share": c.last_step_share,
         "epoch_scale": round(epoch_scale(point_reduction(cfg)), 4) if c.scale_epochs else 1.0,
         "finetune_schedule": c.finetune_schedule,
         "finetune_lr_floor": c.finetune_lr_floor if c.finetune_schedule == "cosine" else None,
