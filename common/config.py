@@ -193,9 +193,14 @@ class Config:
         return dataclasses.asdict(self)
 
     def section_hash(self, *sections: str) -> str:
-        """Stable short hash of the named sections (keys caches: change a section, get a new artifact).
-        Fields declared with `setting(..., hash=False)` (where a job runs, not what it makes) are left out, and
-        those with `hash="unless_default"` while they hold their default."""
+        """Stable short hash of the named sections (keys caches: change a section, get a new artifact)."""
+        blob = json.dumps(self.hashed_fields(*sections), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def hashed_fields(self, *sections: str) -> dict[str, Any]:
+        """What `section_hash` hashes: the named sections, less the fields declared with
+        `setting(..., hash=False)` (where a job runs, not what it makes) and those with `hash="unless_default"`
+        while they hold their default."""
         d = self.to_dict()
         for s in sections:
             obj = getattr(self, s)
@@ -204,8 +209,7 @@ class Config:
                     rule = f.metadata.get("hash")
                     if rule is False or (rule == "unless_default" and getattr(obj, f.name) == _default(f)):
                         d[s].pop(f.name, None)
-        blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return {s: d[s] for s in sections}
 
 
 # Named override sets for `--profile NAME` (applied before --set). `nightly`: more processes per cell for

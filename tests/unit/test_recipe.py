@@ -37,6 +37,7 @@ def test_manifest_records_the_recipe_and_the_mac_reduction_reached(tmp_path) -> 
     assert (r["kd_weight"], r["kd_temperature"], r["prune_steps"], r["prune_schedule"]) == (
         0.5, 3.0, 2, "cubic (Zhu & Gupta)")
     assert (r["finetune_schedule"], r["finetune_epochs_base"], r["max_layer_sparsity"]) == ("cosine", 1, 0.9)
+    assert (r["finetune_epochs_per_step"], r["last_step_share"]) == ([0, 1], 0.0)  # 1 epoch, after the last step
 
 
 def test_sweep_costs_charge_a_pairs_finetuning_once_and_no_budget_changes_nothing(tmp_path) -> None:

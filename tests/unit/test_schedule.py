@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.config import load_config
 from compression.prune import structured_prune
@@ -20,6 +24,7 @@ from compression.schedule import (
     finetune_epochs,
     macs_targets,
     plan_epochs,
+    split_epochs,
 )
 from fer.data import FerData, Split
 from fer.model import arch_of, build_model, default_arch
@@ -47,6 +52,45 @@ def test_pruning_steps_follow_the_cubic_schedule() -> None:
     dense = [c for c in arch_of(model)["features"] if c != "M"]
     for step, s in zip(steps, [0.4625, 0.7, 0.7875, 0.8], strict=True):
         assert step == [c - (c - int(c * (1 - s))) for c in dense]
+
+
+def test_epochs_split_over_the_steps_and_the_last_step_gets_its_share() -> None:
+    assert split_epochs(3, 3) == [1, 1, 1]  # the even split (later steps get the remainder)
+    assert split_epochs(5, 3) == [1, 2, 2]
+    assert split_epochs(3, 3, 0.5) == [0, 1, 2]  # at least ceil(0.5 * 3) = 2 after the last step
+    assert split_epochs(5, 3, 0.5) == [1, 1, 3]
+    assert split_epochs(6, 3, 0.5) == [1, 2, 3]
+    assert split_epochs(5, 3, 1.0) == [0, 0, 5]
+    assert split_epochs(6, 3, 0.2) == [2, 2, 2]  # the even split already gives the last step its share
+    assert split_epochs(4, 1, 0.5) == [4] and split_epochs(0, 3, 0.5) == [0, 0, 0]
+
+
+@given(total=st.integers(0, 60), steps=st.integers(1, 10), share=st.floats(0.0, 1.0))
+def test_the_split_keeps_every_epoch_and_never_shorts_the_last_step(total: int, steps: int, share: float) -> None:
+    split = split_epochs(total, steps, share)
+    assert len(split) == steps and sum(split) == total and min(split) >= 0
+    assert split[-1] >= min(total, math.ceil(share * total - 1e-9))
+    assert split[-1] >= split_epochs(total, steps)[-1]
+    assert split[:-1] == sorted(split[:-1])  # later steps get more
+
+
+def test_pruning_gives_the_last_step_its_share_of_the_epochs() -> None:
+    torch.manual_seed(0)
+    model = build_model(default_arch(width=0.25)).eval()
+    cfg = load_config(None, ["train.epochs=1", "train.augment=false"])
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (16, 48, 48), dtype=np.uint8), np.arange(16) % 7)
+    for share, expected in ((0.0, [1, 1, 1]), (0.5, [0, 1, 2])):
+        lines: list[str] = []
+        structured_prune(model, "l1", 0.5, FerData("t", split, split, split), cfg.train, steps=3, finetune_epochs=3,
+                         last_step_share=share, progress=lines.append)
+        per_step = [0]
+        for line in lines[lines.index(next(x for x in lines if "pruning step 1/3" in x)) + 1:]:
+            if "pruning step" in line:
+                per_step.append(0)
+            elif "fine-tune epoch" in line:
+                per_step[-1] += 1
+        assert per_step == expected, lines
 
 
 def test_cosine_goes_from_one_to_the_floor() -> None:

@@ -111,6 +111,17 @@ def test_recipe_keys_are_in_the_cache_key_but_the_budget_is_not() -> None:
     base = load_config(None).section_hash("compress")
     for key in ("compress.kd_weight=0.5", "compress.kd_temperature=2", "compress.macs_reduction=16",
                 "compress.max_layer_sparsity=0.8", "compress.round_to=4", "compress.finetune_schedule=train",
-                "compress.scale_epochs=false", "compress.finetune_lr_floor=0.1"):
+                "compress.scale_epochs=false", "compress.finetune_lr_floor=0.1", "compress.last_step_share=0.5"):
         assert load_config(None, [key]).section_hash("compress") != base, key
     assert load_config(None, ["compress.budget_minutes=30"]).section_hash("compress") == base
+
+
+def test_a_knob_added_later_leaves_built_artifacts_reusable_at_its_default() -> None:
+    # last_step_share came after artifacts were built: at its default (the old even split) it is not hashed, so
+    # their cache keys are what they were; set, it is hashed like any recipe key
+    default = load_config(None).hashed_fields("compress")["compress"]
+    assert "last_step_share" not in default and "kd_weight" in default
+    assert load_config(None, ["compress.last_step_share=0.0"]).section_hash("compress") == \
+        load_config(None).section_hash("compress")
+    assert load_config(None, ["compress.last_step_share=0.5"]).hashed_fields("compress")["compress"][
+        "last_step_share"] == 0.5
