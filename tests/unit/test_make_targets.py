@@ -38,8 +38,10 @@ def test_documented_sweeps_pass_the_checks_made_before_any_work(target: str) -> 
     cfg = load_config_from_args(args)
     check_reachable(cfg, points)
     assert points and all(p.precision == "int8" for p in points)
-    if target == "sweep-full":
-        assert cfg.model.width == 1.0 and cfg.compress.last_step_share == 0.5 and cfg.compress.kd_weight == 1.0
+    assert cfg.compress.last_step_share == 0.5 and cfg.compress.kd_weight == 1.0 and cfg.compress.budget_minutes == 0
+    # the default sweep is the full recipe at three-quarter width (the width its measured figures are for)
+    assert cfg.model.width == {"sweep": 0.75, "sweep-full": 1.0}[target]
+    assert any(p.name == "l1-s0.50-int8" for p in points)  # the paper's point, the speedups' reference
 
 
 def test_a_misspelt_key_in_a_recipe_would_fail_the_check() -> None:
