@@ -53,6 +53,11 @@ class Bench:
         self.tmp.mkdir()
         self.log = self.tmp / "output.txt"
         env = {**os.environ, "TMPDIR": str(self.tmp), "COLUMNS": "200"}
+        # A test runner started as a background job of a non-interactive shell (`cmd &` in a script) has SIGINT
+        # ignored, and an ignored signal stays ignored across exec: the child would never see the SIGINT these tests
+        # send. A handler (not SIG_IGN) is reset to the default at exec, which is what a terminal gives `bench`.
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *argv, *_sets(work, extra)],
                                          stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
