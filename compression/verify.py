@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from backends.openvino.compile import compile_cpu
+
 
 def _ort_session(path: Path, optimized_to: Path | None = None) -> object:
     import onnxruntime as ort
@@ -52,8 +54,8 @@ def _ov_compiled(path: Path) -> object:
     import openvino as ov
 
     core = ov.Core()
-    model = core.read_model(str(path))
-    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
+    return compile_cpu(core, core.read_model(str(path)), config, lambda: core.read_model(str(path)))[0]
 
 
 def ov_conv_precisions(path: Path) -> Counter[str]:

@@ -27,12 +27,12 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
 from backends.base import RUNTIME_TIMING_CALLS, Availability, Backend, BackendOptions, check_batch
+from backends.openvino.compile import INT8_PRECISIONS, compile_cpu
 from common.cpu import has_native_bf16
 from common.errors import UserError
 from common.text import first_line
 
 COMPUTE_LAYER_TYPES = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution")
-INT8_PRECISIONS = ("u8", "i8")
 ORIGINAL_COMPUTE_OPS = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
 
 
@@ -110,11 +110,18 @@ class OpenVINOBackend(Backend):
             self._static_batch = 1
 
             def recompile() -> Any:
-                return core.compile_model(core.read_model(str(path)), "CPU", config)
+                return compile_cpu(core, core.read_model(str(path)), config)[0]
 
             self._recompile = recompile
+
+        def reread() -> Any:
+            fresh = core.read_model(str(path))
+            if static:
+                fresh.reshape(static)
+            return fresh
+
         try:
-            self._compiled = core.compile_model(model, "CPU", config)
+            self._compiled, compile_note = compile_cpu(core, model, config, reread)
         except Exception as e:
             raise UserError(f"openvino: cannot compile {path.name} ({first_line(e)})") from None
         self._request = self._compiled.create_infer_request()
@@ -152,6 +159,7 @@ class OpenVINOBackend(Backend):
             "openvino": ov.__version__,
             "requested_precision": hint_precision,
             "precision_note": note,
+            "compile_note": compile_note,
         }
 
     def _request_for(self, n: int) -> tuple[Any, Any]:
