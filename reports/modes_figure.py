@@ -39,6 +39,14 @@ class ModeStrip:
     reference: bool = False
 
 
+def strip_colours(s: ModeStrip) -> list[str]:
+    """One colour per positive p50: grey for a reference arm, red above the slow threshold, blue otherwise."""
+    values = [v for v in s.p50s_ms if v > 0]
+    if s.reference:
+        return [REFERENCE_COLOUR] * len(values)
+    return [SLOW_COLOUR if s.threshold_ms is not None and v > s.threshold_ms else FAST_COLOUR for v in values]
+
+
 def modes_figure(strips: Sequence[ModeStrip]) -> bytes | None:
     """PNG bytes of one horizontal strip per cell (None when no cell has a process p50)."""
     strips = [s for s in strips if any(v > 0 for v in s.p50s_ms)]
@@ -53,11 +61,7 @@ def modes_figure(strips: Sequence[ModeStrip]) -> bytes | None:
         n = len(values)
         # a deterministic jitter (process index), so the figure is the same for the same run
         jitter = [((k % 5) - 2) * 0.06 for k in range(n)]
-        if s.reference:
-            colours = [REFERENCE_COLOUR] * n
-        else:
-            colours = [SLOW_COLOUR if s.threshold_ms is not None and v > s.threshold_ms else FAST_COLOUR
-                       for v in values]
+        colours = strip_colours(s)
         ax.scatter(values, [y + j for j in jitter], s=18, c=colours, alpha=0.8, linewidths=0)
         if s.fast_ms is not None:
             ax.plot([s.fast_ms, s.fast_ms], [y - 0.3, y + 0.3], color="black", lw=1.5)
