@@ -236,6 +236,9 @@ class OpenVINOBackend(Backend):
     def describe(self) -> dict[str, Any]:
         return dict(self._desc)
 
+    def source_file(self, artifact: Artifact) -> str:
+        return ONNX_FILE
+
     def loaded_bytes(self) -> int:
         return self._loaded_bytes
 

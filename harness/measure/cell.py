@@ -116,6 +116,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
                              scenario=LATENCY, extra=dict(spec.extra))
     backend = cls()
+    result.update(artifact_identity(artifact, backend.source_file(artifact)))
     steps: list[str] = result["steps"]
     with RssWindow() as load_rss:
         t0 = time.perf_counter()
@@ -186,6 +187,15 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         if tp_backend is not None:
             tp_backend.close()
         backend.close()
+
+
+def artifact_identity(artifact: Any, name: str) -> dict[str, Any]:
+    """What this cell times: the model in words and the sha256 of the file the backend builds it from (the
+    manifest's, checked against the file by `load_artifact`); the variant name alone does not say which model."""
+    from common.model_id import model_text
+
+    meta = artifact.manifest.get("files", {}).get(name) or {}
+    return {"model": model_text(artifact.manifest), "artifact_file": name, "artifact_sha256": meta.get("sha256")}
 
 
 def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, images: np.ndarray,
