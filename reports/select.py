@@ -184,7 +184,9 @@ UNVERIFIED = "unverified"
 
 def _reference_words(row: dict[str, Any]) -> str:
     ref = str(row.get("reference") or "")
-    return "the ONNX Runtime fp32 reference" if ref.startswith("onnxruntime") else "the PyTorch reference"
+    if not ref.startswith("onnxruntime"):
+        return "the PyTorch reference"
+    return "the ONNX Runtime int8 (unoptimized) reference" if "(int8" in ref else "the ONNX Runtime fp32 reference"
 
 
 def _ineligible(row: dict[str, Any], allow_unverified: bool = False) -> str:

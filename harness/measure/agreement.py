@@ -6,6 +6,12 @@ every graph optimization off, so the operators run as written (fp32 kernels; Q/D
 for a Q/DQ graph) and OpenVINO, ONNX Runtime's optimized session and TensorRT are all checked against it. Each
 agreement entry and each row names its reference (`reference`).
 
+Where a backend compiles a second model for the throughput scenario (OpenVINO's THROUGHPUT hint), the accuracy
+process also saves that model's logits (`throughput_logits_path`) and they get their own entry
+(`"scenario": "throughput"`; the others hold `"scenario": None`): the throughput rows are checked on the answers of the model they time. An imported
+graph with integer operators (QLinearConv, ConvInteger, ...) runs integer kernels on ONNX Runtime even unoptimized:
+its reference is named so ("int8, ONNX Runtime unoptimized"), never "fp32".
+
 Locally, torch-eager's own cell is the reference where it ran that computation (CPU, fp32 or fake-quant int8);
 otherwise a reference cell is run once per variant without timing, and its logits are cached under
 `<store.cache_dir>/reference-logits/` keyed by the artifact's file hashes (manifest sha256s), the test images'
@@ -29,7 +35,9 @@ import numpy as np
 from backends.artifact import TORCH_FILE
 from common.atomic import write_bytes_atomic, write_json_atomic
 from common.results import REFERENCE_BACKEND
+from harness.measure.cell import throughput_logits_path
 from harness.measure.launcher import cell_spec, run_cell_subprocess
+from harness.measure.scenarios import THROUGHPUT
 from harness.measure.settings import CellSettings
 
 Progress = Callable[[str], None]
@@ -74,10 +82,34 @@ def _runtime_version(backend: str) -> str:
         return "unknown"
 
 
-def _reference_name(backend: str, label: str) -> str:
+def graph_arithmetic(artifact: Path) -> str:
+    """What ONNX Runtime computes when it runs an imported graph as written: "int8" where it holds integer
+    operators (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger: integer kernels even with every
+    optimization off), "qdq" for a Q/DQ graph (float kernels, the rounding simulated), else "fp32"."""
+    try:
+        manifest = json.loads((Path(artifact) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "fp32"
+    q = manifest.get("quantization") if isinstance(manifest, dict) else None
+    q = q if isinstance(q, dict) else {}
+    if q.get("int8_nodes"):
+        return "int8"
+    return "qdq" if q.get("qdq_nodes") else "fp32"
+
+
+ORT_REFERENCE_WORDS = {
+    "fp32": "fp32 graph on the CPU provider, graph optimizations off",
+    "qdq": "Q/DQ graph in float on the CPU provider, graph optimizations off",
+    # not a float reference: the rows of ONNX Runtime itself are then checked against its own integer kernels
+    "int8": "int8, ONNX Runtime unoptimized: the graph's integer operators on the CPU provider, graph "
+            "optimizations off; not a float reference",
+}
+
+
+def _reference_name(backend: str, label: str, arithmetic: str = "fp32") -> str:
     if backend == REFERENCE_BACKEND:
         return f"{TORCH_REFERENCE} ({label or 'fp32'})"
-    return f"{ORT_REFERENCE} (fp32 graph on the CPU provider, graph optimizations off)"
+    return f"{ORT_REFERENCE} ({ORT_REFERENCE_WORDS.get(arithmetic, ORT_REFERENCE_WORDS['fp32'])})"
 
 
 def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path, labels: Path, work: Path,
@@ -90,7 +122,8 @@ def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path
     meta_path = cached.with_suffix(".json") if cached else None
     if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32"))))
+        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32")),
+                                                         graph_arithmetic(artifact)))
         say(f"reference {variant}: cached {name} logits ({cached.name})")
         return Reference(name, cached)
     say(f"reference {variant}: computing the {'PyTorch' if backend == REFERENCE_BACKEND else 'ONNX Runtime'} "
@@ -103,7 +136,7 @@ def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path
         why = f"the {backend} reference cell failed: {result.get('status')}: {result.get('reason', '')}".rstrip(": ")
         say(f"reference {variant}: {why}")
         return why
-    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")))
+    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")), graph_arithmetic(artifact))
     if cached is not None and meta_path is not None:
         _store_reference(out, cached, meta_path, name)
     return Reference(name, out)
@@ -135,8 +168,12 @@ def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artif
         for backend in others:
             if backend == ref.cell:
                 continue
-            rows.append({"variant": variant, "backend": backend, "reference": ref.name,
+            rows.append({"variant": variant, "backend": backend, "reference": ref.name, "scenario": None,
                          **compare_logits(np.load(logits[(backend, variant)]), ref_logits)})
+            tp = throughput_logits_path(logits[(backend, variant)])
+            if tp.is_file():  # the separately compiled throughput model, checked on its own answers
+                rows.append({"variant": variant, "backend": backend, "reference": ref.name, "scenario": THROUGHPUT,
+                             **compare_logits(np.load(tp), ref_logits)})
     return rows
 
 

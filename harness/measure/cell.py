@@ -172,6 +172,8 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                         if spec.accuracy:  # accuracy of the model that is actually timed
                             tp_logits = _predict(tp_backend, images, chunk, many=True)
                             result["throughput_metrics"] = _metrics(labels, tp_logits)
+                            if spec.logits_out:
+                                _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
                             steps.append("throughput_accuracy")
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
                     runner = tp_backend or backend
@@ -187,6 +189,13 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         if tp_backend is not None:
             tp_backend.close()
         backend.close()
+
+
+def throughput_logits_path(logits_out: Path) -> Path:
+    """Where the accuracy process saves the logits of the model compiled for throughput, beside the latency
+    model's (`x.logits.npy` -> `x.throughput.logits.npy`)."""
+    name = logits_out.name.removesuffix(".npy").removesuffix(".logits")
+    return logits_out.with_name(f"{name}.throughput.logits.npy")
 
 
 def artifact_identity(artifact: Any, name: str) -> dict[str, Any]:
@@ -208,7 +217,10 @@ def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, 
     try:
         tp.load(artifact, BackendOptions(threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
                                          extra=dict(spec.extra)))
-        result["throughput_metrics"] = _metrics(labels, _predict(tp, images, chunk, many=True))
+        tp_logits = _predict(tp, images, chunk, many=True)
+        result["throughput_metrics"] = _metrics(labels, tp_logits)
+        if spec.logits_out:  # the agreement check compares this model's answers with the reference too
+            _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
         result["throughput_describe"] = _jsonable(tp.describe())
         result["steps"] += ["throughput_load", "throughput_accuracy"]
     finally:
