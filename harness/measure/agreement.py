@@ -8,9 +8,10 @@ agreement entry and each row names its reference (`reference`).
 
 Where a backend compiles a second model for the throughput scenario (OpenVINO's THROUGHPUT hint), the accuracy
 process also saves that model's logits (`throughput_logits_path`) and they get their own entry
-(`"scenario": "throughput"`; the others hold `"scenario": None`): the throughput rows are checked on the answers of the model they time. An imported
-graph with integer operators (QLinearConv, ConvInteger, ...) runs integer kernels on ONNX Runtime even unoptimized:
-its reference is named so ("int8, ONNX Runtime unoptimized"), never "fp32".
+(`"scenario": "throughput"`; the others hold `"scenario": None`): the throughput rows are checked on the answers
+of the model they time. An imported graph with integer operators (QLinearConv, ConvInteger, ...) runs integer
+kernels on ONNX Runtime even unoptimized: its reference is named so ("int8, ONNX Runtime unoptimized"), never
+"fp32".
 
 Locally, torch-eager's own cell is the reference where it ran that computation (CPU, fp32 or fake-quant int8);
 otherwise a reference cell is run once per variant without timing, and its logits are cached under
