@@ -138,6 +138,8 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         if spec.logits_out:
             _save_npy(Path(spec.logits_out), logits)
     result["describe"] = _jsonable(backend.describe())
+    # how the runtime had to compile the model to get right answers (OpenVINO without Snippets), for the row
+    result["compile_note"] = result["describe"].get("compile_note") or None
     steps.append("describe")
     result["pre_timing_s"] = time.perf_counter() - t0
     if not spec.timing:
@@ -176,6 +178,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                                 _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
                             steps.append("throughput_accuracy")
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
+                        result["throughput_compile_note"] = result["throughput_describe"].get("compile_note") or None
                     runner = tp_backend or backend
                     time_throughput(spec, runner, images, int(batch_size), entry)
                     steps.append(f"{THROUGHPUT}:{int(batch_size)}")
@@ -222,6 +225,7 @@ def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, 
         if spec.logits_out:  # the agreement check compares this model's answers with the reference too
             _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
         result["throughput_describe"] = _jsonable(tp.describe())
+        result["throughput_compile_note"] = result["throughput_describe"].get("compile_note") or None
         result["steps"] += ["throughput_load", "throughput_accuracy"]
     finally:
         tp.close()
