@@ -108,11 +108,13 @@ class Choice:
     p99_ci_ms: list[float] | None = None
     dataset: str = ""
     config_hash: str = ""
+    compile_note: str | None = None  # how the runtime had to compile it (OpenVINO without Snippets), from its rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "variant": self.variant, "model": self.model,
                 "artifact_sha256": self.artifact_sha256, "identity": self.identity,
                 "val_accuracy": self.val_accuracy, "p50_ci_ms": self.p50_ci_ms, "p99_ci_ms": self.p99_ci_ms,
+                "compile_note": self.compile_note,
                 "hardware": self.hardware, "machine_id": self.machine_id, "target": self.target,
                 "threads": self.threads, "streams": self.streams, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
                 "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
@@ -129,7 +131,8 @@ class Choice:
     def plain_name(self) -> str:
         dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
         machine = f"machine {self.machine_id} ({self.hardware})" if self.machine_id else self.hardware
-        return f"{self.backend}{dev}/{self.variant}{self.model_tag} ({self.settings}) on {machine}"
+        note = " [compiled without Snippets]" if self.compile_note else ""
+        return f"{self.backend}{dev}/{self.variant}{self.model_tag} ({self.settings}){note} on {machine}"
 
     @property
     def model_tag(self) -> str:
@@ -341,6 +344,7 @@ def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool
         verdicts = [c.get("agrees") for c in used]
         ch.agrees = False if False in verdicts else None if None in verdicts else True
         ch.reference = next((str(c["reference"]) for c in used if c.get("reference")), None)
+        ch.compile_note = next((str(c["compile_note"]) for c in used if c.get("compile_note")), None)
         lat_raw = lat_row.get("latency_ms")
         lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
         ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))

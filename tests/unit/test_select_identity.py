@@ -186,3 +186,13 @@ def test_compare_hardware_keeps_two_models_of_one_variant_apart(tmp_path, make_r
     assert any("VGG16-FER x0.25 " + _sha(0.25, "l1-int8", "model.onnx")[:12] in ln for ln in lines)
     assert any("VGG16-FER x1 " + _sha(1.0, "l1-int8", "model.onnx")[:12] in ln for ln in lines)
     assert "keyed by their run's config hash" not in md
+
+
+def test_a_choice_compiled_without_snippets_says_so(make_run) -> None:
+    run = _identify(make_run("r", backends=("openvino",), variants=("l1-int8",)), 0.25, {"l1-int8": 0.88})
+    note = "Snippets disabled (SNIPPETS_MODE=DISABLE, every Subgraph fusion, float ones too)"
+    rows = [{**r, "run_id": "r", "created": run["created"], "hardware": "x", "compile_note": note}
+            for r in run["results"]]
+    sel = select(rows, Constraints())
+    assert sel.recommended is not None and sel.recommended.compile_note == note
+    assert "[compiled without Snippets]" in sel.message and sel.to_dict()["recommended"]["compile_note"] == note
