@@ -10,8 +10,9 @@ Where a backend compiles a second model for the throughput scenario (OpenVINO's 
 process also saves that model's logits (`throughput_logits_path`) and they get their own entry
 (`"scenario": "throughput"`; the others hold `"scenario": None`): the throughput rows are checked on the answers
 of the model they time. An imported graph with integer operators (QLinearConv, ConvInteger, ...) runs integer
-kernels on ONNX Runtime even unoptimized: its reference is named so ("int8, ONNX Runtime unoptimized"), never
-"fp32".
+kernels on ONNX Runtime even unoptimized: its reference is its float twin where one can be made exactly
+(QLinearConv/QLinearMatMul between Q/DQ in float: harness.measure.float_reference), else the integer graph, named
+so ("int8, ONNX Runtime unoptimized"), never "fp32".
 
 Locally, torch-eager's own cell is the reference where it ran that computation (CPU, fp32 or fake-quant int8);
 otherwise a reference cell is run once per variant without timing, and its logits are cached under
@@ -104,7 +105,35 @@ ORT_REFERENCE_WORDS = {
     # not a float reference: the rows of ONNX Runtime itself are then checked against its own integer kernels
     "int8": "int8, ONNX Runtime unoptimized: the graph's integer operators on the CPU provider, graph "
             "optimizations off; not a float reference",
+    "twin": "float twin of the integer graph: each QLinearConv/QLinearMatMul as DequantizeLinear -> float op -> "
+            "QuantizeLinear, on the CPU provider, graph optimizations off",
 }
+TWIN_DIR = "float-twin"
+
+
+def float_twin_artifact(artifact: Path) -> Path | None:
+    """An artifact directory beside `artifact` (in its cache/) holding the float twin of its integer graph
+    (harness.measure.float_reference) under a manifest of its own; None where no exact twin can be made."""
+    import onnx
+
+    from backends.artifact import MANIFEST, ONNX_FILE, load_artifact, sha256_file
+    from harness.measure.float_reference import float_twin
+
+    src = load_artifact(artifact, verify=False)
+    try:
+        twin = float_twin(onnx.load(str(src.file(ONNX_FILE))))
+    except Exception:  # a graph the rewrite does not understand keeps its integer reference, named so
+        return None
+    if twin is None:
+        return None
+    out = src.cache_dir() / TWIN_DIR
+    out.mkdir(exist_ok=True)
+    write_bytes_atomic(out / ONNX_FILE, twin.SerializeToString())
+    manifest = {**src.manifest, "files": {ONNX_FILE: {"bytes": (out / ONNX_FILE).stat().st_size,
+                                                      "sha256": sha256_file(out / ONNX_FILE)}},
+                "float_twin_of": str(Path(artifact))}
+    write_json_atomic(out / MANIFEST, manifest)
+    return out
 
 
 def _reference_name(backend: str, label: str, arithmetic: str = "fp32") -> str:
@@ -119,25 +148,29 @@ def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path
     or the reason they could not be computed."""
     backend = reference_backend(artifact)
     extra = reference_options(s, backend)
-    cached = reference_cache_path(Path(s.cache_dir), artifact, images, reference_key(s, backend))
+    arithmetic = graph_arithmetic(artifact) if backend == ORT_BACKEND else "fp32"
+    twin = float_twin_artifact(artifact) if arithmetic == "int8" else None  # a float reference where one exists
+    if twin is not None:
+        arithmetic = "twin"
+    cached = reference_cache_path(Path(s.cache_dir), artifact, images,
+                                  {**reference_key(s, backend), "arithmetic": arithmetic})
     meta_path = cached.with_suffix(".json") if cached else None
     if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32")),
-                                                         graph_arithmetic(artifact)))
+        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32")), arithmetic))
         say(f"reference {variant}: cached {name} logits ({cached.name})")
         return Reference(name, cached)
     say(f"reference {variant}: computing the {'PyTorch' if backend == REFERENCE_BACKEND else 'ONNX Runtime'} "
         "reference logits")
     out = Path(work) / f"reference__{variant}.logits.npy"
-    spec = cell_spec(s, backend, artifact, images, labels, out, timing=False, extra=extra)
+    spec = cell_spec(s, backend, twin or artifact, images, labels, out, timing=False, extra=extra)
     result = run_cell_subprocess(spec, Path(work) / f"reference__{variant}", s.timeout_s,
                                  Path(log_dir) / f"reference__{variant}.log", s.threads)
     if result.get("status") != "ok" or not out.is_file():
         why = f"the {backend} reference cell failed: {result.get('status')}: {result.get('reason', '')}".rstrip(": ")
         say(f"reference {variant}: {why}")
         return why
-    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")), graph_arithmetic(artifact))
+    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")), arithmetic)
     if cached is not None and meta_path is not None:
         _store_reference(out, cached, meta_path, name)
     return Reference(name, out)
