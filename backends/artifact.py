@@ -49,7 +49,9 @@ MANIFEST_FIELDS = (
 )
 # int8 variants built by compression/ also carry "weight_bits" (7 or 8: the stored weight range) and
 # "int8_encoding" (the integer products the files assume, e.g. "cpu: u8 act (zp 0) x s7 weight [-63, 63]
-# per-channel, zp 0; tensorrt: ..."); older or imported artifacts may lack them.
+# per-channel, zp 0; tensorrt: ..."); older or imported artifacts may lack them. Variants built by compression/
+# also carry "model" ({name, width, train_precision}: which model they are a variant of; common.model_id turns
+# any manifest, older and imported ones included, into the text rows carry).
 
 
 def sha256_file(path: Path) -> str:

@@ -111,5 +111,10 @@ class Backend(abc.ABC):
         """Bytes on disk of the file(s) this backend loaded."""
         return 0
 
+    @abc.abstractmethod
+    def source_file(self, artifact: Artifact) -> str:
+        """The name of the artifact file this backend builds its model from (model.onnx, model.pt, ...): its
+        sha256 in the manifest names what was timed, so two models under one variant name never mix."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release runtime resources."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from common.config import Config
+from common.model_id import ARCH_NAME, model_record
 from common.versions import library_versions
 from compression.quant import weight_range
 from compression.storage import gmac
 from fer.data import FerData
+from fer.train import training_precision
 
 ARTIFACT_LIBRARIES = ("torch", "torch-pruning", "onnx", "onnxruntime", "openvino", "numpy", "fer-bench")
 METHOD_LABELS: dict[str, str] = {
@@ -34,6 +36,8 @@ def base_manifest(cfg: Config, data: FerData, variant: str, method: str, precisi
         "config_hash": chash, "dataset": data.name, "synthetic": data.synthetic,
         "versions": library_versions(ARTIFACT_LIBRARIES), "input_shape": [int(arch["in_channels"]), 48, 48],
         "arch": arch, "gmac": round(gmac(arch), 6),
+        # which model this is a variant of (a variant name alone does not say): rows and reports name it
+        "model": model_record(ARCH_NAME, cfg.model.width, training_precision(cfg.train)),
         "pruning": None if method == "dense" else {
             "criterion": label, "scope": c.scope, "steps": c.prune_steps,
             "finetune_epochs": c.finetune_epochs, "unstructured": c.unstructured,

@@ -81,6 +81,13 @@ def autocast_dtype(device: torch.device, mixed: bool) -> torch.dtype | None:
     return torch.bfloat16 if bf16_supported() else None
 
 
+def training_precision(cfg: TrainConfig) -> str:
+    """The precision `fit` trains in with `cfg` on this machine ("bf16", "fp16" or "fp32"): `train.bf16` asks
+    for mixed precision, the CPU or GPU decides whether it happens. It is part of the dense model's identity."""
+    amp = autocast_dtype(resolve_device(cfg.device), cfg.bf16)
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp, "fp32") if amp is not None else "fp32"
+
+
 @contextlib.contextmanager
 def _deterministic_cuda(device: torch.device) -> Iterator[None]:
     """Same seeds -> same model on the same GPU: deterministic cuDNN/cuBLAS while training, restored after."""

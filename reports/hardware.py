@@ -1,7 +1,9 @@
 """`bench report --compare-hardware`: the same variants measured on different machines, side by side.
 
 Input is the store's `all_results()` rows (each names the machine that measured it). A cell is (backend,
-variant, threads, streams): results under different settings are different cells, never merged. For each
+variant, model, threads, streams), the model keyed by the timed file's sha256 (`artifact_sha256`; rows stored
+before it: the run's config hash, said in the notes): results of two models, or under different settings, are
+different cells, never merged. For each
 cell and machine the latest ok latency measurement at batch 1 is shown (p50 and p99; INVALID marked); only
 cells measured on at least two machines are compared, the others are counted in a note.
 """
@@ -16,12 +18,13 @@ from common.text import finite_number
 from reports.figures import Figure, _plain_log_axis, _png
 from reports.html import render_html
 from reports.markdown import render_markdown
+from reports.select import identity_of
 from reports.tables import Table, fnum, is_invalid
 
 REPORT_MD = "compare_hardware.md"
 REPORT_HTML = "compare_hardware.html"
 FIGURE = "compare_hardware.png"
-Cell = tuple[str, str, str]  # backend, variant, settings
+Cell = tuple[str, str, str, str]  # backend, variant, model (text and sha prefix), settings
 
 
 def _settings(row: dict[str, Any]) -> str:
@@ -31,6 +34,15 @@ def _settings(row: dict[str, Any]) -> str:
     if desc.get("streams") is not None:
         parts.append(f"streams {desc['streams']}")
     return ", ".join(parts)
+
+
+def model_label(row: dict[str, Any]) -> str:
+    """The model a row timed, as a cell shows it: "VGG16-FER x0.25 1a2b3c4d5e6f" (sha256 prefix of the file);
+    rows stored before rows named it: "not recorded, config <hash>"."""
+    how, value = identity_of(row)
+    if how == "artifact_sha256":
+        return f"{row.get('model') or 'model not recorded'} {value[:12]}"
+    return f"{row.get('model') or 'not recorded'}, config {row.get('config_hash') or '?'}"
 
 
 def side_by_side(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], dict[Cell, dict[str, dict[str, Any]]]]:
@@ -43,7 +55,7 @@ def side_by_side(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str],
         mid = str(r.get("machine_id") or r.get("fingerprint_id") or "?")
         label = str(r.get("hardware") or "unknown hardware") + (f", target {r['target']}" if r.get("target") else "")
         machines.setdefault(mid, label)
-        key = (str(r.get("backend")), str(r.get("variant")), _settings(r))
+        key = (str(r.get("backend")), str(r.get("variant")), model_label(r), _settings(r))
         prev = cells.setdefault(key, {}).get(mid)
         if prev is None or (str(r.get("created")), str(r.get("run_id"))) >= (str(prev.get("created")),
                                                                                str(prev.get("run_id"))):
@@ -54,10 +66,10 @@ def side_by_side(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str],
 def hardware_table(rows: list[dict[str, Any]]) -> Table:
     ids, hw, cells = side_by_side(rows)
     shared = {k: v for k, v in cells.items() if len(v) >= 2}
-    header = ["backend", "variant", "settings"] + [f"{m} p50 / p99 ms" for m in ids]
+    header = ["backend", "variant", "model, artifact sha", "settings"] + [f"{m} p50 / p99 ms" for m in ids]
     out: list[list[str]] = []
-    for (backend, variant, settings), per in sorted(shared.items()):
-        line = [backend, variant, settings]
+    for (backend, variant, model, settings), per in sorted(shared.items()):
+        line = [backend, variant, model, settings]
         for m in ids:
             r = per.get(m)
             if r is None:
@@ -69,7 +81,10 @@ def hardware_table(rows: list[dict[str, Any]]) -> Table:
             line.append(text + (" INVALID" if is_invalid(r) else ""))
         out.append(line)
     notes = [f"{m}: {hw[m]}" for m in ids]
-    notes.append("latest ok latency measurement at batch 1 per machine; a cell is backend x variant x settings")
+    notes.append("latest ok latency measurement at batch 1 per machine; a cell is backend x variant x model (the "
+                 "sha256 of the file timed) x settings: two models under one variant name are two cells")
+    if any(identity_of(r)[0] != "artifact_sha256" for per in cells.values() for r in per.values()):
+        notes.append("rows stored without artifact_sha256 are keyed by their run's config hash instead")
     if len(shared) < len(cells):
         notes.append(f"{len(cells) - len(shared)} cell(s) measured on one machine only are not shown")
     if len(ids) < 2:
@@ -98,7 +113,7 @@ def hardware_figure(rows: list[dict[str, Any]]) -> bytes | None:
                 xs.append(v)
         ax.barh(ys, xs, height=height, label=m)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(shared))],
-                  [f"{b}/{v} ({s})" for (b, v, s), _ in shared], fontsize=8)
+                  [f"{b}/{v} {m} ({s})" for (b, v, m, s), _ in shared], fontsize=8)
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")

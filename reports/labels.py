@@ -31,10 +31,15 @@ def encoding_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def agreement_cell(row: dict[str, Any]) -> str:
-    """Top-1 agreement in percent, with ✗ when it is below the row's threshold; — when not compared."""
+    """Top-1 agreement in percent, with ✗ when it is below the row's threshold; "ref" for the row whose own
+    logits are the reference (nothing was measured against it); "not checked" for a throughput row whose
+    separately compiled model was not compared; — when not compared."""
     a = row.get("agreement")
+    reason = str(row.get("agreement_reason") or "")
+    if reason == "reference":
+        return "ref"
     if not isinstance(a, int | float):
-        return "—"
+        return "not checked" if reason.startswith("not checked") else "—"
     return f"{100 * a:.1f}%" + (" ✗" if row.get("agrees") is False else "")
 
 

@@ -12,18 +12,30 @@ stored before agreement existed) unless `allow_unverified` is set; then it may b
 UNVERIFIED wherever it is named. With several requests in flight the throughput scenario's
 latency is the time of one round (every request of the round overlaps), recorded in `latency_source`.
 `--max-latency-ms` bounds the p99 latency (a deployment's maximum is a tail, not a median).
+
+What was timed is part of a choice: rows carry `artifact_sha256` (the model file the backend loaded) and `model`
+("VGG16-FER x0.25"); two models under one variant name are two choices, each labelled by its model. Rows stored
+before those fields are grouped by variant and the run's config hash instead (`identity` says which).
+Without --min-accuracy the frontier's floor applies: validation accuracy within `tolerance` of the dense model
+(dense-fp32) of the same model; the floor and what it excluded are printed. Ranking never rests on a point
+estimate alone: choices whose p50 interval over processes (`p50_ci_ms`) overlaps the best one's are
+indistinguishable from it and are ordered among themselves by TIE_RULE.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import UserError
+from common.results import REFERENCE_VARIANT
 from common.text import finite_number
 
 OBJECTIVES = ("latency", "throughput", "storage")
+DEFAULT_TOLERANCE = 0.01  # one accuracy point below the dense model's validation accuracy, as the frontier
+TIE_RULE = "the smaller p99 upper bound (p99_ci_ms, else p99), then p50"
+_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class Constraints:
     batch: int = 1
     objective: str = "latency"
     allow_unverified: bool = False  # consider rows whose answers were never checked against a reference
+    tolerance: float = DEFAULT_TOLERANCE  # the default floor (no min_accuracy): dense val accuracy - tolerance
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -45,6 +58,8 @@ class Constraints:
         for flag, v in (("--max-latency-ms", self.max_latency_ms), ("--max-storage-mb", self.max_storage_mb)):
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise UserError(f"{flag} {v}: must be a positive number")
+        if not (math.isfinite(self.tolerance) and 0.0 <= self.tolerance <= 1.0):
+            raise UserError(f"--tolerance {100 * self.tolerance:g}: must be between 0 and 100 accuracy points")
         if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
             raise UserError(f"--min-accuracy {self.min_accuracy}: must be a fraction in [0, 1] or a percentage")
 
@@ -83,9 +98,23 @@ class Choice:
     reference: str | None = None  # what the agreement was measured against
     storage_source: str = "file"  # "file": bytes of the files the backend loaded; "parameters": no file size stored
     problem: str = ""  # why it is not eligible at all (status, invalid, not measured)
+    model: str | None = None  # "VGG16-FER x0.25": which model (rows before the field: None)
+    artifact_sha256: str | None = None  # the file that was timed (None: a row stored before the field)
+    identity: str = "artifact_sha256"  # what keyed the choice: "artifact_sha256" or "config_hash (...)"
+    val_accuracy: float | None = None  # the variant's validation accuracy (its manifest's): the floor's measure
+    val_floor: float | None = None  # the default floor that applies to it (None: none known)
+    floor_from: str = ""  # where the floor came from, in words
+    p50_ci_ms: list[float] | None = None  # the objective row's p50 interval over processes
+    p99_ci_ms: list[float] | None = None
+    dataset: str = ""
+    config_hash: str = ""
+    compile_note: str | None = None  # how the runtime had to compile it (OpenVINO without Snippets), from its rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "device": self.device, "variant": self.variant,
+        return {"backend": self.backend, "device": self.device, "variant": self.variant, "model": self.model,
+                "artifact_sha256": self.artifact_sha256, "identity": self.identity,
+                "val_accuracy": self.val_accuracy, "p50_ci_ms": self.p50_ci_ms, "p99_ci_ms": self.p99_ci_ms,
+                "compile_note": self.compile_note,
                 "hardware": self.hardware, "machine_id": self.machine_id, "target": self.target,
                 "threads": self.threads, "streams": self.streams, "batch_size": self.batch_size, "p50_ms": self.p50_ms,
                 "p99_ms": self.p99_ms, "throughput_fps": self.throughput_fps, "accuracy": self.accuracy,
@@ -102,7 +131,14 @@ class Choice:
     def plain_name(self) -> str:
         dev = f"[{self.device}]" if self.device and self.device != "cpu" else ""
         machine = f"machine {self.machine_id} ({self.hardware})" if self.machine_id else self.hardware
-        return f"{self.backend}{dev}/{self.variant} ({self.settings}) on {machine}"
+        note = " [compiled without Snippets]" if self.compile_note else ""
+        return f"{self.backend}{dev}/{self.variant}{self.model_tag} ({self.settings}){note} on {machine}"
+
+    @property
+    def model_tag(self) -> str:
+        """" (VGG16-FER x0.25, sha 1a2b3c4d5e6f)": the model and the timed file; "" for rows without either."""
+        parts = [p for p in (self.model, f"sha {self.artifact_sha256[:12]}" if self.artifact_sha256 else "") if p]
+        return f" ({', '.join(parts)})" if parts else ""
 
     @property
     def settings(self) -> str:
@@ -121,6 +157,8 @@ class Selection:
     rejected: list[tuple[Choice, str]]
     lost: dict[int, str]  # index in ranked -> why it ranked below the recommended one
     message: str
+    indistinguishable: list[int] = field(default_factory=list)  # indices in ranked tied with the best (p50 CI)
+    floor: str = ""  # the accuracy floor applied, in words
 
     @property
     def recommended(self) -> Choice | None:
@@ -131,8 +169,11 @@ class Selection:
         return {
             "constraints": {"max_latency_ms": c.max_latency_ms, "min_accuracy": c.min_accuracy,
                             "max_storage_mb": c.max_storage_mb, "batch": c.batch, "objective": c.objective,
-                            "allow_unverified": c.allow_unverified},
+                            "allow_unverified": c.allow_unverified, "tolerance": c.tolerance},
+            "floor": self.floor,
             "recommended": self.recommended.to_dict() if self.recommended else None,
+            "indistinguishable_from_best": [self.ranked[i].to_dict() for i in self.indistinguishable],
+            "tie_rule": TIE_RULE,
             "ranked": [{**ch.to_dict(), "rank": i + 1, "why": self.lost.get(i, "recommended")}
                        for i, ch in enumerate(self.ranked)],
             "rejected": [{**ch.to_dict(), "why": why} for ch, why in self.rejected],
@@ -146,7 +187,9 @@ UNVERIFIED = "unverified"
 
 def _reference_words(row: dict[str, Any]) -> str:
     ref = str(row.get("reference") or "")
-    return "the ONNX Runtime fp32 reference" if ref.startswith("onnxruntime") else "the PyTorch reference"
+    if not ref.startswith("onnxruntime"):
+        return "the PyTorch reference"
+    return "the ONNX Runtime int8 (unoptimized) reference" if "(int8" in ref else "the ONNX Runtime fp32 reference"
 
 
 def _ineligible(row: dict[str, Any], allow_unverified: bool = False) -> str:
@@ -178,25 +221,66 @@ def settings_of(row: dict[str, Any]) -> tuple[Any, Any]:
     return (threads if isinstance(threads, int | str) else None), (streams if isinstance(streams, int | str) else None)
 
 
-def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets: list[str] | None
-                ) -> list[dict[str, Any]]:
-    """Rows of the given machine ids / targets (--machine / --target); a name that matches nothing is a UserError."""
-    for flag, names, field in (("--machine", machines, "machine_id"), ("--target", targets, "target")):
+def identity_of(row: dict[str, Any]) -> tuple[str, str]:
+    """(what keys the model of `row`, its value): the timed file's sha256, or for a row stored before rows
+    carried it, the variant's run config hash and model text (two models under one name still never merge)."""
+    sha = row.get("artifact_sha256")
+    if isinstance(sha, str) and sha:
+        return "artifact_sha256", sha
+    return "config_hash (row has no artifact_sha256)", f"{row.get('config_hash')}|{row.get('model') or ''}"
+
+
+def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets: list[str] | None,
+                models: list[str] | None = None, artifact_shas: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of the given machine ids / targets / models / artifact sha256 prefixes (--machine, --target,
+    --model, --artifact-sha); a name that matches nothing is a UserError naming what is stored."""
+    if models:
+        have = sorted({str(r["model"]) for r in rows if r.get("model")})
+        unknown = [m for m in models if m.lower() not in {h.lower() for h in have}]
+        if unknown:
+            raise UserError(f"--model {', '.join(unknown)}: not in the store; stored models: "
+                            f"{', '.join(have) or 'none (rows stored before rows named their model)'}")
+        want = {m.lower() for m in models}
+        rows = [r for r in rows if str(r.get("model") or "").lower() in want]
+    if artifact_shas:
+        bad = [a for a in artifact_shas if len(a) < 6 or any(ch not in "0123456789abcdef" for ch in a.lower())]
+        if bad:
+            raise UserError(f"--artifact-sha {', '.join(bad)}: give at least 6 hex digits of an artifact_sha256")
+        shas = sorted({str(r["artifact_sha256"]) for r in rows if r.get("artifact_sha256")})
+        unknown = [a for a in artifact_shas if not any(h.startswith(a.lower()) for h in shas)]
+        if unknown:
+            raise UserError(f"--artifact-sha {', '.join(unknown)}: matches no stored artifact_sha256; stored: "
+                            f"{', '.join(h[:12] for h in shas) or 'none'}")
+        rows = [r for r in rows if any(str(r.get("artifact_sha256") or "").startswith(a.lower())
+                                       for a in artifact_shas)]
+    for flag, names, key in (("--machine", machines, "machine_id"), ("--target", targets, "target")):
         if not names:
             continue
-        have = sorted({str(r.get(field)) for r in rows if r.get(field)})
+        have = sorted({str(r.get(key)) for r in rows if r.get(key)})
         unknown = [n for n in names if n not in have]
         if unknown:
             raise UserError(f"{flag} {', '.join(unknown)}: not in the store; stored: {', '.join(have) or 'none'}")
-        rows = [r for r in rows if r.get(field) in names]
+        rows = [r for r in rows if r.get(key) in names]
     return rows
 
 
-def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool = False) -> list[Choice]:
-    """Group stored result rows into choices, keeping the latest run that measured each at `batch`."""
+def _interval(v: Any) -> list[float] | None:
+    """[low, high] of a stored interval; None unless both ends are finite numbers."""
+    if isinstance(v, list | tuple) and len(v) == 2:
+        lo, hi = finite_number(v[0]), finite_number(v[1])
+        if lo is not None and hi is not None:
+            return [lo, hi]
+    return None
+
+
+def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool = False,
+                  objective: str = "latency") -> list[Choice]:
+    """Group stored result rows into choices (what was timed, where, how), keeping the latest run that measured
+    each at `batch`."""
     def cell_of(r: dict[str, Any]) -> tuple[str, ...]:
         return (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
-                str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""))
+                str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""),
+                *identity_of(r))
 
     # one run's cell has one setting, which may differ by scenario (OpenVINO: 1 stream for latency, more for
     # throughput): the setting of a cell is what all its rows of that run report
@@ -220,7 +304,7 @@ def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool
         groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
     choices: list[Choice] = []
     for gkey, runs in groups.items():
-        backend, device, variant, _machine, target = gkey[:5]
+        backend, device, variant, _machine, target, identity = gkey[:6]
         hw = hardware[gkey]
         def at_batch(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [r for r in rs if int(r.get("batch_size") or 1) == batch]
@@ -232,7 +316,11 @@ def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool
         ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")),
                     machine_id=str(first.get("machine_id") or ""), target=target or None,
                     threads=setting[(str(first.get("run_id")), *cell_of(first))][0],
-                    streams=setting[(str(first.get("run_id")), *cell_of(first))][1])
+                    streams=setting[(str(first.get("run_id")), *cell_of(first))][1],
+                    model=str(first["model"]) if first.get("model") else None,
+                    artifact_sha256=str(first["artifact_sha256"]) if first.get("artifact_sha256") else None,
+                    identity=identity, val_accuracy=finite_number(first.get("val_accuracy")),
+                    dataset=str(first.get("dataset") or ""), config_hash=str(first.get("config_hash") or ""))
         choices.append(ch)
         here = at_batch(latest)
         if not here:
@@ -256,9 +344,12 @@ def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool
         verdicts = [c.get("agrees") for c in used]
         ch.agrees = False if False in verdicts else None if None in verdicts else True
         ch.reference = next((str(c["reference"]) for c in used if c.get("reference")), None)
+        ch.compile_note = next((str(c["compile_note"]) for c in used if c.get("compile_note")), None)
         lat_raw = lat_row.get("latency_ms")
         lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
         ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))
+        ci_row = thr if (objective == "throughput" and thr is not None) else lat_row
+        ch.p50_ci_ms, ch.p99_ci_ms = _interval(ci_row.get("p50_ci_ms")), _interval(ci_row.get("p99_ci_ms"))
         ch.throughput_fps = finite_number((thr or lat_row).get("throughput_fps"))
         ch.accuracy = next((a for a in (finite_number(r.get("accuracy")) for r in here) if a is not None), None)
         files = next((b for b in (finite_number(r.get("file_bytes")) for r in here) if b), None)
@@ -283,6 +374,13 @@ def _violations(ch: Choice, c: Constraints) -> list[tuple[str, str]]:
             out.append(("min-accuracy", "no accuracy measured"))
         elif ch.accuracy < c.min_accuracy:
             out.append(("min-accuracy", f"accuracy {100 * ch.accuracy:.2f}% < min {100 * c.min_accuracy:.2f}%"))
+    if c.min_accuracy is None and ch.val_floor is not None:
+        if ch.val_accuracy is None:
+            out.append(("tolerance", f"no validation accuracy to hold against the floor {100 * ch.val_floor:.2f}% "
+                                     f"({ch.floor_from}); pass --min-accuracy to judge it on test accuracy"))
+        elif ch.val_accuracy < ch.val_floor - _EPS:
+            out.append(("tolerance", f"val accuracy {100 * ch.val_accuracy:.2f}% < floor {100 * ch.val_floor:.2f}% "
+                                     f"({ch.floor_from} - {100 * c.tolerance:g} point(s))"))
     if c.max_storage_mb is not None:
         if ch.storage_mb is None:
             out.append(("max-storage-mb", "no storage measured"))
@@ -314,9 +412,81 @@ def _describe(ch: Choice, objective: str) -> str:
     return f"{ch.storage_mb:.3g} MB" if ch.storage_mb is not None else "no storage"
 
 
+def _same_model(dense: dict[str, Any], ch: Choice) -> bool:
+    if ch.model:
+        return dense.get("model") == ch.model and str(dense.get("dataset") or "") == ch.dataset
+    return not dense.get("model") and str(dense.get("config_hash") or "") == ch.config_hash
+
+
+def set_dense_floors(rows: list[dict[str, Any]], choices: list[Choice], tolerance: float) -> list[str]:
+    """The frontier's floor for each choice: the validation accuracy of the dense model (dense-fp32) of the
+    same model (and data set; rows without a model text: the same run config), less `tolerance`. The dense row
+    of the same run is preferred, then of the same machine, then the latest. Returns the models (in words)
+    without a stored dense validation accuracy, which no floor covers."""
+    dense = [r for r in rows if r.get("variant") == REFERENCE_VARIANT and finite_number(r.get("val_accuracy"))
+             is not None]
+    uncovered: list[str] = []
+    for ch in choices:
+        pool = [r for r in dense if _same_model(r, ch)]
+        if not pool:
+            name = ch.model or f"config {ch.config_hash or '?'}"
+            if name not in uncovered:
+                uncovered.append(name)
+            continue
+        pick = max(pool, key=lambda r: (r.get("run_id") == ch.run_id, r.get("machine_id") == ch.machine_id,
+                                        str(r.get("created")), str(r.get("run_id"))))
+        dv = float(pick["val_accuracy"])
+        ch.val_floor = dv - tolerance
+        ch.floor_from = f"dense {ch.model or REFERENCE_VARIANT} val {100 * dv:.2f}%"
+    return uncovered
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _tie_key(ch: Choice) -> tuple[float, float]:
+    hi = ch.p99_ci_ms[1] if ch.p99_ci_ms else ch.p99_ms
+    return (math.inf if hi is None else hi, math.inf if ch.p50_ms is None else ch.p50_ms)
+
+
+def rank_ties(feasible: list[Choice], objective: str) -> list[Choice]:
+    """Reorder `feasible` (sorted by the objective's point value) so that the choices whose p50 interval
+    overlaps the point-best one's come first, ordered among themselves by TIE_RULE; returns those tied with the
+    new first (its interval overlaps theirs). Nothing is tied without intervals, or by storage (exact)."""
+    if objective == "storage" or not feasible or feasible[0].p50_ci_ms is None:
+        return []
+    lead = feasible[0].p50_ci_ms
+    group = [ch for ch in feasible if ch.p50_ci_ms is not None and _overlap(ch.p50_ci_ms, lead)]
+    if len(group) < 2:
+        return []
+    group.sort(key=_tie_key)
+    ids = {id(ch) for ch in group}
+    feasible[:] = group + [ch for ch in feasible if id(ch) not in ids]
+    best = feasible[0].p50_ci_ms
+    return [ch for ch in group[1:] if ch.p50_ci_ms is not None and best is not None and _overlap(ch.p50_ci_ms, best)]
+
+
+def _ci(v: list[float] | None) -> str:
+    return f"[{v[0]:.3g}, {v[1]:.3g}]" if v else "[?]"
+
+
+def _floor_text(c: Constraints, choices: list[Choice], uncovered: list[str]) -> str:
+    if c.min_accuracy is not None:
+        return f"test accuracy >= {100 * c.min_accuracy:.2f}% as asked; the dense-model floor is not applied"
+    floors = sorted({f"{ch.floor_from} - {100 * c.tolerance:g} point(s) = {100 * ch.val_floor:.2f}%"
+                     for ch in choices if ch.val_floor is not None})
+    parts = [f"validation accuracy >= {f}" for f in floors]
+    if uncovered:
+        parts.append(f"no floor for {', '.join(uncovered)} (no dense-fp32 validation accuracy stored)")
+    return "; ".join(parts) or "none (no choices)"
+
+
 def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
     """Rank the feasible choices by the objective; explain every rejection and every lower rank."""
-    choices = build_choices(rows, c.batch, c.allow_unverified)
+    choices = build_choices(rows, c.batch, c.allow_unverified, c.objective)
+    uncovered = set_dense_floors(rows, choices, c.tolerance) if c.min_accuracy is None else []
+    floor = _floor_text(c, choices, uncovered)
     eligible: list[Choice] = []
     rejected: list[tuple[Choice, str]] = []
     for ch in choices:
@@ -337,18 +507,33 @@ def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
         else:
             feasible.append(ch)
     feasible.sort(key=lambda ch: _sort_key(ch, c.objective))
+    tied = rank_ties(feasible, c.objective)
     rejected.sort(key=lambda x: (x[1].startswith(("status", "not measured", "invalid", UNVERIFIED)), x[0].name))
     lost: dict[int, str] = {}
+    tie_ids = {id(ch) for ch in tied}
     if feasible:
         best = feasible[0]
         for i, ch in enumerate(feasible[1:], start=1):
-            lost[i] = (f"ranked #{i + 1} by {c.objective}: {_describe(ch, c.objective)} vs "
-                       f"{_describe(best, c.objective)} of the recommended choice")
+            if id(ch) in tie_ids:
+                lost[i] = (f"indistinguishable from the recommended choice: p50 intervals overlap "
+                           f"({_ci(ch.p50_ci_ms)} vs {_ci(best.p50_ci_ms)} ms); ranked by {TIE_RULE}")
+            else:
+                lost[i] = (f"ranked #{i + 1} by {c.objective}: {_describe(ch, c.objective)} vs "
+                           f"{_describe(best, c.objective)} of the recommended choice")
         message = (f"recommended: {best.name} at batch {c.batch} ({_describe(best, c.objective)}, "
                    f"run {best.run_id}); {len(feasible)} feasible, {len(rejected)} rejected")
+        if tied:
+            message += (f". Indistinguishable from it (p50 intervals overlap): "
+                        f"{'; '.join(ch.plain_name for ch in tied)}; among these the order is by {TIE_RULE}")
     else:
         message = _nothing_feasible(choices, eligible, by_constraint, c)
-    return Selection(c, feasible, rejected, lost, message + _unverified_note(rejected))
+    floored = [ch.plain_name for ch in by_constraint.get("tolerance", [])]
+    message += f". Accuracy floor: {floor}"
+    if floored:
+        message += (f"; it excluded {len(floored)}: " + "; ".join(floored[:5])
+                    + (f"; and {len(floored) - 5} more" if len(floored) > 5 else ""))
+    return Selection(c, feasible, rejected, lost, message + _unverified_note(rejected),
+                     [i for i, ch in enumerate(feasible) if id(ch) in tie_ids], floor)
 
 
 def _unverified_note(rejected: list[tuple[Choice, str]]) -> str:
@@ -371,7 +556,9 @@ def _nothing_feasible(choices: list[Choice], eligible: list[Choice], by_constrai
     # a constraint binds if dropping it alone would leave something feasible
     fmt = {"max-latency-ms": ("the lowest p99 is", lambda ch: ch.p99_ms, min, lambda v: f"{v:.3g} ms"),
            "min-accuracy": ("the best accuracy is", lambda ch: ch.accuracy, max, lambda v: f"{100 * v:.2f}%"),
-           "max-storage-mb": ("the smallest storage is", lambda ch: ch.storage_mb, min, lambda v: f"{v:.3g} MB")}
+           "max-storage-mb": ("the smallest storage is", lambda ch: ch.storage_mb, min, lambda v: f"{v:.3g} MB"),
+           "tolerance": ("the best validation accuracy is", lambda ch: ch.val_accuracy, max,
+                         lambda v: f"{100 * v:.2f}%")}
 
     def best_of(name: str, pool: list[Choice], where: str) -> str:
         text, get, pick, show = fmt[name]

@@ -154,6 +154,9 @@ class OnnxRuntimeBackend(Backend):
                 d["label"] = f"int8 ({int8}/{total} conv/FC layers as QLinear*)"
         return d
 
+    def source_file(self, artifact: Artifact) -> str:
+        return ONNX_FILE
+
     def loaded_bytes(self) -> int:
         return self._loaded_bytes
 

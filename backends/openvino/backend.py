@@ -27,7 +27,7 @@ import numpy as np
 
 from backends.artifact import ONNX_FILE, Artifact
 from backends.base import RUNTIME_TIMING_CALLS, Availability, Backend, BackendOptions, check_batch
-from backends.openvino.compile import INT8_PRECISIONS, compile_cpu
+from backends.openvino.compile import INT8_PRECISIONS, SNIPPETS_LABEL, compile_cpu
 from common.cpu import has_native_bf16
 from common.errors import UserError
 from common.text import first_line
@@ -121,7 +121,8 @@ class OpenVINOBackend(Backend):
             return fresh
 
         try:
-            self._compiled, compile_note = compile_cpu(core, model, config, reread)
+            self._compiled, compile_note = compile_cpu(core, model, config, reread,
+                                                       check_model=lambda: core.read_model(str(path)))
         except Exception as e:
             raise UserError(f"openvino: cannot compile {path.name} ({first_line(e)})") from None
         self._request = self._compiled.create_infer_request()
@@ -140,6 +141,8 @@ class OpenVINOBackend(Backend):
         note = "" if precision == "int8" else precision_note(hint_precision, ran)
         if note:
             label += f" ({note})"
+        if compile_note:  # the row says its model was compiled without Snippets (see compile.py)
+            label += f" ({SNIPPETS_LABEL})"
         self._desc = {
             "device": "CPU",
             "threads": int(effective["INFERENCE_NUM_THREADS"] or options.threads),
@@ -235,6 +238,9 @@ class OpenVINOBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return dict(self._desc)
+
+    def source_file(self, artifact: Artifact) -> str:
+        return ONNX_FILE
 
     def loaded_bytes(self) -> int:
         return self._loaded_bytes

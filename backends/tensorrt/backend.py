@@ -96,7 +96,7 @@ class TensorRTBackend(Backend):
         import torch
 
         extra = dict(options.extra)
-        onnx_name = TRT_ONNX_FILE if artifact.precision == "int8" else ONNX_FILE
+        onnx_name = self.source_file(artifact)
         if artifact.precision == "int8" and not artifact.has(TRT_ONNX_FILE):
             raise UserError(f"artifact {artifact.path}: int8 variant without {TRT_ONNX_FILE}; re-run `bench compress`")
         path = artifact.file(onnx_name)
@@ -297,6 +297,10 @@ class TensorRTBackend(Backend):
         except Exception:
             pass
         return d
+
+    def source_file(self, artifact: Artifact) -> str:
+        """The ONNX file the engine is built from (the plan is derived from it and cached by its sha256)."""
+        return TRT_ONNX_FILE if artifact.precision == "int8" else ONNX_FILE
 
     def loaded_bytes(self) -> int:
         return self._loaded_bytes

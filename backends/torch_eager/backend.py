@@ -132,6 +132,9 @@ class TorchEagerBackend(Backend):
             d["gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(self._device))
         return d
 
+    def source_file(self, artifact: Artifact) -> str:
+        return TORCH_FILE
+
     def loaded_bytes(self) -> int:
         return self._loaded_bytes
 

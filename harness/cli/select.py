@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from rich.markup import escape
@@ -12,7 +13,16 @@ from rich.table import Table
 from common.console import set_quiet
 from common.errors import CheckFailed, UserError
 from harness.cli._common import add_store_arguments, open_store, table_console
-from reports.select import OBJECTIVES, Choice, Constraints, Selection, filter_rows, parse_min_accuracy, select
+from reports.select import (
+    DEFAULT_TOLERANCE,
+    OBJECTIVES,
+    Choice,
+    Constraints,
+    Selection,
+    filter_rows,
+    parse_min_accuracy,
+    select,
+)
 
 NAME = "select"
 HELP = "recommend a backend x variant x hardware from all stored results under latency/accuracy/storage limits"
@@ -33,6 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only results measured on this machine id (repeatable)")
     p.add_argument("--target", action="append", default=None, metavar="NAME",
                    help="only results measured on cluster nodes of this hardware target (repeatable)")
+    p.add_argument("--model", action="append", default=None, metavar="TEXT",
+                   help="only results of this model, as rows name it (e.g. 'VGG16-FER x0.25'; repeatable)")
+    p.add_argument("--artifact-sha", action="append", default=None, metavar="PREFIX",
+                   help="only results that timed the model file whose sha256 starts with PREFIX (repeatable)")
+    p.add_argument("--tolerance", type=float, default=100 * DEFAULT_TOLERANCE, metavar="POINTS",
+                   help="without --min-accuracy: validation accuracy must be within POINTS accuracy points of "
+                        "the dense model of the same model (default 1)")
     p.add_argument("--allow-unverified", action="store_true",
                    help="also consider rows whose outputs were never compared with a reference (agrees unknown); "
                         "they are marked UNVERIFIED")
@@ -45,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
     constraints = Constraints(
         max_latency_ms=args.max_latency_ms, min_accuracy=parse_min_accuracy(args.min_accuracy),
         max_storage_mb=args.max_storage_mb, batch=args.batch, objective=args.objective,
-        allow_unverified=args.allow_unverified,
+        allow_unverified=args.allow_unverified, tolerance=_tolerance(args.tolerance),
     )
     with open_store(args) as store:
         rows = store.all_results()
         url = store.url
     if not rows:
         raise UserError(f"the results store {url} holds no results; run `bench run` first")
-    rows = filter_rows(rows, args.machine, args.target)
+    rows = filter_rows(rows, args.machine, args.target, args.model, args.artifact_sha)
     sel = select(rows, constraints)
     if args.json:
         sys.stdout.write(json.dumps(sel.to_dict()) + "\n")
@@ -63,13 +80,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tolerance(points: float) -> float:
+    """--tolerance in accuracy points -> a fraction; UserError unless 0 <= points <= 100."""
+    if not (math.isfinite(points) and 0.0 <= points <= 100.0):
+        raise UserError(f"--tolerance {points:g}: must be between 0 and 100 accuracy points")
+    return points / 100.0
+
+
 def _row(ch: Choice) -> list[str]:
     from reports.tables import fnum, fpct
 
     machine = ch.machine_id + (f" ({ch.target})" if ch.target else "")
-    cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, ch.settings,
+    model = (ch.model or "not recorded") + (f" {ch.artifact_sha256[:12]}" if ch.artifact_sha256 else "")
+    p50 = fnum(ch.p50_ms) + (f" [{fnum(ch.p50_ci_ms[0])}, {fnum(ch.p50_ci_ms[1])}]" if ch.p50_ci_ms else "")
+    cells = [ch.backend + (f"[{ch.device}]" if ch.device not in ("", "cpu") else ""), ch.variant, model,
+             ch.settings,
              machine, ch.hardware,
-             fnum(ch.p50_ms), fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy),
+             p50, fnum(ch.p99_ms), fnum(ch.throughput_fps), fpct(ch.accuracy), fpct(ch.val_accuracy),
              {True: "agrees", False: "DISAGREES", None: "UNVERIFIED"}[ch.agrees],
              fnum(ch.storage_mb) + ("" if ch.storage_source == "file" else " (params)"), ch.run_id]
     return [escape(c) for c in cells]
@@ -77,8 +104,8 @@ def _row(ch: Choice) -> list[str]:
 
 def print_selection(sel: Selection) -> None:
     """Ranked and rejected choices as tables, then the recommendation or why nothing fits."""
-    cols = ("backend", "variant", "settings", "machine", "hardware", "p50 ms", "p99 ms", "FPS", "accuracy",
-            "vs reference", "file MB", "run")
+    cols = ("backend", "variant", "model, artifact sha", "settings", "machine", "hardware", "p50 ms [CI]",
+            "p99 ms", "FPS", "accuracy", "val accuracy", "vs reference", "file MB", "run")
     if sel.ranked:
         t = Table(title=f"feasible choices at batch {sel.constraints.batch}, by {sel.constraints.objective}")
         t.add_column("#")
@@ -87,7 +114,8 @@ def print_selection(sel: Selection) -> None:
         t.add_column("why not first")
         for i, ch in enumerate(sel.ranked):
             why = escape(sel.lost.get(i, "recommended"))
-            t.add_row(str(i + 1), *_row(ch), why, style="bold green" if i == 0 else "")
+            tie = " (tie)" if i in sel.indistinguishable else ""
+            t.add_row(str(i + 1) + tie, *_row(ch), why, style="bold green" if i == 0 else "")
         table_console().print(t)
     if sel.rejected:
         t = Table(title="rejected")

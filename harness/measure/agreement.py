@@ -6,6 +6,14 @@ every graph optimization off, so the operators run as written (fp32 kernels; Q/D
 for a Q/DQ graph) and OpenVINO, ONNX Runtime's optimized session and TensorRT are all checked against it. Each
 agreement entry and each row names its reference (`reference`).
 
+Where a backend compiles a second model for the throughput scenario (OpenVINO's THROUGHPUT hint), the accuracy
+process also saves that model's logits (`throughput_logits_path`) and they get their own entry
+(`"scenario": "throughput"`; the others hold `"scenario": None`): the throughput rows are checked on the answers
+of the model they time. An imported graph with integer operators (QLinearConv, ConvInteger, ...) runs integer
+kernels on ONNX Runtime even unoptimized: its reference is its float twin where one can be made exactly
+(QLinearConv/QLinearMatMul between Q/DQ in float: harness.measure.float_reference), else the integer graph, named
+so ("int8, ONNX Runtime unoptimized"), never "fp32".
+
 Locally, torch-eager's own cell is the reference where it ran that computation (CPU, fp32 or fake-quant int8);
 otherwise a reference cell is run once per variant without timing, and its logits are cached under
 `<store.cache_dir>/reference-logits/` keyed by the artifact's file hashes (manifest sha256s), the test images'
@@ -29,7 +37,9 @@ import numpy as np
 from backends.artifact import TORCH_FILE
 from common.atomic import write_bytes_atomic, write_json_atomic
 from common.results import REFERENCE_BACKEND
+from harness.measure.cell import throughput_logits_path
 from harness.measure.launcher import cell_spec, run_cell_subprocess
+from harness.measure.scenarios import THROUGHPUT
 from harness.measure.settings import CellSettings
 
 Progress = Callable[[str], None]
@@ -74,10 +84,62 @@ def _runtime_version(backend: str) -> str:
         return "unknown"
 
 
-def _reference_name(backend: str, label: str) -> str:
+def graph_arithmetic(artifact: Path) -> str:
+    """What ONNX Runtime computes when it runs an imported graph as written: "int8" where it holds integer
+    operators (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger: integer kernels even with every
+    optimization off), "qdq" for a Q/DQ graph (float kernels, the rounding simulated), else "fp32"."""
+    try:
+        manifest = json.loads((Path(artifact) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "fp32"
+    q = manifest.get("quantization") if isinstance(manifest, dict) else None
+    q = q if isinstance(q, dict) else {}
+    if q.get("int8_nodes"):
+        return "int8"
+    return "qdq" if q.get("qdq_nodes") else "fp32"
+
+
+ORT_REFERENCE_WORDS = {
+    "fp32": "fp32 graph on the CPU provider, graph optimizations off",
+    "qdq": "Q/DQ graph in float on the CPU provider, graph optimizations off",
+    # not a float reference: the rows of ONNX Runtime itself are then checked against its own integer kernels
+    "int8": "int8, ONNX Runtime unoptimized: the graph's integer operators on the CPU provider, graph "
+            "optimizations off; not a float reference",
+    "twin": "float twin of the integer graph: each QLinearConv/QLinearMatMul as DequantizeLinear -> float op -> "
+            "QuantizeLinear, on the CPU provider, graph optimizations off",
+}
+TWIN_DIR = "float-twin"
+
+
+def float_twin_artifact(artifact: Path) -> Path | None:
+    """An artifact directory beside `artifact` (in its cache/) holding the float twin of its integer graph
+    (harness.measure.float_reference) under a manifest of its own; None where no exact twin can be made."""
+    import onnx
+
+    from backends.artifact import MANIFEST, ONNX_FILE, load_artifact, sha256_file
+    from harness.measure.float_reference import float_twin
+
+    src = load_artifact(artifact, verify=False)
+    try:
+        twin = float_twin(onnx.load(str(src.file(ONNX_FILE))))
+    except Exception:  # a graph the rewrite does not understand keeps its integer reference, named so
+        return None
+    if twin is None:
+        return None
+    out = src.cache_dir() / TWIN_DIR
+    out.mkdir(exist_ok=True)
+    write_bytes_atomic(out / ONNX_FILE, twin.SerializeToString())
+    manifest = {**src.manifest, "files": {ONNX_FILE: {"bytes": (out / ONNX_FILE).stat().st_size,
+                                                      "sha256": sha256_file(out / ONNX_FILE)}},
+                "float_twin_of": str(Path(artifact))}
+    write_json_atomic(out / MANIFEST, manifest)
+    return out
+
+
+def _reference_name(backend: str, label: str, arithmetic: str = "fp32") -> str:
     if backend == REFERENCE_BACKEND:
         return f"{TORCH_REFERENCE} ({label or 'fp32'})"
-    return f"{ORT_REFERENCE} (fp32 graph on the CPU provider, graph optimizations off)"
+    return f"{ORT_REFERENCE} ({ORT_REFERENCE_WORDS.get(arithmetic, ORT_REFERENCE_WORDS['fp32'])})"
 
 
 def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path, labels: Path, work: Path,
@@ -86,24 +148,29 @@ def reference_logits(s: CellSettings, variant: str, artifact: Path, images: Path
     or the reason they could not be computed."""
     backend = reference_backend(artifact)
     extra = reference_options(s, backend)
-    cached = reference_cache_path(Path(s.cache_dir), artifact, images, reference_key(s, backend))
+    arithmetic = graph_arithmetic(artifact) if backend == ORT_BACKEND else "fp32"
+    twin = float_twin_artifact(artifact) if arithmetic == "int8" else None  # a float reference where one exists
+    if twin is not None:
+        arithmetic = "twin"
+    cached = reference_cache_path(Path(s.cache_dir), artifact, images,
+                                  {**reference_key(s, backend), "arithmetic": arithmetic})
     meta_path = cached.with_suffix(".json") if cached else None
     if cached is not None and meta_path is not None and cached.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32"))))
+        name = str(meta.get("name") or _reference_name(backend, str(meta.get("label", "fp32")), arithmetic))
         say(f"reference {variant}: cached {name} logits ({cached.name})")
         return Reference(name, cached)
     say(f"reference {variant}: computing the {'PyTorch' if backend == REFERENCE_BACKEND else 'ONNX Runtime'} "
         "reference logits")
     out = Path(work) / f"reference__{variant}.logits.npy"
-    spec = cell_spec(s, backend, artifact, images, labels, out, timing=False, extra=extra)
+    spec = cell_spec(s, backend, twin or artifact, images, labels, out, timing=False, extra=extra)
     result = run_cell_subprocess(spec, Path(work) / f"reference__{variant}", s.timeout_s,
                                  Path(log_dir) / f"reference__{variant}.log", s.threads)
     if result.get("status") != "ok" or not out.is_file():
         why = f"the {backend} reference cell failed: {result.get('status')}: {result.get('reason', '')}".rstrip(": ")
         say(f"reference {variant}: {why}")
         return why
-    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")))
+    name = _reference_name(backend, str(result.get("describe", {}).get("label", "fp32")), arithmetic)
     if cached is not None and meta_path is not None:
         _store_reference(out, cached, meta_path, name)
     return Reference(name, out)
@@ -135,8 +202,12 @@ def agreement_rows(s: CellSettings, variants: list[str], names: list[str], artif
         for backend in others:
             if backend == ref.cell:
                 continue
-            rows.append({"variant": variant, "backend": backend, "reference": ref.name,
+            rows.append({"variant": variant, "backend": backend, "reference": ref.name, "scenario": None,
                          **compare_logits(np.load(logits[(backend, variant)]), ref_logits)})
+            tp = throughput_logits_path(logits[(backend, variant)])
+            if tp.is_file():  # the separately compiled throughput model, checked on its own answers
+                rows.append({"variant": variant, "backend": backend, "reference": ref.name, "scenario": THROUGHPUT,
+                             **compare_logits(np.load(tp), ref_logits)})
     return rows
 
 

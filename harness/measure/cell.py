@@ -116,6 +116,7 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
                              scenario=LATENCY, extra=dict(spec.extra))
     backend = cls()
+    result.update(artifact_identity(artifact, backend.source_file(artifact)))
     steps: list[str] = result["steps"]
     with RssWindow() as load_rss:
         t0 = time.perf_counter()
@@ -137,6 +138,8 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         if spec.logits_out:
             _save_npy(Path(spec.logits_out), logits)
     result["describe"] = _jsonable(backend.describe())
+    # how the runtime had to compile the model to get right answers (OpenVINO without Snippets), for the row
+    result["compile_note"] = result["describe"].get("compile_note") or None
     steps.append("describe")
     result["pre_timing_s"] = time.perf_counter() - t0
     if not spec.timing:
@@ -171,8 +174,11 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
                         if spec.accuracy:  # accuracy of the model that is actually timed
                             tp_logits = _predict(tp_backend, images, chunk, many=True)
                             result["throughput_metrics"] = _metrics(labels, tp_logits)
+                            if spec.logits_out:
+                                _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
                             steps.append("throughput_accuracy")
                         result["throughput_describe"] = _jsonable(tp_backend.describe())
+                        result["throughput_compile_note"] = result["throughput_describe"].get("compile_note") or None
                     runner = tp_backend or backend
                     time_throughput(spec, runner, images, int(batch_size), entry)
                     steps.append(f"{THROUGHPUT}:{int(batch_size)}")
@@ -188,6 +194,22 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         backend.close()
 
 
+def throughput_logits_path(logits_out: Path) -> Path:
+    """Where the accuracy process saves the logits of the model compiled for throughput, beside the latency
+    model's (`x.logits.npy` -> `x.throughput.logits.npy`)."""
+    name = logits_out.name.removesuffix(".npy").removesuffix(".logits")
+    return logits_out.with_name(f"{name}.throughput.logits.npy")
+
+
+def artifact_identity(artifact: Any, name: str) -> dict[str, Any]:
+    """What this cell times: the model in words and the sha256 of the file the backend builds it from (the
+    manifest's, checked against the file by `load_artifact`); the variant name alone does not say which model."""
+    from common.model_id import model_text
+
+    meta = artifact.manifest.get("files", {}).get(name) or {}
+    return {"model": model_text(artifact.manifest), "artifact_file": name, "artifact_sha256": meta.get("sha256")}
+
+
 def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, images: np.ndarray,
                          labels: np.ndarray, chunk: int, result: dict[str, Any]) -> None:
     """The accuracy process's second model: the one a backend compiles for throughput (its accuracy is that of
@@ -198,8 +220,12 @@ def _throughput_accuracy(spec: CellSpec, cls: Any, artifact: Any, options: Any, 
     try:
         tp.load(artifact, BackendOptions(threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
                                          extra=dict(spec.extra)))
-        result["throughput_metrics"] = _metrics(labels, _predict(tp, images, chunk, many=True))
+        tp_logits = _predict(tp, images, chunk, many=True)
+        result["throughput_metrics"] = _metrics(labels, tp_logits)
+        if spec.logits_out:  # the agreement check compares this model's answers with the reference too
+            _save_npy(throughput_logits_path(Path(spec.logits_out)), tp_logits)
         result["throughput_describe"] = _jsonable(tp.describe())
+        result["throughput_compile_note"] = result["throughput_describe"].get("compile_note") or None
         result["steps"] += ["throughput_load", "throughput_accuracy"]
     finally:
         tp.close()

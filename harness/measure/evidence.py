@@ -82,39 +82,69 @@ def row_labels(declared: str | None, describe: dict[str, Any]) -> dict[str, Any]
     return precision_from_evidence(declared, describe).to_dict()
 
 
+REFERENCE_REASON = "reference"  # agreement_reason of the row whose own logits are the reference: shown "ref"
+NOT_CHECKED = "not checked"  # agreement_reason prefix of a throughput row whose separately compiled model was not
+
+
+def compiles_throughput_apart(backend: str) -> bool:
+    """True when `backend` times the throughput scenario on a second, separately compiled model (OpenVINO's
+    THROUGHPUT hint): the latency model's agreement then says nothing about the throughput rows."""
+    from backends.registry import get_backend_class
+
+    try:
+        return bool(get_backend_class(backend).reload_per_scenario)
+    except Exception:  # an unknown name in old or foreign rows: nothing says it compiles apart
+        return False
+
+
 def attach_agreement(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], references: dict[str, str],
                      min_int8: float, min_fp32: float, missing: dict[str, str] | None = None) -> None:
     """Give every ok row its `agreement` (top-1 vs its variant's reference), `agrees` and `reference` (in place).
 
-    Entries and rows are matched on (backend, variant, machine_id): a cluster run has one entry per node.
-    `references` maps variant -> the backend whose logits *are* the reference (its rows agree by definition,
-    1.0); rows with no comparison get agreement None and agrees None: unverified, which `bench select` refuses
-    unless told otherwise; `missing` (variant -> why no reference) goes into their `agreement_reason`.
+    Entries and rows are matched on (backend, variant, machine_id), and on the scenario where an entry names one
+    (`"scenario": "throughput"`: the logits of a separately compiled throughput model). `references` maps
+    variant -> the backend whose logits *are* the reference: its rows are not measured against anything, so
+    they get agreement None, agrees True (they compute the reference by construction) and agreement_reason
+    "reference" (shown "ref", never "100%"). A throughput row of a backend that compiles a second model for
+    throughput takes only an entry of that model: without one it is "not checked" (agrees None). Other rows
+    with no comparison get agreement None and agrees None: unverified, which `bench select` refuses unless told
+    otherwise; `missing` (variant -> why no reference) goes into their `agreement_reason`.
     """
-    by_cell = {(a["backend"], a["variant"], a.get("machine_id")): a for a in agreement}
+    by_cell = {(a["backend"], a["variant"], a.get("machine_id"), a.get("scenario")): a for a in agreement}
     for row in rows:
-        key = (row.get("backend"), row.get("variant"), row.get("machine_id"))
+        backend, variant = row.get("backend"), row.get("variant")
+        apart = row.get("scenario") == "throughput" and compiles_throughput_apart(str(backend))
+        key = (backend, variant, row.get("machine_id"), "throughput" if apart else None)
         value: float | None = None
         reference: str | None = None
+        is_reference = False
         if row.get("status") == "ok":
             if key in by_cell:
                 value, reference = by_cell[key].get("top1_agreement"), by_cell[key].get("reference")
-            elif references.get(str(row.get("variant"))) == row.get("backend"):
-                value, reference = 1.0, f"{row.get('backend')} (this cell is the reference)"
+            elif references.get(str(variant)) == backend:
+                is_reference, reference = True, f"{backend} (this cell is the reference)"
         row["agreement"] = value
         row["reference"] = reference
         threshold = agreement_threshold(row.get("precision"), min_int8, min_fp32)
-        row["agrees"] = agrees(value, threshold)
-        row["agreement_reason"] = ""
+        row["agrees"] = True if is_reference else agrees(value, threshold)
+        row["agreement_reason"] = REFERENCE_REASON if is_reference else ""
         if row["agrees"] is False and value is not None:
             setting = "int8" if str(row.get("precision") or "").startswith(INT8) else "fp32"
             row["agreement_reason"] = (f"top-1 agreement {value:.4f} with the {reference_kind(reference)} reference "
                                        f"is below {threshold} (benchmark.min_agreement_{setting})")
         elif row["agrees"] is None and row.get("status") == "ok":
-            why = (missing or {}).get(str(row.get("variant"))) or "no reference logits to compare with"
-            row["agreement_reason"] = f"unverified: {why}"
+            if apart and (backend, variant, row.get("machine_id"), None) in by_cell:
+                row["agreement_reason"] = (f"{NOT_CHECKED}: the throughput rows time a separately compiled model "
+                                           "whose logits were not compared with the reference")
+            else:
+                why = (missing or {}).get(str(variant)) or "no reference logits to compare with"
+                row["agreement_reason"] = f"unverified: {why}"
 
 
 def reference_kind(reference: str | None) -> str:
-    """'PyTorch' or 'ONNX Runtime fp32': the reference's runtime in words, from a row's `reference` field."""
-    return "ONNX Runtime fp32" if str(reference or "").startswith("onnxruntime") else "PyTorch"
+    """The reference's runtime and arithmetic in words, from a row's `reference` field: 'PyTorch', 'ONNX Runtime
+    fp32' or, for an imported graph of integer operators, 'ONNX Runtime int8 (unoptimized)'."""
+    ref = str(reference or "")
+    if not ref.startswith("onnxruntime"):
+        return "PyTorch"
+    return "ONNX Runtime int8 (unoptimized)" if "(int8" in ref else "ONNX Runtime fp32"

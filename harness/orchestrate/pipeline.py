@@ -39,9 +39,13 @@ def load_data(cfg: Config) -> FerData:
 
 
 def dense_key(cfg: Config, data: FerData) -> str:
-    """Cache key of the dense model: the data's content plus the model and training config."""
+    """Cache key of the dense model: the data's content, the model and training config, and the precision the
+    training actually runs in here (`train.bf16` trains in bf16 on one CPU and in fp32 on another: two models)."""
+    from fer.train import training_precision
+
     h = hashlib.sha256(data.digest().encode())
     h.update(cfg.section_hash("model", "train").encode())
+    h.update(f"train_precision={training_precision(cfg.train)}".encode())
     return h.hexdigest()[:16]
 
 
@@ -67,7 +71,7 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
     from fer.checkpoint import load_checkpoint, save_checkpoint
     from fer.evaluate import evaluate
     from fer.model import build_model, default_arch
-    from fer.train import epoch_steps, fit
+    from fer.train import epoch_steps, fit, training_precision
     from harness.orchestrate.estimate import estimate
 
     path = cache_root(cfg) / "models" / f"dense-{dense_key(cfg, data)}.pt"
@@ -108,6 +112,7 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         "synthetic": data.synthetic,
         "data_digest": data.digest(),
         "config_hash": dense_key(cfg, data),
+        "train_precision": training_precision(cfg.train),
         "val_accuracy": val_accuracy,
         "test_accuracy": test.accuracy,
         "test_macro_f1": test.macro_f1,
@@ -121,8 +126,8 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
 
 def artifacts_dir(cfg: Config, data: FerData) -> Path:
     """Default artifact directory: keyed by data content and every config section that shapes a variant."""
-    h = hashlib.sha256(data.digest().encode())
-    h.update(cfg.section_hash("model", "train", "compress").encode())
+    h = hashlib.sha256(dense_key(cfg, data).encode())  # the dense model's identity, training precision included
+    h.update(cfg.section_hash("compress").encode())
     return cache_root(cfg) / "artifacts" / h.hexdigest()[:16]
 
 

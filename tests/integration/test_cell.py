@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.artifact import MANIFEST, ONNX_FILE
+from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, sha256_file
+from common.model_id import model_text
 from fer.data import FerData
 from harness.measure.cell import CellSpec
 from harness.measure.launcher import run_cell_subprocess
@@ -52,6 +53,19 @@ def test_cell_measures_latency_throughput_accuracy(fp32_artifact: Path, inputs: 
     logits = np.load(tmp_path / "logits.npy")
     assert logits.shape == (len(tiny_data.test), 7)
     assert r["peak_rss_bytes"] > 10 * 2**20  # type: ignore[operator]
+    # what was timed: the sha256 of the very file ONNX Runtime loaded, and the model in words
+    assert r["artifact_file"] == ONNX_FILE
+    assert r["artifact_sha256"] == sha256_file(fp32_artifact / ONNX_FILE)
+    manifest = json.loads((fp32_artifact / MANIFEST).read_text())
+    assert r["model"] == model_text(manifest) and str(r["model"]).startswith("VGG16-FER x")
+
+
+def test_torch_cell_names_the_torch_file(fp32_artifact: Path, inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    r = _run(_spec("torch-eager", fp32_artifact, inputs, tmp_path, scenarios=[["latency", 1]], batch_sizes=[1]),
+             tmp_path)
+    assert r["status"] == "ok", r
+    assert r["artifact_file"] == TORCH_FILE
+    assert r["artifact_sha256"] == sha256_file(fp32_artifact / TORCH_FILE)
 
 
 def test_hash_mismatch_is_that_cells_error(fp32_artifact: Path, inputs: tuple[Path, Path], tmp_path: Path) -> None:

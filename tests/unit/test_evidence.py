@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.evidence import agreement_threshold, agrees, attach_agreement, precision_from_evidence
+from harness.measure.evidence import (
+    agreement_threshold,
+    agrees,
+    attach_agreement,
+    precision_from_evidence,
+    reference_kind,
+)
 from harness.measure.memory import phase_memory
 from harness.measure.roofline import fraction_of_peak, peak_key
+from reports.labels import agreement_cell
 
 
 def test_int8_only_with_int8_layers() -> None:
@@ -58,7 +65,9 @@ def test_attach_agreement_gates_rows_and_says_why() -> None:
     ov, te, ort, trt = rows
     assert ov["agrees"] is False and "0.6000" in ov["agreement_reason"]
     assert "min_agreement_int8" in ov["agreement_reason"]
-    assert te["agreement"] == 1.0 and te["agrees"] is True
+    # the reference is not measured against itself: no percentage, a "reference" reason (shown "ref")
+    assert te["agreement"] is None and te["agrees"] is True and te["agreement_reason"] == "reference"
+    assert agreement_cell(te) == "ref" and agreement_cell(ort) == "100.0%"
     assert ort["agrees"] is True and ort["agreement_reason"] == ""
     assert trt["agreement"] is None and trt["agrees"] is None
 
@@ -138,3 +147,50 @@ def test_labels_table_flags_fractions_above_the_peak(make_run) -> None:
     lat["runtime_timing"] = {"runtime_p50_ms": 0.2312, "end_to_end_p50_ms": 0.2366, "calls": 200}
     row = next(r for r in labels_table(run).rows if r[:2] == ["openvino", "l1-int8"])
     assert row[-1] == "0.231 / 0.237" and t.header[-1] == "runtime / e2e p50 ms"
+
+
+def test_openvino_throughput_rows_take_only_their_own_models_agreement() -> None:
+    """OpenVINO compiles a second model for throughput: its rows never inherit the latency model's agreement.
+    With that model's own entry they are gated on it; without one they are "not checked" (agrees None, which
+    `bench select` refuses unless --allow-unverified). ONNX Runtime runs one model for both: one entry serves."""
+    def cell(backend: str) -> list[dict[str, object]]:
+        return [{"backend": backend, "variant": "v", "status": "ok", "precision": "int8", "scenario": sc}
+                for sc in ("latency", "throughput")]
+
+    latency_only = [{"backend": b, "variant": "v", "top1_agreement": 0.999} for b in ("openvino", "onnxruntime")]
+    rows = cell("openvino") + cell("onnxruntime")
+    attach_agreement(rows, latency_only, {}, 0.99, 0.999)
+    ov_lat, ov_tp, ort_lat, ort_tp = rows
+    assert ov_lat["agrees"] is True and ort_lat["agrees"] is True and ort_tp["agrees"] is True
+    assert ov_tp["agreement"] is None and ov_tp["agrees"] is None
+    assert ov_tp["agreement_reason"].startswith("not checked: the throughput rows time a separately compiled")
+    assert agreement_cell(ov_tp) == "not checked"
+    from reports.select import Constraints, select  # select treats it as unchecked: refused, and says so
+
+    sel = select([{**r, "run_id": "r", "created": "t", "hardware": "x", "batch_size": 1,
+                   "latency_ms": {"p50": 1.0, "p99": 2.0}} for r in rows if r["scenario"] == "throughput"],
+                 Constraints())
+    assert [(c.backend, why.split(":")[0]) for c, why in sel.rejected] == [("openvino", "unverified")]
+    own = [*latency_only, {"backend": "openvino", "variant": "v", "scenario": "throughput", "top1_agreement": 0.5}]
+    rows = cell("openvino")
+    attach_agreement(rows, own, {}, 0.99, 0.999)
+    assert rows[0]["agrees"] is True and rows[1]["agreement"] == 0.5 and rows[1]["agrees"] is False
+
+
+def test_an_integer_graph_reference_is_named_for_what_it_is(tmp_path) -> None:
+    import json
+
+    from harness.measure.agreement import _reference_name, graph_arithmetic
+
+    names = {}
+    for kind, q in (("int8", {"int8_nodes": 9, "qdq_nodes": 0}), ("qdq", {"int8_nodes": 0, "qdq_nodes": 30}),
+                    ("fp32", {"int8_nodes": 0, "qdq_nodes": 0})):
+        d = tmp_path / kind
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"variant": kind, "quantization": q}))
+        assert graph_arithmetic(d) == kind
+        names[kind] = _reference_name("onnxruntime", "", graph_arithmetic(d))
+    assert "int8, ONNX Runtime unoptimized" in names["int8"] and "fp32" not in names["int8"]
+    assert "fp32 graph" in names["fp32"] and "Q/DQ graph in float" in names["qdq"]
+    assert reference_kind(names["int8"]) == "ONNX Runtime int8 (unoptimized)"
+    assert reference_kind(names["fp32"]) == "ONNX Runtime fp32"

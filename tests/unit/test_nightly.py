@@ -48,3 +48,14 @@ def test_nightly_gate_exit_codes(tmp_path: Path, make_run) -> None:
     bad = _gate(url, out)
     assert bad.returncode == 1 and "REGRESSION" in bad.stderr and "openvino/l1-int8" in bad.stderr
     assert json.loads(out.read_text())["regressions"] >= 1
+
+
+def test_nightly_profile_measures_the_papers_full_width_model() -> None:
+    """`--profile nightly` times the full-width VGG16-FER (the model the paper measures, where a 10% change is
+    resolvable), trained like `--profile full` so both reuse one cached model; the quickstart stays quarter width."""
+    from common.config import load_config, profile_overrides
+
+    nightly, full, quick = (load_config(None, profile_overrides(p)) for p in ("nightly", "full", None))
+    assert nightly.model.width == 1.0 and quick.model.width == 0.25
+    assert nightly.section_hash("model", "train", "compress") == full.section_hash("model", "train", "compress")
+    assert nightly.benchmark.rounds == 10 and nightly.benchmark.min_duration_s == 6.0

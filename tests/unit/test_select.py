@@ -191,8 +191,10 @@ def test_report_compare_hardware_puts_machines_side_by_side(tmp_path, make_run, 
     assert cli.main(["report", "--compare-hardware", "--store", url, "--out", str(out)]) == 0
     md = (out / "compare_hardware.md").read_text()
     assert "box-a p50 / p99 ms" in md and "box-b p50 / p99 ms" in md and "box-a: Edge CPU A, target edge-a" in md
-    line = next(ln for ln in md.splitlines() if ln.startswith("| openvino | l1-int8 | threads 2"))
-    a, b = (float(c.split("/")[0]) for c in line.strip("|").split("|")[3:5])
+    line = next(ln for ln in md.splitlines() if ln.startswith("| openvino | l1-int8 | not recorded, config cfg-1 |"
+                                                               " threads 2"))
+    a, b = (float(c.split("/")[0]) for c in line.strip("|").split("|")[4:6])
+    assert "keyed by their run's config hash" in md  # these rows carry no artifact_sha256
     assert 2.5 < b / a < 3.6  # box-b was made 3x slower
     assert (out / "compare_hardware.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "compare_hardware.html" in capsys.readouterr().out
