@@ -99,10 +99,8 @@ def mode_mix(p50s: Sequence[float]) -> ModeMix | None:
     fast = modes[0]
     n = sum(m.size for m in modes)
     n_slow = n - fast.size
-    if n_slow:
-        threshold = math.sqrt(float(fast[-1]) * float(modes[1][0]))  # the geometric middle of the gap
-    else:
-        threshold = float(fast[0]) * (1.0 + FAST_WIDTH)
+    # the geometric middle of the gap to the next mode; without one, the fast mode's widest reach
+    threshold = math.sqrt(float(fast[-1]) * float(modes[1][0])) if n_slow else float(fast[0]) * (1.0 + FAST_WIDTH)
     return ModeMix(fast_ms=float(np.median(fast)), slow_share=n_slow / n, n_slow=n_slow, n=n,
                    threshold_ms=threshold, levels_ms=[float(np.median(m)) for m in modes])
 

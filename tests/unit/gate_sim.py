@@ -15,11 +15,11 @@ import numpy as np
 
 MODES = np.array([1.0, 0.148 / 0.112, 0.18 / 0.112, 0.23 / 0.112])
 MIX = np.array([0.3, 0.3, 0.25, 0.15])  # mean share per mode
-MIX_CONCENTRATION = 12.0  # Dirichlet concentration: the per-run mix varies a lot
+MIX_CONCENTRATION = 20.0  # Dirichlet concentration: the per-run mix varies a lot
 NIGHT_SD = 0.005  # the fast mode moved 0.5% sd between runs
 CELL_SD = 0.002  # per run and cell
 WITHIN_SD = 0.006  # a process inside its mode
-PHASE_ON, PHASE_OFF = 0.05, 0.4  # P(a slow phase starts at the next pair), P(it ends)
+PHASE_ON, PHASE_OFF = 0.03, 0.4  # P(a slow phase starts at the next pair), P(it ends)
 BASE_MS = 0.112
 
 
