@@ -136,7 +136,7 @@ def baseline_verdict(base: Sequence[float], cand: Sequence[float], aa_groups: Se
                           "cells narrow it; --margin sets what a pass may hide)")
         return res
     have = noise.df if noise else 0
-    _ratio, ci, level = ratio_ci(fast_members(cand), fast_members(base))
+    _ratio, ci, level = ratio_ci(fast_members(cand).tolist(), fast_members(base).tolist())
     beyond_up = rel > CONSERVATIVE_BOUND and ci is not None and ci[0] > 1.0
     beyond_down = c / b < 1.0 / (1.0 + CONSERVATIVE_BOUND) and ci is not None and ci[1] < 1.0
     if beyond_up or beyond_down:
