@@ -179,3 +179,40 @@ def test_inconclusive_cells_name_the_cells_that_need_more_pairs() -> None:
     keys = inconclusive_cells(run)
     assert keys == [("openvino", "v0", "cpu", "latency", 1), ("openvino", "v1", "cpu", "latency", 1)]
     assert judge_paired(run).exit_code() == 3 and judge_paired(run).exit_code(allow_inconclusive=True) == 0
+
+
+def test_compare_paired_cli_exit_codes_and_output(tmp_path, monkeypatch, capsys) -> None:
+    """`bench compare --paired RUN`: 0 on an A/A paired run, 1 on a +20% candidate (judged: level), 3 with too
+    few pairs, 2 (one error line) for a run without a reference arm; --json says the correction."""
+    import json
+
+    import harness.cli.entry as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ("compare",))
+    store = f"sqlite:///{tmp_path / 'h.sqlite'}"
+
+    def write(name: str, run: dict) -> str:
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(run))
+        return str(p)
+
+    c, r = gs.paired_nights(31, 1, 3, GATE_PROCESSES)
+    same = write("same", gs.paired_run(c[0], r[0]))
+    c2, r2 = gs.paired_nights(32, 1, 3, GATE_PROCESSES, slow=1.2)
+    slow = write("slow", gs.paired_run(c2[0], r2[0]))
+    few = write("few", gs.paired_run(c[0][:, :2], r[0][:, :2]))
+    lone = write("lone", {"run_id": "x", "results": [gs.row(c[0][0], 0)]})
+    assert cli.main(["compare", "--store", store, "--paired", same]) == 0
+    out = tmp_path / "o.json"
+    assert cli.main(["compare", "--store", store, "--paired", slow, "--json", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert doc["correction"] == "holm" and doc["family_wise_alpha"] == 0.01 and doc["regressions"] == 3
+    assert all(x["judged"] == ["level"] and x["level_statistic"].startswith("fast-mode") for x in doc["cells"])
+    assert "Holm over 3 cell(s)" in capsys.readouterr().out
+    assert cli.main(["compare", "--store", store, "--paired", few]) == 3
+    assert cli.main(["compare", "--store", store, "--paired", few, "--allow-inconclusive"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", "--store", store, "--paired", lone]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no reference arm" in err and err.count("\n") == 1
+    assert cli.main(["compare", "--store", store, "--paired", same, "--baseline", same]) == 2
