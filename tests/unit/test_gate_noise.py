@@ -132,3 +132,20 @@ def test_the_rule_reports_its_own_false_alarms_on_the_history() -> None:
     assert pairs == 3 and alarms == 0 and unsure == 0  # noise from the runs before each pair: df >= 4 from run 6
     jumpy = [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.3]]  # the last rerun jumped: the replay counts it as an alarm, and
     assert aa_replay(jumpy, 0.05, 0.01) == (2, 1, 0)  # the earlier pairs are judged without it (it came later)
+
+
+def test_runs_of_different_code_never_pool_as_aa_noise() -> None:
+    """aa_values splits a same-config group by the git commit the runs recorded; a dirty run stands alone."""
+    from harness.gate.regression import aa_values, code_version
+
+    def run(i: int, commit: str | None, dirty: bool = False, level: float = 1.0) -> dict:
+        return {"run_id": f"r{i}", "created": f"2026-01-0{i}", "fingerprint": {"git": {"commit": commit,
+                                                                                         "dirty": dirty}},
+                "results": [{"backend": "ov", "variant": "v", "scenario": "latency", "batch_size": 1,
+                             "status": "ok", "rounds": [{"p50_ms": level * f} for f in (1.0, 1.01, 0.99)]}]}
+
+    group = [run(1, "a"), run(2, "a"), run(3, "b", level=1.3), run(4, "b", level=1.3), run(5, "a", dirty=True)]
+    vals = next(iter(aa_values([group]).values()))
+    assert sorted(len(g) for g in vals) == [1, 2, 2]  # a: 2 runs, b: 2 runs, the dirty one alone
+    assert all(max(g) / min(g) < 1.01 for g in vals)  # the 30% between the commits is not taken for noise
+    assert code_version(run(6, None)) is None and code_version(run(7, "c", dirty=True)) == "c+dirty:r7"

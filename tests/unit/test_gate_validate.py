@@ -102,3 +102,34 @@ def test_validate_paired_reports_night_false_alarms_and_detection_beside_the_uns
     assert rows[(1.0, False)].pair_found == 0 and rows[(1.2, False)].pair_found >= 0.85 * 36
     assert rows[(1.1, True)].plants == 6 and rows[(1.1, True)].pair_found >= 5
     assert all(len(p["pair_found_ci"]) == 2 for p in d["plants"]) and d["correction"] == "holm"
+
+
+def test_gate_validate_on_a_multimodal_machine_and_paired(tmp_path, bench, capsys):
+    """Realistic runs (4 modes, a mix per run, a shared night effect; tests/unit/gate_sim.py): no false alarm per
+    night, +20% called by the one-pair test beside 0% unslowed; `--paired` validates the stored paired runs."""
+    import gate_sim as gs
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    x = gs.nights(41, 12, 3, 20)
+    c, r = gs.paired_nights(42, 4, 3, 20)
+    with ResultsStore(url) as store:
+        for i in range(12):
+            store.save_run(gs.plain_run(x[i], f"n{i}", f"2026-12-{i + 1:02d}T00:00:00Z"))
+    capsys.readouterr()
+    assert bench(["gate", "validate", "--store", url, "--json", "n11"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["baseline"]["nights_alarmed"] == 0 and doc["history"]["nights_alarmed"] == 0
+    plants = {(round(p["factor"], 2)): p for p in doc["plants"]}
+    assert plants[1.0]["pair_found"] == 0 and plants[1.2]["pair_found"] >= 0.6 * plants[1.2]["plants"]
+    assert bench(["gate", "validate", "--store", url, "--paired", "n11"]) == 2  # no paired run stored yet
+    assert "no stored paired run" in capsys.readouterr().err
+    with ResultsStore(url) as store:
+        for i in range(4):
+            run = gs.paired_run(c[i], r[i], run_id=f"p{i}")
+            run.update(created=f"2026-12-2{i}T00:00:00Z", fingerprint={"id": "fp", "machine_id": "m"},
+                       config_hash="c")
+            store.save_run(run)
+    assert bench(["gate", "validate", "--store", url, "--paired", "p3"]) == 0
+    out = capsys.readouterr().out
+    for text in ("4 paired A/A run(s)", "night (whole comparison", "0.0% [0.0, 60.2]", "+10%", "Holm"):
+        assert text in out, text
