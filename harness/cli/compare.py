@@ -282,7 +282,8 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, margin {100 * cmp.margin:g}%, alpha {cmp.alpha:g})")
-    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [CI] level", "latency", "A/A false alarms",
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "level base/cand ms", "change [CI] level",
+                "slow share base/cand (Fisher p, not gating)", "latency", "A/A false alarms",
                 "MDE (90% power)", "p (MWU, diagnostic)", "acc base", "acc cand", "accuracy", "agree cand",
                 "decided by / notes"):
         t.add_column(col)
@@ -303,8 +304,11 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
         pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
         lat = c.latency
         acc = c.accuracy
+        level = f"{fnum(c.base_level_ms)} / {fnum(c.cand_level_ms)}"
+        mix = (f"{100 * c.mix.share_ref:.0f}% / {100 * c.mix.share_cand:.0f}% (p={c.mix.p_value:.2g})"
+               if c.mix else "n/a")
         t.add_row(
-            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change,
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), level, change, mix,
             f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat, aa, mde, pval,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,

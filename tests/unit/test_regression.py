@@ -154,6 +154,8 @@ def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
         store.save_run(make_run("elsewhere", seed=73, created="2026-01-04T00:00:00Z", fingerprint="fp-z"))
     out = tmp_path / "cmp.json"
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "same"]) == 0
+    text = capsys.readouterr().out
+    assert "Holm over" in text and "the chance of any false alarm in this comparison is <= 0.01" in text
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "slow", "--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert "check failed" in err and "openvino/l1-int8 latency b1" in err
