@@ -163,7 +163,7 @@ def run_paired(args: argparse.Namespace, to_stdout: bool, json_path: Any) -> int
         sys.stderr.write(f"inconclusive: ... and {len(unsure) - MAX_REASON_LINES} more cell(s) (the table and "
                          "--json list all)\n")
     if res.regressions:
-        names = ", ".join(f"{c.label} ({'+'.join(c.judged)})" for c in res.regressions[:5])
+        names = ", ".join(f"{c.label} ({'+'.join(c.judged) or c.verdict})" for c in res.regressions[:5])
         raise CheckFailed(f"{len(res.regressions)} regression(s) in paired run {res.run_id}: {names}"
                           + (" ..." if len(res.regressions) > 5 else ""))
     if unsure and not args.allow_inconclusive:

@@ -34,6 +34,7 @@ from common.stats.levels import LevelDiff, MixTest, holm, level_diff, mix_mcnema
 from common.stats.modes import GATE_PROCESSES, ModeMix, mode_mix
 from harness.gate import DEFAULT_MARGIN
 from harness.gate.regression import (
+    BROKEN,
     EXIT_INCONCLUSIVE,
     EXIT_OK,
     EXIT_REGRESSION,
@@ -102,7 +103,7 @@ class PairedJudgement:
 
     @property
     def regressions(self) -> list[PairedCell]:
-        return [c for c in self.cells if c.verdict == REGRESSION]
+        return [c for c in self.cells if c.verdict in (REGRESSION, BROKEN)]
 
     @property
     def inconclusive(self) -> list[PairedCell]:
@@ -165,6 +166,14 @@ def _judge_cell(key: CellKey, c_row: dict[str, Any] | None, r_row: dict[str, Any
     if c_row is None or r_row is None:
         cell.reason = f"the {'candidate' if c_row is None else 'reference'} arm is missing for this cell"
         return cell
+    c_status, r_status = c_row.get("status", "ok"), r_row.get("status", "ok")
+    if c_status != "ok" and r_status == "ok":  # the reference runs, the candidate fails: broken
+        cell.verdict = BROKEN
+        cell.reason = f"the reference arm is ok, the candidate {c_status}: {c_row.get('reason') or ''}".rstrip(": ")
+        return cell
+    if c_status != "ok" or r_status != "ok":
+        cell.reason = f"candidate {c_status}, reference {r_status}: nothing to compare"
+        return cell
     common = sorted(set(c_pairs) & set(r_pairs))
     cell.pairs = len(common)
     if cell.pairs < MIN_PAIRS:
@@ -173,9 +182,10 @@ def _judge_cell(key: CellKey, c_row: dict[str, Any] | None, r_row: dict[str, Any
         return cell
     cell.cand_modes, cell.ref_modes = mode_mix(c_vals), mode_mix(r_vals)
     cell.cand_p50_ms, cell.ref_p50_ms = float(np.median(c_vals)), float(np.median(r_vals))
-    assert cell.cand_modes is not None and cell.ref_modes is not None  # both have >= MIN_PAIRS positive values
     pooled = mode_mix([*c_vals, *r_vals])
-    assert pooled is not None
+    if pooled is None:  # not reached: both arms hold >= MIN_PAIRS positive values
+        cell.reason = "no positive per-process p50 in either arm"
+        return cell
     thr = pooled.threshold_ms  # one threshold from both arms: swapping a pair's arms leaves it unchanged
     cell.mix = mix_mcnemar([(c_pairs[p] > thr, r_pairs[p] > thr) for p in common])
     cell.level = level_diff(c_vals, r_vals, confidence=1.0 - alpha)

@@ -232,3 +232,12 @@ def test_history_on_levels_finds_a_ten_percent_step_by_its_second_run_without_fa
         found += called["v0"] == REGRESSION
         alarms += any(called[f"v{c}"] in (REGRESSION, IMPROVEMENT) for c in range(1, CELLS))
     assert found / nights >= 0.9 and alarms / nights <= 0.01
+
+
+def test_a_failing_candidate_arm_is_broken_and_exits_one() -> None:
+    c, r = gs.paired_nights(8, 1, 2, GATE_PROCESSES)
+    run = gs.paired_run(c[0], r[0])
+    run["results"][0].update(status="error", reason="compile failed")
+    res = judge_paired(run)
+    assert res.cells[0].verdict == "regression (broken)" and "compile failed" in res.cells[0].reason
+    assert res.exit_code() == 1
