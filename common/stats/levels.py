@@ -8,9 +8,9 @@ and Holm's step-down correction that makes one false-alarm rate for a whole comp
   the host's slow phases fall on both: what is left is the within-mode spread. The interval of the ratio is the
   t interval on the log difference; its coverage on multimodal data, clustering included, is checked by simulation
   (tests/unit/test_gate_modes_sim.py).
-* A missed fast mode (`miss_probability`): an arm none of whose processes landed in the reference's fast mode
-  shows a slower "fast" level by chance; the level is judged only when that chance, (1 - q_ref)^n, is below the
-  test's level, else more processes are needed (inconclusive).
+* A missed fast mode (`same_mode`): an arm none of whose processes landed in the other's fast mode shows a slower
+  "fast" level by chance (with probability (1 - q)^n, `miss_probability`); when one arm's fast level sits on a
+  slower mode of the other, the two levels are of different modes and are not compared (the mix still is).
 * Mix, paired (`mix_mcnemar`): each pair's two processes ran seconds apart, so a host phase slows both: McNemar's
   exact test (binomial on the discordant pairs) uses only pairs where one process was slow and the other not,
   and a phase that hits both cancels. Unpaired (`mix_fisher`, two runs): Fisher's exact test on the 2x2 table;
