@@ -10,9 +10,18 @@ seed:
 * merge: recompute every candidate's t-test against its neighbouring segments and drop, one at a time, the one
   with the largest p-value while it is >= `max_pvalue`, then the smallest relative change while it is <=
   `min_magnitude`, recomputing the neighbours after each drop.
-This module reimplements that algorithm (same statistic, same tie-breaking, same t-test on the population standard
-deviations, as Otava computes it) so it reproduces the change points Otava's own tests publish
-(tests/unit/test_changepoint.py); nothing is random, so the same series always gives the same answer.
+This module reimplements that algorithm (same statistic, same tie-breaking) and, with `otava=True`, Otava's exact
+t-test (population standard deviations, the p-value of the chosen split taken as is), so it reproduces the change
+points Otava's own tests publish (tests/unit/test_changepoint.py); nothing is random, so the same series always
+gives the same answer. The gate uses two corrections (the default, `otava=False`):
+* the sample standard deviation (ddof 1) in the t-test: Student's test is defined on it; the population sd
+  understates the spread of a short segment (3 runs: by 18%) and so overstates significance;
+* the chosen split's p-value is Bonferroni-adjusted for the choice: E-divisive picks the split where the
+  segments differ most, and a t-test of the best of k - 1 possible splits of k runs is not a t-test of one
+  fixed split (on flat noise the best of 19 splits gives p < 0.01 far more often than 1%); the p-value is
+  multiplied by the number of splits the search could have chosen in that span (capped at 1) where the merge
+  step keeps or drops a change point. The split step's relaxed first pass is a screen that only proposes
+  candidates, and stays Otava's (population sd, raw p at 10x the level), so both modes propose the same ones.
 
 `isolated_outliers` finds single runs that leave a level that holds before and after them (a transient machine
 state, not a change): the gate reports them and removes them before the search, so one bad night can neither
@@ -41,7 +50,7 @@ class SplitTest:
     p_value: float
     mean_before: float
     mean_after: float
-    std_before: float  # population standard deviations (ddof 0), as Otava passes them to the t-test
+    std_before: float  # sample standard deviations (ddof 1); population ones (ddof 0) in Otava's mode
     std_after: float
     n_before: int
     n_after: int
@@ -63,21 +72,24 @@ class ChangePoint:
     index: int  # first run of the new segment (0-based)
     qhat: float  # the energy statistic that proposed it
     test: SplitTest  # against its neighbouring segments
+    splits: int = 1  # splits the search could have chosen in that span: the Bonferroni factor (1 in Otava's mode)
 
     @property
     def p_value(self) -> float:
-        return self.test.p_value
+        """The t-test's p-value adjusted for the chosen split (raw in Otava's mode)."""
+        return min(1.0, self.test.p_value * self.splits)
 
 
-def split_test(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> SplitTest:
-    """Student's two-sample t-test (equal variances, two-sided) between `before` and `after`, on their population
-    standard deviations as Otava computes it; p = 1 with fewer than 3 values in all, or when both sides are
-    constant and equal."""
+def split_test(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray,
+               ddof: int = 1) -> SplitTest:
+    """Student's two-sample t-test (equal variances, two-sided) between `before` and `after` on their sample
+    standard deviations (`ddof=0`: the population ones, as Otava computes it); p = 1 with fewer than 3 values in
+    all, or when both sides are constant and equal."""
     a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
     if a.size == 0 or b.size == 0:
         raise ValueError("both sides of a split need at least one run")
     ma, mb = float(a.mean()), float(b.mean())
-    sa, sb = (float(a.std()) if a.size >= 2 else 0.0), (float(b.std()) if b.size >= 2 else 0.0)
+    sa, sb = (float(a.std(ddof=ddof)) if a.size >= 2 else 0.0), (float(b.std(ddof=ddof)) if b.size >= 2 else 0.0)
     p = 1.0
     if a.size + b.size > 2:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -147,16 +159,20 @@ def _window_splits(x: np.ndarray, max_pvalue: float) -> list[tuple[int, float]]:
                 best = (tau, q, a, b)
         assert best is not None
         tau, q, a, b = best
-        if split_test(x[a:tau], x[tau:b]).p_value > max_pvalue:
+        # the screen at the relaxed first-pass level is Otava's own (population sd, raw p): it only proposes;
+        # the merge step judges every change point it keeps with the sample sd and the adjusted p
+        if split_test(x[a:tau], x[tau:b], ddof=0).p_value > max_pvalue:
             return found
         found = sorted([*found, (tau, q)])
 
 
-def _with_tests(x: np.ndarray, cps: list[tuple[int, float]]) -> list[ChangePoint]:
-    """Each change point with its t-test between the segments on either side of it."""
+def _with_tests(x: np.ndarray, cps: list[tuple[int, float]], otava: bool = False) -> list[ChangePoint]:
+    """Each change point with its t-test between the segments on either side of it (and, outside Otava's mode,
+    the number of splits of that span as its Bonferroni factor)."""
     idx = [c for c, _ in cps]
     edges = [0, *idx, x.size]
-    return [ChangePoint(c, q, split_test(x[edges[k]:c], x[c:edges[k + 2]])) for k, (c, q) in enumerate(cps)]
+    return [ChangePoint(c, q, split_test(x[edges[k]:c], x[c:edges[k + 2]], ddof=0 if otava else 1),
+                        1 if otava else max(1, edges[k + 2] - edges[k] - 1)) for k, (c, q) in enumerate(cps)]
 
 
 def _first_pass_pvalue(max_pvalue: float) -> float:
@@ -166,7 +182,7 @@ def _first_pass_pvalue(max_pvalue: float) -> float:
 
 
 def weak_change_points(series: Sequence[float] | np.ndarray, window: int = DEFAULT_WINDOW,
-                       max_pvalue: float = 0.001) -> list[ChangePoint]:
+                       max_pvalue: float = 0.001, otava: bool = False) -> list[ChangePoint]:
     """The split step: candidates from sliding windows at the relaxed first-pass level, each with its t-test."""
     if window < 2:
         raise ValueError(f"window must be >= 2 runs, got {window}")
@@ -184,15 +200,16 @@ def weak_change_points(series: Sequence[float] | np.ndarray, window: int = DEFAU
         start = max(last, start + step)
         for c, q in new:
             found.setdefault(c, q)
-    return _with_tests(x, sorted(found.items()))
+    return _with_tests(x, sorted(found.items()), otava)
 
 
 def change_points(series: Sequence[float] | np.ndarray, *, window: int = DEFAULT_WINDOW, max_pvalue: float = 0.001,
-                  min_magnitude: float = 0.0) -> list[ChangePoint]:
+                  min_magnitude: float = 0.0, otava: bool = False) -> list[ChangePoint]:
     """Otava's change points of `series`: the split step, then the merge step keeps a change point only while its
-    t-test against the neighbouring segments has p < max_pvalue and its relative change exceeds min_magnitude."""
+    t-test against the neighbouring segments has p < max_pvalue (adjusted for the chosen split unless `otava`)
+    and its relative change exceeds min_magnitude."""
     x = np.asarray(series, dtype=np.float64).reshape(-1)
-    cps = weak_change_points(x, window, max_pvalue)
+    cps = weak_change_points(x, window, max_pvalue, otava)
     while cps:
         weakest = max(range(len(cps)), key=lambda k: (cps[k].p_value, -k))  # the first of the largest p
         if cps[weakest].p_value < max_pvalue:
@@ -200,7 +217,7 @@ def change_points(series: Sequence[float] | np.ndarray, *, window: int = DEFAULT
             if cps[weakest].test.magnitude > min_magnitude:
                 return cps
         del cps[weakest]
-        rebuilt = _with_tests(x, [(c.index, c.qhat) for c in cps])
+        rebuilt = _with_tests(x, [(c.index, c.qhat) for c in cps], otava)
         for k in (weakest, weakest + 1):  # Otava recomputes these two, the others keep their earlier tests
             if 0 <= k < len(cps):
                 cps[k] = rebuilt[k]

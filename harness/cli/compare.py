@@ -1,8 +1,11 @@
 """`bench compare`: statistical regression gate between runs.
 
-Exit 0: every compared cell was tested and none regressed; 1: a regression (or a broken cell); 3: no regression,
-but at least one cell was inconclusive (each printed with its reason in one line; `--allow-inconclusive` makes
-that 0); 2: bad input."""
+Three modes: `--baseline A --candidate B` (one pair of runs against this machine's A/A noise), `--history N` (the
+candidate against its series of runs) and `--paired RUN` (a candidate arm against a reference arm measured
+interleaved in one run). Exit 0: every compared cell was tested and none regressed; 1: a regression (or a broken
+cell); 3: no regression, but at least one cell was inconclusive (each printed with its reason in one line;
+`--allow-inconclusive` makes that 0); 2: bad input. Holm's correction over every test makes `--alpha` the
+false-alarm rate of the whole comparison."""
 
 from __future__ import annotations
 
@@ -45,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fingerprint and config, runs as the unit (change points, outliers set aside, the level "
                         "since the latest `bench accept`); at most N runs (default "
                         f"{HISTORY_ALL}): a regression stays reported while its earlier runs are within N")
+    p.add_argument("--paired", default=None, metavar="RUN",
+                   help="judge the candidate arm against the reference arm WITHIN one paired run (run id, 'latest' "
+                        "or results JSON): both arms ran interleaved in one night, so its drift cancels; per cell "
+                        "the fast-mode level (t-test) and the slow-mode share (McNemar on the pairs), Holm across "
+                        "cells")
     p.add_argument("--persist", type=int, default=None, help=argparse.SUPPRESS)  # removed; accepted, ignored
     p.add_argument("--threshold", type=float, default=0.05,
                    help="practical threshold: relative p50 change that counts on top of the statistics (default 0.05)")
@@ -52,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the largest slowdown a pass may hide: a cell is 'no change' only when a slowdown beyond "
                         "it is ruled out at 95%%, else inconclusive (default %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01,
-                   help="false-alarm level of each test (latency: the A/A bound; accuracy: McNemar) (default 0.01)")
+                   help="false-alarm rate of the whole comparison: Holm's correction over every cell's latency and "
+                        "accuracy tests (default 0.01)")
     p.add_argument("--allow-hardware-mismatch", action="store_true",
                    help="compare runs with different fingerprints anyway")
     p.add_argument("--allow-inconclusive", action="store_true",
@@ -64,10 +73,16 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "quiet", False):
         set_quiet(True)
     to_stdout, json_path = json_destinations(args)
-    if args.history is not None and args.baseline is not None:
-        raise UserError("give either --baseline RUN or --history N, not both")
-    if args.history is None and args.baseline is None:
-        raise UserError("nothing to compare: give --baseline RUN [--candidate RUN] or --history N")
+    modes = [m for m, v in (("--baseline", args.baseline), ("--history", args.history), ("--paired", args.paired))
+             if v is not None]
+    if len(modes) > 1:
+        raise UserError(f"give one of --baseline RUN, --history N or --paired RUN, not {' and '.join(modes)}")
+    if not modes:
+        raise UserError("nothing to compare: give --baseline RUN [--candidate RUN], --history N or --paired RUN")
+    if args.paired is not None:
+        if args.candidate is not None:
+            raise UserError("--candidate does not go with --paired: the paired run holds both arms")
+        return run_paired(args, to_stdout, json_path)
     if args.persist is not None:
         info("warning: --persist is gone: --history now finds change points and outliers (docs/measuring.md)")
     with open_store(args) as store:
@@ -124,6 +139,73 @@ def run(args: argparse.Namespace) -> int:
                          "(--allow-inconclusive makes this 0)\n")
         return EXIT_INCONCLUSIVE
     return 0
+
+
+def run_paired(args: argparse.Namespace, to_stdout: bool, json_path: Any) -> int:
+    """`--paired RUN`: the candidate arm against the reference arm of one run (harness.gate.paired)."""
+    from harness.gate.paired import judge_paired
+    from harness.gate.regression import EXIT_INCONCLUSIVE
+
+    with open_store(args) as store:
+        run = store.resolve(args.paired)
+    res = judge_paired(run, alpha=args.alpha, threshold=args.threshold, margin=args.margin)
+    doc = res.to_dict()
+    if to_stdout:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print_paired(res)
+    if json_path is not None:
+        write_json_atomic(json_path, doc, indent=2)
+    unsure = [f"{c.label}: {c.reason}" for c in res.inconclusive]
+    for line in unsure[:MAX_REASON_LINES]:
+        sys.stderr.write(f"inconclusive: {line}\n")
+    if len(unsure) > MAX_REASON_LINES:
+        sys.stderr.write(f"inconclusive: ... and {len(unsure) - MAX_REASON_LINES} more cell(s) (the table and "
+                         "--json list all)\n")
+    if res.regressions:
+        names = ", ".join(f"{c.label} ({'+'.join(c.judged) or c.verdict})" for c in res.regressions[:5])
+        raise CheckFailed(f"{len(res.regressions)} regression(s) in paired run {res.run_id}: {names}"
+                          + (" ..." if len(res.regressions) > 5 else ""))
+    if unsure and not args.allow_inconclusive:
+        sys.stderr.write(f"{len(unsure)} cell(s) inconclusive, none regressed: exit {EXIT_INCONCLUSIVE} "
+                         "(--allow-inconclusive makes this 0)\n")
+        return EXIT_INCONCLUSIVE
+    return 0
+
+
+def print_paired(res: Any) -> None:
+    """The per-cell table of a paired judgement and its family-wise line."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.gate.paired import LEVEL_STATISTIC, MIX_STATISTIC
+    from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, REGRESSION
+    from reports.tables import fnum
+
+    out = table_console()
+    t = Table(title=f"paired run {res.run_id}: candidate vs reference arm (threshold {100 * res.threshold:g}%, "
+                    f"margin {100 * res.margin:g}%, family-wise alpha {res.alpha:g}, Holm)")
+    for col in ("cell", "pairs", "p50 ref ms", "p50 cand ms", "fast ref ms", "fast cand ms", "level [CI]",
+                "slow share ref/cand", "p level / mix", "Holm p", "verdict", "judged", "decided by / reason"):
+        t.add_column(col)
+    style = {REGRESSION: "bold red", IMPROVEMENT: "green", INCONCLUSIVE: "yellow"}
+    for c in res.cells:
+        lv, mx = c.level, c.mix
+        level = (f"{100 * (lv.ratio - 1):+.1f}% [{100 * (lv.low - 1):+.1f}%, {100 * (lv.high - 1):+.1f}%]"
+                 if lv else "n/a")
+        share = f"{100 * mx.share_ref:.0f}% / {100 * mx.share_cand:.0f}%" if mx else "n/a"
+        ps = f"{lv.p_value:.2g} / " if lv else "n/a / "
+        ps += f"{mx.p_value:.2g}" if mx else "n/a"
+        verdict = f"[{style[c.verdict]}]{c.verdict}[/]" if c.verdict in style else c.verdict
+        t.add_row(escape(c.label), str(c.pairs), fnum(c.ref_p50_ms), fnum(c.cand_p50_ms),
+                  fnum(c.ref_modes.fast_ms if c.ref_modes else None),
+                  fnum(c.cand_modes.fast_ms if c.cand_modes else None), level, share, ps,
+                  f"{c.p_adjusted:.2g}" if c.p_adjusted is not None else "n/a", verdict, "+".join(c.judged) or "—",
+                  escape(c.decided_by or c.reason))
+    out.print(t)
+    out.print(escape(f"level: {LEVEL_STATISTIC}; mix: {MIX_STATISTIC}; {res.family()}"))
+    out.print(f"{len(res.regressions)} regression(s), {len(res.inconclusive)} inconclusive, "
+              f"{len(res.cells)} cells judged")
 
 
 def aa_history(store: ResultsStore, baseline: dict[str, Any], candidate: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -193,14 +275,15 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, REGRESSION, cell_label
+    from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, LEVEL_STATISTIC, REGRESSION, cell_label
     from reports.tables import fnum, fpct
 
     base = ", ".join(cmp.baseline_ids[:3]) + (f" (+{len(cmp.baseline_ids) - 3})" if len(cmp.baseline_ids) > 3 else "")
     out = table_console()
     t = Table(title=f"candidate {cmp.candidate_id} vs baseline {base} "
                     f"(threshold {100 * cmp.threshold:g}%, margin {100 * cmp.margin:g}%, alpha {cmp.alpha:g})")
-    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "change [CI] level", "latency", "A/A false alarms",
+    for col in ("cell", "unit", "p50 base ms", "p50 cand ms", "level base/cand ms", "change [CI] level",
+                "slow share base/cand (Fisher p, not gating)", "latency", "A/A false alarms",
                 "MDE (90% power)", "p (MWU, diagnostic)", "acc base", "acc cand", "accuracy", "agree cand",
                 "decided by / notes"):
         t.add_column(col)
@@ -221,8 +304,11 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
         pval = f"{c.p_value:.2g}" if c.p_value is not None else "n/a"
         lat = c.latency
         acc = c.accuracy
+        level = f"{fnum(c.base_level_ms)} / {fnum(c.cand_level_ms)}"
+        mix = (f"{100 * c.mix.share_ref:.0f}% / {100 * c.mix.share_cand:.0f}% (p={c.mix.p_value:.2g})"
+               if c.mix else "n/a")
         t.add_row(
-            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), change,
+            escape(cell_label(c.key)), unit, fnum(c.base_p50_ms), fnum(c.cand_p50_ms), level, change, mix,
             f"[{style[lat.split(' ')[0]]}]{lat}[/]" if lat.split(" ")[0] in style else lat, aa, mde, pval,
             fpct(c.base_accuracy), fpct(c.cand_accuracy),
             f"[{style[acc]}]{acc}[/]" if acc in style else acc,
@@ -236,3 +322,5 @@ def print_comparison(cmp: Comparison, agreement: dict[tuple[str, str, str, str, 
                          f"{skipped[0].cand_status}); not compared"))
     out.print(f"{len(cmp.regressions)} regression(s), {len(cmp.inconclusive)} inconclusive, {n_imp} improvement(s), "
               f"{len(cmp.cells) - len(skipped)} cells compared")
+    out.print(escape(f"latency judged on the {LEVEL_STATISTIC} (p50 columns: the median, the typical figure); "
+                     f"{cmp.family()}"))

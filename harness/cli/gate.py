@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.console import console, set_quiet
 from common.errors import UserError
@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the largest slowdown a 'no change' may hide, as in bench compare (default %(default)s)")
     v.add_argument("--backend", action="append", default=None, help="only this backend's cells (repeatable)")
     v.add_argument("--variant", action="append", default=None, help="only this variant's cells (repeatable)")
+    v.add_argument("--paired", action="store_true",
+                   help="validate `bench compare --paired` on the stored paired runs of RUN's config (A/A: both "
+                        "arms the same code): false alarms per night, detection of the candidate arm slowed")
     v.add_argument("--json", action="store_true", help="print the validation as JSON on stdout")
 
 
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         ref = store.load_run(args.run_ref)
         runs = store.same_config_runs(ref, LOOK_BACK)
+    if args.paired:
+        return _run_paired(args, ref, runs)
     if len(runs) < MIN_RUNS:
         raise UserError(f"run {ref.get('run_id')}'s machine and config have {len(runs)} stored run(s); validating "
                         f"the gate needs >= {MIN_RUNS} same-config runs (12 over 45 minutes: docs/measuring.md)")
@@ -70,42 +75,108 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_paired(args: argparse.Namespace, ref: dict[str, Any], runs: list[dict[str, Any]]) -> int:
+    from harness.gate.paired import REFERENCE
+    from harness.gate.validate import validate_paired
+
+    paired = [r for r in runs if any(isinstance(x, dict) and x.get("arm") == REFERENCE
+                                     for x in r.get("results") or [])]
+    if not paired:
+        raise UserError(f"run {ref.get('run_id')}'s machine and config have no stored paired run (rows with arm = "
+                        "'reference'); --paired validates the paired gate on them")
+    res = validate_paired(paired, alpha=args.alpha, threshold=args.threshold, margin=args.margin)
+    if args.json:
+        sys.stdout.write(json.dumps(res.to_dict()) + "\n")
+        return 0
+    from rich.table import Table
+
+    out = table_console()
+    console.print(f"{res.runs} paired A/A run(s) of run {ref.get('run_id')}'s machine and config; threshold "
+                  f"{100 * res.threshold:g}%, margin {100 * res.margin:g}%, family-wise alpha {res.alpha:g} (Holm "
+                  "across cells)", markup=False)
+    t = Table(title="false alarms (both arms the same code)")
+    for col in ("unit", "judged", "false alarms", "rate [95% CP]", "inconclusive"):
+        t.add_column(col)
+    t.add_row("night (whole comparison; goal <= alpha)", str(res.runs), str(res.nights_alarmed),
+              _rate(res.nights_alarmed, res.runs), "")
+    t.add_row("cell", str(res.cells), str(res.alarms), _rate(res.alarms, res.cells), str(res.inconclusive))
+    out.print(t)
+    t = Table(title="detection: candidate arm slowed (planted: stored numbers scaled; measured: real runs)")
+    for col in ("step", "cells", "called a regression [95% CP]", "same event unslowed [95% CP]", "inconclusive"):
+        t.add_column(col)
+    null = next((p for p in res.plants if p.factor == 1.0 and not p.real), None)
+    for p in res.plants:
+        if p is null:
+            continue
+        t.add_row(f"+{100 * (p.factor - 1):.0f}%" + (" (measured)" if p.real else ""), str(p.plants),
+                  _rate(p.pair_found, p.plants), _rate(null.pair_found, null.plants) if null else "n/a",
+                  str(p.pair_inconclusive))
+    out.print(t)
+    return 0
+
+
 def _pct(x: float | None, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%" if x is not None else "n/a"
+
+
+def _rate(k: int, n: int, digits: int = 1) -> str:
+    """k/n as a percentage with its Clopper-Pearson 95% interval."""
+    from harness.gate.validate import clopper_pearson
+
+    ci = clopper_pearson(k, n)
+    if ci is None:
+        return "n/a"
+    return f"{100 * k / n:.{digits}f}% [{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]"
 
 
 def _print(res: Validation, ref_id: str, runs: list[dict[str, object]]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.validate import MAX_DELAY, median_delay
+    from harness.gate.validate import MAX_DELAY, MDE_GRID, MDE_POWER, median_delay
 
     out = table_console()
     first, last = str(runs[0].get("created")), str(runs[-1].get("created"))
     console.print(f"{res.runs} same-config runs of run {ref_id}'s machine and config, {first} .. {last}; "
                   f"{len(res.cells)} cells; threshold {100 * res.threshold:g}%, margin {100 * res.margin:g}%, "
-                  f"alpha {res.alpha:g}", markup=False)
-    t = Table(title="false alarms per cell comparison (nothing changed between these runs)")
-    for col in ("mode", "cell comparisons tested", "false alarms", "rate (goal <= 1%)", "inconclusive"):
+                  f"family-wise alpha {res.alpha:g} (Holm over every test of a comparison)", markup=False)
+    t = Table(title="false alarms (nothing changed between these runs); rates over every comparison asked, "
+                    "inconclusive ones included; [95% Clopper-Pearson]")
+    for col in ("mode", "comparisons", "false alarms", "rate per cell", "nights", "nights with any alarm",
+                "rate per night (goal <= alpha)", "inconclusive"):
         t.add_column(col)
     for m in (res.baseline, res.history):
-        t.add_row(m.mode, str(m.tested), str(m.alarms), _pct(m.rate), str(m.inconclusive))
+        t.add_row(m.mode, str(m.judged), str(m.alarms), _rate(m.alarms, m.judged), str(m.nights),
+                  str(m.nights_alarmed), _rate(m.nights_alarmed, m.nights), str(m.inconclusive))
     out.print(t)
-    t = Table(title=f"planted steps (whole runs scaled from a point on), --history {res.window}")
+    null = res.null
+    t = Table(title=f"planted steps (whole runs scaled from a point on), --history {res.window}; beside each "
+                    "rate the same event on the unslowed runs")
     cols = ["step", "plants", *[f"called by slowed run {d + 1}" for d in range(MAX_DELAY)], "median delay",
-            "1st slowed run exits non-zero", "--baseline pair calls it"]
+            "1st slowed run exits non-zero", "--baseline pair calls it", "pair inconclusive"]
     for col in cols:
         t.add_column(col)
+
+    def both(k: int, p_n: int, k0: int | None) -> str:
+        return _rate(k, p_n, 0) + (f" | unslowed {_rate(k0, null.plants, 0)}" if null and k0 is not None else "")
+
     for p in res.plants:
-        t.add_row(f"+{100 * (p.factor - 1):.0f}%", str(p.plants),
-                  *[_pct(p.found_by[d] / p.plants if p.plants else None, 0) for d in range(MAX_DELAY)],
+        if p is null:
+            continue
+        label = f"+{100 * (p.factor - 1):.0f}%" + (" (measured)" if p.real else "")
+        t.add_row(label, str(p.plants),
+                  *[both(p.found_by[d], p.plants, null.found_by[d] if null else None) for d in range(MAX_DELAY)],
                   f"{median_delay(p):g}" if median_delay(p) is not None else "n/a",
-                  _pct(p.first_nonzero / p.plants if p.plants else None, 0),
-                  f"{p.pair_found}/{p.pair_tested}")
+                  both(p.first_nonzero, p.plants, null.first_nonzero if null else None),
+                  both(p.pair_found, p.plants, null.pair_found if null else None), str(p.pair_inconclusive))
     out.print(t)
-    t = Table(title="per cell: run-to-run spread and the smallest change each rule detects (90% power)")
+    grid = "/".join(f"+{100 * (f - 1):.0f}%" for f in MDE_GRID)
+    t = Table(title=f"per cell: run-to-run sd of the level and the smallest planted step ({grid}) each rule "
+                    f"calls in >= {100 * MDE_POWER:.0f}% of onsets (replayed, not a formula)")
     for col in ("cell", "runs", "run-to-run sd", "MDE --baseline", "MDE --history (3 runs after)"):
         t.add_column(col)
     for c in res.cells:
-        t.add_row(escape(c.cell), str(c.runs), _pct(c.sigma), _pct(c.mde_baseline), _pct(c.mde_history))
+        t.add_row(escape(c.cell), str(c.runs), _pct(c.sigma),
+                  _pct(c.mde_baseline, 0) if c.mde_baseline is not None else f"> {grid.split('/')[-1]}",
+                  _pct(c.mde_history, 0) if c.mde_history is not None else f"> {grid.split('/')[-1]}")
     out.print(t)

@@ -56,6 +56,7 @@ class HistoryVerdict:
     decided_by: str = ""
     reason: str = ""  # why inconclusive
     upper: float | None = None  # one-sided EQUIVALENCE_LEVEL upper bound of rel_change, on a "no change"
+    p_value: float | None = None  # the candidate level's t-test against the reference (split-adjusted): Holm uses it
 
 
 def _label(i: int, run_ids: Sequence[str] | None) -> str:
@@ -191,16 +192,21 @@ def history_verdict(series: Sequence[float], threshold: float, *, start: int = 0
         cand = later[-2] + cand  # the open change goes on: judge its whole level
         res.rel_change = float(x[cand].mean() / ref_mean - 1.0)
     test = split_test(x[ref_seg], x[cand])
+    # the candidate level starts where the search put a change point: its p is adjusted for that choice as the
+    # change points' are (Bonferroni over the splits of the span)
+    p_adj = min(1.0, test.p_value * max(1, len(ref_seg) + len(cand) - 1))
+    res.p_value = p_adj
     res.ci = _rel_ci(x[ref_seg], x[cand])
     ci_txt = f" [{100 * res.ci[0]:+.1f}%, {100 * res.ci[1]:+.1f}%]" if res.ci else ""
-    if test.p_value < max_pvalue and abs(res.rel_change) > threshold and res.since is not None:
+    if p_adj < max_pvalue and abs(res.rel_change) > threshold and res.since is not None:
         res.verdict = REGRESSION if res.rel_change > 0 else IMPROVEMENT
         word = "regressed" if res.verdict == REGRESSION else "improved"
         res.decided_by = "; ".join([f"{word} since {_label(res.since, run_ids)} ({100 * res.rel_change:+.1f}%"
-                                    f"{ci_txt}) against {ref_txt}, t-test p={test.p_value:.2g}", *notes])
+                                    f"{ci_txt}) against {ref_txt}, t-test p={p_adj:.2g} (adjusted for the chosen "
+                                    "split)", *notes])
     else:
         res.since = None
-        res.decided_by = "; ".join([f"back at {ref_txt} ({100 * res.rel_change:+.1f}%{ci_txt}, p={test.p_value:.2g})",
+        res.decided_by = "; ".join([f"back at {ref_txt} ({100 * res.rel_change:+.1f}%{ci_txt}, p={p_adj:.2g})",
                                     *notes])
         return _equivalent(res, x[ref_seg], x[cand], margin, "the newest level is")
     return res

@@ -10,7 +10,14 @@ All samples of one process share one machine state, so the unit of a latency tes
 a sample (asv `rounds` + `_stats.is_different`, pyperf worker processes, Google Benchmark repetitions). Every
 process counts the same way: a process marked noisy is counted like any other (never "dropped unless that leaves
 too few"); a side whose processes are all noisy is inconclusive.
-* one baseline run (`--baseline A --candidate B`): a run's value is the median of its processes' p50s; the change
+A run's value of a cell, what the gate judges, is its LEVEL: the fast mode of its per-process p50s
+(`common.stats.modes`: at 2 threads processes land in 3-4 modes and the mix changes per run, so the median over
+processes moves 6-17% between runs while the fast mode moves 0.5%); the median stays the typical latency in the
+tables (`base_p50_ms`, `cand_p50_ms`). The MIX (share of processes outside the fast mode) is tested with Fisher's
+exact test and shown; between two nights it moves beyond binomial, so across runs it does not gate (it does in
+`--paired`, `harness.gate.paired`). Holm's step-down correction over every test of the comparison (each cell's
+latency and accuracy) makes "alpha" the false-alarm rate of the whole `bench compare`, not of each cell.
+* one baseline run (`--baseline A --candidate B`): the change
   B / A is judged against this machine's run-to-run noise learned from same-config reruns (`harness.gate.baseline`:
   the t-corrected A/A bound, or inconclusive without enough A/A history unless beyond +50% / -33%) AND the
   practical `threshold`.
@@ -36,6 +43,8 @@ from scipy.stats import mannwhitneyu
 from common.errors import UserError
 from common.results import config_hash, fingerprint_id
 from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
+from common.stats.levels import MixTest, holm, mix_fisher
+from common.stats.modes import FAST_WIDTH, mode_mix
 from harness.gate import DEFAULT_MARGIN
 from harness.gate.baseline import baseline_verdict
 from harness.gate.history import CI_LEVEL as HISTORY_CI_LEVEL
@@ -49,6 +58,8 @@ NOT_MEASURED = "not measured"  # neither run measured the cell (e.g. unavailable
 UNTESTED = INCONCLUSIVE  # the old name: a cell that was not tested is inconclusive, never a pass
 EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3
 MIN_SAMPLES = 5  # fewer raw samples than this on either side: the Mann-Whitney diagnostic is not run
+LEVEL_STATISTIC = "fast-mode level (median of the fast mode's per-process p50s)"
+CORRECTION = "holm"
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -81,7 +92,15 @@ class CellComparison:
     cand_status: str | None = None
     base_p50_ms: float | None = None
     cand_p50_ms: float | None = None
-    rel_change: float | None = None
+    rel_change: float | None = None  # of the level (the statistic judged)
+    base_level_ms: float | None = None  # the fast-mode level judged (history: the reference level's mean)
+    cand_level_ms: float | None = None
+    statistic: str = LEVEL_STATISTIC
+    judged: str = ""  # what decided a change: "level" (across runs the mix does not gate)
+    gate_p: float | None = None  # the latency test's p-value (two-sided)
+    gate_p_adjusted: float | None = None  # after Holm over every test of the comparison
+    accuracy_p_adjusted: float | None = None
+    mix: MixTest | None = None  # slow-mode shares and Fisher's exact test: shown, not gating across runs
     p_value: float | None = None  # Mann-Whitney U over the pooled raw samples: a diagnostic, not the gate
     base_n: int = 0
     cand_n: int = 0
@@ -147,6 +166,11 @@ class Comparison:
     cells: list[CellComparison]
     warnings: list[str] = field(default_factory=list)
     margin: float = DEFAULT_MARGIN
+    tests: int = 0  # tests in the Holm family
+
+    def family(self) -> str:
+        return (f"Holm over {self.tests} test(s) (latency and accuracy of every cell): the chance of any false "
+                f"alarm in this comparison is <= {self.alpha:g}")
 
     @property
     def regressions(self) -> list[CellComparison]:
@@ -172,6 +196,10 @@ class Comparison:
             "threshold": self.threshold,
             "alpha": self.alpha,
             "margin": self.margin,
+            "correction": CORRECTION,
+            "family_wise_alpha": self.alpha,
+            "family": self.family(),
+            "level_statistic": LEVEL_STATISTIC,
             "regressions": len(self.regressions),
             "inconclusive": len(self.inconclusive),
             "improvements": sum(1 for c in self.cells if IMPROVEMENT in (c.latency, c.accuracy)),
@@ -219,9 +247,15 @@ def all_noisy(row: dict[str, Any]) -> bool:
 
 
 def run_p50(row: dict[str, Any]) -> float | None:
-    """A run's value of a cell: the median of its per-process p50s."""
+    """A run's typical latency of a cell (for tables): the median of its per-process p50s."""
     vals = process_p50s(row)
     return float(np.median(vals)) if vals else None
+
+
+def run_level(row: dict[str, Any]) -> float | None:
+    """A run's value of a cell for the gate: the fast-mode level of its per-process p50s."""
+    mm = mode_mix(process_p50s(row))
+    return mm.fast_ms if mm is not None else None
 
 
 def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
@@ -311,7 +345,41 @@ def compare_cells(
                                    accepted)
             ref = b_ok[start] if start < len(b_ok) else c_row
         _compare_accuracy(cc, ref, c_row, alpha, f"run {ref.get('_run_id') or 'baseline'}")
+    apply_holm(out, alpha, margin)
     return out
+
+
+def holm_tests(cells: Sequence[CellComparison]) -> list[tuple[CellComparison, str, float]]:
+    """The family of a comparison: every cell's latency test and accuracy test that gave a p-value."""
+    return [*((c, "latency", c.gate_p) for c in cells if c.gate_p is not None),
+            *((c, "accuracy", c.accuracy_p_value) for c in cells if c.accuracy_p_value is not None)]
+
+
+def apply_holm(cells: Sequence[CellComparison], alpha: float, margin: float) -> None:
+    """Holm's step-down over every test of the comparison: a change stays called only where its adjusted p-value
+    is below alpha (so alpha bounds the chance of any false alarm in the whole comparison, whatever the cells
+    share: a night effect slows them all). A latency change that does not survive is "no change" when a slowdown
+    beyond the margin is ruled out, else inconclusive; an accuracy change that does not survive is no change."""
+    tests = holm_tests(cells)
+    for (c, kind, _p), adj in zip(tests, holm([p for _c, _k, p in tests]), strict=True):
+        if kind == "latency":
+            c.gate_p_adjusted = adj
+            if c.latency in (REGRESSION, IMPROVEMENT):
+                if adj < alpha:
+                    c.judged = "level"
+                    continue
+                survived = f"p={c.gate_p:.2g} is not significant after Holm over {len(tests)} tests " \
+                           f"(adjusted p={adj:.2g} >= alpha {alpha:g})"
+                if c.upper is not None and c.upper < margin:
+                    c.latency = SAME
+                    c.notes.append(survived)
+                else:
+                    c.latency, c.reason = INCONCLUSIVE, survived + "; a slowdown beyond the margin is not ruled out"
+        else:
+            c.accuracy_p_adjusted = adj
+            if c.accuracy in (REGRESSION, IMPROVEMENT) and adj >= alpha:
+                c.accuracy = SAME
+                c.notes.append(f"accuracy: McNemar p={_p:.2g}, adjusted p={adj:.2g} after Holm: not significant")
 
 
 def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float, alpha: float,
@@ -320,6 +388,11 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
     b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
     cc.method, cc.base_processes, cc.cand_processes = "processes", len(b_vals), len(c_vals)
     cc.base_p50_ms = float(np.median(b_vals)) if b_vals else None
+    bm, cm = mode_mix(b_vals), mode_mix(c_vals)
+    cc.base_level_ms = bm.fast_ms if bm else None
+    cc.cand_level_ms = cm.fast_ms if cm else None
+    if bm is not None and cm is not None:
+        cc.mix = mix_fisher(cm, bm)
     noisy = [side for side, row in (("baseline", b_row), ("candidate", c_row)) if all_noisy(row)]
     if noisy:
         cc.latency = INCONCLUSIVE
@@ -329,7 +402,7 @@ def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, An
     cc.latency, cc.rel_change, cc.decided_by, cc.reason = v.verdict, v.rel_change, v.decided_by, v.reason
     cc.ratio_ci = [1.0 + v.ci[0], 1.0 + v.ci[1]] if v.ci else None
     cc.ci_level, cc.mde, cc.aa_pairs, cc.aa_false_alarms = v.ci_level, v.mde, v.aa_pairs, v.aa_alarms
-    cc.aa_inconclusive, cc.upper = v.aa_inconclusive, v.upper
+    cc.aa_inconclusive, cc.upper, cc.gate_p = v.aa_inconclusive, v.upper, v.p_value
     if v.noise is not None:
         cc.aa_runs, cc.aa_df, cc.aa_sigma = v.noise.runs, v.noise.df, v.noise.sigma
 
@@ -346,27 +419,29 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
                   accepted: Sequence[Mapping[str, Any]], quality: bool = True,
                   margin: float = DEFAULT_MARGIN) -> None:
     cc.method = "runs"
-    pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_p50(r)) is not None and v > 0]
-    cc.base_p50_ms = float(np.median([v for _, v in pairs])) if pairs else None
+    pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_level(r)) is not None and v > 0]
+    typical = [v for r in b_ok if (v := run_p50(r)) is not None]
+    cc.base_p50_ms = float(np.median(typical)) if typical else None
+    cc.cand_level_ms = run_level(c_row)
     if all_noisy(c_row):
         cc.latency = INCONCLUSIVE
         cc.reason = "every process of the candidate was noisy (steal or foreign load)"
         return
-    if cc.cand_p50_ms is None or cc.cand_p50_ms <= 0:
+    if cc.cand_level_ms is None or cc.cand_level_ms <= 0:
         cc.latency, cc.reason = INCONCLUSIVE, "the candidate row has no latency values"
         return
     ids = [rid for rid, _ in pairs] + [str(c_row.get("_run_id", "candidate"))]
-    cc.series_ms = [*(v for _, v in pairs), cc.cand_p50_ms]
+    cc.series_ms = [*(v for _, v in pairs), cc.cand_level_ms]
     cc.series_runs = ids
     start = accepted_start(cc.key, ids, accepted)
     hv = history_verdict(cc.series_ms, threshold, start=start, run_ids=ids, margin=margin)
-    cc.history, cc.upper = hv, hv.upper
+    cc.history, cc.upper, cc.gate_p = hv, hv.upper, hv.p_value
     cc.latency, cc.rel_change, cc.decided_by, cc.reason = hv.verdict, hv.rel_change, hv.decided_by, hv.reason
     cc.ratio_ci = [1.0 + hv.ci[0], 1.0 + hv.ci[1]] if hv.ci else None
     cc.ci_level = HISTORY_CI_LEVEL if hv.ci else None
     if hv.reference:
         ref = cc.series_ms[hv.reference[0]:hv.reference[1]]
-        cc.base_p50_ms = float(np.mean(ref))
+        cc.base_level_ms = float(np.mean(ref))
         if quality:
             cc.aa_pairs, cc.aa_false_alarms, cc.mde = history_quality(cc.series_ms, hv.reference, threshold)
         cc.aa_runs, cc.aa_df = len(ref), len(ref) - 1
@@ -419,17 +494,40 @@ def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[s
                           "bench): McNemar's paired test needs it")
 
 
+def code_version(run: dict[str, Any]) -> str | None:
+    """The code a run measured with: the git commit its fingerprint recorded (`fingerprint.git.commit`); a run from
+    a dirty tree is its own version (its uncommitted edits are unknown), None when no commit was recorded."""
+    fp = run.get("fingerprint")
+    git = fp.get("git") if isinstance(fp, dict) else None
+    commit = git.get("commit") if isinstance(git, dict) else None
+    if not isinstance(commit, str) or not commit:
+        return None
+    return f"{commit}+dirty:{run.get('run_id')}" if isinstance(git, dict) and git.get("dirty") else commit
+
+
+def _drop_missed(vals: list[float]) -> list[float]:
+    """A group's run levels without the runs whose fast level sits a mode above the group's (they missed the fast
+    mode: a mix event, not level noise, and one of them would inflate the noise 30-fold)."""
+    if len(vals) < 3:
+        return vals
+    low = float(np.median(vals))
+    return [v for v in vals if v <= low * (1.0 + FAST_WIDTH)]
+
+
 def aa_values(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[CellKey, list[list[float]]]:
-    """Per cell, the run values of each group of same-config runs (each group oldest first; ok rows only)."""
+    """Per cell, the run levels of each group of same-config runs of the same code (each group oldest first; ok
+    rows only). Runs of different code never pool as A/A noise: a group is split by `code_version`; runs that
+    recorded no commit (older runs) pool by config alone, a limitation the docs state."""
     out: dict[CellKey, list[list[float]]] = {}
     for g in groups:
-        per: dict[CellKey, list[float]] = {}
+        per: dict[tuple[CellKey, str | None], list[float]] = {}
         for run in sorted(g, key=lambda r: str(r.get("created", ""))):
+            version = code_version(run)
             for row in run.get("results", []):
-                if row.get("status") == "ok" and (v := run_p50(row)) is not None and v > 0:
-                    per.setdefault(cell_key(row), []).append(v)
-        for k, vals in per.items():
-            out.setdefault(k, []).append(vals)
+                if row.get("status") == "ok" and (v := run_level(row)) is not None and v > 0:
+                    per.setdefault((cell_key(row), version), []).append(v)
+        for (k, _version), vals in per.items():
+            out.setdefault(k, []).append(_drop_missed(vals))
     return out
 
 
@@ -483,4 +581,5 @@ def compare_runs(
     cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
     cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history,
                           aa_values=aa_values(aa_history), quality=quality, margin=margin)
-    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings, margin)
+    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings, margin,
+                      tests=len(holm_tests(cells)))

@@ -1,30 +1,37 @@
 """`bench gate validate`: the gate's own false-alarm and detection rates, replayed on stored same-config runs.
 
 Given one machine's runs of one config (oldest first, nothing changed between them by construction):
-* false alarms, per cell comparison: `--baseline` on every consecutive pair (each judged with the A/A history of
-  the runs before it, as `bench compare` would have had it then) and `--history W` on every run (the W runs before
-  it); any change called is a false alarm, an inconclusive cell is counted apart;
+* false alarms, per cell comparison and per night (any alarm in the whole comparison, the figure Holm bounds by
+  alpha): `--baseline` on every consecutive pair (each judged with the A/A history of the runs before it, as
+  `bench compare` would have had it then) and `--history W` on every run (the W runs before it). Any change
+  called is a false alarm; an inconclusive comparison stays in the denominator (a rate over the comparisons the
+  gate was asked to judge, not over the ones it chose to answer) and is counted apart too;
 * detection: a step planted from run k on by scaling those whole runs (every sample, every per-process value and
-  statistic x factor, throughput / factor: their own noise kept) for +5/+10/+20%; for each onset and cell, the
-  first slowed run `--history W` calls a regression (delay 0: the first slowed run), whether the first slowed run
-  already exits non-zero (regression or inconclusive), and whether the one-pair `--baseline` test (the run before
-  the step against the first slowed run) calls it;
-* per cell: the run-to-run sd and the MDE at 90% power of both rules.
+  statistic x factor, throughput / factor: their own noise kept) for +5/+10/+20%, and the same replay on the
+  unslowed runs (factor 1.0) printed beside it: a detection rate means little without the rate at which the same
+  event happens with nothing slowed. Real slowed runs (a file-built slowdown, measured) go through `real`;
+* the MDE per cell replayed through the rule: the smallest planted step of MDE_GRID the rule calls in >= 90% of
+  the onsets (not a formula: the formula assumes normal run values, the runs here are not); for `--baseline` over
+  the onsets with enough A/A history before them (MIN_AA_DF), where the rule is armed at all;
+* every rate with its Clopper-Pearson 95% interval.
+`validate_paired` does the same for paired runs (`bench compare --paired`): A/A paired runs (both arms the same
+code) give the false alarms per night; the candidate arm scaled gives the planted detection.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 
-from common.stats.noise import aa_mde, run_noise, step_mde
+from common.stats.noise import run_noise
 from harness.gate import DEFAULT_MARGIN
-from harness.gate.history import MAX_PVALUE, MIN_HISTORY, STEP_RUNS
+from harness.gate.baseline import MIN_AA_DF
+from harness.gate.history import MIN_HISTORY
 from harness.gate.regression import (
     IMPROVEMENT,
     INCONCLUSIVE,
@@ -33,43 +40,79 @@ from harness.gate.regression import (
     cell_key,
     cell_label,
     compare_runs,
-    run_p50,
+    run_level,
 )
 
 FACTORS = (1.05, 1.10, 1.20)
+NULL = 1.0  # the unslowed replay, printed beside every detection rate
+MDE_GRID = (1.02, 1.05, 1.10, 1.20, 1.50)  # the planted steps the per-cell MDE is read from
+MDE_POWER = 0.90
 MAX_DELAY = 3  # runs after the onset that are looked at
 _TIME_FIELDS = ("min", "p50", "p90", "p95", "p99", "mean", "stdev", "iqr")
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """The exact (Clopper-Pearson) interval of a rate k / n (None for n = 0)."""
+    if n <= 0:
+        return None
+    a = (1.0 - level) / 2.0
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1.0 - a, k + 1, n - k))
+    return low, high
 
 
 @dataclass
 class ModeRate:
     mode: str
-    tested: int = 0
+    tested: int = 0  # comparisons with a verdict other than inconclusive
     alarms: int = 0
     inconclusive: int = 0
+    nights: int = 0  # whole comparisons (every cell of one candidate run)
+    nights_alarmed: int = 0  # of them with any false alarm
+
+    @property
+    def judged(self) -> int:
+        """The denominator: every comparison asked, inconclusive ones included."""
+        return self.tested + self.inconclusive
 
     @property
     def rate(self) -> float | None:
-        return self.alarms / self.tested if self.tested else None
+        return self.alarms / self.judged if self.judged else None
+
+    @property
+    def rate_ci(self) -> tuple[float, float] | None:
+        return clopper_pearson(self.alarms, self.judged)
+
+    @property
+    def night_rate(self) -> float | None:
+        return self.nights_alarmed / self.nights if self.nights else None
+
+    @property
+    def night_rate_ci(self) -> tuple[float, float] | None:
+        return clopper_pearson(self.nights_alarmed, self.nights)
 
 
 @dataclass
 class PlantRate:
     factor: float
-    plants: int = 0
+    plants: int = 0  # (onset, cell) plants: the denominator of every rate here, inconclusive ones included
     found_by: list[int] = field(default_factory=lambda: [0] * MAX_DELAY)  # called by the (d+1)-th slowed run
     first_nonzero: int = 0  # the first slowed run already exits non-zero (regression or inconclusive)
     pair_found: int = 0  # the one-pair --baseline test calls it on the first slowed run
-    pair_tested: int = 0
+    pair_inconclusive: int = 0
+    real: bool = False  # measured slowed runs, not planted
+
+    def ci(self, k: int) -> tuple[float, float] | None:
+        return clopper_pearson(k, self.plants)
 
 
 @dataclass
 class CellQuality:
     cell: str
     runs: int
-    sigma: float | None  # run-to-run sd of log run values
-    mde_baseline: float | None
-    mde_history: float | None
+    sigma: float | None  # run-to-run sd of log run levels
+    mde_baseline: float | None  # smallest MDE_GRID step the --baseline rule calls in >= 90% of onsets (replayed)
+    mde_history: float | None  # the same for --history within MAX_DELAY runs
 
 
 @dataclass
@@ -83,12 +126,22 @@ class Validation:
     history: ModeRate
     plants: list[PlantRate]
     margin: float = DEFAULT_MARGIN
+    correction: str = "holm"
+
+    @property
+    def null(self) -> PlantRate | None:
+        """The unslowed replay (factor 1.0): the same events with nothing slowed."""
+        return next((p for p in self.plants if p.factor == NULL and not p.real), None)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         d = asdict(self)
-        d["baseline"]["rate"], d["history"]["rate"] = self.baseline.rate, self.history.rate
+        for name, m in (("baseline", self.baseline), ("history", self.history)):
+            d[name].update(rate=m.rate, rate_ci=m.rate_ci, judged=m.judged, night_rate=m.night_rate,
+                           night_rate_ci=m.night_rate_ci)
+        for pd, p in zip(d["plants"], self.plants, strict=True):
+            pd["found_ci"] = [p.ci(k) for k in p.found_by]
+            pd["pair_found_ci"] = p.ci(p.pair_found)
+            pd["first_nonzero_ci"] = p.ci(p.first_nonzero)
         return d
 
 
@@ -132,6 +185,8 @@ def common_cells(runs: Sequence[dict[str, Any]]) -> set[CellKey]:
 
 
 def _count(rate: ModeRate, cmp_cells: Sequence[Any]) -> None:
+    rate.nights += 1
+    any_alarm = False
     for c in cmp_cells:
         if not c.compared:
             continue
@@ -139,13 +194,26 @@ def _count(rate: ModeRate, cmp_cells: Sequence[Any]) -> None:
             rate.inconclusive += 1
         else:
             rate.tested += 1
-            rate.alarms += c.latency in (REGRESSION, IMPROVEMENT)
+            alarm = c.latency in (REGRESSION, IMPROVEMENT)
+            rate.alarms += alarm
+            any_alarm |= alarm
+    rate.nights_alarmed += any_alarm
+
+
+def _mde(hits: dict[float, int], onsets: int) -> float | None:
+    """The smallest grid step found in >= MDE_POWER of the onsets (None: not even the largest)."""
+    for f in sorted(hits):
+        if f in MDE_GRID and onsets and hits[f] / onsets >= MDE_POWER:
+            return round(f - 1.0, 6)
+    return None
 
 
 def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: float = 0.05, alpha: float = 0.01,
              factors: Sequence[float] = FACTORS, cells: set[CellKey] | None = None,
-             margin: float = DEFAULT_MARGIN) -> Validation:
-    """Replay both rules on `runs` (one machine, one config, oldest first) and on planted steps."""
+             margin: float = DEFAULT_MARGIN, real: Sequence[tuple[float, dict[str, Any]]] = ()) -> Validation:
+    """Replay both rules on `runs` (one machine, one config, oldest first), on planted steps and on the unslowed
+    runs. `real`: (the slowdown it was built with, a run measured with it) pairs, each judged by --baseline
+    against the newest of `runs` with their A/A history, reported as a detection row of its own."""
     runs = sorted(runs, key=lambda r: str(r.get("created", "")))
     keys = common_cells(runs) if cells is None else cells & common_cells(runs)
     runs = [_keep(r, keys) for r in runs]
@@ -157,7 +225,9 @@ def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: flo
         _count(hist, compare_runs(runs[max(0, j - window):j], runs[j], history=True, **kw).cells)
     plants = []
     onsets = range(MIN_HISTORY - 1, len(runs) - MAX_DELAY + 1)  # >= MIN_HISTORY - 1 runs before, MAX_DELAY after
-    for f in factors:
+    hist_hits: dict[CellKey, dict[float, int]] = {k: {} for k in keys}
+    pair_hits: dict[CellKey, dict[float, int]] = {k: {} for k in keys}
+    for f in sorted({NULL, *factors, *MDE_GRID}):
         pr = PlantRate(f)
         for k in onsets:
             slowed = [*runs[:k], *(scale_run(r, f) for r in runs[k:])]
@@ -171,29 +241,113 @@ def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: flo
                         pr.first_nonzero += 1
             pair = compare_runs([runs[k - 1]], slowed[k], aa_history=[runs[:k]], **kw)
             for c in pair.cells:
-                if c.key in keys and c.latency != INCONCLUSIVE:
-                    pr.pair_tested += 1
+                if c.key in keys:
+                    pr.pair_inconclusive += c.latency == INCONCLUSIVE
                     pr.pair_found += c.latency == REGRESSION
+                    if k >= MIN_AA_DF + 1:  # the MDE is of the armed rule: enough A/A history before the pair
+                        pair_hits[c.key][f] = pair_hits[c.key].get(f, 0) + (c.latency == REGRESSION)
             pr.plants += len(keys)
-            for d in found.values():
+            for key, d in found.items():
+                hist_hits[key][f] = hist_hits[key].get(f, 0) + 1
                 for i in range(d, MAX_DELAY):
                     pr.found_by[i] += 1
-        plants.append(pr)
+        if f == NULL or f in factors:
+            plants.append(pr)
+    if real and runs:
+        plants += _real_rows(runs, real, keys, kw)
     quality = []
     for key in sorted(keys):
-        vals = [v for r in runs for row in r["results"] if cell_key(row) == key and (v := run_p50(row))]
+        vals = [v for r in runs for row in r["results"] if cell_key(row) == key and (v := run_level(row))]
         noise = run_noise([vals])
-        sigma = noise.sigma if noise else None
-        ref_n = max(1, min(window, len(vals) - STEP_RUNS))
-        quality.append(CellQuality(
-            cell_label(key), len(vals), sigma,
-            max(aa_mde(noise, alpha), threshold) if noise and noise.df >= 2 else None,
-            (lambda m: max(m, threshold) if m is not None else None)(step_mde(sigma, ref_n, STEP_RUNS, MAX_PVALUE))
-            if sigma is not None and math.isfinite(sigma) else None))
+        quality.append(CellQuality(cell_label(key), len(vals), noise.sigma if noise else None,
+                                   _mde(pair_hits[key], sum(k >= MIN_AA_DF + 1 for k in onsets)),
+                                   _mde(hist_hits[key], len(onsets))))
     return Validation(len(runs), window, threshold, alpha, quality, base, hist, plants, margin)
+
+
+def _real_rows(runs: Sequence[dict[str, Any]], real: Sequence[tuple[float, dict[str, Any]]], keys: set[CellKey],
+               kw: dict[str, Any]) -> list[PlantRate]:
+    """Detection rows for measured slowed runs, each against the newest stored run with the whole history."""
+    rows: dict[float, PlantRate] = {}
+    for f, run in real:
+        pr = rows.setdefault(f, PlantRate(f, real=True))
+        cmp = compare_runs([runs[-1]], _keep(run, keys), aa_history=[list(runs)], **kw)
+        for c in cmp.cells:
+            if c.key in keys:
+                pr.plants += 1
+                pr.pair_found += c.latency == REGRESSION
+                pr.pair_inconclusive += c.latency == INCONCLUSIVE
+    return list(rows.values())
 
 
 def median_delay(p: PlantRate) -> float | None:
     """The median delay over the plants found within MAX_DELAY runs (runs after the first slowed one)."""
     delays = [d for d in range(MAX_DELAY) for _ in range(p.found_by[d] - (p.found_by[d - 1] if d else 0))]
     return float(np.median(delays)) if delays else None
+
+
+def scale_arm(run: dict[str, Any], factor: float, arm: str = "candidate") -> dict[str, Any]:
+    """A copy of a paired run with one arm's rows slowed by `factor` (the other arm kept)."""
+    from harness.gate.paired import arm as arm_of
+
+    out = copy.deepcopy(run)
+    rows = out.get("results") or []
+    chosen = [r for r in rows if arm_of(r) == arm]
+    slowed = scale_run({"results": chosen}, factor)["results"]
+    out["results"] = [r for r in rows if arm_of(r) != arm] + slowed
+    return out
+
+
+@dataclass
+class PairedValidation:
+    """The paired gate's false alarms on A/A paired runs and its detection of planted (or measured) slowdowns."""
+
+    runs: int
+    alpha: float
+    threshold: float
+    margin: float
+    cells: int  # cell judgements in the A/A runs
+    alarms: int  # of them a change called
+    inconclusive: int
+    nights_alarmed: int  # A/A runs with any alarm (the rate Holm bounds by alpha)
+    plants: list[PlantRate]
+    correction: str = "holm"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rate"] = self.alarms / self.cells if self.cells else None
+        d["rate_ci"] = clopper_pearson(self.alarms, self.cells)
+        d["night_rate"] = self.nights_alarmed / self.runs if self.runs else None
+        d["night_rate_ci"] = clopper_pearson(self.nights_alarmed, self.runs)
+        for pd, p in zip(d["plants"], self.plants, strict=True):
+            pd["pair_found_ci"] = p.ci(p.pair_found)
+        return d
+
+
+def validate_paired(runs: Sequence[dict[str, Any]], *, alpha: float = 0.01, threshold: float = 0.05,
+                    margin: float = DEFAULT_MARGIN, factors: Sequence[float] = FACTORS,
+                    real: Sequence[tuple[float, dict[str, Any]]] = ()) -> PairedValidation:
+    """`runs`: A/A paired runs (both arms the same code); `real`: (slowdown built into the candidate, paired run)."""
+    from harness.gate.paired import judge_paired
+
+    kw: dict[str, Any] = {"alpha": alpha, "threshold": threshold, "margin": margin}
+    cells = alarms = unsure = nights = 0
+    for run in runs:
+        res = judge_paired(run, **kw)
+        hit = [c for c in res.cells if c.verdict in (REGRESSION, IMPROVEMENT)]
+        cells += len(res.cells)
+        alarms += len(hit)
+        unsure += len(res.inconclusive)
+        nights += bool(hit)
+    plants: list[PlantRate] = []
+    jobs = [(f, [scale_arm(r, f) for r in runs], False) for f in (NULL, *factors)]
+    jobs += [(f, [r for g, r in real if g == f], True) for f in sorted({g for g, _ in real})]
+    for f, judged, is_real in jobs:
+        pr = PlantRate(f, real=is_real)
+        for run in judged:
+            res = judge_paired(run, **kw)
+            pr.plants += len(res.cells)
+            pr.pair_found += sum(c.verdict == REGRESSION for c in res.cells)
+            pr.pair_inconclusive += len(res.inconclusive)
+        plants.append(pr)
+    return PairedValidation(len(runs), alpha, threshold, margin, cells, alarms, unsure, nights, plants)

@@ -22,7 +22,7 @@ def test_otava_published_series_give_otava_expected_change_points(name: str) -> 
     data = SERIES[name]
     for e in data["expected"]:
         got = [c.index for c in change_points(data["series"], window=e["window"], max_pvalue=e["max_pvalue"],
-                                              min_magnitude=e["min_magnitude"])]
+                                              min_magnitude=e["min_magnitude"], otava=True)]
         assert got == e["change_points"], e
 
 
@@ -150,3 +150,25 @@ def test_no_change_hides_a_newest_run_at_the_margin_at_most_5_percent_of_the_tim
     passes = sum(history_verdict(np.exp(rng.normal(0, 0.04, runs + 1)) * np.r_[np.ones(runs), 1.10], 0.05).verdict
                  == SAME for _ in range(trials))
     assert passes / trials <= 0.05 + 3 * (0.05 * 0.95 / trials) ** 0.5
+
+
+def test_split_test_uses_the_sample_sd_and_otava_mode_the_population_sd() -> None:
+    from scipy.stats import ttest_ind
+
+    a, b = [1.0, 1.1, 0.9], [1.3, 1.2, 1.25]
+    assert split_test(a, b).p_value == pytest.approx(float(ttest_ind(a, b).pvalue))  # Student's test, ddof 1
+    assert split_test(a, b, ddof=0).p_value < split_test(a, b).p_value  # the population sd overstates it
+    assert split_test(a, b).std_before == pytest.approx(float(np.std(a, ddof=1)))
+
+
+def test_chosen_split_p_is_bonferroni_adjusted_and_keeps_flat_noise_quiet() -> None:
+    """On flat noise the best of k - 1 splits passes an unadjusted t-test at 1% far more often than 1%; the
+    adjusted p-value (raw x the splits of the span) keeps the change points found on flat series near alpha."""
+    rng = np.random.default_rng(5)
+    series = rng.normal(1.0, 0.05, (300, 20))
+    raw = sum(bool(change_points(s, max_pvalue=0.01, otava=True)) for s in series) / len(series)
+    adj = sum(bool(change_points(s, max_pvalue=0.01)) for s in series) / len(series)
+    assert adj <= 0.02 < raw
+    cp = change_points(np.r_[np.ones(10), 1.3 * np.ones(10)] * rng.normal(1.0, 0.01, 20), max_pvalue=0.01)
+    assert [c.index for c in cp] == [10] and cp[0].splits == 19
+    assert cp[0].p_value == pytest.approx(min(1.0, cp[0].test.p_value * 19))

@@ -118,8 +118,10 @@ def test_beyond_the_conservative_bound_with_processes_apart_it_is_called_without
     """threads=1 against threads=2: +73% with every candidate process slower than every baseline process."""
     v = baseline_verdict([1.0, 1.05, 0.98, 1.02, 1.01], [1.73, 1.70, 1.80, 1.75, 1.72], [], 0.05, 0.01)
     assert v.verdict == REGRESSION and "conservative bound" in v.decided_by and v.ci_level == pytest.approx(0.875)
-    overlap = baseline_verdict([1.0, 1.05, 0.98, 1.9, 1.01], [1.73, 1.70, 1.80, 1.75, 1.72], [], 0.05, 0.01)
-    assert overlap.verdict == INCONCLUSIVE  # one stray baseline process overlaps: not called without history
+    stray = baseline_verdict([1.0, 1.05, 0.98, 1.9, 1.01], [1.73, 1.70, 1.80, 1.75, 1.72], [], 0.05, 0.01)
+    assert stray.verdict == REGRESSION  # a stray slow baseline process is in a slow mode: the fast levels are apart
+    missed = baseline_verdict([1.0, 1.01, 1.32, 1.33, 1.31], [1.32, 1.33, 1.31, 1.62, 1.6], [], 0.05, 0.01)
+    assert missed.verdict == INCONCLUSIVE and "slower mode" in missed.reason  # the candidate missed the fast mode
     assert baseline_verdict([1.0] * 3, [1.0 / (1 + CONSERVATIVE_BOUND) - 0.01] * 3, [], 0.05, 0.01).verdict \
         == IMPROVEMENT
 
@@ -127,6 +129,23 @@ def test_beyond_the_conservative_bound_with_processes_apart_it_is_called_without
 def test_the_rule_reports_its_own_false_alarms_on_the_history() -> None:
     flat = [[1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]]
     pairs, alarms, unsure = aa_replay(flat, 0.05, 0.01)
-    assert pairs == 7 and alarms == 0 and unsure == 0
-    jumpy = [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.3]]  # the last rerun jumped: the replay counts it as an alarm,
-    assert aa_replay(jumpy, 0.05, 0.01) == (6, 1, 5)  # and the other pairs, judged with it, as unsure
+    assert pairs == 3 and alarms == 0 and unsure == 0  # noise from the runs before each pair: df >= 4 from run 6
+    jumpy = [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.3]]  # the last rerun jumped: the replay counts it as an alarm, and
+    assert aa_replay(jumpy, 0.05, 0.01) == (2, 1, 0)  # the earlier pairs are judged without it (it came later)
+
+
+def test_runs_of_different_code_never_pool_as_aa_noise() -> None:
+    """aa_values splits a same-config group by the git commit the runs recorded; a dirty run stands alone."""
+    from harness.gate.regression import aa_values, code_version
+
+    def run(i: int, commit: str | None, dirty: bool = False, level: float = 1.0) -> dict:
+        return {"run_id": f"r{i}", "created": f"2026-01-0{i}", "fingerprint": {"git": {"commit": commit,
+                                                                                         "dirty": dirty}},
+                "results": [{"backend": "ov", "variant": "v", "scenario": "latency", "batch_size": 1,
+                             "status": "ok", "rounds": [{"p50_ms": level * f} for f in (1.0, 1.01, 0.99)]}]}
+
+    group = [run(1, "a"), run(2, "a"), run(3, "b", level=1.3), run(4, "b", level=1.3), run(5, "a", dirty=True)]
+    vals = next(iter(aa_values([group]).values()))
+    assert sorted(len(g) for g in vals) == [1, 2, 2]  # a: 2 runs, b: 2 runs, the dirty one alone
+    assert all(max(g) / min(g) < 1.01 for g in vals)  # the 30% between the commits is not taken for noise
+    assert code_version(run(6, None)) is None and code_version(run(7, "c", dirty=True)) == "c+dirty:r7"

@@ -50,7 +50,8 @@ def test_compare_runs_finds_only_the_slowed_cell(make_run):
     assert lat.rel_change == pytest.approx(0.10, abs=0.03) and lat.base_n == lat.cand_n == 300
     assert lat.method == "processes" and lat.base_processes == lat.cand_processes == 3
     assert lat.ratio_ci is not None and lat.ratio_ci[0] > 1.0 and lat.p_value is not None and lat.ci_level == 0.99
-    assert lat.aa_runs == 7 and lat.aa_df == 6 and lat.aa_pairs == 6 and lat.mde is not None
+    # the A/A replay learns the noise only from runs before each pair: df >= 4 first at the 6th run, so 2 pairs
+    assert lat.aa_runs == 7 and lat.aa_df == 6 and lat.aa_pairs == 2 and lat.mde is not None
     trt = [c for c in cmp.cells if c.key[0] == "tensorrt"]
     assert trt and all(not c.is_regression for c in trt)  # unavailable in both: not compared
 
@@ -153,6 +154,8 @@ def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
         store.save_run(make_run("elsewhere", seed=73, created="2026-01-04T00:00:00Z", fingerprint="fp-z"))
     out = tmp_path / "cmp.json"
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "same"]) == 0
+    text = capsys.readouterr().out
+    assert "Holm over" in text and "the chance of any false alarm in this comparison is <= 0.01" in text
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "slow", "--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert "check failed" in err and "openvino/l1-int8 latency b1" in err
@@ -161,7 +164,11 @@ def test_compare_command_exit_codes(tmp_path, make_run, bench, capsys):
     assert data["exit_code"] == 1 and data["inconclusive"] == 0
     lat = next(c for c in data["cells"] if c["variant"] == "l1-int8" and c["backend"] == "openvino"
                and c["scenario"] == "latency")
-    assert lat["aa_runs"] == 8 and lat["aa_pairs"] == 7 and lat["aa_false_alarms"] == 0 and lat["mde"] < 0.1
+    # replayed with the noise of the runs before each pair only: df >= 4 from the 6th run on, so 3 pairs of 8 runs
+    assert lat["aa_runs"] == 8 and lat["aa_pairs"] == 3 and lat["aa_false_alarms"] == 0 and lat["mde"] < 0.1
+    assert data["correction"] == "holm" and data["family_wise_alpha"] == 0.01 and "Holm over" in data["family"]
+    assert lat["statistic"].startswith("fast-mode level") and lat["judged"] == "level"
+    assert lat["gate_p_adjusted"] is not None and lat["gate_p_adjusted"] >= lat["gate_p"]
     assert {c["scenario"] for c in data["cells"] if c["regression"]} == {"latency", "throughput"}
     assert bench(["compare", "--store", url, "--baseline", "base", "--candidate", "elsewhere"]) == 2
     assert "--allow-hardware-mismatch" in capsys.readouterr().err
