@@ -168,6 +168,9 @@ class StoreConfig:
     url: str = setting("sqlite:///runs/history.sqlite")
     runs_dir: str = setting("runs")
     cache_dir: str = setting(".bench-cache")
+    # where `bench accept` keeps accepted artifact files by content ("": artifacts/ beside a SQLite file, else
+    # <runs_dir>/artifacts), for `bench run --reference accepted`
+    artifacts_dir: str = setting("")
 
 
 @dataclass(frozen=True)
