@@ -163,6 +163,8 @@ def more_rounds(args: argparse.Namespace) -> MoreRounds | None:
         raise UserError(f"--max-extra-rounds {n}: must be 0 or a positive number of rounds")
     if cap is not None and not cap > 0:
         raise UserError(f"--paired-time-cap-s {cap:g}: must be a positive number of seconds")
+    if n and getattr(args, "cluster", None):
+        raise UserError("--max-extra-rounds runs on this machine only; drop --cluster or --max-extra-rounds")
     if n == 0:
         if cap is not None:
             raise UserError("--paired-time-cap-s caps the rounds --max-extra-rounds N adds; give --max-extra-rounds")
