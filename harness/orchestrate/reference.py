@@ -60,7 +60,7 @@ def parse_reference_sets(items: Iterable[str]) -> dict[str, Any]:
         key = ".".join(parts)
         if not any(key == s or (s.endswith(".") and key.startswith(s)) for s in SETTABLE):
             raise UserError(f"--reference-set {item!r}: a reference arm may change only "
-                            f"{', '.join(s + '<setting>' if s.endswith('.') else s for s in SETTABLE)} (the rounds, "
+                            f"{', '.join(s + '<name>.<setting>' if s.endswith('.') else s for s in SETTABLE)} (the rounds, "
                             "durations and batch sizes stay the candidate's so every process has a partner)")
         out[key] = value
     return out
