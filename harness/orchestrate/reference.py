@@ -59,8 +59,8 @@ def parse_reference_sets(items: Iterable[str]) -> dict[str, Any]:
         parts, value = parse_override(item)
         key = ".".join(parts)
         if not any(key == s or (s.endswith(".") and key.startswith(s)) for s in SETTABLE):
-            raise UserError(f"--reference-set {item!r}: a reference arm may change only "
-                            f"{', '.join(s + '<name>.<setting>' if s.endswith('.') else s for s in SETTABLE)} (the rounds, "
+            allowed = ", ".join(s + "<name>.<setting>" if s.endswith(".") else s for s in SETTABLE)
+            raise UserError(f"--reference-set {item!r}: a reference arm may change only {allowed} (the rounds, "
                             "durations and batch sizes stay the candidate's so every process has a partner)")
         out[key] = value
     return out
