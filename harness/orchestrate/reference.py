@@ -27,7 +27,7 @@ from harness.orchestrate.kept_artifacts import kept_dir, read_index
 KINDS = ("dir", "accepted", "settings")
 # Settings a reference arm may change: what one process does, never what makes the arms' rows pairs (rounds,
 # batch sizes, durations, the variants and backends of the grid).
-SETTABLE = ("benchmark.threads", "benchmark.warmup_s", "benchmark.cell_memory_mb", "backends.")
+SETTABLE = ("benchmark.threads", "benchmark.cpus", "benchmark.warmup_s", "benchmark.cell_memory_mb", "backends.")
 ACCEPT_HINT = ('accept a run first: `bench accept RUN --reason "..."` keeps the run\'s artifact files for '
                "later reference runs")
 

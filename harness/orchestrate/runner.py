@@ -41,7 +41,7 @@ from fer.data import FerData
 from harness.measure.agreement import agreement_rows, reference_is_cell
 from harness.measure.evidence import attach_agreement
 from harness.measure.fingerprint import fingerprint
-from harness.measure.launcher import cell_spec, run_cell_subprocess
+from harness.measure.launcher import cell_spec, check_cpus, run_cell_subprocess
 from harness.measure.loop import harness_overhead_us
 from harness.measure.roofline import (
     is_gpu_row,
@@ -120,6 +120,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     b = cfg.benchmark
     n_rounds = int(b.rounds)
     per_process = cell_settings(cfg)
+    for arm_settings in (per_process, *([reference.cell] if reference is not None else [])):
+        check_cpus(arm_settings.cpus)
     rng = random.Random(b.round_seed)
     orders: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
@@ -165,7 +167,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                     spec = timed_spec(cell_spec(s_arm, backend, art, images_path, labels_path, work / "-"))
                     started = datetime.now(UTC).isoformat(timespec="seconds")
                     result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log",
-                                                 ref.threads if ref is not None else b.threads)
+                                                 ref.threads if ref is not None else b.threads, s_arm.cpus)
                     procs[arm][(backend, variant)].append({"round": rnd, "started": started, "result": result,
                                                            "pair": rnd, "position": position, "arm": arm})
                     who = f" [{arm}]" if reference is not None else ""
@@ -183,7 +185,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                 out_logits = work / f"{backend}__{variant}.logits.npy"
                 spec = cell_spec(per_process, backend, artifacts[variant], images_path, labels_path, out_logits,
                                  timing=False)
-                result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads)
+                result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads,
+                                             per_process.cpus)
                 accuracy[(backend, variant)] = result
                 if result.get("status") == "ok" and out_logits.is_file():
                     logits[(backend, variant)] = out_logits

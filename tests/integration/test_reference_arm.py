@@ -5,6 +5,7 @@ added while a cell is inconclusive, and the refusals of a bad REF."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ import pytest
 import harness.cli.entry as cli
 from backends.registry import resolve_config
 from common.config import load_config
+from common.errors import UserError
 from common.results import ARM_ROW_FIELDS, ROW_FIELDS
 from fer.data import FerData
 from harness.history.store import ResultsStore
@@ -140,7 +142,9 @@ def test_both_arms_and_their_rounds_survive_the_sqlite_store(dir_run: dict[str, 
 
 def test_inconclusive_cells_get_rounds_up_to_the_cap(arts: dict[str, Path], tiny_data: FerData) -> None:
     cfg = _cfg(["dense-fp32"])
-    ref = _arm(cfg, "settings", {}, settings=None)
+    first_cpu = min(os.sched_getaffinity(0))
+    ref = _arm(_cfg(["dense-fp32"], **{"benchmark.cpus": f"[{first_cpu}]"}), "settings", {},
+               settings={"benchmark.cpus": [first_cpu]})
     asked: list[int] = []
 
     def always(rows: list[dict[str, Any]]) -> bool:
@@ -159,6 +163,15 @@ def test_inconclusive_cells_get_rounds_up_to_the_cap(arts: dict[str, Path], tiny
     for row in results["results"]:
         assert [(e["pair"], e["position"]) for e in row["rounds"]][-1] == (2, 0 if row["arm"] == "candidate" else 1)
         assert len(row["rounds"]) == 3
+        # the reference processes were confined to one CPU (benchmark.cpus), the candidate's were not
+        allowed = 1 if row["arm"] == "reference" else len(os.sched_getaffinity(0))
+        assert [e["cpus_allowed"] for e in row["rounds"]] == [allowed] * 3
+
+
+def test_cpus_outside_the_affinity_are_refused(arts: dict[str, Path], tiny_data: FerData) -> None:
+    cfg = _cfg(["dense-fp32"], **{"benchmark.cpus": f"[{max(os.sched_getaffinity(0)) + 1}]"})
+    with pytest.raises(UserError, match=r"benchmark.cpus = \[\d+\]: this machine lets bench run on CPUs"):
+        run_grid(cfg, {"dense-fp32": arts["candidate"]}, tiny_data)
 
 
 def test_the_time_cap_stops_added_rounds_without_a_reference(arts: dict[str, Path], tiny_data: FerData) -> None:
