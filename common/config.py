@@ -152,6 +152,9 @@ class BenchmarkConfig:
     max_cov: float = setting(0.15, min=0.0, max=10.0)
     cell_timeout_s: float = setting(600.0, min=1.0, max=86_400.0)
     cell_memory_mb: int = setting(0, min=0, max=16_777_216)  # address-space limit per cell process; 0 = none
+    # CPUs each cell process is confined to (os.sched_setaffinity before it starts); [] = wherever the scheduler
+    # puts it. Try it against the default with `bench run --reference-set benchmark.cpus=[1]`.
+    cpus: list[int] = setting([], min=0, max=65_535, hash="unless_default")
     accuracy: bool = setting(True)
     # Randomized interleaved trials (Abedi & Brecht, ICPE 2017): every cell runs once per round in a fresh
     # process, the cell order shuffled per round with `round_seed`; estimates use processes as the unit.
@@ -168,6 +171,9 @@ class StoreConfig:
     url: str = setting("sqlite:///runs/history.sqlite")
     runs_dir: str = setting("runs")
     cache_dir: str = setting(".bench-cache")
+    # where `bench accept` keeps accepted artifact files by content ("": artifacts/ beside a SQLite file, else
+    # <runs_dir>/artifacts), for `bench run --reference accepted`
+    artifacts_dir: str = setting("")
 
 
 @dataclass(frozen=True)

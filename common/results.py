@@ -21,8 +21,12 @@ RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config",
 # Top-level keys a run may carry besides RESULT_FIELDS: the layer table's file (`bench run`, `bench sweep`), the
 # sweep's points ({points: [{variant, method, scope, sparsity, precision}], baseline, paper_point, tolerance}) and
 # its frontier ({backend: {fastest_within_tolerance: {variant, p50_ms, accuracy, speedup_vs_dense_fp32_torch,
-# ...}, pareto: [variant, ...], dense_accuracy}}).
-OPTIONAL_RESULT_FIELDS = ("layers_csv", "sweep", "frontier")
+# ...}, pareto: [variant, ...], dense_accuracy}}); `bench run`'s measured files ({variant: {path, manifest_sha256}},
+# what `bench accept` keeps) and its reference arm ({kind: dir|accepted|settings, path, settings}).
+OPTIONAL_RESULT_FIELDS = ("layers_csv", "sweep", "frontier", "artifacts", "reference")
+# Row keys of a run with a reference arm only: "candidate" or "reference", and the reference's --reference-set
+# overrides (None: the same settings); each `rounds` entry then has `pair` (the round) and `position` (0: first).
+ARM_ROW_FIELDS = ("arm", "reference_settings")
 ROW_FIELDS = (
     "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
     "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",

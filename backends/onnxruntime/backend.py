@@ -1,7 +1,8 @@
 """ONNX Runtime: the artifact's model.onnx on the CPU execution provider (CUDA/TensorRT providers when
 onnxruntime-gpu is installed and `backends.onnxruntime.provider` asks for them).
 
-Threads are fixed (intra-op = benchmark.threads, inter-op = 1, sequential execution). ONNX Runtime falls
+Threads are fixed (intra-op = benchmark.threads, inter-op = 1, sequential execution); `spinning` and `pinning`
+set the workers' spin-wait and CPU affinity, and the row's describe says both. ONNX Runtime falls
 back to the CPU provider silently, so `load` checks `session.get_providers()` and refuses a session that
 does not run on the provider asked for. `int8_layers` counts the int8 compute nodes (QLinearConv,
 QLinearMatMul, QGemm, ConvInteger, MatMulInteger) in the optimized graph of the session that is timed: that
@@ -78,6 +79,11 @@ class OnnxRuntimeBackend(Backend):
             )
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
         so.log_severity_level = 3
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.extra.get("spinning", True)
+                                    else "0")
+        pinned = worker_affinities(options.threads) if options.extra.get("pinning", False) else ""
+        if pinned:
+            so.add_session_config_entry("session.intra_op_thread_affinities", pinned)
         if optimized_path is not None:
             so.optimized_model_filepath = str(optimized_path)
         return so
@@ -115,6 +121,8 @@ class OnnxRuntimeBackend(Backend):
             "device": "CPU" if provider == "cpu" else provider.upper(),
             "threads": options.threads,
             "inter_op_threads": 1,
+            "spinning": bool(options.extra.get("spinning", True)),
+            "pinning": worker_affinities(options.threads) if options.extra.get("pinning", False) else "",
             "providers": used,
             "graph_optimization": str(options.extra.get("optimization", "all")),
             "precision": artifact.precision,
@@ -163,6 +171,18 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._io.clear()
         self._session = None
+
+
+def worker_affinities(threads: int) -> str:
+    """`session.intra_op_thread_affinities` for `threads` intra-op threads: one logical processor (1-based, ';'
+    between workers) for each of the threads - 1 workers, taken from the end of this process's CPU affinity so
+    the calling thread keeps the first; "" when there are too few CPUs to give each its own (nothing pinned)."""
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if threads < 2 or len(cpus) < threads:
+        return ""
+    return ";".join(str(c + 1) for c in cpus[len(cpus) - (threads - 1):])
 
 
 def optimized_graph_layers(path: Path) -> tuple[int, int, dict[str, int]] | None:

@@ -14,3 +14,9 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 class OnnxRuntimeConfig:
     provider: str = setting("cpu", choices=PROVIDERS)
     optimization: str = setting("all", choices=OPT_LEVELS)
+    # intra-op workers spin-wait between calls (ONNX Runtime's default) instead of sleeping:
+    # session.intra_op.allow_spinning
+    spinning: bool = setting(True)
+    # pin each intra-op worker to one CPU of the process's affinity (session.intra_op_thread_affinities); the
+    # calling thread, ONNX Runtime's first intra-op thread, is left to the scheduler
+    pinning: bool = setting(False)

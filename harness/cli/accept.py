@@ -3,6 +3,11 @@
 Stored with who accepted it, when and why (table `accepted_changes`, schema v4); `bench history` lists acceptances
 and the report shows them. Without filters every cell of the run is accepted; --backend/--variant/--scenario/
 --batch-size/--machine narrow it to some cells.
+
+The run's artifact files (recorded by `bench run` under `artifacts`) are copied by content into the kept-artifacts
+directory (`store.artifacts_dir`; default artifacts/ beside the SQLite file: harness.orchestrate.kept_artifacts)
+before the acceptance is stored, so `bench run --reference accepted` can measure them later, after the cache that
+held them has changed.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         set_quiet(True)
     if args.batch_size is not None and args.batch_size <= 0:
         raise UserError(f"--batch-size {args.batch_size}: must be a positive batch size")
+    from harness.cli._common import load_config_from_args
+    from harness.orchestrate.kept_artifacts import default_artifacts_dir, keep_run
+
+    cfg = load_config_from_args(args)
     with open_store(args) as store:
         run_id = args.run_ref
         if run_id == "latest":
@@ -58,8 +67,13 @@ def run(args: argparse.Namespace) -> int:
             if not ids:
                 raise UserError(f"the results store {store.url} holds no runs yet; nothing to accept")
             run_id = ids[-1]
+        run = store.load_run(run_id)  # an unknown run id: one error line with the recent ids
+        root = default_artifacts_dir(store.url, cfg.store.runs_dir, cfg.store.artifacts_dir)
+        kept, skipped = keep_run(root, run, [args.variant] if args.variant else None)
         record = store.accept(run_id, args.reason, _who(args.who), machine_id=args.machine, backend=args.backend,
                               variant=args.variant, scenario=args.scenario, batch_size=args.batch_size)
+    record = {**record, "artifacts": {v: str(root / "sha256" / d) for v, d in kept.items()},
+              "artifacts_not_kept": skipped}
     if args.json:
         sys.stdout.write(json.dumps(record) + "\n")
         return 0
@@ -67,4 +81,10 @@ def run(args: argparse.Namespace) -> int:
                       if record[k] is not None) or "every cell"
     console.print(f"accepted run {run_id} ({cells}) by {record['who']} at {record['created']}: {record['reason']}",
                   markup=False)
+    if kept:
+        console.print(f"kept the files of {', '.join(sorted(kept))} under {root} (for `bench run --reference "
+                      "accepted`)", markup=False)
+    for variant, why in sorted(skipped.items()):
+        what = "no files kept" if variant == "*" else f"{variant}: files not kept"
+        console.print(f"note: {what} ({why}); `bench run --reference accepted` cannot measure them", markup=False)
     return 0

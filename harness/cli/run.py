@@ -8,8 +8,9 @@ import dataclasses
 import json
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -22,6 +23,10 @@ from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
 from reports.int8_path import int8_path_text
 from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
+
+if TYPE_CHECKING:
+    from harness.orchestrate.reference import ReferenceArm
+    from harness.orchestrate.runner import MoreRounds
 
 NAME = "run"
 HELP = "benchmark the same compressed files on every backend: accuracy, latency, throughput, storage, memory"
@@ -42,6 +47,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "`bench worker start --target`")
     p.add_argument("--machine-id", default=None, metavar="ID",
                    help="name this machine in the history (default: machine.id, else derived from the hardware)")
+    add_reference_arguments(p)
+
+
+def add_reference_arguments(p: argparse.ArgumentParser) -> None:
+    """--reference, --reference-set, --max-extra-rounds, --paired-time-cap-s: a reference arm measured beside the
+    candidate in every round (harness.orchestrate.reference), and rounds added while a cell is inconclusive."""
+    p.add_argument("--reference", default=None, metavar="REF",
+                   help="measure REF beside the candidate in every round, in fresh processes, in ABBA order: an "
+                        "artifact directory (the reference of every variant), a directory of them named by variant "
+                        "(REF/<variant>), or 'accepted' (each cell's files kept by `bench accept`)")
+    p.add_argument("--reference-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="the reference arm runs under this setting (repeatable), e.g. benchmark.threads=1; alone, "
+                        "the reference is the candidate's own files under these settings")
+    p.add_argument("--max-extra-rounds", type=int, default=0, metavar="N",
+                   help="add up to N rounds to cells whose comparison is still inconclusive (default 0)")
+    p.add_argument("--paired-time-cap-s", type=float, default=None, metavar="S",
+                   help="with --max-extra-rounds: add no round that would take the added rounds past S seconds")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,6 +105,84 @@ def artifacts_by_path(dirs: list[Path], taken: list[str]) -> dict[str, Path]:
             raise UserError(f"--artifact {d}: given twice")
         out[name] = d.resolve()
     return out
+
+
+def reference_arm(args: argparse.Namespace, cfg: Config, extra: list[str], backends: list[str],
+                  variants: list[str]) -> ReferenceArm | None:
+    """The reference arm that --reference / --reference-set ask for (None without them), resolved and verified
+    before anything runs: one `error:` line for a REF that is not there."""
+    from backends.registry import resolve_config
+    from harness.cli._common import load_config_from_args
+    from harness.measure.settings import cell_settings
+    from harness.orchestrate.kept_artifacts import default_artifacts_dir
+    from harness.orchestrate.reference import (
+        ReferenceArm,
+        accepted_artifacts,
+        dir_artifacts,
+        parse_reference_sets,
+    )
+
+    ref = getattr(args, "reference", None)
+    sets = list(getattr(args, "reference_set", None) or [])
+    if ref is None and not sets:
+        return None
+    if ref is not None and not str(ref).strip():
+        raise UserError("--reference: give an artifact directory, a directory of them named by variant, or 'accepted'")
+    if getattr(args, "cluster", None):
+        raise UserError("--reference runs on this machine only; drop --cluster, or --reference/--reference-set")
+    settings = parse_reference_sets(sets) or None
+    ref_cfg = load_config_from_args(args, [*extra, *sets])
+    ref_cfg = resolve_config(dataclasses.replace(
+        ref_cfg, benchmark=dataclasses.replace(ref_cfg.benchmark, backends=backends, variants=variants)))
+    cell, threads = cell_settings(ref_cfg), int(ref_cfg.benchmark.threads)
+    if ref is None:
+        return ReferenceArm("settings", None, settings, cell, threads, {})
+    if ref == "accepted":
+        from harness.history.store import ResultsStore
+
+        kept = default_artifacts_dir(cfg.store.url, cfg.store.runs_dir, cfg.store.artifacts_dir)
+        with ResultsStore(cfg.store.url) as store:
+            acceptances = store.acceptances()
+        if not acceptances:
+            raise UserError(f"--reference accepted: the results store {cfg.store.url} holds no acceptance; "
+                            'accept a run first: `bench accept RUN --reason "..."` (it keeps the run\'s artifact '
+                            "files for later reference runs)")
+        found = accepted_artifacts(acceptances, kept, cfg.store.url, backends, variants)
+        return ReferenceArm("accepted", str(kept), settings, cell, threads, found)
+    found = dir_artifacts(Path(ref), backends, variants)
+    return ReferenceArm("dir", str(Path(ref).resolve()), settings, cell, threads, found)
+
+
+def more_rounds(args: argparse.Namespace) -> MoreRounds | None:
+    """--max-extra-rounds / --paired-time-cap-s -> the runner's MoreRounds (None for 0 extra rounds)."""
+    from harness.orchestrate.runner import MoreRounds
+
+    n = int(getattr(args, "max_extra_rounds", 0) or 0)
+    cap = getattr(args, "paired_time_cap_s", None)
+    if n < 0:
+        raise UserError(f"--max-extra-rounds {n}: must be 0 or a positive number of rounds")
+    if cap is not None and not cap > 0:
+        raise UserError(f"--paired-time-cap-s {cap:g}: must be a positive number of seconds")
+    if n and getattr(args, "cluster", None):
+        raise UserError("--max-extra-rounds runs on this machine only; drop --cluster or --max-extra-rounds")
+    if n == 0:
+        if cap is not None:
+            raise UserError("--paired-time-cap-s caps the rounds --max-extra-rounds N adds; give --max-extra-rounds")
+        return None
+    return MoreRounds(needs_more=inconclusive_judge(), max_extra_rounds=n, time_cap_s=cap)
+
+
+def inconclusive_judge() -> Callable[[list[dict[str, Any]]], bool]:
+    """The judge of `needs_more`: the paired comparison's inconclusive cells (harness.gate.paired), wired by name
+    so that this command still loads where that module is not there yet."""
+    import importlib
+
+    try:
+        judge = importlib.import_module("harness.gate.paired").inconclusive_cells
+    except (ImportError, AttributeError):
+        raise UserError("--max-extra-rounds needs the paired judge (harness.gate.paired.inconclusive_cells), "
+                        "which this build lacks; run without --max-extra-rounds") from None
+    return lambda rows: bool(judge(rows))
 
 
 def check_runnable(backends: list[str]) -> None:
@@ -128,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
     if args.artifact and not args.variant:
         variants = []  # --artifact alone: only the given directories
     extra_arts = artifacts_by_path(args.artifact or [], variants)
+    reference = reference_arm(args, cfg, extra, backends, variants + list(extra_arts))
+    more = more_rounds(args)
     # The grid runs exactly what was asked for: --backend/--variant narrow the config's lists.
     if not args.cluster:  # on a cluster each node probes its own runtimes
         check_runnable(backends)
@@ -150,7 +252,11 @@ def run(args: argparse.Namespace) -> int:
             results = run_grid_cluster(cfg, artifacts, data, args.cluster, args.target, backends=backends,
                                        progress=console.info)
         else:
-            results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info)
+            results = run_grid(cfg, artifacts, data, backends=backends, progress=console.info, reference=reference,
+                               more=more)
+    from harness.orchestrate.kept_artifacts import run_artifacts
+
+    results["artifacts"] = run_artifacts(artifacts)  # what `bench accept` keeps for `--reference accepted`
     layers_csv = next((p.parent / "layers.csv" for p in artifacts.values() if (p.parent / "layers.csv").is_file()),
                       None)
     if layers_csv is not None:
@@ -204,7 +310,7 @@ def _num(v: Any, fmt: str) -> str:
 def _print_summary(results: dict[str, Any]) -> None:
     from reports.tables import processes, with_interval
 
-    rows = results["results"]
+    rows = [r for r in results["results"] if r.get("arm") != "reference"]  # the table is the candidate's
     ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
@@ -256,10 +362,36 @@ def _print_summary(results: dict[str, Any]) -> None:
                               f"({n} rounds, cell order shuffled per round; {fixed_by_round(rows)}); "
                               "accuracy in one untimed process per cell")
 
+    arm_text = reference_text(results)
+    if arm_text:
+        console.console.print(arm_text, markup=False)
     text = peak_text(results.get("machine_peak_gmac_per_s") or {})
     if text:
         console.console.print(f"machine roofs: {text}", markup=False)
     console.console.print(f"int8 path: {int8_path_text(results)}", markup=False)
+
+
+def reference_text(results: dict[str, Any]) -> str:
+    """The reference arm in lines: what it was and each cell's latency p50 in both arms, measured in the same
+    rounds (numbers only: `bench compare --paired` judges them)."""
+    ref = results.get("reference")
+    if not isinstance(ref, dict):
+        return ""
+    what = ref.get("path") or "the candidate's files"
+    if ref.get("settings"):
+        what += " under " + ", ".join(f"{k}={v}" for k, v in ref["settings"].items())
+    lines = [f"reference arm ({ref.get('kind')}): {what}; each of its processes ran back to back with the "
+             "candidate's (ABBA order)"]
+    lat = {(r.get("arm"), r["backend"], r["variant"]): r for r in results.get("results", [])
+           if r.get("scenario") == "latency" and r.get("status") == "ok"}
+    for (arm, backend, variant), r in lat.items():
+        other = lat.get(("reference", backend, variant))
+        if arm != "candidate" or other is None:
+            continue
+        c, x = r["latency_ms"]["p50"], other["latency_ms"]["p50"]
+        lines.append(f"  {backend} {variant}: p50 {c:.3f} ms candidate, {x:.3f} ms reference "
+                     f"({len(r.get('rounds') or [])} + {len(other.get('rounds') or [])} processes)")
+    return "\n".join(lines)
 
 
 def fixed_by_round(rows: list[dict[str, Any]]) -> str:

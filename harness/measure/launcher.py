@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
 from harness.measure.cell import CellSpec
 from harness.measure.settings import CellSettings
 
@@ -34,8 +35,10 @@ def cell_spec(s: CellSettings, backend: str, artifact: Path, images: Path, label
     )
 
 
-def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: Path, threads: int) -> dict[str, Any]:
-    """Run one cell in a fresh interpreter; a timeout or crash becomes a result with status timeout/error."""
+def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: Path, threads: int,
+                        cpus: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Run one cell in a fresh interpreter, confined to `cpus` when given; a timeout or crash becomes a result with
+    status timeout/error."""
     spec_path, out_path = stem.with_suffix(".spec.json"), stem.with_suffix(".out.json")
     spec_path.write_text(spec.to_json(), encoding="utf-8")
     out_path.unlink(missing_ok=True)
@@ -43,7 +46,7 @@ def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: 
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "harness.measure.cell", str(spec_path), str(out_path)]
     t0 = time.perf_counter()
-    limit = _memory_limit(spec.memory_mb)
+    limit = _preexec(spec.memory_mb, cpus)
     with log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 preexec_fn=limit)
@@ -69,6 +72,31 @@ def run_cell_subprocess(spec: CellSpec, stem: Path, timeout_s: float, log_path: 
             pass
     how = f"signal {-code}" if code < 0 else f"exit code {code}"
     return {"status": "error", "reason": f"cell crashed ({how}){mem}: {_last_line(log_path)}", "scenarios": []}
+
+
+def check_cpus(cpus: tuple[int, ...]) -> None:
+    """benchmark.cpus must name CPUs this process may run on (one error line otherwise)."""
+    if not cpus or not hasattr(os, "sched_getaffinity"):
+        return
+    allowed = os.sched_getaffinity(0)
+    if not set(cpus) <= allowed:
+        raise UserError(f"benchmark.cpus = {list(cpus)}: this machine lets bench run on CPUs "
+                        f"{sorted(allowed)} only")
+
+
+def _preexec(memory_mb: int, cpus: tuple[int, ...]) -> Callable[[], None] | None:
+    """The child's setup between fork and exec: the memory cap and the CPU affinity (None when neither)."""
+    limit = _memory_limit(memory_mb)
+    if not cpus:
+        return limit
+    mask = set(cpus)
+
+    def apply() -> None:
+        os.sched_setaffinity(0, mask)
+        if limit is not None:
+            limit()
+
+    return apply
 
 
 def _memory_limit(memory_mb: int) -> Callable[[], None] | None:

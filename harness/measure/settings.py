@@ -33,6 +33,7 @@ class CellSettings:
     memory_mb: int
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # [backends.<name>] of the config
     cache_dir: str = ".bench-cache"  # where reference logits are cached
+    cpus: tuple[int, ...] = ()  # the CPUs a cell process is confined to (benchmark.cpus); () = no affinity set
 
     def options(self, backend: str) -> dict[str, Any]:
         """The backend's own settings ([backends.<name>]), a copy the caller may change."""
@@ -58,4 +59,4 @@ def cell_settings(cfg: Config) -> CellSettings:
         min_duration_s=b.min_duration_s / n, min_iterations=per_process_iterations(b.min_iterations, n),
         max_cov=float(b.max_cov), accuracy=bool(b.accuracy), timeout_s=float(b.cell_timeout_s),
         memory_mb=int(b.cell_memory_mb), backend_options={k: dict(v) for k, v in cfg.backends.items()},
-        cache_dir=str(cfg.store.cache_dir))
+        cache_dir=str(cfg.store.cache_dir), cpus=tuple(int(c) for c in b.cpus))
