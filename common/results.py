@@ -27,6 +27,14 @@ OPTIONAL_RESULT_FIELDS = ("layers_csv", "sweep", "frontier", "artifacts", "refer
 # Row keys of a run with a reference arm only: "candidate" or "reference", and the reference's --reference-set
 # overrides (None: the same settings); each `rounds` entry then has `pair` (the round) and `position` (0: first).
 ARM_ROW_FIELDS = ("arm", "reference_settings")
+
+
+def is_reference(row: Any) -> bool:
+    """A row of a run's reference arm (`bench run --reference`): measured beside the candidate to be judged
+    against it within the run (`bench compare --paired`), never itself a cell of the run's tables or of a
+    comparison across runs."""
+    arm = row.get("arm") if isinstance(row, dict) else getattr(row, "arm", None)
+    return arm == "reference"
 ROW_FIELDS = (
     "backend", "variant", "device", "precision", "scenario", "batch_size", "status", "reason", "latency_ms",
     "throughput_fps", "n_samples", "duration_s", "valid", "invalid_reasons", "cold_start_ms", "accuracy",

@@ -261,11 +261,14 @@ def per_machine(baselines: list[dict[str, Any]], candidate: dict[str, Any]
 
 def candidate_agreement(run: dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
     """Cell key -> the candidate row's agreement with the PyTorch reference ("99.3%", "60.0% ✗ ..."; "—")."""
+    from common.results import is_reference
     from harness.gate.regression import cell_key
     from reports.labels import agreement_cell
 
     out = {}
     for r in run.get("results") or []:
+        if is_reference(r):  # the reference arm has no agreement of its own; its candidate's is the cell's
+            continue
         out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.get("agrees") is False else "")
     return out
 

@@ -41,7 +41,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
-from common.results import config_hash, fingerprint_id
+from common.results import config_hash, fingerprint_id, is_reference
 from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
 from common.stats.levels import MixTest, holm, mix_fisher
 from common.stats.modes import FAST_WIDTH, mode_mix
@@ -315,9 +315,10 @@ def compare_cells(
     `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off.
     `margin`: the largest slowdown a "no change" may hide (beyond it an unsignificant change is inconclusive)."""
     base: dict[CellKey, list[dict[str, Any]]] = {}
-    for r in baseline_rows:
-        base.setdefault(cell_key(r), []).append(r)
-    cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows}
+    for r in baseline_rows:  # a reference arm is judged within its run (--paired), never across runs
+        if not is_reference(r):
+            base.setdefault(cell_key(r), []).append(r)
+    cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows if not is_reference(r)}
     out: list[CellComparison] = []
     for key in sorted(set(base) | set(cand), key=_order):
         cc = CellComparison(key=key)
@@ -524,6 +525,8 @@ def aa_values(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[CellKey, list[
         for run in sorted(g, key=lambda r: str(r.get("created", ""))):
             version = code_version(run)
             for row in run.get("results", []):
+                if is_reference(row):
+                    continue
                 if row.get("status") == "ok" and (v := run_level(row)) is not None and v > 0:
                     per.setdefault((cell_key(row), version), []).append(v)
         for (k, _version), vals in per.items():

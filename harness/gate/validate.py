@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
+from common.results import is_reference
 from common.stats.noise import run_noise
 from harness.gate import DEFAULT_MARGIN
 from harness.gate.baseline import MIN_AA_DF
@@ -175,12 +176,13 @@ def scale_run(run: dict[str, Any], factor: float) -> dict[str, Any]:
 
 
 def _keep(run: dict[str, Any], cells: set[CellKey]) -> dict[str, Any]:
-    return {**run, "results": [r for r in run.get("results", []) if cell_key(r) in cells]}
+    return {**run, "results": [r for r in run.get("results", []) if cell_key(r) in cells and not is_reference(r)]}
 
 
 def common_cells(runs: Sequence[dict[str, Any]]) -> set[CellKey]:
     """The cells ok in every run (the ones a same-config history can judge)."""
-    sets = [{cell_key(r) for r in run.get("results", []) if r.get("status") == "ok"} for run in runs]
+    sets = [{cell_key(r) for r in run.get("results", []) if r.get("status") == "ok" and not is_reference(r)}
+            for run in runs]
     return set.intersection(*sets) if sets else set()
 
 

@@ -138,3 +138,19 @@ def test_no_inconclusive_cell_ever_exits_0(make_run):
         assert cmp.exit_code() in (1, 3), cand["run_id"]
         assert any(c.latency in (INCONCLUSIVE, BROKEN) for c in cmp.cells)
         assert all("\n" not in c.why() for c in cmp.cells)
+
+
+def test_a_reference_arm_never_stands_in_for_its_candidate_across_runs(make_run):
+    """A paired run stores its reference rows after the candidate rows under the same cell key; a comparison across
+    runs must judge the candidate, not the reference that came last (the reference here is 3x slower, so judging
+    it would call a regression)."""
+    base = make_run("base", seed=1)
+    cand = make_run("cand", seed=1, created="2026-01-11T00:00:00Z")
+    slow_ref = make_run("ref", seed=1, factors={CELL: 3.0})
+    refs = [{**r, "arm": "reference"} for r in slow_ref["results"] if (r["backend"], r["variant"]) == CELL]
+    cand["results"] = [{**r, "arm": "candidate"} for r in cand["results"]] + refs
+    cells = [c for c in compare_runs([base], cand).cells if c.key[:2] == CELL and c.key[3] == "latency"]
+    assert cells and all(c.latency != "regression" for c in cells), [c.why() for c in cells]
+    with_ref_as_candidate = {**cand, "results": [{**r, "arm": None} for r in refs]}
+    slowed = [c for c in compare_runs([base], with_ref_as_candidate).cells if c.key[:2] == CELL]
+    assert any(c.latency == "regression" for c in slowed)  # the same rows judged as a candidate are a regression
