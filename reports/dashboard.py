@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common.atomic import write_text_atomic
 from reports.dashboard_figures import accuracy_svg, history_svg, ratio_svg, sparkline
-from reports.dashboard_model import IMPROVEMENT, INCONCLUSIVE, REGRESSION, SAME, CellHistory, RunPoint
+from reports.dashboard_model import INCONCLUSIVE, REGRESSION, CellHistory, RunPoint
 
 CELLS_DIR = "cells"
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -35,7 +35,8 @@ svg.spark { vertical-align: middle; } .spark-line { fill: none; stroke: #2b5c9e;
 .spark-last { fill: #2b5c9e; }
 svg.history, svg.ratio, svg.accuracy { width: 100%; max-width: 1100px; height: auto; display: block; }
 .plot { fill: #fff; stroke: #bbb; } .grid { stroke: #eee; } .tick { font-size: 11px; fill: #555; }
-.band { fill: #2b5c9e; fill-opacity: 0.18; stroke: none; } .band-bar { stroke: #2b5c9e; stroke-opacity: 0.4; stroke-width: 3; }
+.band { fill: #2b5c9e; fill-opacity: 0.18; stroke: none; }
+.band-bar { stroke: #2b5c9e; stroke-opacity: 0.4; stroke-width: 3; }
 .p50 { fill: none; stroke: #2b5c9e; stroke-width: 1.5; } .p99 { fill: none; stroke: #888; stroke-dasharray: 4 3; }
 .dot { fill: #2b5c9e; } .noisy { fill: #fff; stroke: #777; stroke-width: 1.5; }
 .invalid { stroke: #c00000; stroke-width: 2; fill: none; } .outlier { fill: none; stroke: #e08000; stroke-width: 2; }
@@ -62,7 +63,6 @@ _FILTER_JS = """
   apply();
 })();
 """
-_ORDER = {REGRESSION: 0, INCONCLUSIVE: 1, IMPROVEMENT: 2, SAME: 3}
 
 
 def _page(title: str, body: str, script: str = "") -> str:

@@ -174,10 +174,10 @@ def history_svg(cell: CellHistory) -> str:
     for rid in cell.change_points:
         if rid in index:
             parts.append(_vline(f, index[rid], "changepoint", rid, f"change point: a new level from run {rid}"))
-    for a in cell.accepted:
-        if a.run_id in index:
-            parts.append(_vline(f, index[a.run_id], "accepted", a.run_id,
-                                f"accepted by {a.who} at {a.created}: {a.reason}"))
+    for acc in cell.accepted:
+        if acc.run_id in index:
+            parts.append(_vline(f, index[acc.run_id], "accepted", acc.run_id,
+                                f"accepted by {acc.who} at {acc.created}: {acc.reason}"))
     outliers = set(cell.outliers)
     for i, p in enumerate(pts):
         if p.p50_ms is None:

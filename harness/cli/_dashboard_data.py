@@ -213,7 +213,7 @@ def build_cells(store: ResultsStore, sel: Selection, threshold: float = THRESHOL
         candidate = store.load_run(str(g["run_id"]))
         baselines = store.runs_like(candidate, HISTORY_ALL, samples=False)
         accepted = store.acceptances([str(b.get("run_id")) for b in [*baselines, candidate]])
-        series = sorted([*baselines], key=lambda r: str(r.get("created", ""))) + [candidate]
+        series = [*sorted(baselines, key=lambda r: str(r.get("created", ""))), candidate]
         fp, cfg = str(g["fingerprint_id"]), str(g["config_hash"])
         parts: list[tuple[str, list[dict[str, Any]], Sequence[CellComparison] | None, str]] = []
         one = (f"one stored run of this configuration: the history gate needs >= {MIN_HISTORY} "
@@ -227,7 +227,7 @@ def build_cells(store: ResultsStore, sel: Selection, threshold: float = THRESHOL
         for machine, bases, cand in machines:
             mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
             cmp = compare_runs(bases, cand, threshold=threshold, history=True, accepted=mine, quality=False)
-            ordered = sorted(bases, key=lambda r: str(r.get("created", ""))) + [cand]
+            ordered = [*sorted(bases, key=lambda r: str(r.get("created", ""))), cand]
             parts.append((machine or str(g["machine_id"]), ordered, cmp.cells, ""))
         for machine, runs, cmp_cells, why in parts:
             if sel.machines and machine not in sel.machines:
