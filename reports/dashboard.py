@@ -13,9 +13,11 @@ from pathlib import Path
 
 from common.atomic import write_text_atomic
 from reports.dashboard_figures import accuracy_svg, history_svg, ratio_svg, sparkline
-from reports.dashboard_model import INCONCLUSIVE, REGRESSION, CellHistory, RunPoint
+from reports.dashboard_model import INCONCLUSIVE, REGRESSION, SAME, CellHistory, RunPoint
 
 CELLS_DIR = "cells"
+QUIET = (SAME, "reference")  # accuracy verdicts the runs table shows without their test's text (the page is
+# 1,000 rows long; the text of every other verdict is shown)
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
 _CSS = """
@@ -193,7 +195,8 @@ def cell_html(c: CellHistory, title: str) -> str:
             f'<td class="num">{"—" if p.ratio is None else f"{p.ratio:.3f}"}</td>'
             f'<td class="num">{"—" if p.accuracy is None else f"{100 * p.accuracy:.2f}%"}</td>'
             f'<td class="{_vclass(p.accuracy_verdict or "—")}">{escape(p.accuracy_verdict or "—")}'
-            f'{" (" + escape(p.accuracy_text) + ")" if p.accuracy_text else ""}</td>'
+            f'{" (" + escape(p.accuracy_text) + ")" if p.accuracy_text and p.accuracy_verdict not in QUIET else ""}'
+            "</td>"
             f"<td>{escape(_marks(c, p))}</td></tr>")
     parts.append('<h2>Runs</h2><table id="runs"><thead><tr><th>run</th><th>created</th><th>commit</th><th>status</th>'
                  "<th>p50 ms [interval] level</th><th>p99 ms</th><th>validity</th><th>noisy processes</th>"

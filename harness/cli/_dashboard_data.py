@@ -60,8 +60,7 @@ def _commit(row: Mapping[str, Any], run: Mapping[str, Any]) -> str:
 
 
 def _point(row: Mapping[str, Any], run: Mapping[str, Any]) -> RunPoint:
-    from harness.gate.regression import run_p50
-
+    """The run's numbers of a cell; p50_ms stays None here: `_fill_p50` sets the gate's own run value."""
     lat = row.get("latency_ms") if isinstance(row.get("latency_ms"), dict) else {}
     ci = row.get("p50_ci_ms")
     rounds = [r for r in row.get("rounds") or [] if isinstance(r, dict)]
@@ -70,7 +69,7 @@ def _point(row: Mapping[str, Any], run: Mapping[str, Any]) -> RunPoint:
     acc = row.get("accuracy")
     return RunPoint(
         run_id=str(run.get("run_id")), created=str(run.get("created", "")), commit=_commit(row, run),
-        status=str(row.get("status", "ok")), p50_ms=run_p50(dict(row)) if ok else None,
+        status=str(row.get("status", "ok")),
         p50_ci_ms=(float(ci[0]), float(ci[1])) if ok and isinstance(ci, list | tuple) and len(ci) == 2 else None,
         p50_ci_level=float(row["p50_ci_level"]) if isinstance(row.get("p50_ci_level"), int | float) else None,
         p99_ms=float(p99) if ok and isinstance(p99, int | float) else None,
@@ -91,14 +90,23 @@ def _scope(a: Mapping[str, Any]) -> str:
     return "/".join(str(a[k]) for k in ("machine_id", *_FILTERS) if a.get(k) not in (None, ""))
 
 
+_ACCURACY_FIELDS = ("backend", "variant", "device", "scenario", "batch_size", "status", "accuracy", "confusion",
+                   "correct_bits")  # what the gate's paired accuracy test reads of a row
+
+
 def _accuracy_verdicts(key: CellKey, rows: list[tuple[dict[str, Any], RunPoint]],
                        accepted: Sequence[Mapping[str, Any]], newest: CellComparison | None) -> None:
     """Each run's accuracy verdict by the gate's paired test against its reference run (the first ok run since the
-    latest acceptance of this cell at or before it); the newest run's is the gate's own."""
+    latest acceptance of this cell at or before it); the newest run's is the gate's own.
+
+    `compare_cells` gets the accuracy fields only (no latency: its history half stops at once) and a verdict is
+    reused for a run whose fields equal an earlier run's against the same reference: inference is deterministic,
+    so most runs score the same images the same way, and 1,000 runs x 100 cells stay seconds, not minutes."""
     from harness.gate.regression import accepted_start, compare_cells
 
     ok = [(r, p) for r, p in rows if r.get("status") == "ok"]
     ids = [p.run_id for _, p in ok]
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
     for i, (row, p) in enumerate(ok):
         if p.accuracy is None:
             continue
@@ -110,11 +118,14 @@ def _accuracy_verdicts(key: CellKey, rows: list[tuple[dict[str, Any], RunPoint]]
         if start == i:
             p.accuracy_verdict, p.accuracy_text = "reference", "the paired tests' reference run"
             continue
-        ref = {**ok[start][0], "_run_id": ids[start]}
-        (c,) = [c for c in compare_cells([ref], [{**row, "_run_id": p.run_id}], threshold=THRESHOLD,
-                                         history=True, quality=False) if c.key == key]
-        p.accuracy_verdict = c.accuracy
-        p.accuracy_text = c.accuracy_decided_by or c.accuracy_reason
+        mine = {k: row.get(k) for k in _ACCURACY_FIELDS}
+        memo = (ids[start], repr(mine))
+        if memo not in seen:
+            ref = {**{k: ok[start][0].get(k) for k in _ACCURACY_FIELDS}, "_run_id": ids[start]}
+            (c,) = [c for c in compare_cells([ref], [{**mine, "_run_id": p.run_id}], threshold=THRESHOLD,
+                                             history=True, quality=False) if c.key == key]
+            seen[memo] = (c.accuracy, c.accuracy_decided_by or c.accuracy_reason)
+        p.accuracy_verdict, p.accuracy_text = seen[memo]
 
 
 def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[CellComparison] | None,
@@ -122,7 +133,7 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
               ) -> list[CellHistory]:
     """The CellHistory of every measured cell of one machine's series of runs (oldest first, the candidate last),
     with the gate's comparison `cmp_cells` (None: no earlier run, no verdict: `why_none` says why)."""
-    from harness.gate.regression import INCONCLUSIVE, NOT_MEASURED, cell_key
+    from harness.gate.regression import INCONCLUSIVE, NOT_MEASURED, cell_key, run_p50
 
     rows: dict[CellKey, list[tuple[dict[str, Any], RunPoint]]] = {}
     refs: dict[tuple[str, CellKey], float] = {}
@@ -131,7 +142,7 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
         for row in run.get("results", []):
             key = cell_key(row)
             if row.get("arm") == REFERENCE_ARM:  # the paired reference arm: a ratio, not a point of the cell
-                if row.get("status") == "ok" and (v := _point(row, run).p50_ms):
+                if row.get("status") == "ok" and (v := run_p50(row)):
                     refs[(str(run.get("run_id")), key)] = v
                 continue
             rows.setdefault(key, []).append((row, _point(row, run)))
@@ -141,6 +152,7 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
     for key, pairs in rows.items():
         cc = by_key.get(key)
         points = [p for _, p in pairs]
+        _fill_p50(pairs)
         if all(p.p50_ms is None for p in points) or (cc is not None and cc.latency == NOT_MEASURED):
             continue  # never measured here (e.g. TensorRT without a GPU): nothing to draw
         for p in points:
@@ -161,6 +173,16 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
         _accuracy_verdicts(key, pairs, accepted, cc)
         out.append(cell)
     return out
+
+
+def _fill_p50(pairs: list[tuple[dict[str, Any], RunPoint]]) -> None:
+    """Each run's p50 of the cell, by the gate's own `run_p50` (the median of the row's per-process p50s: the value
+    its history series holds for the run)."""
+    from harness.gate.regression import run_p50
+
+    for row, p in pairs:
+        if p.status == "ok":
+            p.p50_ms = run_p50(row)
 
 
 def _read_gate(cell: CellHistory, cc: CellComparison) -> None:

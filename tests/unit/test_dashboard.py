@@ -80,6 +80,12 @@ def test_the_site_draws_the_change_points_and_verdicts_compare_history_gives(tmp
         assert drawn == {runs[i] for i in hist["change_points"]}, label
         assert set(re.findall(r'class="outlier" data-run="([^"]+)"', page)) == {runs[i] for i in hist["outliers"]}
         assert f'id="verdict">{c["latency"]}<' in page, label
+    with ResultsStore(url) as store:
+        cells = {c.label: c for c in build_cells(store, Selection())}
+    for c in measured:  # the line drawn is the series the gate judged, value for value
+        cell = cells[f"{c['backend']}/{c['variant']} {c['scenario']} b{c['batch_size']}"]
+        assert [(p.run_id, p.p50_ms) for p in cell.points if p.in_series] == \
+            list(zip(c["series_runs"], c["series_ms"], strict=True))
     step = _page_of(site, "openvino/l1-int8 latency b1")
     assert 'class="changepoint" data-run="s0"' in step and 'class="open-change" data-run="s0"' in step
     assert "regressed since run 5 (s0)" in step
