@@ -89,7 +89,10 @@ def _history_site(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         cells = build_cells(store, Selection(args.machine, args.backend, args.model))
     out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / "site"
-    paths = write_site(cells, out)
+    try:
+        paths = write_site(cells, out)
+    except OSError as e:  # e.g. a file where the folder should go, or no permission
+        raise UserError(f"--out {out}: cannot write the site there ({e.strerror or e})") from None
     info(f"history site of {len(cells)} cell(s) written in {time.perf_counter() - t0:.1f} s")
     console.print(str(paths[0]))
     return 0
