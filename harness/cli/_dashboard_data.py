@@ -49,6 +49,7 @@ def model_of(row: Mapping[str, Any], run: Mapping[str, Any]) -> str:
 
 
 def _commit(row: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+    """The git commit the row's machine ran (its fingerprint's; "+dirty" for uncommitted changes)."""
     from common.results import row_machine
 
     _, _, fp = row_machine(dict(row), dict(run))
@@ -59,8 +60,12 @@ def _commit(row: Mapping[str, Any], run: Mapping[str, Any]) -> str:
     return ""
 
 
-def _point(row: Mapping[str, Any], run: Mapping[str, Any]) -> RunPoint:
-    """The run's numbers of a cell; p50_ms stays None here: `_fill_p50` sets the gate's own run value."""
+def _point(row: Mapping[str, Any], run: Mapping[str, Any], commits: dict[tuple[str, Any], str]) -> RunPoint:
+    """The run's numbers of a cell; p50_ms stays None here: `_fill_p50` sets the gate's own run value.
+    `commits`: per (run, machine), the commit found for an earlier row (every row of a run names the same one)."""
+    memo = (str(run.get("run_id")), row.get("machine_id"))
+    if memo not in commits:
+        commits[memo] = _commit(row, run)
     lat = row.get("latency_ms") if isinstance(row.get("latency_ms"), dict) else {}
     ci = row.get("p50_ci_ms")
     rounds = [r for r in row.get("rounds") or [] if isinstance(r, dict)]
@@ -68,7 +73,7 @@ def _point(row: Mapping[str, Any], run: Mapping[str, Any]) -> RunPoint:
     p99 = lat.get("p99") if isinstance(lat, dict) else None
     acc = row.get("accuracy")
     return RunPoint(
-        run_id=str(run.get("run_id")), created=str(run.get("created", "")), commit=_commit(row, run),
+        run_id=str(run.get("run_id")), created=str(run.get("created", "")), commit=commits[memo],
         status=str(row.get("status", "ok")),
         p50_ci_ms=(float(ci[0]), float(ci[1])) if ok and isinstance(ci, list | tuple) and len(ci) == 2 else None,
         p50_ci_level=float(row["p50_ci_level"]) if isinstance(row.get("p50_ci_level"), int | float) else None,
@@ -107,14 +112,19 @@ def _accuracy_verdicts(key: CellKey, rows: list[tuple[dict[str, Any], RunPoint]]
     ok = [(r, p) for r, p in rows if r.get("status") == "ok"]
     ids = [p.run_id for _, p in ok]
     seen: dict[tuple[str, str], tuple[str, str]] = {}
+    # the gate's rule of which acceptance covers this cell, asked run by run ("" is never a run id: 1 = accepted),
+    # so that each run's reference is found in one pass rather than one pass per run
+    covered = [accepted_start(key, ["", rid], accepted) == 1 for rid in ids] if accepted else [False] * len(ids)
+    start = 0
     for i, (row, p) in enumerate(ok):
+        if covered[i]:
+            start = i
         if p.accuracy is None:
             continue
         if newest is not None and i == len(ok) - 1 and newest.cand_accuracy is not None:
             p.accuracy_verdict = newest.accuracy
             p.accuracy_text = newest.accuracy_decided_by or newest.accuracy_reason
             continue
-        start = accepted_start(key, ids[:i + 1], accepted)
         if start == i:
             p.accuracy_verdict, p.accuracy_text = "reference", "the paired tests' reference run"
             continue
@@ -137,6 +147,7 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
 
     rows: dict[CellKey, list[tuple[dict[str, Any], RunPoint]]] = {}
     refs: dict[tuple[str, CellKey], float] = {}
+    commits: dict[tuple[str, Any], str] = {}
     models: dict[CellKey, str] = {}
     for run in runs:
         for row in run.get("results", []):
@@ -145,14 +156,15 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
                 if row.get("status") == "ok" and (v := run_p50(row)):
                     refs[(str(run.get("run_id")), key)] = v
                 continue
-            rows.setdefault(key, []).append((row, _point(row, run)))
+            rows.setdefault(key, []).append((row, _point(row, run, commits)))
             models[key] = model_of(row, run)
     by_key = {c.key: c for c in cmp_cells or ()}
+    paired = {k for _, k in refs}
     out = []
     for key, pairs in rows.items():
         cc = by_key.get(key)
         points = [p for _, p in pairs]
-        _fill_p50(pairs)
+        _fill_p50(pairs, cc, key in paired)
         if all(p.p50_ms is None for p in points) or (cc is not None and cc.latency == NOT_MEASURED):
             continue  # never measured here (e.g. TensorRT without a GPU): nothing to draw
         for p in points:
@@ -175,14 +187,16 @@ def _cells_of(machine: str, runs: list[dict[str, Any]], cmp_cells: Sequence[Cell
     return out
 
 
-def _fill_p50(pairs: list[tuple[dict[str, Any], RunPoint]]) -> None:
-    """Each run's p50 of the cell, by the gate's own `run_p50` (the median of the row's per-process p50s: the value
-    its history series holds for the run)."""
+def _fill_p50(pairs: list[tuple[dict[str, Any], RunPoint]], cc: CellComparison | None, paired: bool) -> None:
+    """Each run's p50 of the cell: the gate's own series value where the run is in it (`run_p50`, the median of
+    the row's per-process p50s; taken from the comparison, not computed twice), else `run_p50` of the row. Not
+    with a paired reference arm: the gate's cell key does not tell the arms apart, so its series may hold both."""
     from harness.gate.regression import run_p50
 
+    series = dict(zip(cc.series_runs or [], cc.series_ms or [], strict=False)) if cc and not paired else {}
     for row, p in pairs:
         if p.status == "ok":
-            p.p50_ms = run_p50(row)
+            p.p50_ms = series[p.run_id] if p.run_id in series else run_p50(row)
 
 
 def _read_gate(cell: CellHistory, cc: CellComparison) -> None:

@@ -103,6 +103,9 @@ def test_an_acceptance_shows_its_mark_and_reason_and_ends_the_regression(tmp_pat
     (item,) = re.findall(r'<li class="acceptance" data-run="s0">(.*?)</li>', step)
     assert "<b>ana</b>" in item and "OpenVINO 2026.5 is slower here; expected" in item and "openvino" in item
     assert 'id="verdict">regression<' not in step
+    rows = dict(re.findall(r'<tr class="[^"]*" data-run="([^"]+)">(.*?)</tr>', step))
+    assert 'class="v-reference">reference<' in rows["s0"] and 'class="v-reference"' in rows["b0"]  # paired
+    assert 'class="v-no-change">no change<' in rows["s1"] and 'class="v-no-change">no change<' in rows["b3"]
     other = _page_of(site, "onnxruntime/l1-int8 latency b1")  # the acceptance named openvino only
     assert 'class="accepted"' not in other and '<p class="note">none</p>' in other
     doc = _compare_json(bench, url, capsys)
