@@ -108,14 +108,17 @@ def index_html(cells: Sequence[CellHistory], title: str, note: str = "") -> str:
     filters = "".join([options("machine", [c.machine for c in cells]), options("model", [c.model for c in cells]),
                        options("backend", [c.backend for c in cells]),
                        options("verdict", [c.verdict for c in cells])])
+    several = len({(c.machine, c.config_hash, c.fingerprint_id) for c in cells}) > len({c.machine for c in cells})
     rows = []
     for c in cells:
         last = c.latest
+        which = (f'<br><small>config {escape(c.config_hash)} · fingerprint {escape(c.fingerprint_id)}</small>'
+                 if several else "")  # a machine with several configurations: the gate judges each on its own
         rows.append(
             f'<tr data-machine="{escape(c.machine)}" data-model="{escape(c.model)}" '
             f'data-backend="{escape(c.backend)}" data-verdict="{escape(c.verdict)}">'
             f"<td>{escape(c.machine)}</td><td>{escape(c.model)}</td>"
-            f'<td><a href="{CELLS_DIR}/{escape(c.slug)}.html">{escape(c.label)}</a></td>'
+            f'<td><a href="{CELLS_DIR}/{escape(c.slug)}.html">{escape(c.label)}</a>{which}</td>'
             f'<td class="num">{len(c.points)}</td><td class="num">{escape(_p50_text(last))}</td>'
             f'<td class="{_vclass(c.verdict)}">{escape(c.verdict)}</td><td class="num">{escape(_change_text(c))}</td>'
             f"<td>{sparkline([p.p50_ms for p in c.points])}</td>"

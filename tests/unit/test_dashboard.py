@@ -249,3 +249,13 @@ def test_postgres_and_sqlite_give_the_same_site(tmp_path, make_run, pg_url):
         sites.append({p.relative_to(tmp_path / name): p.read_text(encoding="utf-8")
                       for p in (tmp_path / name).rglob("*.html")})
     assert sites[0] == sites[1] and len(sites[0]) == 9
+
+
+def test_two_configurations_of_one_machine_are_two_rows_that_say_which(tmp_path):
+    cells = [CellHistory("m", "VGG16-FER x0.25", "openvino", "l1-int8", "cpu", "latency", 1, config_hash=cfg,
+                         fingerprint_id="fp", points=[RunPoint("r1", "2026-01-01T00:00:00Z", p50_ms=1.0)])
+             for cfg in ("cfg-1", "cfg-2")]
+    write_site(cells, tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert len(set(_links(tmp_path / "site" / "index.html"))) == 2
+    assert "config cfg-1 · fingerprint fp" in index and "config cfg-2 · fingerprint fp" in index
