@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nightly benchmark: run the grid with the nightly profile, store it in the shared history, then gate it
-# against the previous runs of the same machine and config (`bench compare --history`).
+# against the previous runs of the same machine and config (`bench compare --history`), then write the history
+# dashboard (`bench report --history`: a static site of every cell with the gate's verdicts; docs/fleet.md).
 # Exit 0: every cell tested, no regression (or the first night: nothing to compare yet); 1: a regression;
 # 3: no regression but some cell could not be tested (too short a history, a cell missing...); else a failure.
 #
@@ -13,6 +14,8 @@
 #                    open regression stays reported until it goes away or `bench accept` accepts it)
 #   BENCH            the bench command (default: bench);     NIGHTLY_RUN=0  gate only, run nothing
 #   NIGHTLY_OUT      where the comparison JSON goes (default: runs/nightly-compare.json)
+#   NIGHTLY_SITE     where the dashboard goes (default: runs/site; NIGHTLY_SITE= (empty) writes none). A failure
+#                    to write it is reported and never changes the exit code, which is the gate's.
 set -euo pipefail
 
 : "${BENCH_STORE_URL:?set BENCH_STORE_URL to the shared results store}"
@@ -41,6 +44,14 @@ $BENCH --quiet compare --store "$BENCH_STORE_URL" --history "$HISTORY" --json "$
 code=$?
 set -e
 cat "$err" >&2
+SITE=${NIGHTLY_SITE-runs/site}
+if [ -n "$SITE" ]; then
+    if $BENCH --quiet report --history --store "$BENCH_STORE_URL" --out "$SITE" >/dev/null; then
+        echo "nightly: dashboard in $SITE/index.html" >&2
+    else
+        echo "nightly: the dashboard could not be written (above); the gate's exit code stands" >&2
+    fi
+fi
 if [ "$code" = 2 ] && grep -q "nothing to compare with --history" "$err"; then
     echo "nightly: first run of this machine and config; nothing to compare yet" >&2
     exit 0

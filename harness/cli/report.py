@@ -1,4 +1,5 @@
-"""`bench report`: report.md, self-contained report.html and PNG figures of one stored run."""
+"""`bench report`: report.md, self-contained report.html and PNG figures of one stored run; `--history`: a static
+site of every cell's history with the regression gate's reading of it (reports/dashboard.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-hardware", action="store_true",
                    help="instead of one run: the same variants on every machine in the store, side by side "
                         "(table and figure)")
+    p.add_argument("--history", action="store_true",
+                   help="instead of one run: a static site (index.html + one page per cell) of every cell's p50 "
+                        "over its stored runs with the verdicts, change points and acceptances of "
+                        "`bench compare --history` (default --out <store.runs_dir>/site)")
+    p.add_argument("--machine", action="append", default=[], metavar="ID",
+                   help="--history: only this machine's cells (repeatable)")
+    p.add_argument("--backend", action="append", default=[], metavar="NAME",
+                   help="--history: only this backend's cells (repeatable)")
+    p.add_argument("--model", default=None, metavar="TEXT",
+                   help="--history: only cells whose model contains TEXT (e.g. 'x0.25')")
 
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "quiet", False):
         set_quiet(True)
+    if args.history:
+        return _history_site(args)
+    if args.machine or args.backend or args.model is not None:
+        from common.errors import UserError
+
+        raise UserError("--machine, --backend and --model select cells of `bench report --history`; add --history")
     if args.compare_hardware:
         return _compare_hardware(args)
     with open_store(args) as store:
@@ -58,4 +75,24 @@ def _compare_hardware(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / "compare-hardware"
     for p in write_hardware_report(rows, out):
         console.print(str(p))
+    return 0
+
+
+def _history_site(args: argparse.Namespace) -> int:
+    from common.errors import UserError
+    from harness.cli._dashboard_data import Selection, build_cells
+    from reports.dashboard import write_site
+
+    if args.compare_hardware or args.run_ref != "latest":
+        raise UserError("--history shows every stored run: give it without a RUN_ID and without --compare-hardware")
+    t0 = time.perf_counter()
+    with open_store(args) as store:
+        cells = build_cells(store, Selection(args.machine, args.backend, args.model))
+    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / "site"
+    try:
+        paths = write_site(cells, out)
+    except OSError as e:  # e.g. a file where the folder should go, or no permission
+        raise UserError(f"--out {out}: cannot write the site there ({e.strerror or e})") from None
+    info(f"history site of {len(cells)} cell(s) written in {time.perf_counter() - t0:.1f} s")
+    console.print(str(paths[0]))
     return 0
