@@ -222,11 +222,13 @@ class Config:
 # `full`: the paper's scale (full-width VGG16, batch 32 at lr 1e-3): ~1 h on 2 AVX2 cores, 12-20 min on AVX-512.
 # `nightly`: the paper's model (the same settings as `full`, so both share one cached dense model and artifacts:
 # trained on the first night, reused after), because at quarter width every cell runs in 0.1-0.5 ms, where the
-# gate cannot resolve a 10% change; plus more processes per cell for tighter intervals and a gate with more power
-# (10 rounds x 0.6 s: the median's interval is [2nd, 9th] at 97.9%).
+# gate cannot resolve a 10% change; plus 20 processes per cell (per arm when a reference is measured beside it):
+# at 2 threads a process lands in the fast mode with probability ~0.3, and 20 see at least two fast-mode processes
+# 99.2% of the time against 85% for 10 (common/stats/modes.py); in simulated paired nights 10 pairs called 2.5% of
+# A/A cells and 20 none. Loops of 3 s: thousands of samples per process even at the full width's ~1.5 ms.
 PAPER_MODEL = ["model.width=1.0", "train.batch_size=32", "train.lr=0.001", "compress.finetune_epochs=3"]
 PROFILES: dict[str, list[str]] = {
-    "nightly": [*PAPER_MODEL, "benchmark.rounds=10", "benchmark.min_duration_s=6.0"],
+    "nightly": [*PAPER_MODEL, "benchmark.rounds=20", "benchmark.min_duration_s=3.0"],
     "full": list(PAPER_MODEL),
 }
 

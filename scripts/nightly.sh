@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Nightly benchmark: run the grid with the nightly profile, store it in the shared history, then gate it
-# against the previous runs of the same machine and config (`bench compare --history`), then write the history
-# dashboard (`bench report --history`: a static site of every cell with the gate's verdicts; docs/fleet.md).
+# Nightly benchmark: run the grid with the nightly profile (the paper's full-width model), store it in the shared
+# history, then gate it. Once a run has been accepted (`bench accept RUN --reason ...`, which keeps its files), every
+# night measures those accepted files beside tonight's in the same processes' rounds (`--reference accepted`) and
+# the gate judges tonight against them within the run (`bench compare --paired latest`): a slow phase of the host
+# hits both arms. Before any acceptance it gates against the previous runs of the same machine and config
+# (`bench compare --history`). Then it writes the history dashboard (`bench report --history`; docs/fleet.md).
 # Exit 0: every cell tested, no regression (or the first night: nothing to compare yet); 1: a regression;
 # 3: no regression but some cell could not be tested (too short a history, a cell missing...); else a failure.
 #
@@ -14,6 +17,8 @@
 #                    open regression stays reported until it goes away or `bench accept` accepts it)
 #   BENCH            the bench command (default: bench);     NIGHTLY_RUN=0  gate only, run nothing
 #   NIGHTLY_OUT      where the comparison JSON goes (default: runs/nightly-compare.json)
+#   NIGHTLY_REFERENCE  accepted (default): measure the accepted files beside tonight's once an acceptance exists;
+#                    none: never (gate with --history only)
 #   NIGHTLY_SITE     where the dashboard goes (default: runs/site; NIGHTLY_SITE= (empty) writes none). A failure
 #                    to write it is reported and never changes the exit code, which is the gate's.
 set -euo pipefail
@@ -23,12 +28,24 @@ BENCH=${BENCH:-bench}
 HISTORY=${BENCH_HISTORY:-1000}
 OUT=${NIGHTLY_OUT:-runs/nightly-compare.json}
 
-# The nightly profile: longer timed loops than the interactive default, every backend and variant of the config.
-PROFILE=(--set benchmark.min_duration_s=5.0 --set benchmark.min_iterations=500 --set benchmark.warmup_s=2.0)
+# The nightly profile (common/config.py PROFILES["nightly"]): the paper's full-width model, 20 processes per cell (per arm),
+# 3 s loops; trained like --profile full, so both share one cached model (trained on the first night).
+PROFILE=(--profile nightly)
+
+# Is there an acceptance whose files can be measured beside tonight's? (`bench history --changes --json`)
+has_acceptance() {
+    $BENCH --quiet history --store "$BENCH_STORE_URL" --changes --json 2>/dev/null | \
+        python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("accepted") else 1)' 2>/dev/null
+}
+PAIRED=0
 
 if [ "${NIGHTLY_RUN:-1}" != 0 ]; then
     args=(--quiet run --no-report --config "${BENCH_CONFIG:-bench.toml}" --set "store.url=${BENCH_STORE_URL}" "${PROFILE[@]}")
     if [ -n "${BENCH_MACHINE_ID:-}" ]; then args+=(--machine-id "$BENCH_MACHINE_ID"); fi
+    if [ -z "${BENCH_CLUSTER:-}" ] && [ "${NIGHTLY_REFERENCE:-accepted}" = accepted ] && has_acceptance; then
+        args+=(--reference accepted)
+        PAIRED=1
+    fi
     if [ -n "${BENCH_CLUSTER:-}" ]; then
         args+=(--cluster "$BENCH_CLUSTER")
         for t in ${BENCH_TARGETS:?set BENCH_TARGETS with BENCH_CLUSTER}; do args+=(--target "$t"); done
@@ -40,7 +57,11 @@ mkdir -p "$(dirname "$OUT")"
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 set +e
-$BENCH --quiet compare --store "$BENCH_STORE_URL" --history "$HISTORY" --json "$OUT" 2>"$err"
+if [ "$PAIRED" = 1 ]; then
+    $BENCH --quiet compare --store "$BENCH_STORE_URL" --paired latest --json "$OUT" 2>"$err"
+else
+    $BENCH --quiet compare --store "$BENCH_STORE_URL" --history "$HISTORY" --json "$OUT" 2>"$err"
+fi
 code=$?
 set -e
 cat "$err" >&2

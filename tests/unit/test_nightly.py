@@ -18,7 +18,7 @@ SCRIPT = ROOT / "scripts" / "nightly.sh"
 
 def _gate(url: str, out: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, BENCH_STORE_URL=url, BENCH=f"{sys.executable} -m harness.cli", NIGHTLY_RUN="0",
-               NIGHTLY_OUT=str(out), BENCH_HISTORY="10")
+               NIGHTLY_OUT=str(out), BENCH_HISTORY="10", NIGHTLY_SITE="")
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -58,4 +58,6 @@ def test_nightly_profile_measures_the_papers_full_width_model() -> None:
     nightly, full, quick = (load_config(None, profile_overrides(p)) for p in ("nightly", "full", None))
     assert nightly.model.width == 1.0 and quick.model.width == 0.25
     assert nightly.section_hash("model", "train", "compress") == full.section_hash("model", "train", "compress")
-    assert nightly.benchmark.rounds == 10 and nightly.benchmark.min_duration_s == 6.0
+    from common.stats.modes import GATE_PROCESSES
+
+    assert nightly.benchmark.rounds == GATE_PROCESSES and nightly.benchmark.min_duration_s == 3.0
