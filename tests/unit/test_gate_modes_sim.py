@@ -155,6 +155,18 @@ def test_paired_gate_meets_the_goal_within_one_run(slow: float) -> None:
         assert found / (nights * CELLS) >= 0.9
 
 
+@pytest.mark.parametrize("slow", [1.5, 2.0])
+def test_paired_gate_calls_a_large_slowdown_that_lands_on_a_slower_modes_level(slow: float) -> None:
+    """A 2x slower candidate's fast level sits on the reference's fourth mode (0.23 / 0.112 = 2.05): the candidate
+    did not just miss three modes by chance (that has probability (1 - q)^20 for the reference's share q below
+    it), so the level is judged and the cell is a regression, not 'not comparable'."""
+    nights = 20
+    c, r = gs.paired_nights(12, nights, CELLS, GATE_PROCESSES, slow=slow)
+    called = sum(x.verdict == REGRESSION for i in range(nights)
+                 for x in judge_paired(gs.paired_run(c[i], r[i])).cells)
+    assert called / (nights * CELLS) >= 0.95, called
+
+
 def test_paired_mix_regression_is_called_on_the_mix() -> None:
     """A candidate whose processes land in slow modes far more often (same levels) is a mix regression."""
     rng = np.random.default_rng(3)
