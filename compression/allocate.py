@@ -135,7 +135,7 @@ def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, gr
                 options.append((w_in, True))
             for w_out, rm in options:
                 gain = 0.0 if rm else float(prefix[layer_i][w_out])
-                k = 0 if rm else int(math.ceil(lc.cost(w_in, w_out) / step - 1e-9))
+                k = 0 if rm else math.ceil(lc.cost(w_in, w_out) / step - 1e-9)
                 if k > bins:
                     continue
                 so = pos[w_out]
