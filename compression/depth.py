@@ -22,7 +22,6 @@ from compression.allocate import Plan
 from fer.model import VGG16FER, arch_of, build_model
 
 
-@torch.no_grad()
 def prune_widths(model: VGG16FER, widths: list[int]) -> None:
     """Keep the `widths[l]` highest-L1 filters of conv l (in place); every conv in order."""
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
@@ -35,7 +34,7 @@ def prune_widths(model: VGG16FER, widths: list[int]) -> None:
         if not 1 <= w <= c:
             raise ValueError(f"width {w} for a conv of {c} channels")
         if w < c:
-            l1 = conv.weight.detach().abs().flatten(1).sum(1)
+            l1 = conv.weight.detach().abs().flatten(1).sum(1)  # (no torch.no_grad: the graph traces autograd)
             drop = torch.argsort(l1)[: c - w].tolist()
             graph.get_pruning_group(conv, tp.prune_conv_out_channels, drop).prune()
 

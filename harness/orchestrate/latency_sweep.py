@@ -27,7 +27,8 @@ from compression.latency_table import LatencyTable, median_abs_pct_error
 from compression.points import SweepPoint
 from fer.data import FerData
 from fer.model import VGG16FER, Arch, arch_of, default_arch
-from harness.measure.layer_latency import TABLE_BACKENDS, load_or_measure
+from harness.measure.layer_latency import TABLE_BACKENDS
+from harness.orchestrate.latency_table import load_or_measure
 
 Progress = Callable[[str], None]
 DEFAULT_GROUP = 8  # channel group: widths are multiples of 8 (the AVX2 / VNNI int8 kernels' block)
@@ -160,30 +161,32 @@ def latency_summary(results: dict[str, Any], builds: list[LatencyBuild], paths: 
     rows = {str(r.get("variant")): r for r in results.get("results") or [] if isinstance(r, dict)
             and r.get("backend") == backend and r.get("scenario") == "latency" and r.get("status") == "ok"
             and isinstance(r.get("latency_ms"), dict) and r["latency_ms"].get("p50") is not None}
-    every = []
+    every: list[dict[str, Any]] = []
+    pairs: list[tuple[float, float]] = []
     for name, row in rows.items():
         arch, prec = _manifest_arch(paths.get(name))
         if arch is None or prec != precision:
             continue
         predicted, measured = table.predict(arch), float(row["latency_ms"]["p50"])
+        pairs.append((predicted, measured))
         every.append({"variant": name, "predicted_ms": round(predicted, 6), "measured_p50_ms": measured,
                       "measured_p50_ci_ms": row.get("p50_ci_ms"), "valid": row.get("valid"),
                       "error_pct": round(100.0 * (predicted - measured) / measured, 2) if measured > 0 else None})
     paper = rows.get(paper_point or "")
     points = {}
     for lb in builds:
-        row = rows.get(lb.name)
-        measured = float(row["latency_ms"]["p50"]) if row else None
+        got = rows.get(lb.name)
+        p50 = float(got["latency_ms"]["p50"]) if got else None
         points[lb.name] = {
-            **lb.fields, "predicted_ms": round(lb.plan.predicted_ms, 6), "measured_p50_ms": measured,
-            "measured_p50_ci_ms": row.get("p50_ci_ms") if row else None, "valid": row.get("valid") if row else None,
-            "meets_target_measured": (measured <= lb.target_ms) if measured is not None else None,
+            **lb.fields, "predicted_ms": round(lb.plan.predicted_ms, 6), "measured_p50_ms": p50,
+            "measured_p50_ci_ms": got.get("p50_ci_ms") if got else None, "valid": got.get("valid") if got else None,
+            "meets_target_measured": (p50 <= lb.target_ms) if p50 is not None else None,
             "paper_point_measured_p50_ms": float(paper["latency_ms"]["p50"]) if paper else None,
             "architecture": point_fields(lb)["architecture"],
         }
     return {"backend": backend, "precision": precision, "table": str(lb0.table_path), "rest_ms": table.rest_ms,
             "points": points, "sum_of_parts": every,
-            "median_abs_pct_error": median_abs_pct_error([(e["predicted_ms"], e["measured_p50_ms"]) for e in every])}
+            "median_abs_pct_error": median_abs_pct_error(pairs)}
 
 
 def _manifest_arch(path: Path | None) -> tuple[Arch | None, str | None]:

@@ -26,8 +26,9 @@ def _sets(tmp: Path) -> list[str]:
     sets = {
         "model.width": "0.125", "data.synthfer_train": "140", "data.synthfer_val": "70", "data.synthfer_test": "70",
         "train.epochs": "1", "train.bf16": "false", "compress.finetune_epochs": "1", "compress.qat_epochs": "0",
-        "compress.kd_weight": "1.0", "compress.calibration_size": "64", "benchmark.min_duration_s": "0.05", "benchmark.min_iterations": "20",
-        "benchmark.warmup_s": "0.02", "benchmark.batch_sizes": "[1]", "benchmark.threads": "1",
+        "compress.kd_weight": "1.0", "compress.calibration_size": "64", "benchmark.min_duration_s": "0.05",
+        "benchmark.min_iterations": "20", "benchmark.warmup_s": "0.02", "benchmark.batch_sizes": "[1]",
+        "benchmark.threads": "1",
         "store.cache_dir": str(tmp / "cache"), "store.runs_dir": str(tmp / "runs"),
         "store.url": f"sqlite:///{tmp}/runs/history.sqlite",
     }
@@ -129,4 +130,5 @@ def test_predicted_and_measured_latency_and_the_speedup_over_the_paper(sweep: di
     if best is not None and rows["l1-s0.50-int8"]["valid"]:
         assert "speedup_vs_paper_ci95" in best and best["speedup_vs_paper"] == pytest.approx(
             rows["l1-s0.50-int8"]["latency_ms"]["p50"] / best["p50_ms"])
-    assert "removed" in sweep["stdout"] and "predicted" in sweep["stdout"] and "median absolute error" in sweep["stdout"]
+    out = sweep["stdout"]
+    assert "removed" in out and "predicted" in out and "median absolute error" in out

@@ -50,7 +50,7 @@ def test_where_latency_scales_with_width_narrowing_is_chosen_over_removal() -> N
 def _brute(table: LatencyTable, scores: list[np.ndarray], budget: float) -> float:
     best = -1.0
     cands = [candidate_widths(lc.slot.dense_out, 4) for lc in table.layers]
-    options = [[(w, False) for w in c] + ([(None, True)] if i else []) for i, c in enumerate(cands)]
+    options = [[(w, False) for w in c] + ([(0, True)] if i else []) for i, c in enumerate(cands)]
     for combo in itertools.product(*options):
         c_in, cost, imp, ok = table.layers[0].slot.dense_in, table.rest_ms, 0.0, True
         for lc, s, (w, rm) in zip(table.layers, scores, combo, strict=True):
