@@ -280,10 +280,34 @@ def points_table(run: dict[str, Any]) -> Table:
                   *backends], body, ["Accuracy from torch-eager (any ok backend if it did not run)."], "sweep-points")
 
 
+def latency_plan_table(run: dict[str, Any]) -> Table | None:
+    """The hardware-aware points: the architecture chosen for this machine, predicted vs measured latency."""
+    lat = (run.get("sweep") or {}).get("latency") or {}
+    if not lat.get("points"):
+        return None
+    body = []
+    for v, p in lat["points"].items():
+        arch = p.get("architecture") or {}
+        ci = p.get("measured_p50_ci_ms")
+        measured = fnum(p.get("measured_p50_ms")) + (f" [{fnum(ci[0])}, {fnum(ci[1])}]" if ci else "")
+        body.append([v, str(p.get("backend")), fnum(p.get("target_ms")), fnum(p.get("predicted_ms")), measured,
+                     " ".join(str(w) for w in (arch.get("widths") or {}).values()),
+                     ", ".join(arch.get("removed_layers") or []) or "none"])
+    err = lat.get("median_abs_pct_error")
+    notes = [f"Widths and removed convs chosen for this machine from its per-layer latency table ({lat.get('table')})"
+             f"; sum of parts vs measured p50 over {len(lat.get('sum_of_parts') or [])} {lat.get('precision')} "
+             f"point(s) on {lat.get('backend')}: median absolute error "
+             f"{'n/a' if err is None else f'{err:.1f}%'}. Chosen on measured latency, never the prediction."]
+    return Table("Hardware-aware points — architecture chosen for this machine",
+                 ["variant", "backend", "target ms", "predicted ms", "measured p50 ms [95% CI]", "widths per conv",
+                  "removed convs"], body, notes, "latency-plan")
+
+
 def frontier_tables(run: dict[str, Any]) -> list[Table]:
     """The sweep's tables (nothing for a run that is not a sweep)."""
     if not run.get("sweep"):
         return []
     from reports.frontier_points import backend_points_tables
 
-    return [frontier_table(run), points_table(run), *backend_points_tables(run)]
+    plan = latency_plan_table(run)
+    return [frontier_table(run), points_table(run), *([plan] if plan else []), *backend_points_tables(run)]

@@ -132,3 +132,6 @@ def test_predicted_and_measured_latency_and_the_speedup_over_the_paper(sweep: di
             rows["l1-s0.50-int8"]["latency_ms"]["p50"] / best["p50_ms"])
     out = sweep["stdout"]
     assert "removed" in out and "predicted" in out and "median absolute error" in out
+    report = (sweep["tmp"] / "runs" / "latest" / "report.md").read_text()
+    assert "architecture chosen for this machine" in report
+    assert all(name in report for name in point["architecture"]["removed_layers"])

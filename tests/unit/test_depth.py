@@ -74,6 +74,7 @@ def test_identity_removal_of_a_conv_that_computes_the_identity_changes_nothing()
             conv.weight[c, c, 1, 1] = 1.0  # the identity on the post-ReLU (non-negative) input
         bn.weight.fill_(1.0)
         bn.bias.zero_()
+        assert bn.running_mean is not None and bn.running_var is not None
         bn.running_mean.zero_()
         bn.running_var.fill_(1.0 - bn.eps)
     x = torch.rand(3, 1, 48, 48)
