@@ -11,11 +11,13 @@ budget bins) visits every choice: ~13 x 30 x 30 vector operations, well under a 
 `bins` steps and each layer's cost rounded UP to a step, so a chosen plan never exceeds the budget by the table's
 own measure.
 
-Layer removal: conv l (never the first: it reads the image) may be replaced by the identity when its kept width
-equals its input width, so that every later layer keeps its shapes; it then costs nothing and keeps no importance
-(its channels go). The DP offers it beside every width, so a layer goes exactly when the latency it saves (at
-least its per-layer floor) buys more importance elsewhere than its own channels hold; on CPUs where every conv
-costs a floor whatever its width, that is the only way down to a tight budget.
+Layer removal: conv l may be replaced by the identity when its kept width equals its input width, so that every
+later layer keeps its shapes; it then costs nothing and keeps no importance (its channels go). The DP offers it
+beside every width, so a layer goes exactly when the latency it saves (at least its per-layer floor) buys more
+importance elsewhere than its own channels hold; on CPUs where every conv costs a floor whatever its width, that is
+the only way down to a tight budget. The first conv of each stage (between max-pools) always stays
+(`removable_convs`): every stage keeps a conv for its pool to follow (the folded and int8 encodings attach the pool
+to a conv), and the very first conv reads the image.
 
 Importance: per channel, the L1 norm of its filter divided by the layer's mean (Torch-Pruning's mean normaliser,
 as the global MAC-target points use), so that layers compare; a layer at width w keeps its w best channels.
@@ -98,6 +100,19 @@ def channel_scores(model: VGG16FER) -> list[np.ndarray]:
     return out
 
 
+def removable_convs(arch: Arch) -> list[int]:
+    """Dense conv indices a plan may remove: every conv but the first of its stage."""
+    out, k, first = [], 0, True
+    for f in arch["features"]:
+        if f == "M":
+            first = True
+            continue
+        if not first:
+            out.append(k)
+        first, k = False, k + 1
+    return out
+
+
 def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, group: int,
              bins: int = 1000, removable: list[int] | None = None) -> Plan | None:
     """The plan of greatest kept importance whose predicted latency (table.predict) fits `budget_ms`; None when even
@@ -166,8 +181,3 @@ def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, gr
     predicted = sum(c.cost_ms for c in layers) + table.rest_ms
     return Plan(layers, predicted, budget_ms, imp, sorted(can_remove))
 
-
-def cheapest_ms(table: LatencyTable, group: int) -> float:
-    """The least latency any plan reaches by the table (every removable layer gone, the rest at their narrowest)."""
-    return table.rest_ms + min(lc.cost(table.layers[0].slot.dense_in, w)
-                               for lc in table.layers[:1] for w in candidate_widths(lc.slot.dense_out, group))

@@ -17,6 +17,7 @@ Module names are stable: `features.<i>` (Conv2d, BatchNorm2d, ReLU, MaxPool2d) a
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -145,6 +146,8 @@ def _validated(arch: Arch) -> Arch:
                          "(VGG16)")
     if any(f != "M" and (not isinstance(f, int) or f < 1) for f in feats):
         raise ValueError("conv channel counts must be positive integers")
+    if feats[0] == "M" or any(a == b == "M" for a, b in itertools.pairwise(feats)):
+        raise ValueError("every stage (between max-pools) must keep at least one conv layer")
     out = {**arch, "features": feats}
     if removed:
         out["removed"] = sorted(removed)

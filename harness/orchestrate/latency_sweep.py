@@ -22,7 +22,7 @@ from typing import Any
 
 from common.config import Config
 from common.errors import UserError
-from compression.allocate import Plan, allocate, channel_scores
+from compression.allocate import Plan, allocate, channel_scores, removable_convs
 from compression.latency_table import LatencyTable, median_abs_pct_error
 from compression.points import SweepPoint
 from fer.data import FerData
@@ -111,10 +111,10 @@ def plan_point(cfg: Config, dense: VGG16FER, req: LatencyRequest, precision: str
     table, path = latency_table(cfg, dense_arch, req.backend, precision, req.group, say)
     paper_ms = float(table.probes["paper-point"]["measured_ms"])
     target = req.fraction * paper_ms if req.fraction is not None else float(req.ms or 0.0)
-    plan = allocate(table, channel_scores(dense), target, req.group)
+    plan = allocate(table, channel_scores(dense), target, req.group, removable=removable_convs(dense_arch))
     if plan is None:
         raise UserError(f"latency target {target:.3f} ms on {req.backend}: no plan fits (rest of the model "
-                        f"{table.rest_ms:.3f} ms plus the first conv, even with every other conv removed); give a "
+                        f"{table.rest_ms:.3f} ms, with one conv per stage at its narrowest); give a "
                         "larger --latency-target / --latency-ms")
     arch = plan.arch(dense_arch)
     name = req.point_name(precision)

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from compression.allocate import allocate
+from compression.allocate import allocate, removable_convs
 from compression.latency_table import ConvSlot, LatencyTable, LayerCosts, candidate_widths
 
 
@@ -83,3 +83,9 @@ def test_the_plan_is_the_enumerated_optimum_of_small_random_tables(seed: int) ->
     # costs are rounded up to budget bins: the DP may only lose plans within 4 bins of the budget
     assert plan.importance >= _brute(table, scores, budget * (1 - 4 / 4000)) - 1e-9
     assert plan.importance <= want + 1e-9
+
+
+def test_every_stage_keeps_its_first_conv() -> None:
+    from fer.model import default_arch
+
+    assert removable_convs(default_arch()) == [1, 3, 5, 6, 8, 9, 11, 12]

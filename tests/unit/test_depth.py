@@ -29,6 +29,9 @@ def test_an_arch_without_removed_is_the_13_conv_vgg16_and_removed_must_match_the
     with pytest.raises(ValueError, match="13 conv layers"):
         build_model({**dense, "features": feats})
     assert arch_of(build_model({**dense, "features": feats, "removed": [1]}))["removed"] == [1]
+    stage = [f for i, f in enumerate(dense["features"]) if i not in (0, 1)]  # stage 1 without its convs
+    with pytest.raises(ValueError, match="every stage"):
+        build_model({**dense, "features": stage, "removed": [1, 2]})
     with pytest.raises(ValueError, match="removed must list"):
         build_model({**dense, "features": feats, "removed": [0]})  # conv 0 reads the image: never removed
 
