@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)
     console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
-    console.info(f"sweep: {len(points)} points + {BASELINE} on {', '.join(backends)}")
+    hw = f" + 1 hardware-aware point (latency table on {latency.backend})" if latency is not None else ""
+    console.info(f"sweep: {len(points)} points{hw} + {BASELINE} on {', '.join(backends)}")
     paths = dict(prepare_artifacts(cfg, data, dense, variants=[BASELINE], progress=console.info))
     paths.update(build_points(cfg, data, dense.model, points, progress=console.info))
     builds = []
