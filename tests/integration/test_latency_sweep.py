@@ -1,8 +1,9 @@
-"""`bench sweep --latency-target 0.5 --backend openvino` end to end on the quarter-width quickstart model (at 0.125
-width the runtime's per-call overhead and pools alone exceed half the paper's point on this CPU): a latency table measured on
-this machine (cached, shown by --show-latency-table), a plan that removes at least one conv, the point built with
-the new depth in every file (model.pt's arch, both ONNX encodings, manifest, layer table), verified on the CPU
-backends, and measured: predicted beside measured latency in the results, speedup_vs_paper_ci95 on the frontier."""
+"""`bench sweep --latency-target 0.5 --backend openvino` end to end on the quarter-width quickstart model (at
+0.125 width the runtime's per-call overhead and pools alone exceed half the paper's point on a 2-core Zen 3): a
+latency table measured on this machine (cached, shown by --show-latency-table), a plan that removes at least one
+conv, the point built with the new depth in every file (model.pt's arch, both ONNX encodings, manifest, layer
+table), verified on the CPU backends, and measured: predicted beside measured latency in the results,
+speedup_vs_paper_ci95 on the frontier."""
 
 from __future__ import annotations
 
