@@ -125,7 +125,7 @@ def test_predicted_and_measured_latency_and_the_speedup_over_the_paper(sweep: di
     assert variants == {"l1-t0.50-int8", "l1-s0.50-int8"}
     errs = sorted(abs(e["predicted_ms"] - e["measured_p50_ms"]) / e["measured_p50_ms"] * 100
                   for e in lat["sum_of_parts"])
-    assert lat["median_abs_pct_error"] == pytest.approx(sum(errs) / 2)
+    assert lat["median_abs_pct_error"] == pytest.approx(sum(errs) / 2, rel=1e-3)  # errs from rounded predictions
     sp = {p["variant"]: p for p in results["sweep"]["points"]}
     assert sp["l1-t0.50-int8"]["scope"] == "latency" and sp["l1-t0.50-int8"]["architecture"]["removed_layers"]
     best = results["frontier"]["openvino"]["fastest_within_tolerance"]
