@@ -7,14 +7,14 @@ thread count, f32 inference hint, pinning; ONNX Runtime: intra-op threads, seque
 run `runs` times. Each run gives (wall time of the call, the sum of the runtime's per-node counters: OpenVINO
 PERF_COUNT realTime from `request.get_profiling_info()`, ONNX Runtime's profiler kernel times inside that run).
 
-* A layer probe's cost is the median of the node sums: the conv with its fused ReLU and requantization, the input
-  quantization and the layout reorders around it. Counting the reorders with the layer matters: on the tiny models
-  of the tests they cost as much as the conv, and the whole model pays them per layer. The per-call overhead
-  (runtime and Python), which the whole model pays once, stays out.
-* A whole-model probe's latency is the median node sum plus the least (wall - node sum) over the runs: the
-  per-call overhead as it is when nothing else runs. On a shared CPU both halves only grow with load; the least
-  overhead is robust to it where a median of wall times is not (measured here: a whole probe's median wall time
-  moved 0.5 -> 2.9 ms between two runs minutes apart while its node sums moved far less).
+* A layer probe's cost is the least of three rounds' medians of the node sums: the conv with its fused ReLU and
+  requantization, the input quantization and the layout reorders around it. Counting the reorders with the layer
+  matters: on the tiny models of the tests they cost as much as the conv, and the whole model pays them per
+  layer. The per-call overhead (runtime and Python), which the whole model pays once, stays out.
+* A whole-model probe's latency is the least round median of the node sums plus the least (wall - node sum) over
+  the runs: the per-call overhead as it is when nothing else runs. On a shared CPU both only grow with load; the
+  least is robust to it where a median of wall times is not (seen here: a whole probe's median wall time moved
+  0.5 -> 2.9 ms between two runs minutes apart).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from common.errors import UserError
 
 TABLE_BACKENDS = ("openvino", "onnxruntime")
 PROBE_WARMUP = 5
-PROBE_RUNS = 25
+PROBE_RUNS = 10  # per round
+PROBE_ROUNDS = 3
 WHOLE_RUNS = 60
 CONV_TYPES = ("Conv", "QLinearConv", "FusedConv")  # ONNX Runtime's op names of a conv kernel
 
@@ -69,13 +70,17 @@ class ProbeTimer:
         self.backend, self.threads = backend, threads
 
     def layer_ms(self, model: onnx.ModelProto, shape: list[int]) -> float:
-        """The median per-run sum of the probe's node counters, in ms."""
-        return statistics.median(nodes for _wall, nodes in self.runs(model, shape, PROBE_RUNS))
+        """The per-run sum of the probe's node counters, in ms: the least of `PROBE_ROUNDS` consecutive rounds'
+        medians, so that a burst of load from other processes (a shared CPU) does not become a table entry."""
+        runs = [n for _w, n in self.runs(model, shape, PROBE_RUNS * PROBE_ROUNDS)]
+        return min(statistics.median(runs[r * PROBE_RUNS:(r + 1) * PROBE_RUNS]) for r in range(PROBE_ROUNDS))
 
     def whole_ms(self, model: onnx.ModelProto, shape: list[int]) -> float:
-        """Median node sum + least per-call overhead, in ms."""
+        """The least round median of the node sums + the least per-call overhead, in ms."""
         runs = self.runs(model, shape, WHOLE_RUNS)
-        return statistics.median(n for _w, n in runs) + max(0.0, min(w - n for w, n in runs))
+        per = WHOLE_RUNS // PROBE_ROUNDS
+        nodes = min(statistics.median(n for _w, n in runs[r * per:(r + 1) * per]) for r in range(PROBE_ROUNDS))
+        return nodes + max(0.0, min(w - n for w, n in runs))
 
     def runs(self, model: onnx.ModelProto, shape: list[int], n: int) -> list[tuple[float, float]]:
         """(wall ms, node-counter sum ms) of each of `n` runs after the warm-up."""
