@@ -163,7 +163,8 @@ def _print_latency(latency: dict[str, Any]) -> None:
         meas = (f"{measured:.3f} ms" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")) if measured is not None \
             else "not measured"
         console.console.print(
-            f"{name} ({p.get('backend')}, this machine): widths {list((arch.get('widths') or {}).values())}, "
+            f"{name} ({p.get('backend')}, this machine): widths {list((arch.get('widths') or {}).values())} "
+            "(0: removed), "
             f"removed {arch.get('removed_layers') or 'none'}; target {p.get('target_ms'):.3f} ms, predicted "
             f"{p.get('predicted_ms'):.3f} ms, measured p50 {meas}", markup=False, soft_wrap=True)
     err = latency.get("median_abs_pct_error")
