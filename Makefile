@@ -24,10 +24,12 @@ bench: setup
 # that fewer MACs still buy speed, where the quarter-width quickstart model sits at the runtimes' per-call floor),
 # the paper's point and per-layer sparsity 0.75 in int8, distillation, 3 cubic pruning steps, 7 fine-tuning epochs
 # at the paper's point (14 at 0.75 by the epoch rule) with at least half after the last step; 41 min on 2
-# AVX2 cores from nothing (measured in docs/compression.md).
+# AVX2 cores from nothing (measured in docs/compression.md) before the hardware-aware point was added. That point
+# (--latency-target 0.5): widths and removed convs chosen from a per-layer latency table measured on this machine
+# with the first of the configured backends that has one (OpenVINO), fine-tuned with the same recipe.
 sweep: setup
 	$(BIN)/bench sweep --profile full --set model.width=0.75 --sparsity 0.5,0.75 --precision int8 \
-		--set compress.prune_steps=3 --set compress.kd_weight=1.0 --set compress.round_to=8 \
+		--latency-target 0.5 --set compress.prune_steps=3 --set compress.kd_weight=1.0 --set compress.round_to=8 \
 		--set compress.finetune_epochs=7 --set compress.last_step_share=0.5 --set compress.budget_minutes=0
 
 # The full-recipe sweep (docs/compression.md): the paper's full-width VGG16, per-layer sparsities 0.5/0.7/0.75/0.8 in

@@ -23,13 +23,27 @@ COLUMNS = ("layer", "type", "output_size", "channels_before", "channels_after", 
 
 def layer_rows(variant: str, dense: Arch, pruned: Arch, precision: str = "int8",
                symmetric: bool = True) -> list[dict[str, Any]]:
-    """One row per layer comparing `dense` (fp32, with BN) to `pruned` at `precision`, plus a total row."""
+    """One row per layer comparing `dense` (fp32, with BN) to `pruned` at `precision`, plus a total row; a conv that
+    `pruned` removed (its `removed` list) has a row saying so, with nothing stored after."""
     rows: list[dict[str, Any]] = []
     tot = {"pb": 0, "pa": 0, "sb": 0, "sa": 0}
-    for before, after in zip(layer_infos(dense), layer_infos(pruned), strict=True):
+    removed = set(pruned.get("removed") or [])
+    remaining = iter(layer_infos(pruned))
+    for k, before in enumerate(layer_infos(dense)):
         sb = layer_storage_bytes(before, "fp32")
-        sa = layer_storage_bytes(after, precision, symmetric)
         pb = before.params + (2 * before.out_channels if before.kind == "conv" else 0)  # + BN gamma/beta
+        tot["pb"] += pb
+        tot["sb"] += sb
+        if before.kind == "conv" and k in removed:  # a hardware-aware plan replaced this conv by the identity
+            rows.append({
+                "variant": variant, "layer": before.name, "type": before.kind, "output_size": "removed (identity)",
+                "channels_before": before.out_channels, "channels_after": 0, "params_before": pb, "params_after": 0,
+                "storage_before_kb": round(sb / 1024, 2), "storage_after_kb": 0.0, "precision_after": precision,
+                "compression_ratio": "removed",
+            })
+            continue
+        after = next(remaining)
+        sa = layer_storage_bytes(after, precision, symmetric)
         pa = after.params
         rows.append({
             "variant": variant, "layer": before.name, "type": before.kind, "output_size": after.out_size,
@@ -38,9 +52,7 @@ def layer_rows(variant: str, dense: Arch, pruned: Arch, precision: str = "int8",
             "storage_before_kb": round(sb / 1024, 2), "storage_after_kb": round(sa / 1024, 2),
             "precision_after": precision, "compression_ratio": round(sb / sa, 2),
         })
-        tot["pb"] += pb
         tot["pa"] += pa
-        tot["sb"] += sb
         tot["sa"] += sa
     rows.append({
         "variant": variant, "layer": "total", "type": "", "output_size": "", "channels_before": "",
@@ -69,7 +81,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "Layer-wise compression
             cells = [r["layer"], r["type"], r["output_size"], ch,
                      f"{r['params_before']:,} -> {r['params_after']:,}",
                      f"{r['storage_before_kb']:,} (fp32) -> {r['storage_after_kb']:,} ({r['precision_after']})",
-                     f"{r['compression_ratio']}x"]
+                     r["compression_ratio"] if r["compression_ratio"] == "removed" else f"{r['compression_ratio']}x"]
             if r["layer"] == "total":
                 cells = [f"**{c}**" if c else c for c in cells]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")

@@ -11,6 +11,7 @@ directory whose manifest config_hash equals the current one is reused, not rebui
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,7 +27,9 @@ from backends.artifact import MANIFEST, ONNX_FILE, TORCH_FILE, TRT_ONNX_FILE, lo
 from common.config import BenchmarkConfig, Config
 from common.errors import UserError
 from compression import export, verify
+from compression.allocate import Plan
 from compression.checks import verify_fp32, verify_int8
+from compression.depth import apply_plan
 from compression.fold import fold_model, folded_layers
 from compression.importance import METHODS
 from compression.layers import layer_rows, write_layer_table
@@ -35,7 +38,7 @@ from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.recipe import distillation, prune_kwargs, recipe_fields
-from compression.storage import layer_infos, storage_bytes
+from compression.storage import storage_bytes
 from compression.writer import copy_variant, int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
@@ -168,8 +171,8 @@ class _Builder:
         # val logits of the models this builder holds (the dense model, the pruned ones in pruned_cache), keyed by
         # id (stable while held): an int8 variant compares with its source's logits without a second pass
         self._val_logits: dict[int, np.ndarray] = {}
-        self.n_conv = sum(1 for li in layer_infos(self.dense_arch) if li.kind == "conv")
         self._teacher_key: str | None = None
+        self.extra_manifest: dict[str, Any] = {}  # merged into every manifest this builder writes (a latency plan)
 
     # ------------------------------------------------------------ models
     def pruned(self, method: str) -> _Pruned:
@@ -248,6 +251,7 @@ class _Builder:
         m.update(params=params, nonzero_params=nonzero)
         storage_fields(m, self.dense_storage, storage_bytes(arch, "fp32"))
         m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
+        m.update(self.extra_manifest)
         if masks is not None:
             m["pruning"]["sparsity_level_S"] = round(sparsity_level(model), 6)
         val_logits = self.val_logits(model)
@@ -285,6 +289,7 @@ class _Builder:
                  int8_encoding=int8_encoding(c.weight_bits, c.symmetric)["encoding"])
         storage_fields(m, self.dense_storage, storage_bytes(arch, "int8", c.symmetric))
         m["recipe"] = recipe_fields(self.cfg, method, arch, self.dense_arch)
+        m.update(self.extra_manifest)
         if masks is not None:
             total = sum(ql.w_int8.numel() for ql in qlayers)
             m["pruning"]["sparsity_level_S"] = round(1 - w_nonzero / total, 6)
@@ -318,7 +323,8 @@ class _Builder:
             files[TRT_ONNX_FILE] = lambda path: onnx.save(export.trt_qdq_onnx(qlayers, in_ch), str(path))
 
         def finish(tmp: Path, man: dict[str, Any]) -> None:
-            man["verification"] = verify_int8(tmp, variant, self.verify_x, q_logits, c.symmetric, self.n_conv, self.say)
+            n_conv = sum(1 for f in arch["features"] if f != "M")  # a latency plan may have removed convs
+            man["verification"] = verify_int8(tmp, variant, self.verify_x, q_logits, c.symmetric, n_conv, self.say)
             man["onnx_bytes"] = man["files"][ONNX_FILE]["bytes"]
 
         return write_variant(self.out_dir, variant, files, m, finish)
@@ -444,4 +450,58 @@ def build_point(
     path = b.build_int8(point.name, point.method)
     man = load_artifact(path, verify=False).manifest
     write_layer_table(out_dir, layer_rows(point.name, b.dense_arch, man["arch"], "int8", bool(pcfg.compress.symmetric)))
+    return path
+
+
+def build_planned_point(
+    cfg: Config,
+    data: FerData,
+    dense: VGG16FER,
+    out_dir: Path,
+    name: str,
+    precision: str,
+    plan: Plan,
+    plan_fields: dict[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write (or reuse) out_dir/<name>/: the dense model cut to a latency plan (compression/allocate.py: widths and
+    removed convs, compression/depth.py), fine-tuned with the sweep's recipe (distillation, schedule, epochs from
+    compress.*), then written like any pruned variant at `precision` (int8: folded, QAT). The plan and
+    `plan_fields` (its target, predicted latency, table) go into the manifest's `latency_plan`, and into its config
+    hash, so a different plan never reuses this directory's files; the int8 point reuses an fp32 sibling's model
+    (name with -fp32) when that was built first."""
+    say = progress or (lambda _m: None)
+    if precision not in PRECISIONS:
+        raise UserError(f"sweep precision {precision!r}: valid precisions are {', '.join(PRECISIONS)}")
+    c = replace(cfg.compress, methods=["l1"], scope="global", sparsity=0.0, macs_reduction=0.0)
+    pcfg = replace(cfg, compress=c)
+    validate_inputs(pcfg, data, dense, [f"l1-{precision}"])
+    out_dir = Path(out_dir)
+    fp32_sibling = name.removesuffix(f"-{precision}") + "-fp32"
+    b = _Builder(pcfg, data, dense, out_dir, say, fp32_name=lambda _m: fp32_sibling)
+    blob = json.dumps({"plan": plan.fields(), "arch": plan.arch(b.dense_arch)}, sort_keys=True)
+    b.hash = hashlib.sha256((b.hash + blob).encode()).hexdigest()[:16]
+    b.extra_manifest = {"latency_plan": {**plan_fields, **plan.fields()}}
+    target = out_dir / name
+    if _reusable(target, b.hash):
+        say(f"{name}: up to date, reused ({target})")
+        return target
+    if not _reusable(out_dir / fp32_sibling, b.hash):
+        t0 = time.perf_counter()
+        model = apply_plan(dense, plan)
+        kw = prune_kwargs(pcfg, b.teacher_key(), dense, data)
+        epochs, schedule = int(kw["finetune_epochs"]), kw["schedule"]
+        say(f"{name}: widths {plan.widths}, removed convs {plan.removed or 'none'}; fine-tuning {epochs} epoch(s)")
+        if epochs:
+            fit(model, data.train, data.val, pcfg.train, epochs=epochs, lr=pcfg.train.lr * FT_LR_FACTOR,
+                extra_loss=kw["extra_loss"], make_scheduler=schedule.segment(epochs) if schedule else None,
+                on_epoch=lambda log: say(f"{name}: fine-tune epoch {log.epoch} val {log.val_accuracy:.3f}"))
+        b.pruned_cache["l1"] = _Pruned(model.eval(), None)
+        say(f"{name}: cut and fine-tuned in {time.perf_counter() - t0:.0f} s")
+    say(f"{name}: building")
+    if precision == "fp32":
+        return b.build_fp32(name, "l1")
+    path = b.build_int8(name, "l1")
+    man = load_artifact(path, verify=False).manifest
+    write_layer_table(out_dir, layer_rows(name, b.dense_arch, man["arch"], "int8", bool(pcfg.compress.symmetric)))
     return path

@@ -9,13 +9,15 @@ arch = {
     "hidden": 512,                         # width of the hidden FC layer
     "num_classes": 7,
     "dropout": 0.5,
-}
+    "removed": [4, 9],                     # optional: dense conv indices (1-12) a hardware-aware plan replaced by
+}                                          # the identity; "features" then lists only the convs that remain
 Module names are stable: `features.<i>` (Conv2d, BatchNorm2d, ReLU, MaxPool2d) and
 `classifier.0` (Linear), `classifier.1` (ReLU), `classifier.2` (Dropout), `classifier.3` (Linear).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ VGG16_FEATURES: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
 )
 Arch = dict[str, Any]
+DENSE_CONVS = 13
 
 
 def default_arch(in_channels: int = 1, width: float = 1.0, hidden: int = 512, dropout: float = 0.5) -> Arch:
@@ -108,13 +111,16 @@ def arch_of(model: nn.Module) -> Arch:
     fc0, fc_out = model.classifier[0], model.classifier[3]
     if not (isinstance(fc0, nn.Linear) and isinstance(fc_out, nn.Linear)):
         raise TypeError("classifier.0 and classifier.3 must be Linear layers")
-    return {
+    out: Arch = {
         "in_channels": int(in_ch or model.arch["in_channels"]),
         "features": feats,
         "hidden": int(fc0.out_features),
         "num_classes": int(fc_out.out_features),
         "dropout": float(model.arch["dropout"]),
     }
+    if model.arch.get("removed"):
+        out["removed"] = list(model.arch["removed"])
+    return out
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -130,8 +136,21 @@ def _validated(arch: Arch) -> Arch:
     if missing:
         raise ValueError(f"architecture description lacks {sorted(missing)}")
     feats = list(arch["features"])
-    if sum(1 for f in feats if f == "M") != 5 or sum(1 for f in feats if f != "M") != 13:
-        raise ValueError("architecture must have 13 conv layers and 5 max-pools (VGG16)")
+    removed = arch.get("removed") or []
+    if not isinstance(removed, list) or any(not isinstance(r, int) or not 0 < r < DENSE_CONVS for r in removed) \
+            or len(set(removed)) != len(removed):
+        raise ValueError(f"removed must list distinct dense conv indices in 1..{DENSE_CONVS - 1}, got {removed!r}")
+    convs = sum(1 for f in feats if f != "M")
+    if sum(1 for f in feats if f == "M") != 5 or convs + len(removed) != DENSE_CONVS:
+        raise ValueError("architecture must have 13 conv layers (less those listed in removed) and 5 max-pools "
+                         "(VGG16)")
     if any(f != "M" and (not isinstance(f, int) or f < 1) for f in feats):
         raise ValueError("conv channel counts must be positive integers")
-    return {**arch, "features": feats}
+    if feats[0] == "M" or any(a == b == "M" for a, b in itertools.pairwise(feats)):
+        raise ValueError("every stage (between max-pools) must keep at least one conv layer")
+    out = {**arch, "features": feats}
+    if removed:
+        out["removed"] = sorted(removed)
+    else:
+        out.pop("removed", None)
+    return out

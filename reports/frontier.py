@@ -132,7 +132,22 @@ def dense_val_accuracy(rows: list[dict[str, Any]]) -> float | None:
     return None
 
 
-def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float) -> dict[str, Any] | None:
+def speedup_vs_paper(rows: list[dict[str, Any]], backend: str, paper: str | None,
+                     row: dict[str, Any]) -> tuple[float | None, list[float] | None]:
+    """(the paper's point's p50 / the row's p50 on the same backend, its 95% interval over processes);
+    (None, None) without a VALID paper's-point cell on that backend."""
+    ref = next((r for r in latency_points(rows, backend) if paper and r.get("variant") == paper), None)
+    if ref is None or ref.get("valid") is False:
+        return None, None
+    base, cand = process_p50s(ref), process_p50s(row)
+    if not base or not cand:
+        return p50(ref) / p50(row), None
+    ratio, ci, _level = ratio_ci(base, cand)
+    return ratio, (list(ci) if ci else None)
+
+
+def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float,
+                     paper: str | None = None) -> dict[str, Any] | None:
     """{fastest_within_tolerance, pareto, dense_val_accuracy, excluded, ...} of one backend; None without
     measured rows."""
     pts = latency_points(rows, backend)
@@ -153,6 +168,7 @@ def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float)
     if within:
         best = min(within, key=p50)
         ratio, ratio_ci95 = speedup(rows, best)
+        vs_paper, vs_paper_ci95 = speedup_vs_paper(rows, backend, paper, best)
         ci = accuracy_ci(best)
         out["fastest_within_tolerance"] = {
             "variant": best["variant"], "p50_ms": p50(best), "p50_ci_ms": best.get("p50_ci_ms"),
@@ -161,6 +177,7 @@ def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float)
             "accuracy": float(best["accuracy"]), "accuracy_ci95": [ci.low, ci.high] if ci else None,
             "delta_accuracy": (float(best["accuracy"]) - dense[0]) if dense else None,
             "speedup_vs_dense_fp32_torch": ratio, "speedup_ci95": ratio_ci95,
+            "speedup_vs_paper": vs_paper, "speedup_vs_paper_ci95": vs_paper_ci95,
             "valid": True, "agrees": True, "reference": best.get("reference"),
         }
     return out
@@ -170,9 +187,10 @@ def compute_frontier(run: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) 
     """{backend: backend_frontier} for every backend with measured latency rows, in row order."""
     rows = [r for r in run.get("results") or [] if isinstance(r, dict)]
     backends = list(dict.fromkeys(str(r.get("backend")) for r in rows))
+    paper = (run.get("sweep") or {}).get("paper_point")
     out = {}
     for b in backends:
-        f = backend_frontier(rows, b, tolerance)
+        f = backend_frontier(rows, b, tolerance, paper)
         if f is not None:
             out[b] = f
     return out
@@ -262,10 +280,34 @@ def points_table(run: dict[str, Any]) -> Table:
                   *backends], body, ["Accuracy from torch-eager (any ok backend if it did not run)."], "sweep-points")
 
 
+def latency_plan_table(run: dict[str, Any]) -> Table | None:
+    """The hardware-aware points: the architecture chosen for this machine, predicted vs measured latency."""
+    lat = (run.get("sweep") or {}).get("latency") or {}
+    if not lat.get("points"):
+        return None
+    body = []
+    for v, p in lat["points"].items():
+        arch = p.get("architecture") or {}
+        ci = p.get("measured_p50_ci_ms")
+        measured = fnum(p.get("measured_p50_ms")) + (f" [{fnum(ci[0])}, {fnum(ci[1])}]" if ci else "")
+        body.append([v, str(p.get("backend")), fnum(p.get("target_ms")), fnum(p.get("predicted_ms")), measured,
+                     " ".join(str(w) for w in (arch.get("widths") or {}).values()),
+                     ", ".join(arch.get("removed_layers") or []) or "none"])
+    err = lat.get("median_abs_pct_error")
+    notes = [f"Widths and removed convs chosen for this machine from its per-layer latency table ({lat.get('table')})"
+             f"; sum of parts vs measured p50 over {len(lat.get('sum_of_parts') or [])} {lat.get('precision')} "
+             f"point(s) on {lat.get('backend')}: median absolute error "
+             f"{'n/a' if err is None else f'{err:.1f}%'}. Chosen on measured latency, never the prediction."]
+    return Table("Hardware-aware points — architecture chosen for this machine",
+                 ["variant", "backend", "target ms", "predicted ms", "measured p50 ms [95% CI]", "widths per conv",
+                  "removed convs"], body, notes, "latency-plan")
+
+
 def frontier_tables(run: dict[str, Any]) -> list[Table]:
     """The sweep's tables (nothing for a run that is not a sweep)."""
     if not run.get("sweep"):
         return []
     from reports.frontier_points import backend_points_tables
 
-    return [frontier_table(run), points_table(run), *backend_points_tables(run)]
+    plan = latency_plan_table(run)
+    return [frontier_table(run), points_table(run), *([plan] if plan else []), *backend_points_tables(run)]

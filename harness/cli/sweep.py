@@ -32,6 +32,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated pruning methods: l1, cdcp, sfpga, drcp, tgpp (default l1)")
     p.add_argument("--precision", default="fp32,int8", metavar="P,P", help="fp32, int8 or both (default both)")
     p.add_argument("--scope", default="local", metavar="S,S", help="local, global or both (default local)")
+    p.add_argument("--latency-target", type=float, default=None, metavar="F",
+                   help="add a hardware-aware point: widths and conv layers removed to fit F x the paper's point's "
+                        "latency on --backend (openvino or onnxruntime), from a per-layer table measured on this "
+                        "machine (docs/compression.md); named like l1-t0.50-int8")
+    p.add_argument("--latency-ms", type=float, default=None, metavar="X",
+                   help="as --latency-target, with a budget of X ms instead of a fraction")
+    p.add_argument("--latency-group", type=int, default=8, metavar="N",
+                   help="a hardware-aware point's widths are multiples of N channels (default 8)")
+    p.add_argument("--show-latency-table", action="store_true",
+                   help="print the per-layer latency table of --backend for this config (measured now unless "
+                        "cached) and exit")
     p.add_argument("--tolerance", type=float, default=1.0, metavar="POINTS",
                    help="accuracy points below dense-fp32 a variant may lose to count as 'within' (default 1)")
     add_output_arguments(p)
@@ -48,32 +59,63 @@ def run(args: argparse.Namespace) -> int:
     from backends.registry import check_name
     from harness.cli._common import json_destinations, load_config_from_args
     from harness.cli.run import check_runnable, publish_run
+    from harness.orchestrate import latency_sweep as ls
     from harness.orchestrate.pipeline import load_data, prepare_artifacts, prepare_dense
     from harness.orchestrate.runner import run_grid
-    from harness.orchestrate.sweep import BASELINE, build_points, check_reachable, parse_grid, sweep_info
+    from harness.orchestrate.sweep import (
+        BASELINE,
+        PAPER_POINT,
+        build_points,
+        check_reachable,
+        parse_grid,
+        sweep_info,
+    )
     from reports.frontier import compute_frontier
 
     console.set_quiet(args.quiet)
     json_out = json_destinations(args)
-    sparsity = args.sparsity if args.sparsity is not None or args.macs_reduction is not None else DEFAULT_SPARSITY
+    wants_latency = args.latency_target is not None or args.latency_ms is not None
+    sparsity = args.sparsity if args.sparsity is not None or args.macs_reduction is not None else (
+        "0.5" if wants_latency else DEFAULT_SPARSITY)  # a latency sweep's baseline: the paper's point
     points = parse_grid(sparsity, args.method, args.precision, args.scope,  # bad flags fail before any work
                         args.macs_reduction)
     tolerance = check_tolerance(args.tolerance)
     cfg = load_config_from_args(args)
     backends = list(dict.fromkeys(check_name(b) for b in (args.backend or cfg.benchmark.backends)))
+    precisions = list(dict.fromkeys(p.precision for p in points))
+    if args.show_latency_table:
+        req = ls.parse_latency(1.0, None, backends, args.latency_group)
+        if req is None:
+            raise RuntimeError("internal: parse_latency returned None for a given fraction")
+        check_runnable([req.backend])
+        console.console.print(ls.show_table(cfg, req.backend, ls.table_precision(precisions), req.group,
+                                            console.info), markup=False, soft_wrap=True)
+        return 0
+    latency = ls.parse_latency(args.latency_target, args.latency_ms, backends, args.latency_group)
+    if latency is not None and "int8" in precisions and PAPER_POINT not in points:
+        points.append(PAPER_POINT)  # the budget and speedup_vs_paper are quoted against it
     check_reachable(cfg, points)  # an unreachable MAC target fails now, not after the points before it were built
     check_runnable(backends)
     data = load_data(cfg)
     dense = prepare_dense(cfg, data, progress=console.info)
     console.info(f"dense model: test accuracy {100 * dense.meta['test_accuracy']:.2f}% ({dense.path})")
-    console.info(f"sweep: {len(points)} points + {BASELINE} on {', '.join(backends)}")
+    hw = f" + 1 hardware-aware point (latency table on {latency.backend})" if latency is not None else ""
+    console.info(f"sweep: {len(points)} points{hw} + {BASELINE} on {', '.join(backends)}")
     paths = dict(prepare_artifacts(cfg, data, dense, variants=[BASELINE], progress=console.info))
     paths.update(build_points(cfg, data, dense.model, points, progress=console.info))
+    builds = []
+    if latency is not None:
+        lb = ls.plan_point(cfg, dense.model, latency, ls.table_precision(precisions), console.info)
+        paths[lb.name] = ls.build_point(cfg, data, dense.model, lb, console.info)
+        builds.append(lb)
     # Point names are not config variant names: the grid is given them directly, not through --set.
     bench = dataclasses.replace(cfg.benchmark, backends=backends, variants=list(paths))
     cfg = dataclasses.replace(cfg, benchmark=bench)
     results = run_grid(cfg, paths, data, backends=backends, progress=console.info)
     results["sweep"] = sweep_info(points, tolerance, paths)
+    results["sweep"]["points"] += [ls.point_fields(lb) for lb in builds]
+    if builds:
+        results["sweep"]["latency"] = ls.latency_summary(results, builds, paths, results["sweep"]["paper_point"])
     results["frontier"] = compute_frontier(results, tolerance)
     layers = _layers_csv(paths, results["sweep"]["paper_point"])
     if layers is not None:
@@ -81,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     publish_run(cfg, results, args, json_out)
     if not json_out[0]:  # --json: stdout holds the JSON document alone
         _print_frontier(results["frontier"], tolerance)
+        _print_latency(results["sweep"].get("latency") or {})
     return 0
 
 
@@ -109,3 +152,24 @@ def _print_frontier(frontier: dict[str, Any], tolerance: float) -> None:
             f"{backend}: fastest valid, agreeing variant within {100 * tolerance:g} pt of dense on validation "
             f"accuracy: {best['variant']} — p50 {best['p50_ms']:.3f} ms, test accuracy {100 * best['accuracy']:.2f}%"
             f"{speed_txt}; Pareto front: {front}", markup=False, soft_wrap=True)
+
+
+def _print_latency(latency: dict[str, Any]) -> None:
+    """The machine's chosen architecture, its predicted vs measured latency, and the table's overall error."""
+    for name, p in (latency.get("points") or {}).items():
+        arch = p.get("architecture") or {}
+        measured = p.get("measured_p50_ms")
+        ci = p.get("measured_p50_ci_ms")
+        meas = (f"{measured:.3f} ms" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")) if measured is not None \
+            else "not measured"
+        console.console.print(
+            f"{name} ({p.get('backend')}, this machine): widths {list((arch.get('widths') or {}).values())} "
+            "(0: removed), "
+            f"removed {arch.get('removed_layers') or 'none'}; target {p.get('target_ms'):.3f} ms, predicted "
+            f"{p.get('predicted_ms'):.3f} ms, measured p50 {meas}", markup=False, soft_wrap=True)
+    err = latency.get("median_abs_pct_error")
+    if latency:
+        console.console.print(
+            f"latency table ({latency.get('backend')}): sum of parts vs measured over "
+            f"{len(latency.get('sum_of_parts') or [])} point(s), median absolute error "
+            f"{'n/a' if err is None else f'{err:.1f}%'}", markup=False, soft_wrap=True)

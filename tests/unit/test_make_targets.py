@@ -42,6 +42,12 @@ def test_documented_sweeps_pass_the_checks_made_before_any_work(target: str) -> 
     # the default sweep is the full recipe at three-quarter width (the width its measured figures are for)
     assert cfg.model.width == {"sweep": 0.75, "sweep-full": 1.0}[target]
     assert any(p.name == "l1-s0.50-int8" for p in points)  # the paper's point, the speedups' reference
+    if target == "sweep":  # the hardware-aware point, planned on a backend that has latency tables
+        from harness.orchestrate.latency_sweep import parse_latency
+
+        req = parse_latency(args.latency_target, args.latency_ms, list(args.backend or cfg.benchmark.backends),
+                            args.latency_group)
+        assert req is not None and req.fraction == 0.5 and req.backend in ("openvino", "onnxruntime")
 
 
 def test_a_misspelt_key_in_a_recipe_would_fail_the_check() -> None:
