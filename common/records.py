@@ -361,7 +361,7 @@ class Run(Record):
     agreement: list[Agreement] | None = _f("top-1 agreement of each cell with its reference")
     machine_peak_gmac_per_s: MachinePeaks | None = _f("the machine's measured roofs")
     layers_csv: str | None = _f("path of the layer-wise table CSV")
-    layers: list[dict[str, str]] | None = _f("the layer-wise table (the store keeps it with the run)")
+    layers: list[dict[str, Any]] | None = _f("the layer-wise table, one object per layer (cells as text from the CSV)")
     sweep: Sweep | None = _f("`bench sweep`: the compression points")
     frontier: dict[str, BackendFrontier] | None = _f("`bench sweep`: {backend: frontier}")
     phase_seconds: dict[str, float] | None = _f("wall seconds per phase (data, training, grid, report)")
@@ -443,7 +443,8 @@ def rows_of(rows: list[dict[str, Any]] | list[Row]) -> list[Row]:
     try:
         return ROWS.validate_python([r.model_dump() if isinstance(r, Row) else r for r in rows])
     except ValidationError as e:
-        raise first_error(e) from None
+        err = first_error(e)
+        raise SchemaError("results" + err.where, err.message) from None
 
 
 def json_schema() -> dict[str, Any]:
