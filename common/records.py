@@ -144,6 +144,14 @@ class Describe(Record):
     harness: DescribeHarness | None = _f("how the harness drove the loop")
 
 
+class RuntimeTiming(Record):
+    """The runtime's own time per request beside the end-to-end time of the same calls (backend-specific beyond
+    these two)."""
+
+    runtime_p50_ms: float | None = _f("the runtime's own median time per request, ms")
+    end_to_end_p50_ms: float | None = _f("median end-to-end time of the same calls, ms")
+
+
 class Modes(Record):
     """The mode mix of the per-process p50s: a fast level and a share of slow processes."""
 
@@ -219,7 +227,7 @@ class Row(Record):
     attainable_gmac_per_s: float | None = _f("roofline at this intensity: min(compute, bandwidth x intensity), GMAC/s")
     fraction_of_attainable: float | None = _f("gmac_per_s / attainable_gmac_per_s, 0-1 (above 1: roof read low)")
     roofline: Roofline | None = _f("the roofs this row was held against")
-    runtime_timing: dict[str, Any] | None = _f("the runtime's own time per request (backend-specific), ms")
+    runtime_timing: RuntimeTiming | None = _f("the runtime's own time per request beside end to end, ms")
     unstable_rounds: int | None = _f("processes whose samples varied more than benchmark.max_cov")
     roof_measured_low: bool | None = _f("the row stayed above its roof after re-measuring the roofs")
     # added in result schema 2
@@ -275,6 +283,11 @@ class MachinePeaks(Record):
     bf16: float | None = _f("bf16 compute peak, GMAC/s")
     bandwidth_gb_per_s: dict[str, float] | None = _f('memory bandwidth per level ("dram", "cache"), GB/s')
     kernels: dict[str, Any] | None = _f("the kernels each roof was measured with, and their rates")
+    threads: int | None = _f("threads the roofs were measured with")
+    other_cpu_fraction: float | None = _f("share of the CPUs other processes used while measuring, 0-1")
+    error: str | None = _f("why the roofs were not measured")
+    gpu: dict[str, Any] | None = _f("the GPU's roofs: {device, fp32, tf32, fp16, bf16, int8 (GMAC/s), "
+                                    "bandwidth_gb_per_s: {dram}, error}")
 
 
 class SweepPoint(Record):
@@ -342,6 +355,8 @@ class Fingerprint(Record):
 
     id: str | None = _f("hash of the fingerprint, 12 hex digits")
     machine_id: str | None = _f("the machine's id (machine.id, else derived from the hardware)")
+    cpu: dict[str, Any] | str | None = _f("the CPU: {brand, cores, flags, ...} (older runs: its name)")
+    isa: dict[str, Any] | None = _f("the CPU's instruction-set features: {features: {name: bool}}")
 
 
 class Run(Record):
@@ -426,12 +441,37 @@ def parse_run(run: dict[str, Any] | Run) -> Run:
         raise first_error(e) from None
 
 
-def parse_row(row: dict[str, Any] | Row) -> Row:
+def parse_row(row: dict[str, Any] | Row, strict: bool = True) -> Row:
     """One row dict validated into a Row (a Row passes through)."""
     if isinstance(row, Row):
         return row
     try:
-        return Row.model_validate(row)
+        return Row.model_validate(row, strict=strict)
+    except ValidationError as e:
+        raise first_error(e) from None
+
+
+# What a reader takes for a required key that a partial dict (a hand-made row in a test or script) leaves out.
+_ROW_UNKNOWN: dict[str, Any] = {"backend": "?", "variant": "?", "scenario": "?", "batch_size": 1, "status": "?"}
+_RUN_UNKNOWN: dict[str, Any] = {"run_id": "?", "created": "", "results": []}
+
+
+def as_row(row: dict[str, Any] | Row) -> Row:
+    """A reader's entry: a row the harness wrote (dict or Row) as a Row, checked lax (readers of a row already
+    written do not re-judge it; import and the writer check strictly); absent required keys read as unknown."""
+    return row if isinstance(row, Row) else parse_row({**_ROW_UNKNOWN, **row}, strict=False)
+
+
+def as_run(run: dict[str, Any] | Run) -> Run:
+    """A reader's entry: a run the harness wrote or stored (dict, any known version, or Run) as a Run, lax;
+    absent required keys read as unknown."""
+    if isinstance(run, Run):
+        return run
+    results = run.get("results")
+    full = {**_RUN_UNKNOWN, **run, "results": [{**_ROW_UNKNOWN, **r} if isinstance(r, dict) else r
+                                              for r in results or []]}
+    try:
+        return Run.model_validate(upgrade_run(full), strict=False)
     except ValidationError as e:
         raise first_error(e) from None
 

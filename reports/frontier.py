@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from common.records import Run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from common.stats.accuracy import accuracy_ci
 from common.stats.intervals import ratio_ci
@@ -262,8 +263,15 @@ def points_table(run: dict[str, Any]) -> Table:
                   *backends], body, ["Accuracy from torch-eager (any ok backend if it did not run)."], "sweep-points")
 
 
-def frontier_tables(run: dict[str, Any]) -> list[Table]:
-    """The sweep's tables (nothing for a run that is not a sweep)."""
+def frontier_tables(typed: Run | dict[str, Any]) -> list[Table]:
+    """The sweep's tables (nothing for a run that is not a sweep). The frontier modules still read the run as its
+    results-JSON dict: a typed run is dumped once here, for all three tables."""
+    if isinstance(typed, Run):
+        if typed.sweep is None:
+            return []
+        run = typed.model_dump(exclude_unset=True)
+    else:
+        run = typed
     if not run.get("sweep"):
         return []
     from reports.frontier_points import backend_points_tables

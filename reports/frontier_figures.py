@@ -7,6 +7,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from common.records import Run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from reports.figures import _plain_log_axis, _png
 from reports.frontier import DEFAULT_TOLERANCE, latency_points, p50, pareto, reference_p50
@@ -161,8 +162,15 @@ SWEEP_FIGURES = {
 }
 
 
-def render_sweep(run: dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
-    """file name -> (caption, PNG or None); empty for a run that is not a sweep."""
+def render_sweep(typed: Run | dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+    """file name -> (caption, PNG or None); empty for a run that is not a sweep. The sweep figures still read the
+    run as its results-JSON dict: a typed run is dumped once here, for all of them."""
+    if isinstance(typed, Run):
+        if typed.sweep is None:
+            return {}
+        run = typed.model_dump(exclude_unset=True)
+    else:
+        run = typed
     if not run.get("sweep"):
         return {}
     return {name: (caption, fn(run)) for name, (caption, fn) in SWEEP_FIGURES.items()}
