@@ -27,9 +27,10 @@ def main(n_runs: int = 1000, repeats: int = 3) -> None:
         with ResultsStore(url) as store:
             t0 = time.perf_counter()
             start = datetime(2026, 1, 1, tzinfo=UTC)
+            shapes = [build_run("shape", seed=k, n=100) for k in range(10)]  # 10 distinct runs, stored 100x each
             for i in range(n_runs):
                 created = (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-                store.save_run(build_run(f"r{i:05d}", created=created, seed=i, n=100))
+                store.save_run({**shapes[i % len(shapes)], "run_id": f"r{i:05d}", "created": created})
             print(f"stored {n_runs} runs in {time.perf_counter() - t0:.1f} s")
             newest = store.load_run("latest")
             newest_typed = store.load_run_typed("latest")

@@ -23,6 +23,7 @@ in a SQL database through SQLAlchemy Core.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sqlite3
@@ -423,7 +424,7 @@ class ResultsStore:
                "config": run.config, "config_hash": run.config_hash}
         created = _normalise_created(run.created, run.run_id)
         q = _same_config(key, n).where(runs_table.c.run_id != run.run_id, runs_table.c.created <= created)
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, _no_gc_pauses():
             return [self._load_pk_typed(conn, pk, samples) for pk in conn.execute(q).scalars()]
 
     def upgrade_result_versions(self) -> int:
@@ -593,6 +594,20 @@ class ResultsStore:
         """How many runs are stored."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(runs_table)).scalar_one())
+
+
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a long history is read: a typed run is many small objects, none of
+    them cyclic garbage, and collections triggered by their sheer number would traverse every run read so far
+    (the cost grows with the history's length)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _stored_error(conn: Connection, pk: int, e: SchemaError) -> UserError:
