@@ -155,7 +155,7 @@ def cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, 
             row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
                        "measurement")
         else:
-            row.update(derive_rounds(found, per_process_s, s.max_cov, row.get("gmac")))
+            row.update(derive_rounds(found, per_process_s, s.max_cov, row["gmac"]))
             if failed:
                 row["invalid_reasons"] = [*row["invalid_reasons"], *failed]
                 row["valid"] = False
