@@ -106,8 +106,9 @@ def failed_cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dic
 
 def rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path],
                    procs: list[dict[str, Any]], accuracy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first) and its
-    untimed accuracy process (`accuracy`; without it, round 0's own accuracy pass where it ran one)."""
+    """One row per scenario from the cell's processes (`procs`: round, started, result, and in runs with a reference
+    arm pair and position; round 0 first) and its untimed accuracy process (`accuracy`; without it, round 0's own
+    accuracy pass where it ran one)."""
     return [row_dict(r) for r in cell_rows(s, backend, variant, artifacts, procs, accuracy)]
 
 
@@ -175,6 +176,8 @@ UNSTABLE = "robust CoV"  # the prefix of loop.verdict's reason for samples that 
 
 def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, latency: bool) -> dict[str, Any]:
     entry = p["entry"]
+    # runs with a reference arm: the launcher's pairing of this process with the other arm's (absent otherwise)
+    paired: dict[str, Any] = {k: p[k] for k in ("pair", "position") if k in p}
     samples = [float(s) for s in entry.get("samples_ms", [])]
     stats = Stats.from_samples(samples) if samples else None
     timing = Timing(samples, float(entry.get("duration_s", 0.0)), bool(entry.get("capped", False)))
@@ -196,7 +199,7 @@ def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, lat
         "fixed_s": fixed_cost_s(p.get("result") or {}),
         # what the process did, in order (the same in every process of a cell), and our threads in its loops
         "steps": (p.get("result") or {}).get("steps"), "python_threads": entry.get("python_threads"),
-        "threads_after_load": (p.get("result") or {}).get("threads_after_load"),
+        "threads_after_load": (p.get("result") or {}).get("threads_after_load"), **paired,
     }
 
 
