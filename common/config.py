@@ -136,7 +136,7 @@ class BenchmarkConfig:
     variants: list[str] = setting(["dense-fp32", "l1-fp32", "dense-int8", "l1-int8"])
     batch_sizes: list[int] = setting([1, 32], min=1, max=4096)
     # timed seconds per cell IN TOTAL: each of the `rounds` processes times min_duration_s / rounds
-    # Defaults (issue 19): 5 rounds, so the median's order-statistic interval is [min, max] at 93.75% (3 gave 75%);
+    # Defaults: 5 rounds, so the median's order-statistic interval is [min, max] at 93.75% (3 gave 75%);
     # 1.5 s over 5 processes and a 0.2 s warm-up per scenario keep a cell's time at 3 rounds x (2 s, 0.5 s):
     # 5 x (1.6 s fixed + 3 x 0.2 s) + 3 x 1.5 s = 15.5 s against 3 x (1.6 + 3 x 0.5) + 3 x 2 = 15.3 s.
     min_duration_s: float = setting(1.5, min=0.01, max=3600.0)
@@ -145,7 +145,7 @@ class BenchmarkConfig:
     threads: int = setting(2, min=1, max=1024)
     # Robust CoV (MAD/median) of one process's samples above this: INVALID. Based on measured spreads on the
     # 2-core CI-class VM: in a quiet `make bench` (2026-11-27, other processes < 3% CPU, 108 processes of 0.67 s)
-    # median 0.04, p90 0.09, p95 0.11, and one disturbed process at 0.27; in the issue-9 validation runs (432
+    # median 0.04, p90 0.09, p95 0.11, and one disturbed process at 0.27; in the previous gate's validation runs (432
     # processes) those with <= 25% foreign load had median 0.054 (0.025-0.20), those under heavier load median
     # 0.32. The old 0.25 let most busy processes through; 0.10 flagged 1 in 14 quiet ones (a quiet run came out
     # half INVALID); 0.15 sits above the quiet p95 and below the disturbed.

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 _quiet = False
-# On a pipe, the longest a long step stays silent (the bound is 30 s; tests set it to a fraction of a second).
+# On a pipe, the longest a long step stays silent (kept under 30 s; tests set it to a fraction of a second).
 PIPE_INTERVAL_S = 25.0
 _last_line = time.monotonic()  # when `info` last printed
 _phases: list[tuple[str, float]] = []  # finished phases (name, seconds), in order

@@ -1,8 +1,9 @@
 """The result-JSON contract shared by the writer (harness) and every reader (store, reports, select).
 
-A run is `{schema_version, run_id, created, fingerprint, config, config_hash, ..., results: [row, ...]}`; the
-field names, the reference cell that ratios are quoted against, and the helpers that name a run's machine and
-settings live here so that the harness and the reports agree without importing each other.
+A run is `{schema_version, run_id, created, fingerprint, config, config_hash, ..., results: [row, ...]}`, typed
+field by field in `common.records` (published as results.schema.json); the field names, the reference cell that
+ratios are quoted against, and the helpers that name a run's machine and settings live here
+so that the harness and the reports agree without importing each other.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from common.records import SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION"]  # re-exported: the writers stamp runs with it
 RESULT_FIELDS = ("schema_version", "run_id", "created", "fingerprint", "config", "config_hash", "dataset",
                  "synthetic", "harness_overhead_us", "rounds", "results", "agreement", "machine_peak_gmac_per_s")
 # Top-level keys a run may carry besides RESULT_FIELDS: the layer table's file (`bench run`, `bench sweep`), the
@@ -44,21 +47,30 @@ ROW_FIELDS = (
     "samples_ms", "confusion", "loaded_bytes", "gmac_per_s", "describe", "label",
     # processes as the unit (benchmark.rounds): per-process numbers and noise, intervals over processes
     "rounds", "p50_ci_ms", "p99_ci_ms", "round_cov", "bimodal", "noisy_rounds", "fixed_cost_s",
-    # labels from measurements (issue 10): evidence of precision, agreement gate, file bytes, memory, roofline
+    # labels from measurements, not from the variant's name: evidence of precision, agreement gate, file bytes,
+    # memory, roofline
     "precision_reason", "precision_flag", "agreement", "agrees", "agreement_reason", "file_bytes", "memory",
     "fraction_of_peak", "gpu_timing",
-    # what the agreement was measured against (issue 20), and the variant's validation accuracy from its manifest
+    # what the agreement was measured against (a PyTorch reference or a cell of its own), and the variant's
+    # validation accuracy from its manifest
     # (PyTorch at build time; the frontier chooses on it, the row's `accuracy` is the backend's test accuracy)
     "reference", "val_accuracy",
-    # int8 variants (issue 17): the stored weight range (7 or 8 bits) and the integer encoding the files assume
+    # int8 variants (7-bit weights are exact on CPUs without VNNI): the stored weight range (7 or 8 bits) and the
+    # integer encoding the files assume
     "weight_bits", "int8_encoding",
-    # issue 19: the real confidence levels of the order-statistic intervals; per-image correctness for paired tests
+    # the real confidence levels of the order-statistic intervals; per-image correctness for paired tests
     "p50_ci_level", "p99_ci_level", "correct_bits",
-    # issue 20: a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
+    # a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
     "arithmetic_intensity", "attainable_gmac_per_s", "fraction_of_attainable", "roofline", "runtime_timing",
-    # issue 21: processes above benchmark.max_cov (most of them: INVALID); a row above its roof after re-measures
+    # processes above benchmark.max_cov (most of them: INVALID); a row above its roof after re-measures
     "unstable_rounds", "roof_measured_low",
+    # result schema 2: the loaded file's hash, the model's name, the arm of an interleaved comparison and its
+    # settings, the mode mix of the per-process p50s, the compiler's note
+    "artifact_sha256", "model", "arm", "reference_settings", "modes", "compile_note",
 )
+# Declared in common.records.Row but only present on rows of cluster runs (`bench run --cluster`).
+CLUSTER_ROW_FIELDS = ("machine_id", "fingerprint_id", "target", "host_slot", "host_slots", "process_machines",
+                      "accuracy_process")
 # The cell every speedup is quoted against (the paper's baseline: the dense model in PyTorch).
 REFERENCE_BACKEND = "torch-eager"
 REFERENCE_VARIANT = "dense-fp32"

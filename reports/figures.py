@@ -1,7 +1,8 @@
 """Report figures as PNG bytes (matplotlib's object API on the Agg canvas; no pyplot global state).
 
 Each function returns None when the run has nothing to plot (e.g. no ok throughput cells), so the
-report can say so instead of drawing an empty or made-up chart.
+report can say so instead of drawing an empty or made-up chart. They read a typed run (`common.records.Run`); a
+dict run (a test's, a script's) is taken through `as_run` at the entry.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from common.records import Row, Run, as_run
 from common.results import REFERENCE_BACKEND
 from common.text import finite_number
 from reports.placer import place_labels
-from reports.tables import cell_name, is_invalid, is_ok
+from reports.tables import cell_name, is_invalid
 
 DPI = 100
 _MAX_BOX_SAMPLES = 20_000  # per cell; more adds nothing visible to a box plot
@@ -53,36 +55,35 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _latency_cells(run: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in run.get("results") or [] if is_ok(r) and r.get("scenario") == "latency"
-            and isinstance(r.get("latency_ms"), dict) and finite_number(r["latency_ms"].get("p50")) is not None]
+def _latency_cells(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.status == "ok" and r.scenario == "latency" and finite_number(r.p50()) is not None]
 
 
 FRONT_GID = "pareto-front"
 DISAGREE_MARKER = "x"
 
 
-def latency_points(run: dict[str, Any]) -> list[dict[str, Any]]:
+def latency_points(run: Run | dict[str, Any]) -> list[dict[str, Any]]:
     """One point per cell (backend x variant, per machine on a cluster) with an ok batch-1 latency and an accuracy:
     {row, x (p50 ms), y (accuracy %), invalid (any row of the cell INVALID or failed), disagrees (any row of the
     cell disagrees with the reference), name}. Sorted by latency, so the numbers read left to right."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in run.get("results") or []:
-        where = str(r.get("machine_id") or r.get("target") or "")
-        groups.setdefault((str(r.get("backend")), str(r.get("variant")), where), []).append(r)
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in as_run(run).results:
+        where = str(r.machine_id or r.target or "")
+        groups.setdefault((r.backend, r.variant, where), []).append(r)
     out = []
     for (_b, _v, where), rows in groups.items():
-        lat = next((r for r in _latency_cells({"results": rows}) if finite_number(r.get("accuracy")) is not None), None)
-        if lat is None:
+        lat = next((r for r in _latency_cells(rows) if finite_number(r.accuracy) is not None), None)
+        if lat is None or lat.accuracy is None:
             continue
-        out.append({"row": lat, "x": float(lat["latency_ms"]["p50"]), "y": 100.0 * float(lat["accuracy"]),
-                    "invalid": any(is_invalid(r) or not is_ok(r) for r in rows),
-                    "disagrees": any(r.get("agrees") is False for r in rows),
+        out.append({"row": lat, "x": float(lat.p50() or 0.0), "y": 100.0 * lat.accuracy,
+                    "invalid": any(is_invalid(r) or r.status != "ok" for r in rows),
+                    "disagrees": any(r.agrees is False for r in rows),
                     "name": cell_name(lat) + (f" @{where}" if where else "")})
     return sorted(out, key=lambda p: (p["x"], -p["y"]))
 
 
-def accuracy_vs_latency_figure(run: dict[str, Any]) -> Figure | None:
+def accuracy_vs_latency_figure(run: Run | dict[str, Any]) -> Figure | None:
     """Accuracy vs p50 latency (batch 1): numbered points listed in a table beside the plot, INVALID points
     hollow, points that disagree with the reference a red x, and the Pareto front of the valid, agreeing points
     as a line (it never passes through a point the gate would refuse)."""
@@ -128,20 +129,20 @@ def accuracy_vs_latency_figure(run: dict[str, Any]) -> Figure | None:
     return fig
 
 
-def accuracy_vs_latency(run: dict[str, Any]) -> bytes | None:
+def accuracy_vs_latency(run: Run | dict[str, Any]) -> bytes | None:
     """The accuracy-vs-latency figure as PNG bytes (None when nothing to plot)."""
     fig = accuracy_vs_latency_figure(run)
     return _png(fig) if fig is not None else None
 
 
-def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
+def storage_vs_accuracy(run: Run | dict[str, Any]) -> bytes | None:
     """Storage MB vs accuracy, one point per variant (accuracy of its reference cell)."""
     by_variant: dict[str, tuple[float, float]] = {}
-    for r in run.get("results") or []:
-        st, acc = finite_number(r.get("storage_mb")), finite_number(r.get("accuracy"))
-        if is_ok(r) and st is not None and acc is not None:
-            v = str(r.get("variant"))
-            if v not in by_variant or r.get("backend") == REFERENCE_BACKEND:
+    for r in as_run(run).results:
+        st, acc = finite_number(r.storage_mb), finite_number(r.accuracy)
+        if r.status == "ok" and st is not None and acc is not None:
+            v = r.variant
+            if v not in by_variant or r.backend == REFERENCE_BACKEND:
                 by_variant[v] = (st, 100.0 * acc)
     if not by_variant:
         return None
@@ -159,14 +160,14 @@ def storage_vs_accuracy(run: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def latency_distribution(run: dict[str, Any]) -> bytes | None:
+def latency_distribution(run: Run | dict[str, Any]) -> bytes | None:
     """Box plots of the raw latency samples of every ok batch-1 latency cell."""
-    cells = [r for r in _latency_cells(run) if r.get("samples_ms")]
+    cells = [r for r in _latency_cells(as_run(run).results) if r.samples_ms]
     if not cells:
         return None
     data = []
     for r in cells:
-        s = [float(x) for x in r["samples_ms"]]
+        s = [float(x) for x in r.samples_ms or []]
         if len(s) > _MAX_BOX_SAMPLES:
             step = len(s) / _MAX_BOX_SAMPLES
             s = [s[int(i * step)] for i in range(_MAX_BOX_SAMPLES)]
@@ -184,13 +185,13 @@ def latency_distribution(run: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def throughput_vs_batch(run: dict[str, Any]) -> bytes | None:
+def throughput_vs_batch(run: Run | dict[str, Any]) -> bytes | None:
     """Throughput (images/s) vs batch size, one line per backend x variant (throughput scenario)."""
     lines: dict[str, list[tuple[int, float, bool]]] = {}
-    for r in run.get("results") or []:
-        fps = finite_number(r.get("throughput_fps"))
-        if is_ok(r) and r.get("scenario") == "throughput" and fps is not None:
-            lines.setdefault(cell_name(r), []).append((int(r.get("batch_size") or 1), fps, is_invalid(r)))
+    for r in as_run(run).results:
+        fps = finite_number(r.throughput_fps)
+        if r.status == "ok" and r.scenario == "throughput" and fps is not None:
+            lines.setdefault(cell_name(r), []).append((r.batch_size or 1, fps, is_invalid(r)))
     if not lines:
         return None
     fig = Figure(figsize=(7.5, 4.5))
@@ -228,6 +229,6 @@ FIGURES = {
 }
 
 
-def render_all(run: dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+def render_all(run: Run) -> dict[str, tuple[str, bytes | None]]:
     """file name -> (caption, PNG bytes or None when there is nothing to plot)."""
     return {name: (caption, fn(run)) for name, (caption, fn) in FIGURES.items()}

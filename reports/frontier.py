@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from common.records import BackendFrontier, Row, Run, as_row, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from common.stats.accuracy import accuracy_ci
 from common.stats.intervals import ratio_ci
@@ -37,20 +38,19 @@ def _num(v: Any) -> float | None:
     return float(v)
 
 
-def latency_points(rows: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
+def _rows(rows: list[Row] | list[dict[str, Any]]) -> list[Row]:
+    """Typed rows (a test's or script's dict rows taken through `as_row`; Rows pass as they are)."""
+    return [as_row(r) for r in rows]
+
+
+def latency_points(rows: list[Row], backend: str) -> list[Row]:
     """The backend's ok batch-1 latency rows that carry both a p50 and an accuracy, in row order."""
-    out = []
-    for r in rows:
-        if r.get("backend") != backend or r.get("scenario") != "latency" or r.get("status") != "ok":
-            continue
-        lat = r.get("latency_ms")
-        if isinstance(lat, dict) and _num(lat.get("p50")) is not None and _num(r.get("accuracy")) is not None:
-            out.append(r)
-    return out
+    return [r for r in _rows(rows) if r.backend == backend and r.scenario == "latency" and r.status == "ok"
+            and _num(r.p50()) is not None and _num(r.accuracy) is not None]
 
 
-def p50(row: dict[str, Any]) -> float:
-    return float(row["latency_ms"]["p50"])
+def p50(row: Row | dict[str, Any]) -> float:
+    return float(as_row(row).p50() or math.nan)
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -66,45 +66,44 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def not_a_candidate(row: dict[str, Any]) -> str:
+def not_a_candidate(row_in: Row | dict[str, Any]) -> str:
     """Why a measured latency row may not be chosen ("" when it may): invalid timing, answers that disagree with
     (or were never checked against) the reference, or no validation accuracy to choose on."""
-    if row.get("valid") is not True:
-        reasons = row.get("invalid_reasons") or []
+    row = as_row(row_in)
+    if row.valid is not True:
+        reasons = row.invalid_reasons or []
         return "INVALID timing" + (f": {'; '.join(map(str, reasons))}" if reasons else "")
-    if row.get("agrees") is False:
-        return "disagrees with its reference" + (f" ({row['agreement_reason']})" if row.get("agreement_reason")
-                                                 else "")
-    if row.get("agrees") is not True:
+    if row.agrees is False:
+        return "disagrees with its reference" + (f" ({row.agreement_reason})" if row.agreement_reason else "")
+    if row.agrees is not True:
         return "unverified: its outputs were never compared with a reference"
-    if _num(row.get("val_accuracy")) is None:
+    if _num(row.val_accuracy) is None:
         return "no validation accuracy in its manifest to choose on"
     return ""
 
 
-def process_p50s(row: dict[str, Any]) -> list[float]:
+def process_p50s(row_in: Row | dict[str, Any]) -> list[float]:
     """The per-process p50s the row's headline p50 is the median of (noisy processes left out, as there)."""
-    rounds = [r for r in row.get("rounds") or [] if isinstance(r, dict) and _num(r.get("p50_ms")) is not None
-              and r.get("n")]
-    used = [r for r in rounds if not r.get("noisy")] or rounds
-    return [float(r["p50_ms"]) for r in used]
+    rounds = [r for r in as_row(row_in).rounds or [] if _num(r.p50_ms) is not None and r.n]
+    used = [r for r in rounds if not r.noisy] or rounds
+    return [float(r.p50_ms or 0.0) for r in used]
 
 
-def reference_p50(rows: list[dict[str, Any]]) -> float | None:
+def reference_p50(rows: list[Row]) -> float | None:
     """p50 of dense-fp32 on torch-eager (the paper's baseline), if that cell ran."""
     ref = _reference_row(rows)
     return p50(ref) if ref else None
 
 
-def _reference_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+def _reference_row(rows: list[Row]) -> Row | None:
+    return next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.variant == REFERENCE_VARIANT), None)
 
 
-def speedup(rows: list[dict[str, Any]], row: dict[str, Any]) -> tuple[float | None, list[float] | None]:
+def speedup(rows: list[Row], row: Row) -> tuple[float | None, list[float] | None]:
     """(p50 of dense-fp32 on torch-eager / the row's p50, its 95% interval over processes); (None, None) without
     a VALID reference cell, no interval with fewer than two processes on either side."""
     ref = _reference_row(rows)
-    if ref is None or ref.get("valid") is False:
+    if ref is None or ref.valid is False:
         return None, None
     base, cand = process_p50s(ref), process_p50s(row)
     if not base or not cand:
@@ -113,31 +112,31 @@ def speedup(rows: list[dict[str, Any]], row: dict[str, Any]) -> tuple[float | No
     return ratio, (list(ci) if ci else None)
 
 
-def dense_accuracy(rows: list[dict[str, Any]], backend: str) -> tuple[float, str] | None:
+def dense_accuracy(rows: list[Row], backend: str) -> tuple[float, str] | None:
     """The dense model's test accuracy as this backend measured it (dense-fp32 on the same backend, else on
     torch-eager), with where it came from: reported beside the choice, not used to make it."""
+    typed = _rows(rows)
     for b in (backend, REFERENCE_BACKEND):
-        for r in rows:
-            if (r.get("backend") == b and r.get("variant") == REFERENCE_VARIANT and r.get("status") == "ok"
-                    and _num(r.get("accuracy")) is not None):
-                return float(r["accuracy"]), b
+        for r in typed:
+            if r.backend == b and r.variant == REFERENCE_VARIANT and r.status == "ok" and _num(r.accuracy) is not None:
+                return float(r.accuracy or 0.0), b
     return None
 
 
-def dense_val_accuracy(rows: list[dict[str, Any]]) -> float | None:
+def dense_val_accuracy(rows: list[Row]) -> float | None:
     """The dense model's validation accuracy (its manifest's, the same on every backend): the tolerance's origin."""
-    for r in rows:
-        if r.get("variant") == REFERENCE_VARIANT and _num(r.get("val_accuracy")) is not None:
-            return float(r["val_accuracy"])
+    for r in _rows(rows):
+        if r.variant == REFERENCE_VARIANT and _num(r.val_accuracy) is not None:
+            return float(r.val_accuracy or 0.0)
     return None
 
 
-def speedup_vs_paper(rows: list[dict[str, Any]], backend: str, paper: str | None,
-                     row: dict[str, Any]) -> tuple[float | None, list[float] | None]:
+def speedup_vs_paper(rows: list[Row], backend: str, paper: str | None,
+                     row: Row) -> tuple[float | None, list[float] | None]:
     """(the paper's point's p50 / the row's p50 on the same backend, its 95% interval over processes);
     (None, None) without a VALID paper's-point cell on that backend."""
-    ref = next((r for r in latency_points(rows, backend) if paper and r.get("variant") == paper), None)
-    if ref is None or ref.get("valid") is False:
+    ref = next((r for r in latency_points(rows, backend) if paper and r.variant == paper), None)
+    if ref is None or ref.valid is False:
         return None, None
     base, cand = process_p50s(ref), process_p50s(row)
     if not base or not cand:
@@ -146,16 +145,17 @@ def speedup_vs_paper(rows: list[dict[str, Any]], backend: str, paper: str | None
     return ratio, (list(ci) if ci else None)
 
 
-def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float,
+def backend_frontier(rows_in: list[Row], backend: str, tolerance: float,
                      paper: str | None = None) -> dict[str, Any] | None:
     """{fastest_within_tolerance, pareto, dense_val_accuracy, excluded, ...} of one backend; None without
-    measured rows."""
+    measured rows. The result is the `frontier` block written to results.json (plain JSON)."""
+    rows = _rows(rows_in)
     pts = latency_points(rows, backend)
     if not pts:
         return None
-    excluded = {str(r["variant"]): why for r in pts if (why := not_a_candidate(r))}
-    cands = [r for r in pts if str(r["variant"]) not in excluded]
-    front = [cands[i]["variant"] for i in pareto([(p50(r), float(r["val_accuracy"])) for r in cands])]
+    excluded = {r.variant: why for r in pts if (why := not_a_candidate(r))}
+    cands = [r for r in pts if r.variant not in excluded]
+    front = [cands[i].variant for i in pareto([(p50(r), float(r.val_accuracy or 0.0)) for r in cands])]
     dense = dense_accuracy(rows, backend)
     dense_val = dense_val_accuracy(rows)
     out: dict[str, Any] = {"pareto": front, "chosen_on": "val_accuracy", "excluded": excluded,
@@ -164,30 +164,31 @@ def backend_frontier(rows: list[dict[str, Any]], backend: str, tolerance: float,
     if dense_val is None:
         return out
     floor = dense_val - tolerance - _EPS
-    within = [r for r in cands if float(r["val_accuracy"]) >= floor]
+    within = [r for r in cands if float(r.val_accuracy or 0.0) >= floor]
     if within:
         best = min(within, key=p50)
         ratio, ratio_ci95 = speedup(rows, best)
         vs_paper, vs_paper_ci95 = speedup_vs_paper(rows, backend, paper, best)
-        ci = accuracy_ci(best)
+        ci = accuracy_ci({"confusion": best.confusion})
+        val, acc = float(best.val_accuracy or 0.0), float(best.accuracy or 0.0)
         out["fastest_within_tolerance"] = {
-            "variant": best["variant"], "p50_ms": p50(best), "p50_ci_ms": best.get("p50_ci_ms"),
-            "val_accuracy": float(best["val_accuracy"]),
-            "delta_val_accuracy": float(best["val_accuracy"]) - dense_val,
-            "accuracy": float(best["accuracy"]), "accuracy_ci95": [ci.low, ci.high] if ci else None,
-            "delta_accuracy": (float(best["accuracy"]) - dense[0]) if dense else None,
+            "variant": best.variant, "p50_ms": p50(best), "p50_ci_ms": best.p50_ci_ms,
+            "val_accuracy": val, "delta_val_accuracy": val - dense_val,
+            "accuracy": acc, "accuracy_ci95": [ci.low, ci.high] if ci else None,
+            "delta_accuracy": (acc - dense[0]) if dense else None,
             "speedup_vs_dense_fp32_torch": ratio, "speedup_ci95": ratio_ci95,
             "speedup_vs_paper": vs_paper, "speedup_vs_paper_ci95": vs_paper_ci95,
-            "valid": True, "agrees": True, "reference": best.get("reference"),
+            "valid": True, "agrees": True, "reference": best.reference,
         }
     return out
 
 
-def compute_frontier(run: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+def compute_frontier(run: Run | dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """{backend: backend_frontier} for every backend with measured latency rows, in row order."""
-    rows = [r for r in run.get("results") or [] if isinstance(r, dict)]
-    backends = list(dict.fromkeys(str(r.get("backend")) for r in rows))
-    paper = (run.get("sweep") or {}).get("paper_point")
+    r = as_run(run)
+    rows = r.results
+    backends = list(dict.fromkeys(x.backend for x in rows))
+    paper = r.sweep.paper_point if r.sweep is not None else None
     out = {}
     for b in backends:
         f = backend_frontier(rows, b, tolerance, paper)
@@ -197,42 +198,44 @@ def compute_frontier(run: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) 
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def _point_fields(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    sweep = run.get("sweep") or {}
-    return {str(p.get("variant")): p for p in sweep.get("points") or [] if isinstance(p, dict)}
+def _frontier(run: Run, tol: float) -> dict[str, BackendFrontier]:
+    """The run's stored frontier block, or the one its rows give (a run written before sweeps stored it)."""
+    if run.frontier:
+        return run.frontier
+    return {b: BackendFrontier.model_validate(f, strict=False) for b, f in compute_frontier(run, tol).items()}
 
 
-def frontier_table(run: dict[str, Any]) -> Table:
+def frontier_table(run_in: Run | dict[str, Any]) -> Table:
     """Per backend: the fastest variant within the tolerance of dense accuracy, and the Pareto front."""
-    sweep = run.get("sweep") or {}
-    tol = float(sweep.get("tolerance", DEFAULT_TOLERANCE))
-    frontier = run.get("frontier") or compute_frontier(run, tol)
-    rows_by_cell = {(r.get("backend"), r.get("variant")): r for r in run.get("results") or []
-                    if r.get("scenario") == "latency"}
+    run = as_run(run_in)
+    tol = run.sweep.tolerance if run.sweep is not None and run.sweep.tolerance is not None else DEFAULT_TOLERANCE
+    frontier = _frontier(run, tol)
+    rows_by_cell = {(r.backend, r.variant): r for r in run.results if r.scenario == "latency"}
     body = []
     for backend, f in frontier.items():
-        best = f.get("fastest_within_tolerance")
-        dense_row = rows_by_cell.get((f.get("dense_accuracy_from"), REFERENCE_VARIANT))
-        dense_txt = acc_with_ci(dense_row) if dense_row else fpct(f.get("dense_accuracy"))
+        best = f.fastest_within_tolerance
+        dense_row = rows_by_cell.get((str(f.dense_accuracy_from), REFERENCE_VARIANT))
+        dense_txt = acc_with_ci(dense_row) if dense_row else fpct(f.dense_accuracy)
         if best is None:
-            why = ("none (no dense-fp32 validation accuracy)" if f.get("dense_val_accuracy") is None and
-                   "dense_val_accuracy" in f else "none (no valid, agreeing variant within tolerance)"
-                   if "dense_val_accuracy" in f else "none (dense-fp32 did not run)")
-            body.append([backend, dense_txt, why, "n/a", "n/a", "n/a", "n/a", ", ".join(f.get("pareto") or [])])
+            has_val = "dense_val_accuracy" in f.model_fields_set  # older frontier blocks carry no such key
+            why = ("none (no dense-fp32 validation accuracy)" if f.dense_val_accuracy is None and has_val
+                   else "none (no valid, agreeing variant within tolerance)" if has_val
+                   else "none (dense-fp32 did not run)")
+            body.append([backend, dense_txt, why, "n/a", "n/a", "n/a", "n/a", ", ".join(f.pareto or [])])
             continue
-        row = rows_by_cell.get((backend, best["variant"]), {})
-        p50_txt = fnum(best["p50_ms"])
-        if best.get("valid") is False:
+        row = rows_by_cell.get((backend, best.variant))
+        p50_txt = fnum(best.p50_ms)
+        if best.valid is False:
             p50_txt += " (INVALID)"
-        speed, speed_ci = best.get("speedup_vs_dense_fp32_torch"), best.get("speedup_ci95")
+        speed, speed_ci = best.speedup_vs_dense_fp32_torch, best.speedup_ci95
         speed_txt = (f"{speed:.1f}x" + (f" [{speed_ci[0]:.1f}, {speed_ci[1]:.1f}]" if speed_ci else "")) if speed \
             else "n/a"
-        delta = best.get("delta_accuracy")
-        body.append([backend, dense_txt, best["variant"], p50_txt, acc_with_ci(row) if row else fpct(best["accuracy"]),
+        delta = best.delta_accuracy
+        body.append([backend, dense_txt, best.variant, p50_txt, acc_with_ci(row) if row else fpct(best.accuracy),
                      f"{100 * delta:+.2f} pts" if delta is not None else "n/a", speed_txt,
-                     ", ".join(f.get("pareto") or [])])
+                     ", ".join(f.pareto or [])])
     excluded = sorted({f"{v} on {b} ({why.split(':')[0]})" for b, f in frontier.items()
-                       for v, why in (f.get("excluded") or {}).items()})
+                       for v, why in (f.excluded or {}).items()})
     notes = [f"Chosen on validation accuracy (the variant's manifest), among VALID rows that agree with their "
              f"reference: the fastest whose validation accuracy is at most {100 * tol:g} point(s) below dense-fp32's. "
              "Accuracy and Δ accuracy are the test split as the backend measured it (reported, not used to choose); "
@@ -247,43 +250,48 @@ def frontier_table(run: dict[str, Any]) -> Table:
                   "Δ accuracy", "speedup vs dense-fp32 torch-eager", "Pareto front"], body, notes, "frontier")
 
 
-def points_table(run: dict[str, Any]) -> Table:
+def points_table(run_in: Run | dict[str, Any]) -> Table:
     """Every sweep point with its coordinates, storage, accuracy and p50 per backend."""
-    points = _point_fields(run)
-    rows = [r for r in run.get("results") or [] if r.get("scenario") == "latency"]
-    backends = list(dict.fromkeys(str(r.get("backend")) for r in rows))
+    run = as_run(run_in)
+    points = {p.variant: p for p in (run.sweep.points if run.sweep is not None else [])}
+    rows = [r for r in run.results if r.scenario == "latency"]
+    backends = list(dict.fromkeys(r.backend for r in rows))
     ref = reference_p50(rows)
-    variants = list(dict.fromkeys(str(r.get("variant")) for r in rows))
+    variants = list(dict.fromkeys(r.variant for r in rows))
     body = []
     for v in variants:
-        p = points.get(v, {})
-        vr = {str(r.get("backend")): r for r in rows if r.get("variant") == v}
-        any_ok = next((r for r in vr.values() if r.get("status") == "ok"), None)
-        acc_row = vr.get(REFERENCE_BACKEND) if (vr.get(REFERENCE_BACKEND) or {}).get("status") == "ok" else any_ok
+        p = points.get(v)
+        vr = {r.backend: r for r in rows if r.variant == v}
+        any_ok = next((r for r in vr.values() if r.status == "ok"), None)
+        torch_row = vr.get(REFERENCE_BACKEND)
+        acc_row = torch_row if torch_row is not None and torch_row.status == "ok" else any_ok
         cells = []
         for b in backends:
             r = vr.get(b)
-            if r is None or r.get("status") != "ok" or not isinstance(r.get("latency_ms"), dict):
-                cells.append(str((r or {}).get("status") or "not run"))
+            if r is None or r.status != "ok" or r.latency_ms is None:
+                cells.append(r.status if r is not None and r.status else "not run")
                 continue
             txt = fnum(p50(r))
             if ref:
                 txt += f" ({ref / p50(r):.1f}x)"
-            cells.append(txt + (" (INVALID)" if r.get("valid") is False else ""))
-        sp = p.get("sparsity")
-        body.append([v, str(p.get("method", "dense" if v == REFERENCE_VARIANT else "")),
-                     str(p.get("scope") or ""), fnum(sp) if sp is not None else ("0" if v == REFERENCE_VARIANT else ""),
-                     str(p.get("precision") or (any_ok or {}).get("precision") or ""),
-                     fnum((any_ok or {}).get("storage_mb")), acc_with_ci(acc_row) if acc_row else "n/a", *cells])
+            cells.append(txt + (" (INVALID)" if r.valid is False else ""))
+        sp = p.sparsity if p is not None else None
+        method = p.method if p is not None and "method" in p.model_fields_set else (
+            "dense" if v == REFERENCE_VARIANT else "")
+        body.append([v, str(method), str((p.scope if p else None) or ""),
+                     fnum(sp) if sp is not None else ("0" if v == REFERENCE_VARIANT else ""),
+                     str((p.precision if p else None) or (any_ok.precision if any_ok else None) or ""),
+                     fnum(any_ok.storage_mb if any_ok else None), acc_with_ci(acc_row) if acc_row else "n/a", *cells])
     return Table("Sweep points — p50 ms at batch 1 (speedup vs dense-fp32 torch-eager)",
                  ["variant", "method", "scope", "sparsity", "precision", "storage MB", "accuracy [95% CI]",
                   *backends], body, ["Accuracy from torch-eager (any ok backend if it did not run)."], "sweep-points")
 
 
-def latency_plan_table(run: dict[str, Any]) -> Table | None:
+def latency_plan_table(run_in: Run | dict[str, Any]) -> Table | None:
     """The hardware-aware points: the architecture chosen for this machine, predicted vs measured latency."""
-    lat = (run.get("sweep") or {}).get("latency") or {}
-    if not lat.get("points"):
+    run = as_run(run_in)
+    lat = (getattr(run.sweep, "latency", None) or {}) if run.sweep is not None else {}
+    if not isinstance(lat, dict) or not lat.get("points"):
         return None
     body = []
     for v, p in lat["points"].items():
@@ -303,9 +311,10 @@ def latency_plan_table(run: dict[str, Any]) -> Table | None:
                   "removed convs"], body, notes, "latency-plan")
 
 
-def frontier_tables(run: dict[str, Any]) -> list[Table]:
+def frontier_tables(run_in: Run | dict[str, Any]) -> list[Table]:
     """The sweep's tables (nothing for a run that is not a sweep)."""
-    if not run.get("sweep"):
+    run = as_run(run_in)
+    if run.sweep is None:
         return []
     from reports.frontier_points import backend_points_tables
 

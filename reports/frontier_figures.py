@@ -3,10 +3,12 @@ marked), storage vs accuracy, and speedup vs sparsity. PNG bytes, or None when t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from common.records import Row, Run, SweepPoint, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from reports.figures import _plain_log_axis, _png
 from reports.frontier import DEFAULT_TOLERANCE, latency_points, p50, pareto, reference_p50
@@ -15,60 +17,64 @@ from reports.frontier_points import best_within_tolerance
 _MARKERS = {"fp32": "o", "int8": "s"}
 
 
-def _backends(run: dict[str, Any]) -> list[str]:
-    rows = run.get("results") or []
-    return [b for b in dict.fromkeys(str(r.get("backend")) for r in rows) if latency_points(rows, b)]
+def _backends(run: Run) -> list[str]:
+    rows = run.results
+    return [b for b in dict.fromkeys(r.backend for r in rows) if latency_points(rows, b)]
 
 
-def _points(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(p.get("variant")): p for p in (run.get("sweep") or {}).get("points") or []}
+def _points(run: Run) -> dict[str, SweepPoint]:
+    return {p.variant: p for p in (run.sweep.points if run.sweep is not None else [])}
 
 
-def frontier_figure(run: dict[str, Any]) -> bytes | None:
+def _acc(r: Row) -> float:
+    return float(r.accuracy if r.accuracy is not None else math.nan)
+
+
+def frontier_figure(run_in: Run | dict[str, Any]) -> bytes | None:
     """Accuracy vs p50 at batch 1: one colour per backend, its Pareto front as a line, dense-fp32 as a star,
     the paper's point (l1 local 0.5 int8) circled, each backend's fastest variant within tolerance in a diamond,
     the tolerance floor under the reference dense accuracy."""
-    rows = run.get("results") or []
+    run = as_run(run_in)
+    rows = run.results
     backends = _backends(run)
     if not backends:
         return None
-    sweep = run.get("sweep") or {}
-    paper = sweep.get("paper_point")
-    tol = float(sweep.get("tolerance", DEFAULT_TOLERANCE))
+    paper = run.sweep.paper_point if run.sweep is not None else None
+    tol = run.sweep.tolerance if run.sweep is not None and run.sweep.tolerance is not None else DEFAULT_TOLERANCE
     fig = Figure(figsize=(8.5, 5.2))
     ax = fig.add_subplot()
     cmap = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for k, b in enumerate(backends):
         color = cmap[k % len(cmap)]
         pts = latency_points(rows, b)
-        xy = [(p50(r), 100.0 * float(r["accuracy"])) for r in pts]
-        cell_rows: dict[str, list[dict[str, Any]]] = {}
+        xy = [(p50(r), 100.0 * _acc(r)) for r in pts]
+        cell_rows: dict[str, list[Row]] = {}
         for r in rows:
-            if r.get("backend") == b:
-                cell_rows.setdefault(str(r.get("variant")), []).append(r)
+            if r.backend == b:
+                cell_rows.setdefault(r.variant, []).append(r)
         for r, (x, y) in zip(pts, xy, strict=True):
-            prec = str(r.get("precision") or "fp32")
-            group = cell_rows.get(str(r.get("variant")), [r])
-            invalid = any(g.get("status") != "ok" or g.get("valid") is False for g in group)  # any row of the cell
-            if any(g.get("agrees") is False for g in group):
+            prec = r.precision or "fp32"
+            group = cell_rows.get(r.variant, [r])
+            invalid = any(g.status != "ok" or g.valid is False for g in group)  # any row of the cell
+            if any(g.agrees is False for g in group):
                 ax.scatter([x], [y], marker="x", s=50, color="tab:red", linewidths=1.8, zorder=4)
             else:
                 ax.scatter([x], [y], marker=_MARKERS.get(prec, "o"), s=36, color=color,
                            facecolors="none" if invalid else color, zorder=3)
-            if r.get("variant") == REFERENCE_VARIANT:
+            if r.variant == REFERENCE_VARIANT:
                 ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", zorder=4)
-            if paper and r.get("variant") == paper:
+            if paper and r.variant == paper:
                 ax.scatter([x], [y], marker="o", s=260, facecolors="none", edgecolors="black", lw=1.8, zorder=4)
-            if r.get("variant") == best_within_tolerance(run, b):
+            if r.variant == best_within_tolerance(run, b):
                 ax.scatter([x], [y], marker="D", s=200, facecolors="none", edgecolors=color, lw=2.2, zorder=4)
-            ax.annotate(str(r.get("variant")), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6,
+            ax.annotate(r.variant, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6,
                         color=color)
         front = [xy[i] for i in pareto(xy)]
         ax.plot([p[0] for p in front], [p[1] for p in front], color=color, lw=1.5, label=f"{b} (Pareto front)",
                 drawstyle="steps-post", zorder=2)
-    ref = next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.get("variant") == REFERENCE_VARIANT), None)
+    ref = next((r for r in latency_points(rows, REFERENCE_BACKEND) if r.variant == REFERENCE_VARIANT), None)
     if ref is not None:
-        floor = 100.0 * (float(ref["accuracy"]) - tol)
+        floor = 100.0 * (_acc(ref) - tol)
         ax.axhline(floor, color="grey", ls="--", lw=1, label=f"dense accuracy - {100 * tol:g} pt")
     ax.scatter([], [], marker="*", s=120, color="white", edgecolors="black", label="dense-fp32")
     if paper:
@@ -85,14 +91,15 @@ def frontier_figure(run: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def storage_figure(run: dict[str, Any]) -> bytes | None:
+def storage_figure(run_in: Run | dict[str, Any]) -> bytes | None:
     """Storage (MB at precision) vs accuracy per variant, accuracy from torch-eager where it ran."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in run.get("results") or []:
-        if r.get("status") != "ok" or r.get("storage_mb") is None or r.get("accuracy") is None:
+    run = as_run(run_in)
+    best: dict[str, Row] = {}
+    for r in run.results:
+        if r.status != "ok" or r.storage_mb is None or r.accuracy is None:
             continue
-        v = str(r.get("variant"))
-        if v not in best or r.get("backend") == REFERENCE_BACKEND:
+        v = r.variant
+        if v not in best or r.backend == REFERENCE_BACKEND:
             best[v] = r
     if not best:
         return None
@@ -100,10 +107,12 @@ def storage_figure(run: dict[str, Any]) -> bytes | None:
     fig = Figure(figsize=(7, 4.4))
     ax = fig.add_subplot()
     for v, r in best.items():
-        prec = str(points.get(v, {}).get("precision") or r.get("precision") or "fp32")
-        ax.scatter([float(r["storage_mb"])], [100 * float(r["accuracy"])], marker=_MARKERS.get(prec, "o"), s=40,
+        pt = points.get(v)
+        prec = str((pt.precision if pt else None) or r.precision or "fp32")
+        st = float(r.storage_mb or 0.0)
+        ax.scatter([st], [100 * _acc(r)], marker=_MARKERS.get(prec, "o"), s=40,
                    color="tab:green" if prec == "int8" else "tab:blue", zorder=3)
-        ax.annotate(v, (float(r["storage_mb"]), 100 * float(r["accuracy"])), textcoords="offset points",
+        ax.annotate(v, (st, 100 * _acc(r)), textcoords="offset points",
                     xytext=(4, 3), fontsize=7)
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
@@ -114,9 +123,10 @@ def storage_figure(run: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def speedup_figure(run: dict[str, Any]) -> bytes | None:
+def speedup_figure(run_in: Run | dict[str, Any]) -> bytes | None:
     """Speedup vs dense-fp32 on torch-eager against sparsity: one line per backend x method/scope/precision."""
-    rows = run.get("results") or []
+    run = as_run(run_in)
+    rows = run.results
     ref = reference_p50(rows)  # without torch-eager: each backend's own dense-fp32
     points = _points(run)
     if not points:
@@ -124,16 +134,16 @@ def speedup_figure(run: dict[str, Any]) -> bytes | None:
     lines: dict[str, list[tuple[float, float]]] = {}
     for b in _backends(run):
         pts = latency_points(rows, b)
-        own = next((p50(r) for r in pts if r.get("variant") == REFERENCE_VARIANT), None)
+        own = next((p50(r) for r in pts if r.variant == REFERENCE_VARIANT), None)
         base = ref or own
         if base is None:
             continue
         for r in pts:
-            p = points.get(str(r.get("variant")))
-            if p is None or p.get("sparsity") is None:  # a MAC-target point has no sparsity
+            p = points.get(r.variant)
+            if p is None or p.sparsity is None:  # a MAC-target point has no sparsity
                 continue
-            key = f"{b} {p['method']}/{p['scope']}/{p['precision']}"
-            lines.setdefault(key, []).append((float(p["sparsity"]), base / p50(r)))
+            key = f"{b} {p.method}/{p.scope}/{p.precision}"
+            lines.setdefault(key, []).append((float(p.sparsity), base / p50(r)))
     if not lines:
         return None
     fig = Figure(figsize=(7.5, 4.6))
@@ -161,9 +171,10 @@ SWEEP_FIGURES = {
 }
 
 
-def render_sweep(run: dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+def render_sweep(run_in: Run | dict[str, Any]) -> dict[str, tuple[str, bytes | None]]:
     """file name -> (caption, PNG or None); empty for a run that is not a sweep."""
-    if not run.get("sweep"):
+    run = as_run(run_in)
+    if run.sweep is None:
         return {}
     return {name: (caption, fn(run)) for name, (caption, fn) in SWEEP_FIGURES.items()}
 

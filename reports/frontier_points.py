@@ -11,32 +11,37 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from common.records import Row, Run, as_row, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
 from common.stats.intervals import ratio_ci
 from reports.tables import Table, acc_with_ci, fnum, fpct
 
 
-def _ok(r: dict[str, Any] | None) -> bool:
-    return r is not None and r.get("status") == "ok" and isinstance(r.get("latency_ms"), dict)
+def _ok(r: Row | None) -> bool:
+    return r is not None and r.status == "ok" and r.latency_ms is not None
 
 
-def round_p50s(row: dict[str, Any]) -> list[float]:
+def round_p50s(row_in: Row | dict[str, Any]) -> list[float]:
     """The per-process p50s of a row, noisy processes left out as the runner does (its headline p50 alone for a
     row without rounds)."""
-    rounds = [r for r in row.get("rounds") or [] if isinstance(r, dict) and isinstance(r.get("p50_ms"), int | float)]
-    used = [r for r in rounds if not r.get("noisy")] or rounds  # as the runner: noisy processes out, unless all are
-    vals = [float(r["p50_ms"]) for r in used]
-    if not vals and _ok(row):
-        vals = [float(row["latency_ms"]["p50"])]
+    row = as_row(row_in)
+    rounds = [r for r in row.rounds or [] if r.p50_ms is not None]
+    used = [r for r in rounds if not r.noisy] or rounds  # as the runner: noisy processes out, unless all are
+    vals = [float(r.p50_ms or 0.0) for r in used]
+    if not vals and _ok(row) and row.p50() is not None:
+        vals = [float(row.p50() or 0.0)]
     return vals
 
 
-def speedup(base: dict[str, Any] | None, row: dict[str, Any] | None) -> tuple[float, tuple[float, float] | None] | None:
+def speedup(base_in: Row | dict[str, Any] | None,
+            row_in: Row | dict[str, Any] | None) -> tuple[float, tuple[float, float] | None] | None:
     """p50(base) / p50(row) with its interval over processes (the two order-statistic intervals combined, at
     ratio_ci's Bonferroni level); None when either cell has no timing."""
-    if not (_ok(base) and _ok(row)):
+    base = as_row(base_in) if base_in is not None else None
+    row = as_row(row_in) if row_in is not None else None
+    if base is None or row is None or not (_ok(base) and _ok(row)):
         return None
-    ratio, ci, _level = ratio_ci(round_p50s(base or {}), round_p50s(row or {}))
+    ratio, ci, _level = ratio_ci(round_p50s(base), round_p50s(row))
     return None if not math.isfinite(ratio) else (ratio, ci)
 
 
@@ -47,56 +52,58 @@ def fmt_speedup(s: tuple[float, tuple[float, float] | None] | None) -> str:
     return f"{ratio:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def fmt_p50(row: dict[str, Any] | None) -> str:
-    if not _ok(row):
-        r = row or {}
-        fps = r.get("throughput_fps")
-        if r.get("status") == "ok" and isinstance(fps, int | float) and fps > 0:
+def fmt_p50(row_in: Row | dict[str, Any] | None) -> str:
+    row = as_row(row_in) if row_in is not None else None
+    if row is None or not _ok(row):
+        fps = row.throughput_fps if row is not None else None
+        if row is not None and row.status == "ok" and fps is not None and fps > 0:
             # a throughput cell run through async streams (OpenVINO) has no per-call p50: say what it measured
             return f"n/a (async: {fps:,.0f} img/s)"
-        return str(r.get("status") or "not run")
-    txt = fnum(row["latency_ms"]["p50"])  # type: ignore[index]
-    ci = (row or {}).get("p50_ci_ms")
-    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return (row.status if row is not None else None) or "not run"
+    txt = fnum(row.p50())
+    ci = row.p50_ci_ms
+    if ci is not None and len(ci) == 2:
         txt += f" [{fnum(ci[0])}, {fnum(ci[1])}]"
-    return txt + (" (INVALID)" if (row or {}).get("valid") is False else "")
+    return txt + (" (INVALID)" if row.valid is False else "")
 
 
-def _facts(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per-variant facts from the artifacts (sweep.artifacts: manifests' val/test accuracy, MACs, reduction)."""
-    arts = (run.get("sweep") or {}).get("artifacts") or {}
+def _facts(run: Run) -> dict[str, dict[str, Any]]:
+    """Per-variant facts from the artifacts (sweep.artifacts: manifests' val/test accuracy, MACs, reduction; the
+    manifests' own keys)."""
+    arts = (run.sweep.artifacts if run.sweep is not None else None) or {}
     return {str(k): v for k, v in arts.items() if isinstance(v, dict)}
 
 
-def backend_points_table(run: dict[str, Any], backend: str) -> Table | None:
+def backend_points_table(run_in: Run | dict[str, Any], backend: str) -> Table | None:
     """Every point measured on `backend`: MACs, parameters, file bytes, val/test accuracy, p50 at batch 1 and
     32 with intervals, speedup vs dense-fp32 on torch-eager and vs the paper's point here."""
-    rows = [r for r in run.get("results") or [] if isinstance(r, dict)]
-    mine = [r for r in rows if r.get("backend") == backend]
-    lat = {str(r.get("variant")): r for r in mine if r.get("scenario") == "latency"}
+    run = as_run(run_in)
+    rows = run.results
+    mine = [r for r in rows if r.backend == backend]
+    lat = {r.variant: r for r in mine if r.scenario == "latency"}
     if not lat:
         return None
-    b32 = {str(r.get("variant")): r for r in mine if r.get("scenario") == "throughput" and r.get("batch_size") == 32}
-    ref = next((r for r in rows if r.get("backend") == REFERENCE_BACKEND and r.get("variant") == REFERENCE_VARIANT
-                and r.get("scenario") == "latency"), None)
-    paper_name = (run.get("sweep") or {}).get("paper_point")
+    b32 = {r.variant: r for r in mine if r.scenario == "throughput" and r.batch_size == 32}
+    ref = next((r for r in rows if r.backend == REFERENCE_BACKEND and r.variant == REFERENCE_VARIANT
+                and r.scenario == "latency"), None)
+    paper_name = run.sweep.paper_point if run.sweep is not None else None
     paper = lat.get(str(paper_name)) if paper_name else None
     facts = _facts(run)
     body = []
     for v, r in lat.items():
-        f = facts.get(v, {})
-        gmac = r.get("gmac") if r.get("gmac") is not None else f.get("gmac")
+        f = facts.get(v, {})  # a manifest's facts: free-form keys
+        gmac = r.gmac if r.gmac is not None else f.get("gmac")
         red = f.get("macs_reduction")
         macs = f"{1000 * float(gmac):.1f} M" if isinstance(gmac, int | float) else "n/a"
         if isinstance(red, int | float) and red > 0:
             macs += f" ({float(red):.1f}x)"
-        params = r.get("params") if r.get("params") is not None else f.get("params")
-        file_bytes = r.get("file_bytes") or r.get("loaded_bytes") or f.get("file_bytes")
-        val = r.get("val_accuracy") if r.get("val_accuracy") is not None else f.get("val_accuracy")
+        params = r.params if r.params is not None else f.get("params")
+        file_bytes = r.file_bytes or r.loaded_bytes or f.get("file_bytes")
+        val = r.val_accuracy if r.val_accuracy is not None else f.get("val_accuracy")
         body.append([
             v, macs, f"{int(params):,}" if isinstance(params, int | float) else "n/a",
             f"{int(file_bytes):,}" if isinstance(file_bytes, int | float) else "n/a",
-            fpct(val), acc_with_ci(r) if r.get("accuracy") is not None else "n/a",
+            fpct(val), acc_with_ci(r) if r.accuracy is not None else "n/a",
             fmt_p50(r), fmt_p50(b32.get(v)) if b32 else "not run",
             fmt_speedup(speedup(ref, r)),
             ("1 (the paper's point)" if v == paper_name else fmt_speedup(speedup(paper, r))) if paper is not None
@@ -118,16 +125,18 @@ def backend_points_table(run: dict[str, Any], backend: str) -> Table | None:
                   "speedup vs paper's point [CI]"], body, notes, f"sweep-points-{backend}")
 
 
-def backend_points_tables(run: dict[str, Any]) -> list[Table]:
+def backend_points_tables(run_in: Run | dict[str, Any]) -> list[Table]:
     """One `backend_points_table` per backend with latency rows (nothing for a run that is not a sweep)."""
-    if not run.get("sweep"):
+    run = as_run(run_in)
+    if run.sweep is None:
         return []
-    backends = list(dict.fromkeys(str(r.get("backend")) for r in run.get("results") or [] if isinstance(r, dict)))
+    backends = list(dict.fromkeys(r.backend for r in run.results))
     return [t for t in (backend_points_table(run, b) for b in backends) if t is not None]
 
 
-def best_within_tolerance(run: dict[str, Any], backend: str) -> str | None:
+def best_within_tolerance(run_in: Run | dict[str, Any], backend: str) -> str | None:
     """The variant the frontier names fastest within tolerance on `backend` (whatever rule chose it)."""
-    f = (run.get("frontier") or {}).get(backend) or {}
-    best = f.get("fastest_within_tolerance")
-    return str(best["variant"]) if isinstance(best, dict) and best.get("variant") else None
+    run = as_run(run_in)
+    f = (run.frontier or {}).get(backend)
+    best = f.fastest_within_tolerance if f is not None else None
+    return best.variant if best is not None and best.variant else None

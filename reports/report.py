@@ -1,4 +1,7 @@
-"""`write_report(run, out_dir)`: report.md, self-contained report.html and the PNG figures of one run."""
+"""`write_report(run, out_dir)`: report.md, self-contained report.html and the PNG figures of one run.
+
+The run is parsed into a `common.records.Run` once, here, and that one typed object goes to every table and figure
+(`bench run`/`bench sweep` hand the dict they wrote, `bench report` the stored run)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import write_bytes_atomic
+from common.records import Run, as_run
 from reports.figures import render_all
 from reports.frontier import frontier_tables
 from reports.frontier_figures import render_sweep
@@ -18,11 +22,12 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 
 
-def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_report(run_in: Run | dict[str, Any], out_dir: Path) -> list[Path]:
     """Write report.md, report.html and the figures of `run` into `out_dir`; returns the written paths.
 
     Each file is written to a temp file and renamed, so a reader never sees half a report.
     """
+    run = as_run(run_in)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = all_tables(run)
@@ -30,7 +35,7 @@ def write_report(run: dict[str, Any], out_dir: Path) -> list[Path]:
     figures = {**render_sweep(run), **render_all(run), "roofline.png": (
         "Roofline per device: achieved GMAC/s vs arithmetic intensity, one point per row, under the compute peak "
         "of each precision and the memory bandwidth (DRAM solid, cache dashed)", roofline_figure(run))}
-    title = f"Benchmark report — run {run.get('run_id')}"
+    title = f"Benchmark report — run {run.run_id}"
     synthetic = dataset_label(run).endswith("(SYNTHETIC data)")
     written: list[Path] = []
     for name, (_caption, png) in figures.items():

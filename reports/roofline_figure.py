@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from common.records import Row, Run, as_run
 from reports.figures import _plain_log_axis, _png
 
 PRECISION_COLORS = {"fp32": "tab:blue", "int8": "tab:red", "bf16": "tab:purple", "fp16": "tab:orange",
@@ -17,28 +18,32 @@ PRECISION_COLORS = {"fp32": "tab:blue", "int8": "tab:red", "bf16": "tab:purple",
 BACKEND_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def roofline_points(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def roofline_points(run: Run) -> dict[str, list[Row]]:
     """device -> the ok rows that have an intensity, an achieved GMAC/s and the roofs they were held to."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in run.get("results") or []:
-        roof = r.get("roofline")
-        if r.get("status") != "ok" or not isinstance(roof, dict):
+    out: dict[str, list[Row]] = {}
+    for r in run.results:
+        if r.status != "ok" or r.roofline is None or r.arithmetic_intensity is None or r.gmac_per_s is None:
             continue
-        if not isinstance(r.get("arithmetic_intensity"), int | float) or not isinstance(r.get("gmac_per_s"),
-                                                                                        int | float):
-            continue
-        out.setdefault(str(roof.get("device") or "cpu"), []).append(r)
+        out.setdefault(r.roofline.device or "cpu", []).append(r)
     return out
 
 
-def _roofs(run: dict[str, Any], device: str) -> dict[str, Any]:
-    peaks = run.get("machine_peak_gmac_per_s") or {}
-    roofs = peaks.get("gpu") if device == "gpu" else peaks
-    return roofs if isinstance(roofs, dict) else {}
+def _roofs(run: Run, device: str) -> dict[str, Any]:
+    """The roofs of a device by name (precision -> GMAC/s, bandwidth_gb_per_s, threads, device): the CPU's from the
+    typed peaks, the GPU's from their free-form block."""
+    peaks = run.machine_peak_gmac_per_s
+    if peaks is None:
+        return {}
+    return (peaks.gpu or {}) if device == "gpu" else peaks.model_dump(exclude_none=True)
 
 
-def roofline_figure_obj(run: dict[str, Any]) -> Figure | None:
+def _precision(r: Row) -> str:
+    return str(r.roofline.precision if r.roofline is not None else None)
+
+
+def roofline_figure_obj(run: Run | dict[str, Any]) -> Figure | None:
     """The Figure (None when no row has a roofline)."""
+    run = as_run(run)
     by_device = roofline_points(run)
     if not by_device:
         return None
@@ -48,15 +53,15 @@ def roofline_figure_obj(run: dict[str, Any]) -> Figure | None:
         ax = fig.add_subplot(1, len(devices), k + 1)
         rows = by_device[device]
         roofs = _roofs(run, device)
-        xs = [float(r["arithmetic_intensity"]) for r in rows]
+        xs = [float(r.arithmetic_intensity or 0.0) for r in rows]
         lo, hi = min(xs) / 4, max(xs) * 4
         grid = np.geomspace(lo, hi, 200)
         raw_bw = roofs.get("bandwidth_gb_per_s")
         bw: dict[str, Any] = raw_bw if isinstance(raw_bw, dict) else {}
-        precisions = sorted({str(r["roofline"].get("precision")) for r in rows})
+        precisions = sorted({_precision(r) for r in rows})
         for p in precisions:
-            peak = roofs.get(p) or next((r["roofline"].get("compute_gmac_per_s") for r in rows
-                                         if r["roofline"].get("precision") == p), None)
+            peak = roofs.get(p) or next((r.roofline.compute_gmac_per_s for r in rows
+                                         if r.roofline is not None and r.roofline.precision == p), None)
             if not isinstance(peak, int | float):
                 continue
             color = PRECISION_COLORS.get(p, "tab:gray")
@@ -68,13 +73,13 @@ def roofline_figure_obj(run: dict[str, Any]) -> Figure | None:
                 ax.axhline(peak, color=color, lw=1.3, gid=f"roof-{p}")
             ax.annotate(f"{p} peak {peak:.0f}", (hi, peak), textcoords="offset points", xytext=(-4, 3),
                         ha="right", fontsize=7, color=color)
-        backends = sorted({str(r.get("backend")) for r in rows})
+        backends = sorted({r.backend for r in rows})
         for r in rows:
-            p = str(r["roofline"].get("precision"))
-            ax.scatter([float(r["arithmetic_intensity"])], [float(r["gmac_per_s"])], s=30, zorder=3,
-                       marker=BACKEND_MARKERS[backends.index(str(r.get("backend"))) % len(BACKEND_MARKERS)],
+            p = _precision(r)
+            ax.scatter([float(r.arithmetic_intensity or 0.0)], [float(r.gmac_per_s or 0.0)], s=30, zorder=3,
+                       marker=BACKEND_MARKERS[backends.index(r.backend) % len(BACKEND_MARKERS)],
                        color=PRECISION_COLORS.get(p, "tab:gray"), edgecolors="black", linewidths=0.4,
-                       gid=f"row-{r.get('backend')}-{r.get('variant')}-{r.get('scenario')}-{r.get('batch_size')}")
+                       gid=f"row-{r.backend}-{r.variant}-{r.scenario}-{r.batch_size}")
         for axis in (ax.xaxis, ax.yaxis):
             ax.set_xscale("log") if axis is ax.xaxis else ax.set_yscale("log")
             _plain_log_axis(axis)
@@ -93,7 +98,7 @@ def roofline_figure_obj(run: dict[str, Any]) -> Figure | None:
     return fig
 
 
-def roofline_figure(run: dict[str, Any]) -> bytes | None:
+def roofline_figure(run: Run | dict[str, Any]) -> bytes | None:
     """The roofline figure as PNG bytes (None when no row has a roofline)."""
     fig = roofline_figure_obj(run)
     return _png(fig) if fig is not None else None

@@ -1,4 +1,4 @@
-"""A run dict -> report tables (plain data: title, header, rows of strings, notes).
+"""A typed run (`common.records.Run`) -> report tables (plain data: title, header, rows of strings, notes).
 
 Markdown and HTML render the same `Table` objects. Rules: a number that was not measured is never
 invented; a failed or unavailable cell shows its status and reason; a number from an INVALID
@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.records import Row, Run, as_row, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, read_layers_csv
 from common.stats.accuracy import accuracy_ci
 from reports.int8_path import int8_path_text
+
+RowLike = Row | dict[str, Any]  # the helpers the run summary also calls take its dict rows
+RunLike = Run | dict[str, Any]  # a dict run (a test's, a script's) is taken through `as_run`; a Run passes as is
 
 
 @dataclass
@@ -59,29 +63,28 @@ def fpct(v: Any, digits: int = 2) -> str:
     return f"{100.0 * float(v):.{digits}f}%"
 
 
-def is_ok(row: dict[str, Any]) -> bool:
-    return row.get("status") == "ok"
+def is_ok(row: RowLike) -> bool:
+    return as_row(row).status == "ok"
 
 
-def is_invalid(row: dict[str, Any]) -> bool:
-    return is_ok(row) and row.get("valid") is False
+def is_invalid(row: RowLike) -> bool:
+    r = as_row(row)
+    return r.status == "ok" and r.valid is False
 
 
-def invalid_text(row: dict[str, Any]) -> str:
-    reasons = row.get("invalid_reasons") or []
-    if isinstance(reasons, str):
-        reasons = [reasons]
+def invalid_text(row: Row) -> str:
+    reasons = row.invalid_reasons or []
     return "INVALID" + (f": {'; '.join(str(r) for r in reasons)}" if reasons else "")
 
 
-def status_text(row: dict[str, Any]) -> str:
+def status_text(row: Row) -> str:
     """'ok', or the status with its reason ('unavailable: tensorrt is not installed')."""
-    status = str(row.get("status") or "unknown")
-    reason = str(row.get("reason") or "").strip()
+    status = row.status or "unknown"
+    reason = (row.reason or "").strip()
     return status if status == "ok" or not reason else f"{status}: {reason}"
 
 
-def mark(text: str, row: dict[str, Any]) -> str:
+def mark(text: str, row: Row) -> str:
     """Append the INVALID mark to a timing number measured in an invalid cell (validity is about timing:
     too few samples, duration not reached, CoV too high; the cell's accuracy is not affected)."""
     return f"{text} (INVALID)" if is_invalid(row) and text != "n/a" else text
@@ -96,53 +99,55 @@ def with_interval(value: Any, ci: Any, level: Any = None) -> str:
     return fnum(value)
 
 
-def processes(row: dict[str, Any]) -> str:
+def processes(row: RowLike) -> str:
     """How many processes measured the row, how many of them were noisy (counted like the others), and a
     bimodality mark."""
-    rounds = row.get("rounds")
-    text = str(len(rounds)) if isinstance(rounds, list) and rounds else "1"
-    noisy = row.get("noisy_rounds") or 0
-    if noisy and isinstance(rounds, list) and noisy >= len(rounds):
+    r = as_row(row)
+    rounds = r.rounds or []
+    text = str(len(rounds)) if rounds else "1"
+    noisy = r.noisy_rounds or 0
+    if noisy and rounds and noisy >= len(rounds):
         text += " (all noisy: INVALID)"
     elif noisy:
         text += f" ({noisy} noisy)"
-    unstable = row.get("unstable_rounds") or 0
-    if unstable and row.get("valid") is not False:
+    unstable = r.unstable_rounds or 0
+    if unstable and r.valid is not False:
         text += f" ({unstable} unstable)"
-    if row.get("bimodal"):
+    if r.bimodal:
         text += ", bimodal"
     return text
 
 
-def acc_with_ci(row: dict[str, Any]) -> str:
+def acc_with_ci(row_in: RowLike) -> str:
     """Accuracy with its 95% bootstrap CI from the confusion matrix, e.g. '86.20% [84.7, 87.6]'."""
-    acc = row.get("accuracy")
-    if not isinstance(acc, int | float) or isinstance(acc, bool):
+    row = as_row(row_in)
+    if row.accuracy is None:
         return "n/a"
-    ci = accuracy_ci(row)
+    ci = accuracy_ci({"confusion": row.confusion})
     if ci is None:
-        return fpct(acc)
-    return f"{fpct(acc)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+        return fpct(row.accuracy)
+    return f"{fpct(row.accuracy)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
-def cell_name(row: dict[str, Any]) -> str:
-    dev = row.get("device")
-    backend = str(row.get("backend"))
-    if dev and dev != "cpu":
-        backend += f"[{dev}]"
-    return f"{backend}/{row.get('variant')}"
+def cell_name(row: Row) -> str:
+    backend = row.backend
+    if row.device and row.device != "cpu":
+        backend += f"[{row.device}]"
+    return f"{backend}/{row.variant}"
 
 
-def latency_row(rows: Iterable[dict[str, Any]], backend: str, variant: str) -> dict[str, Any] | None:
+def latency_row(rows: Iterable[Row], backend: str, variant: str) -> Row | None:
     for r in rows:
-        if r.get("backend") == backend and r.get("variant") == variant and r.get("scenario") == "latency":
+        if r.backend == backend and r.variant == variant and r.scenario == "latency":
             return r
     return None
 
 
-def dataset_label(run: dict[str, Any]) -> str:
-    ds = run.get("dataset") or ((run.get("config") or {}).get("data") or {}).get("dataset") or "unknown"
-    synthetic = run.get("synthetic")
+def dataset_label(run: RunLike) -> str:
+    run = as_run(run)
+    data = (run.config or {}).get("data")  # the config is the resolved TOML, by section (free-form here)
+    ds = run.dataset or (data.get("dataset") if isinstance(data, dict) else None) or "unknown"
+    synthetic = run.synthetic
     if synthetic is None:
         synthetic = ds == "synthfer"
     return f"{ds} (SYNTHETIC data)" if synthetic else str(ds)
@@ -164,57 +169,63 @@ def _flatten(prefix: str, v: Any, out: list[tuple[str, str]]) -> None:
 # ---------------------------------------------------------------------------------------------- tables
 
 
-def summary_table(run: dict[str, Any]) -> Table:
+def summary_table(run: RunLike) -> Table:
     """Run id, time, data set (synthetic marked), hardware, harness overhead, cell counts."""
-    results = run.get("results") or []
-    ok = [r for r in results if is_ok(r)]
+    run = as_run(run)
+    results = run.results
+    ok = [r for r in results if r.status == "ok"]
+    fp = run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint is not None else None
     rows = [
-        ["run id", str(run.get("run_id"))],
-        ["created", str(run.get("created"))],
+        ["run id", run.run_id],
+        ["created", run.created],
         ["data set", dataset_label(run)],
-        ["hardware", hardware_summary(run.get("fingerprint"))],
+        ["hardware", hardware_summary(fp)],
         ["int8 path", int8_path_text(run)],
-        ["fingerprint id", str((run.get("fingerprint") or {}).get("id"))],
-        ["config hash", str(run.get("config_hash"))],
-        ["harness overhead per iteration", f"{fnum(run.get('harness_overhead_us'))} µs"],
-        ["cells", f"{len(results)} ({len(ok)} ok, {sum(1 for r in ok if r.get('valid') is False)} INVALID, "
+        ["fingerprint id", str(run.fingerprint.id if run.fingerprint is not None else None)],
+        ["config hash", str(run.config_hash)],
+        ["harness overhead per iteration", f"{fnum(run.harness_overhead_us)} µs"],
+        ["cells", f"{len(results)} ({len(ok)} ok, {sum(1 for r in ok if r.valid is False)} INVALID, "
                   f"{len(results) - len(ok)} not run or failed)"],
     ]
     notes = []
-    if run.get("synthetic") or dataset_label(run).endswith("(SYNTHETIC data)"):
+    if run.synthetic or dataset_label(run).endswith("(SYNTHETIC data)"):
         notes.append("SynthFER is a generated, synthetic data set: its accuracies say nothing about real faces.")
     return Table("Run", ["", ""], rows, notes, "run")
 
 
-def fingerprint_table(run: dict[str, Any]) -> Table:
+def fingerprint_table(run: RunLike) -> Table:
     """The machine/software fingerprint, flattened to key/value rows."""
+    run = as_run(run)
     out: list[tuple[str, str]] = []
-    _flatten("", run.get("fingerprint") or {}, out)
+    _flatten("", run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint is not None else {}, out)
     return Table("Fingerprint", ["key", "value"], [[k, v] for k, v in out], [], "fingerprint")
 
 
-def results_table(run: dict[str, Any]) -> Table:
+def _or_na(v: Any) -> str:
+    return "n/a" if v is None else str(v)
+
+
+def results_table(run: RunLike) -> Table:
     """Every cell with its status, validity and numbers."""
+    run = as_run(run)
     header = ["backend", "variant", "device", "precision", "scenario", "batch", "status", "validity",
               "p50 ms [CI] level", "p99 ms [CI] level", "processes", "between-process rCoV", "CoV", "FPS",
               "accuracy [95% CI]", "n", "cold start ms", "int8 layers", "label"]
     rows = []
-    for r in run.get("results") or []:
-        lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else {}
-        if is_ok(r):
-            validity = "VALID" if r.get("valid") is not False else invalid_text(r)
-            nums = [with_interval(lat.get("p50"), r.get("p50_ci_ms"), r.get("p50_ci_level")),
-                    with_interval(lat.get("p99"), r.get("p99_ci_ms"), r.get("p99_ci_level")),
-                    processes(r), fnum(r.get("round_cov"), 3), fnum(lat.get("cov"), 2),
-                    fnum(r.get("throughput_fps")), acc_with_ci(r), str(r.get("n_samples", "n/a")),
-                    fnum(r.get("cold_start_ms")),
-                    f"{r.get('int8_layers', 'n/a')}/{r.get('total_layers', 'n/a')}"]
+    for r in run.results:
+        lat = r.latency_ms
+        if r.status == "ok":
+            validity = "VALID" if r.valid is not False else invalid_text(r)
+            nums = [with_interval(lat.p50 if lat else None, r.p50_ci_ms, r.p50_ci_level),
+                    with_interval(lat.p99 if lat else None, r.p99_ci_ms, r.p99_ci_level),
+                    processes(r), fnum(r.round_cov, 3), fnum(lat.cov if lat else None, 2),
+                    fnum(r.throughput_fps), acc_with_ci(r), _or_na(r.n_samples),
+                    fnum(r.cold_start_ms), f"{_or_na(r.int8_layers)}/{_or_na(r.total_layers)}"]
         else:
             validity = "—"
             nums = ["—"] * 10
-        rows.append([str(r.get("backend")), str(r.get("variant")), str(r.get("device") or ""),
-                     str(r.get("precision") or ""), str(r.get("scenario")), str(r.get("batch_size")),
-                     status_text(r), validity, *nums, str(r.get("label") or "")])
+        rows.append([r.backend, r.variant, r.device or "", r.precision or "", r.scenario, str(r.batch_size),
+                     status_text(r), validity, *nums, r.label or ""])
     notes = ["Latency p50/p99 (and every latency statistic): median of the per-process values over the cell's "
              "processes (benchmark.rounds, cell order shuffled per round) with the distribution-free order-statistic "
              "interval over processes and its real confidence level (3 processes: [min, max] 75%; 5: 93.75%; 10: "
@@ -226,47 +237,45 @@ def results_table(run: dict[str, Any]) -> Table:
     return Table("All cells", header, rows, notes, "cells")
 
 
-def _variants(results: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for r in results:
-        seen.setdefault(str(r.get("variant")), None)
-    return list(seen)
+def _variants(results: list[Row]) -> list[str]:
+    return list(dict.fromkeys(r.variant for r in results))
 
 
-def _best_fps(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    ok = [r for r in rows if is_ok(r) and isinstance(r.get("throughput_fps"), int | float)]
-    return max(ok, key=lambda r: float(r["throughput_fps"]), default=None)
+def _best_fps(rows: list[Row]) -> Row | None:
+    ok = [r for r in rows if r.status == "ok" and r.throughput_fps is not None]
+    return max(ok, key=lambda r: float(r.throughput_fps or 0.0), default=None)
 
 
-def _ref_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _ref_row(rows: list[Row]) -> Row | None:
     """The row whose accuracy stands for a variant: torch-eager latency cell, else any ok cell."""
-    ok = [r for r in rows if is_ok(r) and isinstance(r.get("accuracy"), int | float)]
-    ok.sort(key=lambda r: (r.get("backend") != REFERENCE_BACKEND, r.get("scenario") != "latency"))
+    ok = [r for r in rows if r.status == "ok" and r.accuracy is not None]
+    ok.sort(key=lambda r: (r.backend != REFERENCE_BACKEND, r.scenario != "latency"))
     return ok[0] if ok else None
 
 
-def _failure(rows: list[dict[str, Any]]) -> str:
-    return "; ".join(sorted({f"{r.get('backend')}: {status_text(r)}" for r in rows if not is_ok(r)})) or "n/a"
+def _failure(rows: list[Row]) -> str:
+    return "; ".join(sorted({f"{r.backend}: {status_text(r)}" for r in rows if r.status != "ok"})) or "n/a"
 
 
-def table1(run: dict[str, Any]) -> Table:
+def table1(run: RunLike) -> Table:
     """Paper Table 1: per method (variant) storage, compression ratio, accuracy and best FPS."""
-    results = run.get("results") or []
+    run = as_run(run)
+    results = run.results
     rows = []
     for v in _variants(results):
-        vr = [r for r in results if r.get("variant") == v]
+        vr = [r for r in results if r.variant == v]
         ref, fast = _ref_row(vr), _best_fps(vr)
-        static = next((r for r in vr if is_ok(r) and r.get("storage_mb") is not None), None)
+        static = next((r for r in vr if r.status == "ok" and r.storage_mb is not None), None)
         if ref is None and fast is None:
             rows.append([v, "n/a", "n/a", _failure(vr), "n/a", ""])
             continue
         rows.append([
             v,
-            fnum(static.get("storage_mb")) if static else "n/a",
-            (f"{fnum(static.get('compression_ratio'))}x" if static and static.get("compression_ratio") else "n/a"),
+            fnum(static.storage_mb) if static else "n/a",
+            (f"{fnum(static.compression_ratio)}x" if static and static.compression_ratio else "n/a"),
             acc_with_ci(ref) if ref else "n/a",
-            mark(fnum(fast.get("throughput_fps")), fast) if fast else "n/a",
-            f"{cell_name(fast)} b{fast.get('batch_size')}" if fast else "",
+            mark(fnum(fast.throughput_fps), fast) if fast else "n/a",
+            f"{cell_name(fast)} b{fast.batch_size}" if fast else "",
         ])
     return Table("Table 1 — compression method: storage, ratio, accuracy, speed",
                  ["method", "storage MB", "compression ratio", "accuracy [95% CI]", "best FPS", "FPS measured on"],
@@ -274,51 +283,54 @@ def table1(run: dict[str, Any]) -> Table:
                  "table1")
 
 
-def table2(run: dict[str, Any]) -> Table:
+def table2(run: RunLike) -> Table:
     """Paper Table 2: per data set, the reference (dense-fp32) vs each compressed variant."""
-    results = run.get("results") or []
+    run = as_run(run)
+    results = run.results
     ds = dataset_label(run)
-    ref_rows = [r for r in results if r.get("variant") == REFERENCE_VARIANT]
+    ref_rows = [r for r in results if r.variant == REFERENCE_VARIANT]
     ref = _ref_row(ref_rows)
     rows = []
     for v in _variants(results):
         if v == REFERENCE_VARIANT:
             continue
-        vr = [r for r in results if r.get("variant") == v]
+        vr = [r for r in results if r.variant == v]
         comp = _ref_row(vr)
-        static = next((r for r in vr if is_ok(r) and r.get("compression_ratio") is not None), None)
+        static = next((r for r in vr if r.status == "ok" and r.compression_ratio is not None), None)
         delta = "n/a"
-        if ref is not None and comp is not None:
-            delta = f"{100 * (float(comp['accuracy']) - float(ref['accuracy'])):+.2f} pts"
+        if ref is not None and comp is not None and ref.accuracy is not None and comp.accuracy is not None:
+            delta = f"{100 * (comp.accuracy - ref.accuracy):+.2f} pts"
         rows.append([
             ds,
             acc_with_ci(ref) if ref else (_failure(ref_rows) if ref_rows else "not run"),
             v,
             acc_with_ci(comp) if comp else _failure(vr),
             delta,
-            f"{fnum(static.get('compression_ratio'))}x" if static else "n/a",
+            f"{fnum(static.compression_ratio)}x" if static else "n/a",
         ])
     return Table("Table 2 — data set: reference vs compressed accuracy",
                  ["data set", f"reference ({REFERENCE_VARIANT}) accuracy", "compressed variant",
                   "compressed accuracy", "Δ accuracy", "compression ratio"], rows, [], "table2")
 
 
-def layer_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str]:
+def layer_rows(run: RunLike) -> tuple[list[dict[str, Any]] | None, str]:
     """The layer-wise rows (from `layers` or the `layers_csv` file) and where they came from."""
-    layers = run.get("layers")
-    if isinstance(layers, list) and all(isinstance(x, dict) for x in layers) and layers:
-        return layers, "stored with the run"
-    path = run.get("layers_csv")
+    run = as_run(run)
+    if run.layers:
+        return run.layers, "stored with the run"
+    path = run.layers_csv
     if path:
-        rows = read_layers_csv(Path(str(path)))
+        rows = read_layers_csv(Path(path))
         if rows:
-            return rows, str(path)
+            return list(rows), path
         return None, f"{path} is missing or unreadable"
     return None, "the run carries no layers.csv"
 
 
-def table4(run: dict[str, Any]) -> Table:
-    """Paper Table 4: layer-wise compression, with whatever columns layers.csv has."""
+def table4(run: RunLike) -> Table:
+    """Paper Table 4: layer-wise compression, with whatever columns layers.csv has (a layer row is the CSV's own
+    columns, so it stays a dict)."""
+    run = as_run(run)
     rows, source = layer_rows(run)
     if not rows:
         return Table("Table 4 — layer-wise compression", [], [], [f"Not available: {source}."], "table4")
@@ -353,19 +365,21 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def agreement_table(run: dict[str, Any]) -> Table:
+def agreement_table(run: RunLike) -> Table:
     """Top-1 agreement and max |Δ logit| of each backend against the PyTorch reference."""
-    rows = [[str(a.get("variant")), str(a.get("backend")), str(a.get("reference")),
-             fpct(a.get("top1_agreement")), fnum(a.get("max_abs_logit_diff"))]
-            for a in run.get("agreement") or [] if isinstance(a, dict)]
+    run = as_run(run)
+    rows = [[a.variant, a.backend, str(a.reference), fpct(a.top1_agreement), fnum(a.max_abs_logit_diff)]
+            for a in run.agreement or []]
     notes = [] if rows else ["No agreement data in this run."]
     return Table("Agreement with the reference", ["variant", "backend", "reference", "top-1 agreement",
                                                   "max |Δ logit|"], rows, notes, "agreement")
 
 
-def labels_table(run: dict[str, Any]) -> Table:
+def labels_table(run: RunLike) -> Table:
     """Per cell, what was measured rather than declared: precision from runtime evidence, agreement gate,
     parameter vs file storage, memory per phase, and the fraction of the machine's measured peak."""
+    run = as_run(run)
+    from common.records import MachinePeaks, Memory
     from reports.labels import (
         agreement_cell,
         encoding_notes,
@@ -377,26 +391,25 @@ def labels_table(run: dict[str, Any]) -> Table:
         runtime_cell,
     )
 
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in run.get("results") or []:
-        cells.setdefault((str(r.get("backend")), str(r.get("variant"))), []).append(r)
+    cells: dict[tuple[str, str], list[Row]] = {}
+    for r in run.results:
+        cells.setdefault((r.backend, r.variant), []).append(r)
     rows = []
     for (backend, variant), group in cells.items():
-        ok = [r for r in group if is_ok(r)]
+        ok = [r for r in group if r.status == "ok"]
         if not ok:
             continue
-        lat = next((r for r in ok if r.get("scenario") == "latency"), ok[0])
-        mem_raw = lat.get("memory")
-        mem: dict[str, Any] = mem_raw if isinstance(mem_raw, dict) else {}
+        lat = next((r for r in ok if r.scenario == "latency"), ok[0])
+        mem = lat.memory or Memory()
         agree = agreement_cell(lat)
-        if lat.get("agrees") is False:
-            agree += f" {lat.get('agreement_reason', '')}"
-        rows.append([backend, variant, precision_cell(lat), str(lat.get("precision_reason") or ""), agree,
-                     fnum(lat.get("storage_mb")), mb(lat.get("file_bytes")), mb(mem.get("load_peak_rss_bytes")),
-                     mb(mem.get("steady_rss_bytes")), mb(mem.get("gpu_memory_bytes")), peak_cell(group),
+        if lat.agrees is False:
+            agree += f" {lat.agreement_reason or ''}"
+        rows.append([backend, variant, precision_cell(lat), lat.precision_reason or "", agree,
+                     fnum(lat.storage_mb), mb(lat.file_bytes), mb(mem.load_peak_rss_bytes),
+                     mb(mem.steady_rss_bytes), mb(mem.gpu_memory_bytes), peak_cell(list(group)),
                      runtime_cell(lat)])
-    peaks = run.get("machine_peak_gmac_per_s") or {}
-    notes = [*encoding_notes(run.get("results") or []),
+    peaks = run.machine_peak_gmac_per_s or MachinePeaks()
+    notes = [*encoding_notes(run.results),
              "precision: what the runtime shows it ran (int8 only with int8 kernels counted on conv/FC layers); "
              "agreement: top-1 vs the variant's reference, PyTorch (ONNX Runtime fp32 for an imported ONNX file) "
              "(✗ below benchmark.min_agreement_*).",
@@ -406,25 +419,26 @@ def labels_table(run: dict[str, Any]) -> Table:
         notes.append(f"machine roofs: {peak_text(peaks)}; % roof = achieved GMAC/s over the attainable "
                      "min(compute peak of the row's precision, bandwidth x its arithmetic intensity), on the device "
                      "the row ran on, at batch 1 / the largest batch (older results: % of the compute peak).")
-    over = [r for r in run.get("results") or [] if isinstance(roof_fraction(r), int | float) and roof_fraction(r) > 1.0]
+    over = [r for r in run.results if (f := roof_fraction(r)) is not None and f > 1.0]
     if over:
         notes.append(f"{len(over)} row(s) above 100% of their attainable roof: a roof was measured low (a bug in "
                      "the peak measurement, not a fast row); their fractions are not a roofline.")
-    if any(runtime_cell(r) != "—" for r in run.get("results") or []):
+    if any(runtime_cell(r) != "—" for r in run.results):
         notes.append("runtime / e2e p50: the runtime's own time per request (OpenVINO InferRequest.latency) beside "
                      "the end-to-end time of the same calls through our infer, read after the timed loop.")
-    if peaks.get("error"):
-        notes.append(f"machine peak not measured: {peaks['error']}")
+    if peaks.error:
+        notes.append(f"machine peak not measured: {peaks.error}")
     return Table("Measured labels: precision, agreement, storage, memory, roofline",
                  ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",
                   "load RSS MB", "steady RSS MB", "GPU MB", "% roof b1/bN", "runtime / e2e p50 ms"], rows, notes,
                  "labels")
 
 
-def changes_table(run: dict[str, Any]) -> Table:
-    """Open and accepted changes per cell (`run["gate_changes"]`, attached by `bench report` from the store: the
-    history gate over the run's machine and config, and `bench accept` records)."""
-    raw = run.get("gate_changes")
+def changes_table(run: RunLike) -> Table:
+    """Open and accepted changes per cell (`run.gate_changes`, attached by `bench report` from the store: the
+    history gate over the run's machine and config, and `bench accept` records; the gate's own document)."""
+    run = as_run(run)
+    raw = run.gate_changes
     doc: dict[str, Any] = raw if isinstance(raw, dict) else {}
     rows = [[str(c.get("cell")), str(c.get("verdict")), str(c.get("since_run") or "—"),
              fpct(c.get("rel_change"), 1), str(c.get("text") or "")] for c in doc.get("open") or []]
@@ -438,7 +452,8 @@ def changes_table(run: dict[str, Any]) -> Table:
                  "changes")
 
 
-def all_tables(run: dict[str, Any]) -> list[Table]:
-    """Every table of the report, in order."""
+def all_tables(run: RunLike) -> list[Table]:
+    """Every table of the report, in order (the run enters typed, once, from `reports.report.write_report`)."""
+    run = as_run(run)
     return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
             labels_table(run), agreement_table(run), changes_table(run), fingerprint_table(run)]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from common.console import console, info, set_quiet
+from common.errors import UserError
 from harness.cli._common import add_store_arguments, load_config_from_args, open_store
 
 NAME = "report"
@@ -46,25 +47,30 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--machine, --backend and --model select cells of `bench report --history`; add --history")
     if args.compare_hardware:
         return _compare_hardware(args)
+    from common.records import SchemaError, as_run
+
     with open_store(args) as store:
-        the_run = store.resolve(args.run_ref)
-        if str(the_run.get("run_id")) in store.run_ids():  # stored: its history's open and accepted changes
+        raw = store.resolve(args.run_ref)
+        try:
+            the_run = as_run(raw)  # parsed once; the report reads this typed run
+        except SchemaError as e:
+            raise UserError(f"{args.run_ref}: not a result file of this bench: {e} (docs/results-schema.md)") from None
+        if the_run.run_id in store.run_ids():  # stored: its history's open and accepted changes
             from harness.cli._changes import changes_of
 
-            the_run["gate_changes"] = changes_of(store, the_run)
-    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / str(the_run.get("run_id"))
+            the_run.gate_changes = changes_of(store, raw)  # the gate reads runs as dicts
+    out = Path(args.out) if args.out else Path(load_config_from_args(args).store.runs_dir) / the_run.run_id
     from reports.report import write_report
 
     t0 = time.perf_counter()
     paths = write_report(the_run, out)
-    info(f"report of run {the_run.get('run_id')} written in {time.perf_counter() - t0:.1f} s")
+    info(f"report of run {the_run.run_id} written in {time.perf_counter() - t0:.1f} s")
     for p in paths:
         console.print(str(p))
     return 0
 
 
 def _compare_hardware(args: argparse.Namespace) -> int:
-    from common.errors import UserError
     from reports.hardware import write_hardware_report
 
     with open_store(args) as store:

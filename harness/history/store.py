@@ -13,10 +13,17 @@ in a SQL database through SQLAlchemy Core.
   take the write lock up front (`BEGIN IMMEDIATE`), and a transaction that still meets
   "database is locked" is retried as a whole; PostgreSQL's serialization failures and deadlocks likewise.
 * `import_runs` copies runs from another store or an export file, keyed by run_id: importing twice adds nothing.
+* Two reading forms: the dict form (`load_run`, `runs_like`, ...: the results-JSON dict as stored) and the typed
+  form (`load_run_typed`, `runs_like_typed`, `iter_runs_typed`: `common.records.Run`, any stored result version
+  upgraded to the current one). The typed form validates each stored row's JSON text directly (pydantic-core, no
+  dict in between), which costs about what `json.loads` does (benchmarks/bench_typed_read.py).
+* The result-JSON version (`schema_version` of a run, common.records) is not the store's table version
+  (harness.history.schema.SCHEMA_VERSION); `upgrade_result_versions` restamps stored runs of older result versions.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sqlite3
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -46,6 +54,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
+from common.records import ROWS, Row, Run, SchemaError, first_error, upgrade_run
+from common.records import SCHEMA_VERSION as RESULT_SCHEMA_VERSION
 from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
 from common.text import finite_number, first_line
 from harness.history.migrations import MIGRATIONS, dataset_of
@@ -365,6 +375,77 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return self._load_pk(conn, self._run_pk(conn, run_id))
 
+    # ---------------------------------------------------------------------------------- typed read
+    def _load_pk_typed(self, conn: Connection, pk: int, samples: bool = True) -> Run:
+        """One stored run as a Run: the header parsed once, every row validated straight from its stored JSON
+        text in one call (the rows are joined into one JSON array), raw samples put back from their blobs."""
+        header = conn.execute(select(runs_table.c.header).where(runs_table.c.id == pk)).scalar_one()
+        blobs = results_table.c.samples if samples else literal_column("NULL")
+        q = select(results_table.c.row, blobs).where(results_table.c.run_pk == pk).order_by(results_table.c.position)
+        stored = conn.execute(q).all()
+        try:
+            run = Run.model_validate({**upgrade_run(json.loads(header)), "results": []}, strict=False)
+        except ValidationError as e:
+            raise _stored_error(conn, pk, first_error(e)) from None
+        except SchemaError as e:
+            raise _stored_error(conn, pk, e) from None
+        try:
+            # lax on read (strict on import and in the writer): what is stored was checked going in, and lax
+            # validation costs less than strict in pydantic-core
+            rows: list[Row] = ROWS.validate_json("[" + ",".join(r[0] for r in stored) + "]", strict=False)
+        except ValidationError as e:
+            err = first_error(e)
+            raise _stored_error(conn, pk, SchemaError("results" + err.where, err.message)) from None
+        for row, (_json, blob) in zip(rows, stored, strict=True):
+            if blob is not None:
+                row.samples_ms = np.frombuffer(blob, dtype="<f8").tolist()
+        run.results = rows
+        return run
+
+    def load_run_typed(self, run_id: str = "latest") -> Run:
+        """`load_run` as a typed Run (any stored result version, upgraded to the current one)."""
+        with self.engine.connect() as conn:
+            return self._load_pk_typed(conn, self._run_pk(conn, run_id))
+
+    def iter_runs_typed(self, samples: bool = True) -> Iterator[Run]:
+        """Every stored run as a Run, oldest first, one at a time."""
+        with self.engine.connect() as conn:
+            q = select(runs_table.c.id).order_by(runs_table.c.created, runs_table.c.id)
+            pks = list(conn.execute(q).scalars())
+        for pk in pks:
+            with self.engine.connect() as conn:
+                yield self._load_pk_typed(conn, pk, samples)
+
+    def runs_like_typed(self, run: Run, n: int, samples: bool = True) -> list[Run]:
+        """`runs_like` as typed runs."""
+        if n <= 0:
+            raise UserError(f"--history {n}: must be a positive number of runs")
+        key = {"run_id": run.run_id, "fingerprint": run.fingerprint.model_dump() if run.fingerprint else None,
+               "config": run.config, "config_hash": run.config_hash}
+        created = _normalise_created(run.created, run.run_id)
+        q = _same_config(key, n).where(runs_table.c.run_id != run.run_id, runs_table.c.created <= created)
+        with self.engine.connect() as conn, _no_gc_pauses():
+            return [self._load_pk_typed(conn, pk, samples) for pk in conn.execute(q).scalars()]
+
+    def upgrade_result_versions(self) -> int:
+        """Restamp every stored run of an older result version with the current one, after checking the whole
+        run against the records (a stored run that does not conform: UserError naming it and its first bad
+        field, nothing changed). One transaction; the number of runs upgraded."""
+        def write() -> int:
+            n = 0
+            with self._write() as conn:
+                for pk, header in conn.execute(select(runs_table.c.id, runs_table.c.header)).all():
+                    head = json.loads(header)
+                    if head.get("schema_version", 1) == RESULT_SCHEMA_VERSION:
+                        continue
+                    self._load_pk_typed(conn, pk, samples=False)  # the whole run conforms once upgraded
+                    conn.execute(update(runs_table).where(runs_table.c.id == pk)
+                                 .values(header=_dumps(upgrade_run(head))))
+                    n += 1
+            return n
+
+        return self._retry(write)
+
     def resolve(self, ref: str) -> dict[str, Any]:
         """A run from a reference: a results JSON file (or a run folder holding results.json), a stored
         run id, or 'latest' (the newest stored run)."""
@@ -513,6 +594,25 @@ class ResultsStore:
         """How many runs are stored."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(runs_table)).scalar_one())
+
+
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a long history is read: a typed run is many small objects, none of
+    them cyclic garbage, and collections triggered by their sheer number would traverse every run read so far
+    (the cost grows with the history's length)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _stored_error(conn: Connection, pk: int, e: SchemaError) -> UserError:
+    run_id = conn.execute(select(runs_table.c.run_id).where(runs_table.c.id == pk)).scalar()
+    return UserError(f"stored run {run_id}: {e} (see docs/results-schema.md)")
 
 
 def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:

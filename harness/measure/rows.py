@@ -5,6 +5,10 @@ Why here, in the measure room, and not in orchestrate: the local grid (`harness.
 fleet (`harness.fleet.cluster`) turn processes into rows the same way, and the fleet may not import orchestrate.
 `timed_spec` is here for the same reason: every timed process of a cell, on any machine, does the same work before
 its timed loops (no accuracy pass, no logits), so the processes of a cell are interchangeable.
+
+Rows are built as `common.records.Row` (validated: a field of the wrong type fails here, in the writer, not in a
+reader later); `rows_from_cell` and `failed_rows` hand them on as dicts (`row_dict`), the form the grid, the fleet,
+the evidence and roofline steps still add fields to.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from common.records import Row, parse_row
 from common.results import ROW_FIELDS
 from common.stats.accuracy import pack_correct
 from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
@@ -75,27 +80,46 @@ def _empty_row(backend: str, variant: str, scenario: str, batch: int, manifest: 
     return row
 
 
+def row_dict(row: Row) -> dict[str, Any]:
+    """A written row as the results-JSON dict: every ROW_FIELDS key (None where unmeasured), nested parts as
+    written (a field the writer did not set, e.g. a cluster-only one, stays absent)."""
+    return row.model_dump(exclude_unset=True)
+
+
 def failed_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path], status: str,
                 reason: str) -> list[dict[str, Any]]:
     """One row per scenario for a cell that measured nothing (`status`: unavailable, error, timeout; `reason`)."""
+    return [row_dict(r) for r in failed_cell_rows(s, backend, variant, artifacts, status, reason)]
+
+
+def failed_cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path], status: str,
+                     reason: str) -> list[Row]:
+    """`failed_rows` as typed rows."""
     manifest = _manifest(artifacts, variant)
     rows = []
     for scenario, batch in s.scenarios():
         row = _empty_row(backend, variant, scenario, batch, manifest)
         row.update(status=status, reason=reason, invalid_reasons=[reason])
-        rows.append(row)
+        rows.append(parse_row(row))
     return rows
 
 
 def rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path],
                    procs: list[dict[str, Any]], accuracy: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per scenario from the cell's processes (`procs`: round, started, result; round 0 first) and its
-    untimed accuracy process (`accuracy`; without it, round 0's own accuracy pass where it ran one)."""
+    """One row per scenario from the cell's processes (`procs`: round, started, result, and in runs with a reference
+    arm pair and position; round 0 first) and its untimed accuracy process (`accuracy`; without it, round 0's own
+    accuracy pass where it ran one)."""
+    return [row_dict(r) for r in cell_rows(s, backend, variant, artifacts, procs, accuracy)]
+
+
+def cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, Path],
+              procs: list[dict[str, Any]], accuracy: dict[str, Any] | None = None) -> list[Row]:
+    """`rows_from_cell` as typed rows (validated here, in the writer)."""
     first: dict[str, Any] = procs[0]["result"] if procs else {"status": "error", "reason": "no process ran"}
     acc = accuracy if accuracy is not None and accuracy.get("status") == "ok" else first
     status = str(first.get("status", "error"))
     if status != "ok":
-        return failed_rows(s, backend, variant, artifacts, status, str(first.get("reason", "")))
+        return failed_cell_rows(s, backend, variant, artifacts, status, str(first.get("reason", "")))
     manifest = _manifest(artifacts, variant)
     rows = []
     per_process_s = s.min_duration_s
@@ -124,12 +148,15 @@ def rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[
             **row_labels(manifest.get("precision"), desc),
             int8_layers=desc.get("int8_layers"), total_layers=desc.get("total_layers"),
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
+            # from the cell's output where the cell reports them (the loaded file's hash, the model's name)
+            artifact_sha256=first.get("artifact_sha256"), model=first.get("model"),
+            compile_note=(desc or {}).get("compile_note"),
         )
         if not found:
             row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
                        "measurement")
         else:
-            row.update(derive_rounds(found, per_process_s, s.max_cov, row.get("gmac")))
+            row.update(derive_rounds(found, per_process_s, s.max_cov, row["gmac"]))
             if failed:
                 row["invalid_reasons"] = [*row["invalid_reasons"], *failed]
                 row["valid"] = False
@@ -140,7 +167,7 @@ def rows_from_cell(s: CellSettings, backend: str, variant: str, artifacts: dict[
         elif accuracy is not None and accuracy.get("status") != "ok":  # timed, but no accuracy and no agreement
             row.update(valid=False, invalid_reasons=[*row["invalid_reasons"], f"accuracy process: "
                        f"{accuracy.get('status')}: {accuracy.get('reason', '')}"])
-        rows.append(row)
+        rows.append(parse_row(row))
     return rows
 
 
@@ -149,6 +176,8 @@ UNSTABLE = "robust CoV"  # the prefix of loop.verdict's reason for samples that 
 
 def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, latency: bool) -> dict[str, Any]:
     entry = p["entry"]
+    # runs with a reference arm: the launcher's pairing of this process with the other arm's (absent otherwise)
+    paired: dict[str, Any] = {k: p[k] for k in ("pair", "position") if k in p}
     samples = [float(s) for s in entry.get("samples_ms", [])]
     stats = Stats.from_samples(samples) if samples else None
     timing = Timing(samples, float(entry.get("duration_s", 0.0)), bool(entry.get("capped", False)))
@@ -170,7 +199,7 @@ def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, lat
         "fixed_s": fixed_cost_s(p.get("result") or {}),
         # what the process did, in order (the same in every process of a cell), and our threads in its loops
         "steps": (p.get("result") or {}).get("steps"), "python_threads": entry.get("python_threads"),
-        "threads_after_load": (p.get("result") or {}).get("threads_after_load"),
+        "threads_after_load": (p.get("result") or {}).get("threads_after_load"), **paired,
     }
 
 
@@ -253,19 +282,20 @@ def _median_or_none(values: list[float | None]) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-def row_summary(rows: list[dict[str, Any]]) -> str:
+def row_summary(rows: list[dict[str, Any]] | list[Row]) -> str:
     """One progress line for a cell's rows: p50 with its interval over processes, validity, best rate, accuracy."""
-    lat = next((r for r in rows if r["scenario"] == LATENCY), None)
-    if lat is None or lat["status"] != "ok":
-        return f"{rows[0]['status'] if rows else 'error'} ({(rows[0]['reason'] if rows else '')})"
-    p50 = (lat.get("latency_ms") or {}).get("p50")
-    ci, level = lat.get("p50_ci_ms"), lat.get("p50_ci_level")
+    typed = [parse_row(r) for r in rows]
+    lat = next((r for r in typed if r.scenario == LATENCY), None)
+    if lat is None or lat.status != "ok":
+        return f"{typed[0].status if typed else 'error'} ({(typed[0].reason if typed else '')})"
+    p50 = lat.p50()
+    ci, level = lat.p50_ci_ms, lat.p50_ci_level
     ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" + (f" ({100 * level:.4g}%)" if level else "") if ci else ""
-    best = max((r.get("throughput_fps") or 0.0) for r in rows)
-    acc = lat.get("accuracy")
+    best = max((r.throughput_fps or 0.0) for r in typed)
+    acc = lat.accuracy
     acc_txt = f", acc {acc:.3f}" if acc is not None else ""
-    valid = "VALID" if lat.get("valid") else "INVALID"
-    n = len(lat.get("rounds") or [])
+    valid = "VALID" if lat.valid else "INVALID"
+    n = len(lat.rounds or [])
     return f"ok, p50 {p50:.3f}{ci_txt} ms over {n} process(es) ({valid}), best {best:.0f} img/s{acc_txt}"
 
 
@@ -293,8 +323,8 @@ def attach_correctness(rows: list[dict[str, Any]], logits: np.ndarray | None, la
     correct = pred == labels
     packed = pack_correct(correct, labels)
     acc = float(correct.mean()) if correct.size else math.nan
-    for row in rows:
-        if throughput_scored_apart and row.get("scenario") == THROUGHPUT:
+    for row in rows:  # dict rows (the grid's and the fleet's form): every ROW_FIELDS key is there
+        if throughput_scored_apart and row["scenario"] == THROUGHPUT:
             continue
-        if row.get("status") == "ok" and isinstance(row.get("accuracy"), float) and abs(row["accuracy"] - acc) < 1e-9:
+        if row["status"] == "ok" and isinstance(row["accuracy"], float) and abs(row["accuracy"] - acc) < 1e-9:
             row["correct_bits"] = packed

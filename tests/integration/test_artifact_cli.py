@@ -71,6 +71,22 @@ def tampered_run(artifacts: dict[str, Path], tmp_path_factory: pytest.TempPathFa
             "dirs": {"fake": fake_int8, "permuted": permuted, "imported": imported, "imported-fp32": imported_fp32}}
 
 
+def test_what_bench_run_writes_validates_against_the_published_schema(tampered_run: dict[str, Any]) -> None:
+    """results.json of a real `bench run` conforms to results.schema.json (checked with jsonschema, not with the
+    types it was generated from) and is the current version."""
+    import jsonschema
+
+    from common.records import SCHEMA_FILE, SCHEMA_VERSION
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / SCHEMA_FILE).read_text(encoding="utf-8"))
+    results = tampered_run["results"]
+    jsonschema.validate(results, schema)
+    assert results["schema_version"] == SCHEMA_VERSION == 2
+    bad = {**results, "results": [{**results["results"][0], "batch_size": "1"}, *results["results"][1:]]}
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail
+        jsonschema.validate(bad, schema)
+
+
 def test_fp32_graph_under_an_int8_manifest_is_not_labelled_int8(tampered_run: dict[str, Any]) -> None:
     rows = tampered_run["rows"]
     for backend in ("onnxruntime", "openvino"):

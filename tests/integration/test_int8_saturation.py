@@ -1,4 +1,4 @@
-"""The int8 files are right on x86 CPUs without VNNI (issue 17): a tiny model built to saturate.
+"""The int8 files are right on x86 CPUs without VNNI (8-bit weights saturate there): a tiny model built to saturate.
 
 One conv whose weights all have the same sign and the full range, on images near white (activations ~255),
 then a linear layer: with 8-bit weights every u8 x s8 pair-sum (255 * 127 * 2 = 64770) overflows the int16

@@ -49,7 +49,7 @@ def grid(artifacts: dict[str, Path], tiny_data: FerData, tmp_path_factory: pytes
 def test_results_have_exactly_the_documented_fields(grid: dict[str, Any]) -> None:
     r = grid["results"]
     assert set(r) == set(RESULT_FIELDS)
-    assert r["schema_version"] == 1 and r["run_id"] == "run-1" and r["dataset"] == "tiny-random" and r["synthetic"]
+    assert r["schema_version"] == 2 and r["run_id"] == "run-1" and r["dataset"] == "tiny-random" and r["synthetic"]
     assert len(r["fingerprint"]["id"]) == 12 and r["fingerprint"]["config"] == r["config"]
     assert r["config_hash"] == grid["cfg"].section_hash("data", "model", "train", "compress", "benchmark", "backends")
     for row in r["results"]:

@@ -3,7 +3,9 @@ fixture): same schema and migrations as SQLite, two machines writing at once, id
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,3 +117,26 @@ def test_migrate_command_reports_the_schema(pg_url, capsys) -> None:
     url = pg_url()
     assert cli.main(["store", "migrate", "--store", url]) == 0
     assert f"schema v{SCHEMA_VERSION}, 0 runs" in capsys.readouterr().out
+
+
+def test_version_1_runs_in_postgres_migrate_and_read_typed(pg_url, tmp_path, capsys) -> None:
+    """A version-1 run stored in PostgreSQL (as the old code stored it) reads typed, `bench store migrate`
+    restamps it, and a non-conforming import leaves the PostgreSQL store as it was."""
+    from common.records import parse_run
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "results_v1_export.jsonl"
+    raw = json.loads(fixture.read_text(encoding="utf-8").splitlines()[0])
+    url = pg_url()
+    with ResultsStore(url) as store:
+        store.save_run(raw)
+        assert store.load_run_typed() == parse_run(raw)
+    capsys.readouterr()
+    assert cli.main(["store", "migrate", "--store", url]) == 0
+    assert "(1 upgraded to result version 2)" in capsys.readouterr().out
+    bad = {**raw, "run_id": "bad", "results": [{**raw["results"][0], "valid": "yes"}]}
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(bad), encoding="utf-8")
+    assert cli.main(["store", "import", str(src), "--store", url]) == 2
+    assert "results[0].valid: input should be a valid boolean" in capsys.readouterr().err
+    with ResultsStore(url) as store:
+        assert store.run_ids() == [raw["run_id"]] and store.load_run()["schema_version"] == 2

@@ -60,7 +60,7 @@ def test_a_step_in_a_short_series_is_found_once_two_runs_show_it_and_named_from_
 
 
 def test_one_outlier_before_a_step_neither_reads_as_a_change_nor_hides_the_step() -> None:
-    """The replayed public series of the issue: one outlier run, later a 12% step (latency up)."""
+    """The replayed public series (a known change-point example): one outlier run, later a 12% step (latency up)."""
     rng = np.random.default_rng(5)
     x = (1.0 + rng.normal(0, 0.01, 16)).tolist()
     x[4] = 1.45  # one bad night

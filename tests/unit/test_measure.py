@@ -211,3 +211,18 @@ def test_rounds_split_the_iteration_floor_but_keep_enough_for_a_p99() -> None:
     assert per_process_iterations(200, 3) == P99_MIN_SAMPLES  # 67 would be too few for a p99
     assert per_process_iterations(3000, 10) == 300
     assert per_process_iterations(20, 2) == 20  # never above the configured floor
+
+
+def test_rounds_carry_their_pairing_when_the_launcher_gives_one_and_validate_as_the_type() -> None:
+    """`pair`/`position` of a reference-arm run reach each round entry; without them the entry has neither key
+    (the output of runs without a reference arm is unchanged), and both forms are valid rounds of a Row."""
+    from common.records import Round
+    from harness.measure.rows import derive_rounds
+
+    paired = derive_rounds([{"round": i, "pair": i, "position": i % 2, "entry": _entry(1.0 + i / 10)}
+                            for i in range(3)], 1.0, 0.25, None)
+    assert [(r["pair"], r["position"]) for r in paired["rounds"]] == [(0, 0), (1, 1), (2, 0)]
+    plain = derive_rounds([{"round": i, "entry": _entry(1.0)} for i in range(3)], 1.0, 0.25, None)
+    assert not {"pair", "position"} & set(plain["rounds"][0])
+    typed = [Round.model_validate(r) for r in paired["rounds"] + plain["rounds"]]
+    assert [t.pair for t in typed] == [0, 1, 2, None, None, None]

@@ -259,7 +259,7 @@ def test_max_storage_uses_the_loaded_file_bytes(make_run):
 
 
 def _unverified_rows(make_run, cells=(("openvino", "l1-int8"),)):
-    """Stored-like rows where `cells` carry no agreement (agrees None): e.g. a cluster row before issue 20."""
+    """Stored-like rows where `cells` carry no agreement (agrees None): e.g. an older cluster row."""
     run = make_run("r-1", backends=("openvino", "onnxruntime"))
     for r in run["results"]:
         if (r["backend"], r["variant"]) in cells:
