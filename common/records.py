@@ -232,6 +232,7 @@ class Row(Record):
     roof_measured_low: bool | None = _f("the row stayed above its roof after re-measuring the roofs")
     # added in result schema 2
     artifact_sha256: str | None = _f("sha256 of the model file the backend loaded, hex")
+    artifact_file: str | None = _f('name of that file in the artifact directory, e.g. "model.onnx"')
     model: str | None = _f('architecture and width of the model, e.g. "VGG16-FER x0.25"')
     arm: Literal["candidate", "reference"] | None = _f(
         "arm of an interleaved comparison; None = candidate in runs without a reference arm")
@@ -271,6 +272,8 @@ class Agreement(Record):
     top1_agreement: float | None = _f("share of test images with the same top-1 class, 0-1")
     max_abs_logit_diff: float | None = _f("largest absolute logit difference, logit units")
     machine_id: str | None = _f("cluster runs: the machine of the cell")
+    scenario: str | None = _f('"throughput" for a throughput model compiled apart (its own logits); None: every '
+                              "scenario of the cell")
 
 
 class MachinePeaks(Record):

@@ -66,7 +66,7 @@ ROW_FIELDS = (
     "unstable_rounds", "roof_measured_low",
     # result schema 2: the loaded file's hash, the model's name, the arm of an interleaved comparison and its
     # settings, the mode mix of the per-process p50s, the compiler's note
-    "artifact_sha256", "model", "arm", "reference_settings", "modes", "compile_note",
+    "artifact_sha256", "model", "arm", "reference_settings", "modes", "compile_note", "artifact_file",
 )
 # Declared in common.records.Row but only present on rows of cluster runs (`bench run --cluster`).
 CLUSTER_ROW_FIELDS = ("machine_id", "fingerprint_id", "target", "host_slot", "host_slots", "process_machines",

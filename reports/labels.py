@@ -74,7 +74,8 @@ def peak_cell(group: list[RowLike]) -> str:
     b1 = next((r for r in ok if r.batch_size == 1), None) or \
         next((r for r in rows if r.status == "ok" and r.batch_size == 1), None)
     big = max(ok, key=lambda r: r.batch_size or 1)
-    return f"{_pct(roof_fraction(b1))}/{_pct(roof_fraction(big))}"
+    low = " (roof measured low)" if any(r.roof_measured_low for r in ok) else ""
+    return f"{_pct(roof_fraction(b1))}/{_pct(roof_fraction(big))}{low}"
 
 
 PEAK_PRECISIONS = ("fp32", "bf16", "int8")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.records import Row, Run, as_row, as_run
-from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, read_layers_csv
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, is_reference, read_layers_csv
 from common.stats.accuracy import accuracy_ci
 from reports.int8_path import int8_path_text
 
@@ -368,10 +368,12 @@ def _cell(v: Any) -> str:
 def agreement_table(run: RunLike) -> Table:
     """Top-1 agreement and max |Δ logit| of each backend against the PyTorch reference."""
     run = as_run(run)
-    rows = [[a.variant, a.backend, str(a.reference), fpct(a.top1_agreement), fnum(a.max_abs_logit_diff)]
-            for a in run.agreement or []]
-    notes = [] if rows else ["No agreement data in this run."]
-    return Table("Agreement with the reference", ["variant", "backend", "reference", "top-1 agreement",
+    rows = [[a.variant, a.backend, a.scenario or "all", str(a.reference), fpct(a.top1_agreement),
+             fnum(a.max_abs_logit_diff)] for a in run.agreement or []]
+    notes = ["scenario: 'throughput' where the throughput scenario ran a separately compiled model, checked on its "
+             "own logits; 'all' where every scenario ran the model that was checked."] if rows else \
+        ["No agreement data in this run."]
+    return Table("Agreement with the reference", ["variant", "backend", "scenario", "reference", "top-1 agreement",
                                                   "max |Δ logit|"], rows, notes, "agreement")
 
 
@@ -428,6 +430,8 @@ def labels_table(run: RunLike) -> Table:
                      "the end-to-end time of the same calls through our infer, read after the timed loop.")
     if peaks.error:
         notes.append(f"machine peak not measured: {peaks.error}")
+    notes += [f"{r.backend}/{r.variant} {r.scenario}: {r.compile_note}" for r in run.results
+              if r.status == "ok" and r.compile_note]
     return Table("Measured labels: precision, agreement, storage, memory, roofline",
                  ["backend", "variant", "precision", "evidence", "agreement", "param MB", "file MB",
                   "load RSS MB", "steady RSS MB", "GPU MB", "% roof b1/bN", "runtime / e2e p50 ms"], rows, notes,
@@ -452,8 +456,48 @@ def changes_table(run: RunLike) -> Table:
                  "changes")
 
 
-def all_tables(run: RunLike) -> list[Table]:
-    """Every table of the report, in order (the run enters typed, once, from `reports.report.write_report`)."""
+def candidate_view(run: RunLike) -> Run:
+    """The run without its reference arm's rows: every table of typical figures shows the candidate; the
+    reference arm (`bench run --reference`) is what the candidate is judged against, in `paired_table`."""
     run = as_run(run)
-    return [summary_table(run), table1(run), table2(run), table4(run), results_table(run),
-            labels_table(run), agreement_table(run), changes_table(run), fingerprint_table(run)]
+    if not any(is_reference(r) for r in run.results):
+        return run
+    return run.model_copy(update={"results": [r for r in run.results if not is_reference(r)]})
+
+
+def paired_table(run: RunLike) -> Table | None:
+    """Candidate and reference arm of every cell side by side (None for a run without a reference arm)."""
+    run = as_run(run)
+    refs = {(r.backend, r.variant, r.device, r.scenario, r.batch_size): r for r in run.results if is_reference(r)}
+    if not refs:
+        return None
+    body = []
+    for c in run.results:
+        r = refs.get((c.backend, c.variant, c.device, c.scenario, c.batch_size))
+        if is_reference(c) or r is None:
+            continue
+        cp, rp = (x.latency_ms.p50 if x.latency_ms else None for x in (c, r))
+        cf, rf = (x.modes.fast_ms if x.modes else None for x in (c, r))
+        ratio = (cf / rf) if cf and rf else None
+        body.append([cell_name(c), c.scenario, str(c.batch_size), fnum(cp), fnum(rp), fnum(cf), fnum(rf),
+                     "—" if ratio is None else f"{ratio:.3f}",
+                     "/".join(fpct(x.modes.slow_share, 0) if x.modes else "—" for x in (c, r)),
+                     str(len(c.rounds or []))])
+    ref = run.reference
+    what = (f"{ref.kind}: {ref.path or ''} {ref.settings or ''}".strip() if ref is not None else "reference arm")
+    notes = [f"Reference arm ({what}) measured beside the candidate in every round, pair by pair in ABBA order. "
+             "Fast-mode level: the median of the processes in the fastest mode; slow share: processes outside it. "
+             "`bench compare --paired RUN` judges these (level and mix, Holm across cells)."]
+    return Table("Candidate against its reference arm (paired, within this run)",
+                 ["cell", "scenario", "batch", "p50 cand ms", "p50 ref ms", "fast cand ms", "fast ref ms",
+                  "fast ratio", "slow share cand/ref", "pairs"], body, notes, "paired")
+
+
+def all_tables(run: RunLike) -> list[Table]:
+    """Every table of the report, in order (the run enters typed, once, from `reports.report.write_report`);
+    the typical tables show the candidate arm, the paired table both arms."""
+    full = as_run(run)
+    run = candidate_view(full)
+    paired = paired_table(full)
+    return [summary_table(run), table1(run), table2(run), *([paired] if paired else []), table4(run),
+            results_table(run), labels_table(run), agreement_table(run), changes_table(run), fingerprint_table(run)]

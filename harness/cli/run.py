@@ -19,7 +19,7 @@ from common import console
 from common.atomic import write_text_atomic
 from common.config import Config, check_variant_name
 from common.errors import UserError
-from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
+from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary
 from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
 from reports.int8_path import int8_path_text
 from reports.labels import agreement_cell, mb, peak_cell, peak_text, precision_cell
@@ -163,6 +163,9 @@ def more_rounds(args: argparse.Namespace) -> MoreRounds | None:
         raise UserError(f"--max-extra-rounds {n}: must be 0 or a positive number of rounds")
     if cap is not None and not cap > 0:
         raise UserError(f"--paired-time-cap-s {cap:g}: must be a positive number of seconds")
+    if n and not getattr(args, "reference", None) and not getattr(args, "reference_set", None):
+        raise UserError("--max-extra-rounds adds pairs while the paired gate cannot decide a cell: give --reference "
+                        "DIR|accepted or --reference-set KEY=VALUE")
     if n and getattr(args, "cluster", None):
         raise UserError("--max-extra-rounds runs on this machine only; drop --cluster or --max-extra-rounds")
     if n == 0:
@@ -173,16 +176,12 @@ def more_rounds(args: argparse.Namespace) -> MoreRounds | None:
 
 
 def inconclusive_judge() -> Callable[[list[dict[str, Any]]], bool]:
-    """The judge of `needs_more`: the paired comparison's inconclusive cells (harness.gate.paired), wired by name
-    so that this command still loads where that module is not there yet."""
-    import importlib
+    """The judge of `needs_more`: does `bench compare --paired` find this cell (its rows of both arms)
+    inconclusive? The same function the gate uses (harness.gate.paired), so rounds are added exactly while the
+    gate could not decide, as Pinpoint adds repeats while its answer is UNKNOWN."""
+    from harness.gate.paired import inconclusive_cells
 
-    try:
-        judge = importlib.import_module("harness.gate.paired").inconclusive_cells
-    except (ImportError, AttributeError):
-        raise UserError("--max-extra-rounds needs the paired judge (harness.gate.paired.inconclusive_cells), "
-                        "which this build lacks; run without --max-extra-rounds") from None
-    return lambda rows: bool(judge(rows))
+    return lambda rows: bool(inconclusive_cells({"run_id": "in progress", "results": rows}))
 
 
 def check_runnable(backends: list[str]) -> None:
@@ -314,7 +313,10 @@ def _print_summary(results: dict[str, Any]) -> None:
     ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
                 and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
     synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
-    table = Table(title=f"bench run {results['run_id']} on {results.get('dataset', '?')}{synthetic}")
+    models = ", ".join(sorted({str(r["model"]) for r in rows if r.get("model")})) or "model not recorded"
+    where = hardware_summary(results.get("fingerprint"))
+    table = Table(title=f"bench run {results['run_id']}: {models} on {where}, {results.get('dataset', '?')} data"
+                        f"{synthetic}")
     cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [CI] level", "p99 ms [CI] level", "processes",
             "best FPS", "param MB", "file MB", "% roof b1/bN", "ratio", "speedup", "valid")
     for c in cols:

@@ -56,7 +56,15 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityEr
 from common.errors import UserError
 from common.records import ROWS, Row, Run, SchemaError, first_error, upgrade_run
 from common.records import SCHEMA_VERSION as RESULT_SCHEMA_VERSION
-from common.results import config_hash, fingerprint_id, hardware_summary, machine_id, read_layers_csv, row_machine
+from common.results import (
+    config_hash,
+    fingerprint_id,
+    hardware_summary,
+    is_reference,
+    machine_id,
+    read_layers_csv,
+    row_machine,
+)
 from common.text import finite_number, first_line
 from harness.history.migrations import MIGRATIONS, dataset_of
 from harness.history.schema import (
@@ -550,6 +558,8 @@ class ResultsStore:
                 if x.id not in headers:
                     headers[x.id] = json.loads(x.header)
                 row = json.loads(x.row)
+                if is_reference(row):  # the reference arm is judged within its run, never chosen or compared
+                    continue
                 mid, fid, fp = row_machine(row, headers[x.id])
                 row.update(
                     run_id=x.run_id, created=x.created, fingerprint_id=fid, machine_id=mid,
@@ -670,7 +680,8 @@ def _disagrees(row_json: str | None) -> bool:
         return False
 
 
-def _headline(rows: list[Any]) -> dict[str, Any]:
+def _headline(rows_in: list[Any]) -> dict[str, Any]:
+    rows = [x for x in rows_in if _row_field(x, "arm") != "reference"]  # a run's headline is its candidate's
     ok = [x for x in rows if x.status == "ok"]
     lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
     thr = [x for x in ok if x.throughput_fps is not None]

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from common.model_id import model_text
 from common.records import Row, parse_row
 from common.results import ROW_FIELDS
 from common.stats.accuracy import pack_correct
 from common.stats.intervals import bimodal, order_statistic_ci, percentiles_over_processes, robust_cov
+from common.stats.modes import mode_mix
 from harness.measure.cell import CellSpec
 from harness.measure.evidence import row_labels
 from harness.measure.loop import Stats, Timing, verdict
@@ -99,7 +101,8 @@ def failed_cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dic
     rows = []
     for scenario, batch in s.scenarios():
         row = _empty_row(backend, variant, scenario, batch, manifest)
-        row.update(status=status, reason=reason, invalid_reasons=[reason])
+        row.update(status=status, reason=reason, invalid_reasons=[reason],
+                   model=model_text(manifest) if manifest else None)
         rows.append(parse_row(row))
     return rows
 
@@ -150,7 +153,10 @@ def cell_rows(s: CellSettings, backend: str, variant: str, artifacts: dict[str, 
             accuracy=metrics.get("accuracy"), macro_f1=metrics.get("macro_f1"), confusion=metrics.get("confusion"),
             # from the cell's output where the cell reports them (the loaded file's hash, the model's name)
             artifact_sha256=first.get("artifact_sha256"), model=first.get("model"),
-            compile_note=(desc or {}).get("compile_note"),
+            artifact_file=first.get("artifact_file"),
+            # a throughput model compiled apart carries its own note (OpenVINO's async model)
+            compile_note=((first.get("throughput_compile_note") or first.get("compile_note"))
+                          if scenario == THROUGHPUT else first.get("compile_note")) or desc.get("compile_note"),
         )
         if not found:
             row.update(status="error", reason=failed[0] if failed else f"cell returned no {scenario} batch {batch} "
@@ -268,6 +274,9 @@ def derive_rounds(procs: list[dict[str, Any]], min_duration_s: float, max_cov: f
         "noisy_rounds": sum(1 for r in rounds if r["noisy"]),
         "unstable_rounds": len(unstable),
         "fixed_cost_s": _median_or_none([r["fixed_s"] for r in rounds]),
+        # the mode mix of the per-process p50s (the fast level and the share of slow processes): what the gate
+        # judges, and what the report's modes strip draws
+        "modes": mm.to_dict() if (mm := mode_mix(p50s)) else None,
     }
 
 

@@ -93,7 +93,8 @@ def prepare_dense(cfg: Config, data: FerData, force: bool = False, progress: Pro
         progress(estimate(cfg, data, _probe_rate(cfg, model), todo).line(True, todo))
     t0 = time.perf_counter()
     bs = max(1, min(cfg.train.batch_size, len(data.train)))
-    with progress_task("train dense VGG16-FER", steps, scale=bs, unit="img") as bar:
+    label = f"train dense VGG16-FER x{cfg.model.width:g} ({training_precision(cfg.train)})"
+    with progress_task(label, steps, scale=bs, unit="img") as bar:
         hist = fit(
             model, data.train, data.val, cfg.train, state_path=state,
             on_step=lambda _s, loss: bar.advance(1, loss=f"{loss:.3f}"),

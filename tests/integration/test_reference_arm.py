@@ -285,6 +285,7 @@ def test_bad_references_are_refused(arts: dict[str, Path], tmp_path: Path,
     _refused(*_run([*base, "--reference-set", "benchmark.threads=lots"], capsys)[::2], "benchmark.threads")
     _refused(*_run([*base, "--paired-time-cap-s", "30"], capsys)[::2], "--max-extra-rounds")
     _refused(*_run([*base, "--max-extra-rounds", "-1"], capsys)[::2], "--max-extra-rounds -1")
+    _refused(*_run([*base, "--max-extra-rounds", "2"], capsys)[::2], "--max-extra-rounds", "--reference")
     assert not (tmp_path / "h.sqlite").exists() or ResultsStore(
         f"sqlite:///{tmp_path / 'h.sqlite'}").count_runs() == 0  # nothing ran, nothing stored
 
@@ -299,3 +300,31 @@ def test_accepted_without_kept_files_names_how_to_accept(arts: dict[str, Path], 
     base = ["run", "--artifact", str(arts["candidate"]), "--backend", "onnxruntime", "--no-report", *_sets(tmp_path)]
     _refused(*_run([*base, "--reference", "accepted"], capsys)[::2], "kept no files for variant dense-fp32",
              "bench accept RUN")
+
+
+def test_a_slowdown_built_as_a_file_is_a_paired_regression_and_the_same_file_is_not(
+        arts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The gate end to end on real work, not scaled numbers: the same graph plus input-dependent MatMuls
+    (compression.slowdown, several times the tiny model's own work) measured beside the original in one paired run
+    is a regression judged on the level; the original beside itself is not a regression."""
+    from compression.slowdown import add_slowdown
+
+    slow_onnx = tmp_path / "slow.onnx"
+    add_slowdown(arts["candidate"] / "model.onnx", slow_onnx, extra_mmacs=12.0)
+    code, _, err = _run(["import", str(slow_onnx), "--out", str(tmp_path / "slow"), "--name", "dense-fp32"], capsys)
+    assert code == 0, err
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    rounds = ["--set", "benchmark.rounds=8"]
+    for cand, expect in ((tmp_path / "slow", 1), (arts["candidate"], (0, 3))):
+        code, _, err = _run(["run", "--artifact", str(cand), "--backend", "onnxruntime", "--reference",
+                             str(arts["candidate"]), "--no-report", *_sets(tmp_path), *rounds], capsys)
+        assert code == 0, err[-2000:]
+        code, out, err = _run(["compare", "--paired", "latest", "--store", url, "--json"], capsys)
+        doc = json.loads(out)
+        cells = [c for c in doc["cells"] if c["scenario"] == "latency"]
+        if expect == 1:
+            assert code == 1, (out[-2000:], err[-2000:])
+            assert any(c["verdict"] == "regression" and "level" in c["judged"] for c in cells), cells
+        else:
+            assert code in expect, (out[-2000:], err[-2000:])  # no change, or inconclusive: never a regression
+            assert all(c["verdict"] != "regression" for c in cells), cells

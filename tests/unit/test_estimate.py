@@ -77,7 +77,7 @@ def test_bench_train_on_a_pipe_says_the_estimate_first_and_the_phase_times_last(
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     first = next(i for i, ln in enumerate(lines) if ln.startswith("estimate for this machine: training: ~"))
-    trained = next(i for i, ln in enumerate(lines) if ln.startswith("train dense VGG16-FER: done"))
+    trained = next(i for i, ln in enumerate(lines) if ln.startswith("train dense VGG16-FER x") and ": done" in ln)
     assert first < trained, lines
     assert " img/s" in lines[first]
     assert lines[-1].startswith("time per phase: data ") and ", training " in lines[-1], lines
