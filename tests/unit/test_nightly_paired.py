@@ -16,7 +16,6 @@ from pathlib import Path
 import gate_sim as gs
 
 from common.stats.modes import GATE_PROCESSES
-from harness.history.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "nightly.sh"
