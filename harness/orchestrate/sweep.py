@@ -3,7 +3,7 @@
 `bench sweep` turns `--method/--scope/--sparsity/--precision` into SweepPoints, builds each one into its own
 cache directory keyed by the point's config (an interrupted sweep resumes: finished points are reused), then
 benchmarks them with the ordinary grid. `build_points` is the one place that builds points, so a cluster
-executor (`--cluster`, issue 11) can replace it by a function with the same signature that runs the points
+executor (`--cluster`, the Ray fleet) can replace it by a function with the same signature that runs the points
 as remote tasks.
 """
 
