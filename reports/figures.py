@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from common.records import Row, Run, as_run
 from common.results import REFERENCE_BACKEND
+from common.stats.accuracy import accuracy_ci
 from common.text import finite_number
 from reports.placer import place_labels
 from reports.tables import cell_name, is_invalid
@@ -83,9 +84,25 @@ def latency_points(run: Run | dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: (p["x"], -p["y"]))
 
 
+def interval_bars(ax: Any, row: Row, x: float, y: float, color: str, gid: str) -> None:
+    """The row's p50 interval over processes (horizontal) and its test accuracy's 95% interval (vertical) as error
+    bars around the point: two points inside each other's noise must look it, as they do in the tables."""
+    ci = row.p50_ci_ms
+    acc = accuracy_ci({"confusion": row.confusion}) if row.confusion else None
+    if not ci and acc is None:
+        return
+    xerr = [[max(0.0, x - float(ci[0]))], [max(0.0, float(ci[1]) - x)]] if ci else None
+    yerr = [[max(0.0, y - 100.0 * acc.low)], [max(0.0, 100.0 * acc.high - y)]] if acc is not None else None
+    bars = ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.8, alpha=0.55,
+                       capsize=2, zorder=1)
+    for child in bars.get_children():
+        child.set_gid(gid)
+
+
 def accuracy_vs_latency_figure(run: Run | dict[str, Any]) -> Figure | None:
     """Accuracy vs p50 latency (batch 1): numbered points listed in a table beside the plot, INVALID points
-    hollow, points that disagree with the reference a red x, and the Pareto front of the valid, agreeing points
+    hollow, points that disagree with the reference a red x, each with its p50 and accuracy intervals as error
+    bars, and the Pareto front of the valid, agreeing points
     as a line (it never passes through a point the gate would refuse)."""
     pts = latency_points(run)
     if not pts:
@@ -94,6 +111,7 @@ def accuracy_vs_latency_figure(run: Run | dict[str, Any]) -> Figure | None:
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.08, 0.1, 0.56, 0.8))
     for i, p in enumerate(pts, 1):
+        interval_bars(ax, p["row"], p["x"], p["y"], "tab:red" if p["disagrees"] else "tab:blue", f"ci-point-{i}")
         if p["disagrees"]:
             ax.scatter([p["x"]], [p["y"]], s=60, marker=DISAGREE_MARKER, color="tab:red", linewidths=1.8, zorder=4,
                        gid=f"point-{i}")

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from common.records import Row, Run, SweepPoint, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT
-from reports.figures import _plain_log_axis, _png
+from reports.figures import _plain_log_axis, _png, interval_bars
 from reports.frontier import DEFAULT_TOLERANCE, latency_points, p50, pareto, reference_p50
 from reports.frontier_points import best_within_tolerance
 
@@ -31,7 +31,8 @@ def _acc(r: Row) -> float:
 
 
 def frontier_figure(run_in: Run | dict[str, Any]) -> bytes | None:
-    """Accuracy vs p50 at batch 1: one colour per backend, its Pareto front as a line, dense-fp32 as a star,
+    """Accuracy vs p50 at batch 1 with each point's p50 and accuracy intervals as error bars: one colour per
+    backend, its Pareto front as a line, dense-fp32 as a star,
     the paper's point (l1 local 0.5 int8) circled, each backend's fastest variant within tolerance in a diamond,
     the tolerance floor under the reference dense accuracy."""
     run = as_run(run_in)
@@ -53,6 +54,7 @@ def frontier_figure(run_in: Run | dict[str, Any]) -> bytes | None:
             if r.backend == b:
                 cell_rows.setdefault(r.variant, []).append(r)
         for r, (x, y) in zip(pts, xy, strict=True):
+            interval_bars(ax, r, x, y, color, f"ci-{b}-{r.variant}")
             prec = r.precision or "fp32"
             group = cell_rows.get(r.variant, [r])
             invalid = any(g.status != "ok" or g.valid is False for g in group)  # any row of the cell

@@ -121,3 +121,36 @@ def test_roofline_figure_one_point_per_row_under_both_roofs(make_run: Any) -> No
         assert r["gmac_per_s"] <= r["attainable_gmac_per_s"]  # these sample rows sit under their roof
     assert roofline_figure(run)[:4] == b"\x89PNG"
     assert roofline_figure(make_run("no-roofline")) is None  # old results: no figure rather than a made-up one
+
+
+def test_points_carry_the_intervals_the_tables_have(make_run: Any) -> None:
+    """Each point's horizontal bar spans its p50 interval over processes (the tables' [low, high]) and its vertical
+    bar its accuracy interval: two points inside each other's noise look it."""
+    from common.records import as_row
+    from common.stats.accuracy import accuracy_ci
+    from reports.figures import latency_points
+
+    run = make_run("fig")
+    for r in run["results"]:
+        if r["status"] == "ok" and r["scenario"] == "latency":
+            p50 = r["latency_ms"]["p50"]
+            r["p50_ci_ms"] = [0.9 * p50, 1.2 * p50]
+    pts = latency_points(run)
+    fig = accuracy_vs_latency_figure(run)
+    assert fig is not None
+    ax = fig.axes[0]
+    checked = 0
+    for i, p in enumerate(pts, 1):
+        bars = [c for c in ax.collections if c.get_gid() == f"ci-point-{i}"]
+        row = as_row(p["row"])
+        if not bars or row.p50_ci_ms is None:
+            continue
+        segs = [np.asarray(s) for c in bars for s in c.get_segments()]
+        horiz = [s for s in segs if np.isclose(s[0][1], s[1][1]) and not np.isclose(s[0][0], s[1][0])]
+        vert = [s for s in segs if np.isclose(s[0][0], s[1][0]) and not np.isclose(s[0][1], s[1][1])]
+        assert horiz and np.allclose(sorted([horiz[0][0][0], horiz[0][1][0]]), row.p50_ci_ms)
+        ci = accuracy_ci({"confusion": row.confusion})
+        if ci is not None:
+            assert vert and np.allclose(sorted([vert[0][0][1], vert[0][1][1]]), [100 * ci.low, 100 * ci.high])
+        checked += 1
+    assert checked == len(pts) > 0
