@@ -172,3 +172,45 @@ def test_chosen_split_p_is_bonferroni_adjusted_and_keeps_flat_noise_quiet() -> N
     cp = change_points(np.r_[np.ones(10), 1.3 * np.ones(10)] * rng.normal(1.0, 0.01, 20), max_pvalue=0.01)
     assert [c.index for c in cp] == [10] and cp[0].splits == 19
     assert cp[0].p_value == pytest.approx(min(1.0, cp[0].test.p_value * 19))
+
+
+def _isolated_by_loop(series, rel_bound, k=4.0, side=3):
+    """The definition of `isolated_outliers` written as the plain per-position loop it was before it was
+    vectorised; the fast version must give the same runs."""
+    from common.stats.changepoint import robust_spread
+
+    x = np.asarray(series, dtype=np.float64)
+    out: set[int] = set()
+    while True:
+        keep = [i for i in range(x.size) if i not in out]
+        spread = robust_spread(x[keep])
+        worst = None
+        for pos in range(1, len(keep) - 1):
+            i = keep[pos]
+            before, after = keep[max(0, pos - side):pos], keep[pos + 1:pos + 1 + side]
+            level = float(np.median(x[before + after]))
+            bound = max(rel_bound * abs(level), k * spread)
+            agree = abs(float(np.median(x[before])) - float(np.median(x[after]))) <= bound
+            near = all(abs(float(x[j]) - level) <= bound for j in (keep[pos - 1], keep[pos + 1]))
+            dist = abs(float(x[i]) - level)
+            if agree and near and dist > bound and (worst is None or dist > worst[0]):
+                worst = (dist, i)
+        if worst is None:
+            return sorted(out)
+        out.add(worst[1])
+
+
+def test_vectorised_isolated_outliers_equal_the_loop_definition():
+    from common.stats.changepoint import isolated_outliers
+
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        n = int(rng.integers(0, 40))
+        x = 1 + 0.02 * rng.standard_normal(n)
+        for j in rng.integers(0, max(n, 1), size=int(rng.integers(0, 4))):
+            if n:
+                x[j] *= rng.choice([1.2, 0.8, 1.5, 1.05])
+        if rng.random() < 0.3 and n > 5:
+            x[n // 2:] *= 1.2
+        rb, k, side = float(rng.choice([0.01, 0.05])), float(rng.choice([2.0, 4.0])), int(rng.choice([1, 3]))
+        assert isolated_outliers(x, rb, k, side) == _isolated_by_loop(x, rb, k, side)
