@@ -44,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--paired", action="store_true",
                    help="validate `bench compare --paired` on the stored paired runs of RUN's config (A/A: both "
                         "arms the same code): false alarms per night, detection of the candidate arm slowed")
+    v.add_argument("--slowed", action="append", default=[], metavar="RUN=FACTOR",
+                   help="a stored run whose candidate is a slowdown built as a file (benchmarks/slowdown.py), e.g. "
+                        "20261207T0300Z-ab12cd=1.10: judged as measured detection, left out of the A/A runs "
+                        "(repeatable)")
     v.add_argument("--json", action="store_true", help="print the validation as JSON on stdout")
 
 
@@ -52,11 +56,15 @@ def run(args: argparse.Namespace) -> int:
         set_quiet(True)
     if args.window < 4:
         raise UserError(f"--window {args.window}: the history gate needs >= 4 runs")
+    slowed = _parse_slowed(args.slowed)
     with open_store(args) as store:
         ref = store.load_run(args.run_ref)
         runs = store.same_config_runs(ref, LOOK_BACK)
+        real = [(f, store.load_run(rid)) for rid, f in slowed.items()]
+    real_ids = {str(r.get("run_id")) for _, r in real}
+    runs = [r for r in runs if str(r.get("run_id")) not in real_ids]  # a slowed run is not an A/A night
     if args.paired:
-        return _run_paired(args, ref, runs)
+        return _run_paired(args, ref, runs, real)
     if len(runs) < MIN_RUNS:
         raise UserError(f"run {ref.get('run_id')}'s machine and config have {len(runs)} stored run(s); validating "
                         f"the gate needs >= {MIN_RUNS} same-config runs (12 over 45 minutes: docs/measuring.md)")
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not cells:
         raise UserError("no cell is ok in every one of these runs (or none matches --backend/--variant)")
     res = validate(runs, window=args.window, threshold=args.threshold, alpha=args.alpha, cells=cells,
-                   margin=args.margin)
+                   margin=args.margin, real=real)
     if args.json:
         sys.stdout.write(json.dumps(res.to_dict()) + "\n")
         return 0
@@ -75,7 +83,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_paired(args: argparse.Namespace, ref: dict[str, Any], runs: list[dict[str, Any]]) -> int:
+def _parse_slowed(items: list[str]) -> dict[str, float]:
+    """--slowed RUN=FACTOR values -> {run id: factor}; one error line naming the flag for a bad one."""
+    out: dict[str, float] = {}
+    for item in items:
+        rid, _, f = item.partition("=")
+        try:
+            factor = float(f)
+        except ValueError:
+            factor = 0.0
+        if not rid or factor <= 1.0:
+            raise UserError(f"--slowed {item!r}: expected RUN=FACTOR with FACTOR > 1, e.g. 20261207T0300Z-ab12cd=1.1")
+        out[rid] = factor
+    return out
+
+
+def _run_paired(args: argparse.Namespace, ref: dict[str, Any], runs: list[dict[str, Any]],
+                real: list[tuple[float, dict[str, Any]]]) -> int:
     from harness.gate.paired import REFERENCE
     from harness.gate.validate import validate_paired
 
@@ -84,7 +108,7 @@ def _run_paired(args: argparse.Namespace, ref: dict[str, Any], runs: list[dict[s
     if not paired:
         raise UserError(f"run {ref.get('run_id')}'s machine and config have no stored paired run (rows with arm = "
                         "'reference'); --paired validates the paired gate on them")
-    res = validate_paired(paired, alpha=args.alpha, threshold=args.threshold, margin=args.margin)
+    res = validate_paired(paired, alpha=args.alpha, threshold=args.threshold, margin=args.margin, real=real)
     if args.json:
         sys.stdout.write(json.dumps(res.to_dict()) + "\n")
         return 0

@@ -133,3 +133,30 @@ def test_gate_validate_on_a_multimodal_machine_and_paired(tmp_path, bench, capsy
     out = capsys.readouterr().out
     for text in ("4 paired A/A run(s)", "night (whole comparison", "0.0% [0.0, 60.2]", "+10%", "Holm"):
         assert text in out, text
+
+
+def test_gate_validate_paired_judges_runs_named_slowed_as_measured_detection(tmp_path, monkeypatch, capsys) -> None:
+    """`bench gate validate --paired --slowed RUN=1.2`: the named run (its candidate a slowdown built as a file)
+    is judged as measured detection and is not counted as an A/A night; a bad --slowed is one error line, exit 2."""
+    import gate_sim as gs
+
+    monkeypatch.setattr(cli, "COMMANDS", ("gate",))
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    c, r = gs.paired_nights(41, 6, 2, 20)
+    cs, rs = gs.paired_nights(42, 1, 2, 20, slow=1.2)
+    meta = {"schema_version": 2, "config_hash": "c", "fingerprint": {"id": "fp", "machine_id": "m"}, "config": {}}
+    with ResultsStore(url) as store:
+        for i in range(6):
+            store.save_run({**gs.paired_run(c[i], r[i], run_id=f"aa{i}"), **meta,
+                            "created": f"2026-12-0{i + 1}T02:00:00Z"})
+        store.save_run({**gs.paired_run(cs[0], rs[0], run_id="slow"), **meta, "created": "2026-12-07T02:00:00Z"})
+    capsys.readouterr()
+    assert cli.main(["gate", "validate", "latest", "--store", url, "--paired", "--slowed", "slow=1.2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["runs"] == 6  # the slowed run is not an A/A night
+    measured = [p for p in doc["plants"] if p["real"]]
+    assert len(measured) == 1 and measured[0]["factor"] == 1.2 and measured[0]["plants"] == 2
+    assert measured[0]["pair_found"] == 2  # both cells of the +20% run called regressions
+    assert cli.main(["gate", "validate", "latest", "--store", url, "--paired", "--slowed", "slow=0.9"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith("error: --slowed")
