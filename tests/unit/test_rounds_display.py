@@ -51,7 +51,7 @@ def test_summary_prints_interval_processes_and_fixed_cost(make_run, capsys: pyte
 
 def test_nightly_profile_sets_more_rounds_and_unknown_profiles_are_refused() -> None:
     cfg = load_config(None, profile_overrides("nightly"))
-    assert cfg.benchmark.rounds == 10 and cfg.benchmark.min_duration_s == 6.0
+    assert cfg.benchmark.rounds == 20 and cfg.benchmark.min_duration_s == 3.0  # GATE_PROCESSES per arm
     assert load_config(None, profile_overrides(None)).benchmark.rounds == 5
     full = load_config(None, profile_overrides("full"))  # the paper's scale, one profile away from the quickstart
     assert (full.model.width, full.train.batch_size, full.train.lr, full.compress.finetune_epochs) == (1.0, 32, 1e-3, 3)
