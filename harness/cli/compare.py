@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from common.atomic import write_json_atomic
 from common.console import info, set_quiet
@@ -27,6 +27,7 @@ from harness.cli._common import (
 from harness.gate import DEFAULT_MARGIN
 
 if TYPE_CHECKING:
+    from common.records import Run
     from harness.gate.regression import Comparison
     from harness.history.store import ResultsStore
 
@@ -85,16 +86,24 @@ def run(args: argparse.Namespace) -> int:
         return run_paired(args, to_stdout, json_path)
     if args.persist is not None:
         info("warning: --persist is gone: --history now finds change points and outliers (docs/measuring.md)")
+    from common.records import as_run
+
     with open_store(args) as store:
         candidate = store.resolve(args.candidate or "latest")
+        cand_run = as_run(candidate)
+        baselines: list[Any]
         if args.history is not None:
-            baselines = store.runs_like(candidate, args.history, samples=False)
+            # the history is read typed (the store validates each run's JSON once, no dict pass): compare_runs then
+            # parses nothing; a cluster run stays on the stored dicts, which per_machine splits (as the dashboard)
+            baselines = (store.runs_like(candidate, args.history, samples=False) if _machines_of(candidate)
+                         else store.runs_like_typed(cand_run, args.history, samples=False))
             if not baselines:
                 raise UserError(
-                    f"no earlier stored run has the fingerprint and config of run {candidate.get('run_id')}; "
+                    f"no earlier stored run has the fingerprint and config of run {cand_run.run_id}; "
                     "nothing to compare with --history"
                 )
-            accepted = store.acceptances([str(b.get("run_id")) for b in [*baselines, candidate]])
+            accepted = store.acceptances([str(b["run_id"]) if isinstance(b, dict) else b.run_id
+                                          for b in baselines] + [cand_run.run_id])
             aa: list[list[dict[str, Any]]] = []
         else:
             baselines = [store.resolve(args.baseline)]
@@ -105,7 +114,11 @@ def run(args: argparse.Namespace) -> int:
     regs: list[str] = []
     unsure: list[str] = []
     report: dict[str, Comparison] = {}
-    for machine, bases, cand in per_machine(baselines, candidate):
+    # a cluster run is split per machine on its stored dicts; any other is one part, as per_machine gives it
+    parts: list[tuple[str, list[Any], Any]] = [("", baselines, cand_run)]
+    if _machines_of(candidate):  # its history was loaded as dicts above
+        parts = list(per_machine(cast("list[dict[str, Any]]", baselines), candidate))
+    for machine, bases, cand in parts:
         if machine:
             info(f"machine {machine}:")
         mine = [a for a in accepted if not machine or a.get("machine_id") in (None, machine)]
@@ -133,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                          "--json list all)\n")
     if regs:
         names = ", ".join(regs[:5]) + (" ..." if len(regs) > 5 else "")
-        raise CheckFailed(f"{len(regs)} regression(s) in run {candidate.get('run_id')}: {names}")
+        raise CheckFailed(f"{len(regs)} regression(s) in run {cand_run.run_id}: {names}")
     if unsure and not args.allow_inconclusive:
         sys.stderr.write(f"{len(unsure)} cell(s) inconclusive, none regressed: exit {EXIT_INCONCLUSIVE} "
                          "(--allow-inconclusive makes this 0)\n")
@@ -259,17 +272,18 @@ def per_machine(baselines: list[dict[str, Any]], candidate: dict[str, Any]
 
 
 
-def candidate_agreement(run: dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
+def candidate_agreement(run: Run | dict[str, Any]) -> dict[tuple[str, str, str, str, int], str]:
     """Cell key -> the candidate row's agreement with the PyTorch reference ("99.3%", "60.0% ✗ ..."; "—")."""
+    from common.records import as_run
     from common.results import is_reference
     from harness.gate.regression import cell_key
     from reports.labels import agreement_cell
 
     out = {}
-    for r in run.get("results") or []:
+    for r in as_run(run).results:
         if is_reference(r):  # the reference arm has no agreement of its own; its candidate's is the cell's
             continue
-        out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.get("agrees") is False else "")
+        out[cell_key(r)] = agreement_cell(r) + (" disagrees" if r.agrees is False else "")
     return out
 
 

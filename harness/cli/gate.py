@@ -61,12 +61,13 @@ def run(args: argparse.Namespace) -> int:
         ref = store.load_run(args.run_ref)
         runs = store.same_config_runs(ref, LOOK_BACK)
         real = [(f, store.load_run(rid)) for rid, f in slowed.items()]
-    real_ids = {str(r.get("run_id")) for _, r in real}
-    runs = [r for r in runs if str(r.get("run_id")) not in real_ids]  # a slowed run is not an A/A night
+    # stored runs as the store gives them (dicts: validate scales copies of them); run_id is a store column, always set
+    real_ids = {str(r["run_id"]) for _, r in real}
+    runs = [r for r in runs if str(r["run_id"]) not in real_ids]  # a slowed run is not an A/A night
     if args.paired:
         return _run_paired(args, ref, runs, real)
     if len(runs) < MIN_RUNS:
-        raise UserError(f"run {ref.get('run_id')}'s machine and config have {len(runs)} stored run(s); validating "
+        raise UserError(f"run {ref['run_id']}'s machine and config have {len(runs)} stored run(s); validating "
                         f"the gate needs >= {MIN_RUNS} same-config runs (12 over 45 minutes: docs/measuring.md)")
     from harness.gate.validate import common_cells, validate
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(res.to_dict()) + "\n")
         return 0
-    _print(res, str(ref.get("run_id")), runs)
+    _print(res, str(ref["run_id"]), runs)
     return 0
 
 
@@ -100,13 +101,12 @@ def _parse_slowed(items: list[str]) -> dict[str, float]:
 
 def _run_paired(args: argparse.Namespace, ref: dict[str, Any], runs: list[dict[str, Any]],
                 real: list[tuple[float, dict[str, Any]]]) -> int:
-    from harness.gate.paired import REFERENCE
+    from harness.gate.paired import REFERENCE, arm
     from harness.gate.validate import validate_paired
 
-    paired = [r for r in runs if any(isinstance(x, dict) and x.get("arm") == REFERENCE
-                                     for x in r.get("results") or [])]
+    paired = [r for r in runs if any(arm(x) == REFERENCE for x in r["results"])]
     if not paired:
-        raise UserError(f"run {ref.get('run_id')}'s machine and config have no stored paired run (rows with arm = "
+        raise UserError(f"run {ref['run_id']}'s machine and config have no stored paired run (rows with arm = "
                         "'reference'); --paired validates the paired gate on them")
     res = validate_paired(paired, alpha=args.alpha, threshold=args.threshold, margin=args.margin, real=real)
     if args.json:
@@ -160,7 +160,7 @@ def _print(res: Validation, ref_id: str, runs: list[dict[str, object]]) -> None:
     from harness.gate.validate import MAX_DELAY, MDE_GRID, MDE_POWER, median_delay
 
     out = table_console()
-    first, last = str(runs[0].get("created")), str(runs[-1].get("created"))
+    first, last = str(runs[0]["created"]), str(runs[-1]["created"])  # store columns: always set
     console.print(f"{res.runs} same-config runs of run {ref_id}'s machine and config, {first} .. {last}; "
                   f"{len(res.cells)} cells; threshold {100 * res.threshold:g}%, margin {100 * res.margin:g}%, "
                   f"family-wise alpha {res.alpha:g} (Holm over every test of a comparison)", markup=False)

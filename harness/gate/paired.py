@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.records import Round, Row, Run, as_run
+from common.results import is_reference
 from common.stats.levels import LevelDiff, MixTest, holm, level_diff, mix_mcnemar, same_mode
 from common.stats.modes import GATE_PROCESSES, ModeMix, fast_members, mode_mix
 from harness.gate import DEFAULT_MARGIN
@@ -55,9 +57,9 @@ MIX_STATISTIC = "slow-mode share (McNemar exact on the pairs)"
 CORRECTION = "holm"
 
 
-def arm(row: dict[str, Any]) -> str:
+def arm(row: Row | dict[str, Any]) -> str:
     """The arm of a paired run's row: "reference" or "candidate" (missing / None = candidate)."""
-    return REFERENCE if row.get("arm") == REFERENCE else CANDIDATE
+    return REFERENCE if is_reference(row) else CANDIDATE
 
 
 @dataclass
@@ -131,36 +133,42 @@ class PairedJudgement:
                 "cells": [c.to_dict() for c in self.cells]}
 
 
-def _rounds(row: dict[str, Any]) -> list[dict[str, Any]]:
-    r = row.get("rounds")
-    return [x for x in r if isinstance(x, dict) and isinstance(x.get("p50_ms"), int | float)
-            and math.isfinite(x["p50_ms"]) and x["p50_ms"] > 0] if isinstance(r, list) else []
+def _rounds(row: Row) -> list[Round]:
+    return [x for x in row.rounds or [] if x.p50_ms is not None and math.isfinite(x.p50_ms) and x.p50_ms > 0]
 
 
-def paired_rows(run: dict[str, Any]) -> dict[CellKey, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+def _typed(run: Run | dict[str, Any]) -> Run:
+    """The run as a record; a dict's row without a status counts as ok here (as the paired gate always read it),
+    so the default is filled before parsing (the parse would take it for unknown)."""
+    if isinstance(run, Run):
+        return run
+    rows = run.get("results") or []
+    return as_run({**run, "results": [{"status": "ok", **r} for r in rows if isinstance(r, dict)]})
+
+
+def paired_rows(run: Run | dict[str, Any]) -> dict[CellKey, tuple[Row | None, Row | None]]:
     """Cell key -> (candidate row, reference row) of a paired run's ok rows; UserError without any reference."""
-    out: dict[CellKey, list[dict[str, Any] | None]] = {}
+    out: dict[CellKey, list[Row | None]] = {}
     refs = 0
-    for row in run.get("results") or []:
-        if not isinstance(row, dict):
-            continue
+    typed = _typed(run)
+    for row in typed.results:
         a = arm(row)
         refs += a == REFERENCE
         slot = out.setdefault(cell_key(row), [None, None])
         slot[0 if a == CANDIDATE else 1] = row
     if refs == 0:
-        raise UserError(f"run {run.get('run_id')} has no reference arm (no row with arm = 'reference'): "
+        raise UserError(f"run {typed.run_id} has no reference arm (no row with arm = 'reference'): "
                         "--paired needs a run measured with a candidate and a reference arm")
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _values(row: dict[str, Any] | None) -> tuple[list[float], dict[int, float]]:
-    rounds = _rounds(row) if row is not None and row.get("status", "ok") == "ok" else []
-    by_pair = {int(r["pair"]): float(r["p50_ms"]) for r in rounds if isinstance(r.get("pair"), int)}
-    return [float(r["p50_ms"]) for r in rounds], by_pair
+def _values(row: Row | None) -> tuple[list[float], dict[int, float]]:
+    rounds = _rounds(row) if row is not None and row.status == "ok" else []
+    by_pair = {int(r.pair): float(r.p50_ms) for r in rounds if r.pair is not None and r.p50_ms is not None}
+    return [float(r.p50_ms) for r in rounds if r.p50_ms is not None], by_pair
 
 
-def _judge_cell(key: CellKey, c_row: dict[str, Any] | None, r_row: dict[str, Any] | None,
+def _judge_cell(key: CellKey, c_row: Row | None, r_row: Row | None,
                 alpha: float) -> PairedCell:
     """The cell's tests (before Holm): its p-value, or the reason it cannot be tested."""
     cell = PairedCell(key)
@@ -169,10 +177,10 @@ def _judge_cell(key: CellKey, c_row: dict[str, Any] | None, r_row: dict[str, Any
     if c_row is None or r_row is None:
         cell.reason = f"the {'candidate' if c_row is None else 'reference'} arm is missing for this cell"
         return cell
-    c_status, r_status = c_row.get("status", "ok"), r_row.get("status", "ok")
+    c_status, r_status = c_row.status, r_row.status
     if c_status != "ok" and r_status == "ok":  # the reference runs, the candidate fails: broken
         cell.verdict = BROKEN
-        cell.reason = f"the reference arm is ok, the candidate {c_status}: {c_row.get('reason') or ''}".rstrip(": ")
+        cell.reason = f"the reference arm is ok, the candidate {c_status}: {c_row.reason or ''}".rstrip(": ")
         return cell
     if c_status != "ok" or r_status != "ok":
         cell.reason = f"candidate {c_status}, reference {r_status}: nothing to compare"
@@ -272,24 +280,25 @@ def _decide(cell: PairedCell, alpha: float, threshold: float, margin: float, mis
                    f"{100 * (lv.upper_95 - 1):+.1f}% cannot be ruled out (margin {100 * margin:g}%): add pairs")
 
 
-def judge_paired(run: dict[str, Any], *, alpha: float = 0.01, threshold: float = 0.05,
+def judge_paired(run: Run | dict[str, Any], *, alpha: float = 0.01, threshold: float = 0.05,
                  margin: float = DEFAULT_MARGIN) -> PairedJudgement:
     """The verdict of every cell of a paired run, Holm across cells at family-wise `alpha`."""
     if not 0.0 < alpha < 0.5:
         raise UserError(f"alpha {alpha}: must be between 0 and 0.5")
     if not 0.0 < threshold <= margin:
         raise UserError(f"--threshold {threshold} / --margin {margin}: need 0 < threshold <= margin")
-    rows = paired_rows(run)
+    typed = _typed(run)
+    rows = paired_rows(typed)
     cells = [_judge_cell(k, c, r, alpha) for k, (c, r) in sorted(rows.items())]
     tested = [c for c in cells if c.p_value is not None]
     for c, adj in zip(tested, holm([c.p_value for c in tested if c.p_value is not None]), strict=True):
         c.p_adjusted = adj
     for c in tested:
         _decide(c, alpha, threshold, margin, miss_alpha=MISS_BOUND)
-    return PairedJudgement(str(run.get("run_id")), alpha, threshold, margin, cells)
+    return PairedJudgement(typed.run_id, alpha, threshold, margin, cells)
 
 
-def inconclusive_cells(run: dict[str, Any], *, alpha: float = 0.01, threshold: float = 0.05,
+def inconclusive_cells(run: Run | dict[str, Any], *, alpha: float = 0.01, threshold: float = 0.05,
                        margin: float = DEFAULT_MARGIN) -> list[CellKey]:
     """The cells a runner should add pairs to (inconclusive), as Pinpoint adds repeats while UNKNOWN."""
     return [c.key for c in judge_paired(run, alpha=alpha, threshold=threshold, margin=margin).inconclusive]

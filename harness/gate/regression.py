@@ -41,6 +41,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from common.errors import UserError
+from common.records import Round, Row, Run, as_row, as_run
 from common.results import config_hash, fingerprint_id, is_reference
 from common.stats.accuracy import counts_from_confusion, mcnemar, mcnemar_min_pvalue, unpack_correct
 from common.stats.levels import MixTest, holm, mix_fisher
@@ -62,15 +63,17 @@ LEVEL_STATISTIC = "fast-mode level (median of the fast mode's per-process p50s)"
 CORRECTION = "holm"
 
 
-def cell_key(row: dict[str, Any]) -> CellKey:
+def cell_key(row: Row | dict[str, Any]) -> CellKey:
     """The identity of a measurement cell across runs."""
-    return (
-        str(row.get("backend")),
-        str(row.get("variant")),
-        str(row.get("device") or ""),
-        str(row.get("scenario")),
-        int(row.get("batch_size") or 1),
-    )
+    r = as_row(row)
+    return r.backend, r.variant, str(r.device or ""), r.scenario, int(r.batch_size or 1)
+
+
+def _run_tag(row: Row) -> str | None:
+    """The id of the run a row came from, as `compare_runs` tags it (`_run_id`, an undeclared key kept as an
+    extra of the record); None on an untagged row."""
+    tag = getattr(row, "_run_id", None)
+    return None if tag is None else str(tag)
 
 
 def cell_label(key: CellKey) -> str:
@@ -219,40 +222,37 @@ def samples_diagnostic(base: Sequence[float], cand: Sequence[float]) -> float | 
     return float(mannwhitneyu(c, b, alternative="two-sided").pvalue)
 
 
-def _rounds(row: dict[str, Any]) -> list[dict[str, Any]]:
-    rounds = row.get("rounds")
-    return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("p50_ms"), int | float)] \
-        if isinstance(rounds, list) else []
+def _rounds(row: Row) -> list[Round]:
+    return [r for r in row.rounds or [] if r.p50_ms is not None]
 
 
-def process_p50s(row: dict[str, Any]) -> list[float]:
+def process_p50s(row: Row | dict[str, Any]) -> list[float]:
     """The row's per-process p50s, every process counted the same way (noisy or not); a row of an older harness
     without rounds counts as one process (the median of its samples)."""
-    rounds = _rounds(row)
+    r = as_row(row)
+    rounds = _rounds(r)
     if rounds:
-        return [float(r["p50_ms"]) for r in rounds]
-    samples = [float(x) for x in row.get("samples_ms") or [] if isinstance(x, int | float)]
+        return [float(x.p50_ms) for x in rounds if x.p50_ms is not None]
+    samples = [float(x) for x in r.samples_ms or []]
     if samples:
         return [float(np.median(samples))]
-    lat = row.get("latency_ms")
-    if isinstance(lat, dict) and isinstance(lat.get("p50"), int | float):
-        return [float(lat["p50"])]
-    return []
+    p50 = r.p50()
+    return [float(p50)] if p50 is not None else []
 
 
-def all_noisy(row: dict[str, Any]) -> bool:
+def all_noisy(row: Row | dict[str, Any]) -> bool:
     """True when the row has processes and every one of them was marked noisy (steal or foreign load)."""
-    rounds = _rounds(row)
-    return bool(rounds) and all(r.get("noisy") for r in rounds)
+    rounds = _rounds(as_row(row))
+    return bool(rounds) and all(r.noisy for r in rounds)
 
 
-def run_p50(row: dict[str, Any]) -> float | None:
+def run_p50(row: Row | dict[str, Any]) -> float | None:
     """A run's typical latency of a cell (for tables): the median of its per-process p50s."""
     vals = process_p50s(row)
     return float(np.median(vals)) if vals else None
 
 
-def run_level(row: dict[str, Any]) -> float | None:
+def run_level(row: Row | dict[str, Any]) -> float | None:
     """A run's value of a cell for the gate: the fast-mode level of its per-process p50s."""
     mm = mode_mix(process_p50s(row))
     return mm.fast_ms if mm is not None else None
@@ -262,18 +262,18 @@ def _order(k: CellKey) -> tuple[str, str, str, bool, int]:
     return k[0], k[1], k[2], k[3] != "latency", k[4]
 
 
-def _status_verdict(cc: CellComparison, b_rows: list[dict[str, Any]], c_row: dict[str, Any] | None) -> bool:
+def _status_verdict(cc: CellComparison, b_rows: list[Row], c_row: Row | None) -> bool:
     """Settle the cells that cannot be measured against each other (missing or failed on a side); True if settled.
 
     Not ok on both sides: not measured, not compared. Ok before, now error/timeout/unavailable: broken (a
     regression). Missing candidate, missing baseline, or a failed side otherwise: inconclusive, with the reason."""
-    b_ok = any(r.get("status") == "ok" for r in b_rows)
+    b_ok = any(r.status == "ok" for r in b_rows)
     if c_row is None:
         cc.latency = INCONCLUSIVE if b_ok else NOT_MEASURED
         cc.reason = "candidate missing: the cell is not in the candidate run"
         return True
     if cc.cand_status != "ok":
-        why = str(c_row.get("reason") or "").strip()
+        why = str(c_row.reason or "").strip()
         if b_ok:
             cc.latency = BROKEN
             cc.reason = f"was ok, now {cc.cand_status}" + (f": {why}" if why else "")
@@ -296,8 +296,8 @@ def _status_verdict(cc: CellComparison, b_rows: list[dict[str, Any]], c_row: dic
 
 
 def compare_cells(
-    baseline_rows: list[dict[str, Any]],
-    candidate_rows: list[dict[str, Any]],
+    baseline_rows: Sequence[Row | dict[str, Any]],
+    candidate_rows: Sequence[Row | dict[str, Any]],
     *,
     threshold: float = 0.05,
     alpha: float = 0.01,
@@ -314,23 +314,23 @@ def compare_cells(
     `aa_values`: per cell, groups of same-config run values on this machine (oldest first): the A/A history.
     `quality`: also replay the rule on that history (false alarms, MDE); `bench gate validate` turns it off.
     `margin`: the largest slowdown a "no change" may hide (beyond it an unsignificant change is inconclusive)."""
-    base: dict[CellKey, list[dict[str, Any]]] = {}
-    for r in baseline_rows:  # a reference arm is judged within its run (--paired), never across runs
+    base: dict[CellKey, list[Row]] = {}
+    for r in map(as_row, baseline_rows):  # a reference arm is judged within its run (--paired), never across runs
         if not is_reference(r):
             base.setdefault(cell_key(r), []).append(r)
-    cand: dict[CellKey, dict[str, Any]] = {cell_key(r): r for r in candidate_rows if not is_reference(r)}
+    cand: dict[CellKey, Row] = {cell_key(r): r for r in map(as_row, candidate_rows) if not is_reference(r)}
     out: list[CellComparison] = []
     for key in sorted(set(base) | set(cand), key=_order):
         cc = CellComparison(key=key)
         b_rows, c_row = base.get(key, []), cand.get(key)
-        b_ok = [r for r in b_rows if r.get("status") == "ok"]
-        cc.base_status = "ok" if b_ok else (b_rows[-1].get("status") if b_rows else None)
-        cc.cand_status = c_row.get("status") if c_row else None
+        b_ok = [r for r in b_rows if r.status == "ok"]
+        cc.base_status = "ok" if b_ok else (b_rows[-1].status if b_rows else None)
+        cc.cand_status = c_row.status if c_row else None
         out.append(cc)
         if _status_verdict(cc, b_rows, c_row) or c_row is None:
             continue
-        b_samples = [s for r in b_ok for s in (r.get("samples_ms") or [])]
-        c_samples = list(c_row.get("samples_ms") or [])
+        b_samples = [s for r in b_ok for s in (r.samples_ms or [])]
+        c_samples = list(c_row.samples_ms or [])
         cc.base_n, cc.cand_n = len(b_samples), len(c_samples)
         cc.p_value = samples_diagnostic(b_samples, c_samples)
         cc.cand_p50_ms = run_p50(c_row)
@@ -338,14 +338,13 @@ def compare_cells(
             _process_cell(cc, b_ok[0], c_row, threshold, alpha, (aa_values or {}).get(key, ()), quality, margin)
         else:  # a history: runs are the unit
             _history_cell(cc, b_ok, c_row, threshold, accepted, quality, margin)
-        if any(r.get("valid") is False for r in [*b_ok, c_row]):
+        if any(r.valid is False for r in [*b_ok, c_row]):
             cc.notes.append("an INVALID measurement is involved")
         ref = b_ok[0]
         if cc.method == "runs":  # one reference run: the first since the latest acceptance
-            start = accepted_start(key, [str(r.get("_run_id", "")) for r in b_ok] + [str(c_row.get("_run_id"))],
-                                   accepted)
+            start = accepted_start(key, [_run_tag(r) or "" for r in b_ok] + [str(_run_tag(c_row))], accepted)
             ref = b_ok[start] if start < len(b_ok) else c_row
-        _compare_accuracy(cc, ref, c_row, alpha, f"run {ref.get('_run_id') or 'baseline'}")
+        _compare_accuracy(cc, ref, c_row, alpha, f"run {_run_tag(ref) or 'baseline'}")
     apply_holm(out, alpha, margin)
     return out
 
@@ -383,7 +382,7 @@ def apply_holm(cells: Sequence[CellComparison], alpha: float, margin: float) -> 
                 c.notes.append(f"accuracy: McNemar p={_p:.2g}, adjusted p={adj:.2g} after Holm: not significant")
 
 
-def _process_cell(cc: CellComparison, b_row: dict[str, Any], c_row: dict[str, Any], threshold: float, alpha: float,
+def _process_cell(cc: CellComparison, b_row: Row, c_row: Row, threshold: float, alpha: float,
                   aa_groups: Sequence[Sequence[float]], quality: bool = True,
                   margin: float = DEFAULT_MARGIN) -> None:
     b_vals, c_vals = process_p50s(b_row), process_p50s(c_row)
@@ -416,11 +415,11 @@ def accepted_start(key: CellKey, run_ids: Sequence[str], accepted: Sequence[Mapp
     return max(hits, default=0)
 
 
-def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[str, Any], threshold: float,
+def _history_cell(cc: CellComparison, b_ok: list[Row], c_row: Row, threshold: float,
                   accepted: Sequence[Mapping[str, Any]], quality: bool = True,
                   margin: float = DEFAULT_MARGIN) -> None:
     cc.method = "runs"
-    pairs = [(str(r.get("_run_id", "")), v) for r in b_ok if (v := run_level(r)) is not None and v > 0]
+    pairs = [(_run_tag(r) or "", v) for r in b_ok if (v := run_level(r)) is not None and v > 0]
     typical = [v for r in b_ok if (v := run_p50(r)) is not None]
     cc.base_p50_ms = float(np.median(typical)) if typical else None
     cc.cand_level_ms = run_level(c_row)
@@ -431,7 +430,8 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
     if cc.cand_level_ms is None or cc.cand_level_ms <= 0:
         cc.latency, cc.reason = INCONCLUSIVE, "the candidate row has no latency values"
         return
-    ids = [rid for rid, _ in pairs] + [str(c_row.get("_run_id", "candidate"))]
+    tag = _run_tag(c_row)
+    ids = [rid for rid, _ in pairs] + ["candidate" if tag is None else tag]
     cc.series_ms = [*(v for _, v in pairs), cc.cand_level_ms]
     cc.series_runs = ids
     start = accepted_start(cc.key, ids, accepted)
@@ -451,14 +451,14 @@ def _history_cell(cc: CellComparison, b_ok: list[dict[str, Any]], c_row: dict[st
         cc.notes.append(f"series from the accepted run {start + 1} ({ids[start]}) on")
 
 
-def _accuracy_of(row: dict[str, Any]) -> tuple[float | None, tuple[int, int] | None, np.ndarray | None]:
+def _accuracy_of(row: Row) -> tuple[float | None, tuple[int, int] | None, np.ndarray | None]:
     """(accuracy, (correct, total) from the confusion matrix, per-image correctness) of a row."""
-    acc = row.get("accuracy")
-    return (float(acc) if isinstance(acc, int | float) else None, counts_from_confusion(row.get("confusion")),
-            unpack_correct(row.get("correct_bits")))
+    bits = row.correct_bits.model_dump() if row.correct_bits is not None else None  # unpack_correct reads JSON
+    return (float(row.accuracy) if row.accuracy is not None else None, counts_from_confusion(row.confusion),
+            unpack_correct(bits))
 
 
-def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[str, Any], alpha: float,
+def _compare_accuracy(cc: CellComparison, ref_row: Row, c_row: Row, alpha: float,
                       ref_name: str) -> None:
     """McNemar's exact test between the reference run's and the candidate's predictions on the same images (one
     reference run: across a history the first run since the latest acceptance, never a pool of runs). Rows
@@ -471,8 +471,8 @@ def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[s
     if ra is None:
         cc.accuracy, cc.accuracy_reason = INCONCLUSIVE, f"no accuracy in the reference run {ref_name}"
         return
-    r_lab = (ref_row.get("correct_bits") or {}).get("labels") if rbits is not None else None
-    c_lab = (c_row.get("correct_bits") or {}).get("labels") if cbits is not None else None
+    r_lab = ref_row.correct_bits.labels if rbits is not None and ref_row.correct_bits is not None else None
+    c_lab = c_row.correct_bits.labels if cbits is not None and c_row.correct_bits is not None else None
     if rbits is not None and cbits is not None and rbits.size == cbits.size and r_lab == c_lab:
         m = mcnemar(rbits, cbits)
         cc.accuracy_p_value = m.p_value
@@ -495,15 +495,15 @@ def _compare_accuracy(cc: CellComparison, ref_row: dict[str, Any], c_row: dict[s
                           "bench): McNemar's paired test needs it")
 
 
-def code_version(run: dict[str, Any]) -> str | None:
+def code_version(run: Run | dict[str, Any]) -> str | None:
     """The code a run measured with: the git commit its fingerprint recorded (`fingerprint.git.commit`); a run from
     a dirty tree is its own version (its uncommitted edits are unknown), None when no commit was recorded."""
-    fp = run.get("fingerprint")
-    git = fp.get("git") if isinstance(fp, dict) else None
+    r = as_run(run)
+    git = getattr(r.fingerprint, "git", None)  # free-form part of the fingerprint: a plain dict, not a record
     commit = git.get("commit") if isinstance(git, dict) else None
     if not isinstance(commit, str) or not commit:
         return None
-    return f"{commit}+dirty:{run.get('run_id')}" if isinstance(git, dict) and git.get("dirty") else commit
+    return f"{commit}+dirty:{r.run_id}" if isinstance(git, dict) and git.get("dirty") else commit
 
 
 def _drop_missed(vals: list[float]) -> list[float]:
@@ -515,53 +515,65 @@ def _drop_missed(vals: list[float]) -> list[float]:
     return [v for v in vals if v <= low * (1.0 + FAST_WIDTH)]
 
 
-def aa_values(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[CellKey, list[list[float]]]:
+def aa_values(groups: Sequence[Sequence[Run | dict[str, Any]]]) -> dict[CellKey, list[list[float]]]:
     """Per cell, the run levels of each group of same-config runs of the same code (each group oldest first; ok
     rows only). Runs of different code never pool as A/A noise: a group is split by `code_version`; runs that
     recorded no commit (older runs) pool by config alone, a limitation the docs state."""
     out: dict[CellKey, list[list[float]]] = {}
     for g in groups:
         per: dict[tuple[CellKey, str | None], list[float]] = {}
-        for run in sorted(g, key=lambda r: str(r.get("created", ""))):
+        for run in sorted(map(as_run, g), key=lambda r: r.created):
             version = code_version(run)
-            for row in run.get("results", []):
+            for row in run.results:
                 if is_reference(row):
                     continue
-                if row.get("status") == "ok" and (v := run_level(row)) is not None and v > 0:
+                if row.status == "ok" and (v := run_level(row)) is not None and v > 0:
                     per.setdefault((cell_key(row), version), []).append(v)
         for (k, _version), vals in per.items():
             out.setdefault(k, []).append(_drop_missed(vals))
     return out
 
 
-def check_comparable(baselines: list[dict[str, Any]], candidate: dict[str, Any], allow_mismatch: bool) -> list[str]:
+def _fingerprint_id(run: Run) -> str:
+    """`common.results.fingerprint_id` of a record: it reads the stored JSON, so it gets the fingerprint as stored
+    (the keys it was written with, no defaults added)."""
+    fp = run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint is not None else None
+    return fingerprint_id({"fingerprint": fp})
+
+
+def _config_hash(run: Run) -> str:
+    return config_hash({"config_hash": run.config_hash, "config": run.config})
+
+
+def check_comparable(baselines: Sequence[Run | dict[str, Any]], candidate: Run | dict[str, Any],
+                     allow_mismatch: bool) -> list[str]:
     """UserError if the hardware fingerprints differ (unless allowed); warnings for other differences."""
     warnings: list[str] = []
-    fp_c = fingerprint_id(candidate)
-    for b in baselines:
-        fp_b = fingerprint_id(b)
+    cand = as_run(candidate)
+    fp_c = _fingerprint_id(cand)
+    for b in map(as_run, baselines):
+        fp_b = _fingerprint_id(b)
         if fp_b != fp_c:
-            msg = (f"run {b.get('run_id')} has fingerprint {fp_b} but run {candidate.get('run_id')} has "
+            msg = (f"run {b.run_id} has fingerprint {fp_b} but run {cand.run_id} has "
                    f"{fp_c}: results from different machines/software are not comparable")
             if not allow_mismatch:
                 raise UserError(msg + " (pass --allow-hardware-mismatch to compare anyway)")
             warnings.append(msg)
-        if config_hash(b) != config_hash(candidate):
-            warnings.append(f"run {b.get('run_id')} used a different config ({config_hash(b)} vs "
-                            f"{config_hash(candidate)})")
+        if _config_hash(b) != _config_hash(cand):
+            warnings.append(f"run {b.run_id} used a different config ({_config_hash(b)} vs {_config_hash(cand)})")
     return warnings
 
 
 def compare_runs(
-    baselines: list[dict[str, Any]],
-    candidate: dict[str, Any],
+    baselines: Sequence[Run | dict[str, Any]],
+    candidate: Run | dict[str, Any],
     *,
     threshold: float = 0.05,
     alpha: float = 0.01,
     allow_hardware_mismatch: bool = False,
     accepted: Sequence[Mapping[str, Any]] = (),
     history: bool | None = None,
-    aa_history: Sequence[Sequence[dict[str, Any]]] = (),
+    aa_history: Sequence[Sequence[Run | dict[str, Any]]] = (),
     quality: bool = True,
     margin: float = DEFAULT_MARGIN,
 ) -> Comparison:
@@ -575,14 +587,16 @@ def compare_runs(
     if not threshold <= margin < 10.0:
         raise UserError(f"--margin {margin}: must be at least the threshold ({threshold}) and below 10 "
                         "(0.10 = a pass may hide at most a 10% slowdown)")
-    warnings = check_comparable(baselines, candidate, allow_hardware_mismatch)
-    ids = [str(b.get("run_id")) for b in baselines]
-    if str(candidate.get("run_id")) in ids:
-        warnings.append(f"run {candidate.get('run_id')} is compared with itself")
-    ordered = sorted(baselines, key=lambda b: str(b.get("created", "")))  # a series runs oldest first
-    rows = [{**r, "_run_id": str(b.get("run_id"))} for b in ordered for r in b.get("results", [])]
-    cand_rows = [{**r, "_run_id": str(candidate.get("run_id"))} for r in candidate.get("results", [])]
+    runs, cand = [as_run(b) for b in baselines], as_run(candidate)  # each run parsed once
+    warnings = check_comparable(runs, cand, allow_hardware_mismatch)
+    ids = [b.run_id for b in runs]
+    if cand.run_id in ids:
+        warnings.append(f"run {cand.run_id} is compared with itself")
+    ordered = sorted(runs, key=lambda b: b.created)  # a series runs oldest first
+    # each row tagged with its run's id (`_run_id`, an extra of the record); a shallow copy, the stored row unchanged
+    rows = [r.model_copy(update={"_run_id": b.run_id}) for b in ordered for r in b.results]
+    cand_rows = [r.model_copy(update={"_run_id": cand.run_id}) for r in cand.results]
     cells = compare_cells(rows, cand_rows, threshold=threshold, alpha=alpha, accepted=accepted, history=history,
                           aa_values=aa_values(aa_history), quality=quality, margin=margin)
-    return Comparison(ids, str(candidate.get("run_id")), threshold, alpha, cells, warnings, margin,
+    return Comparison(ids, cand.run_id, threshold, alpha, cells, warnings, margin,
                       tests=len(holm_tests(cells)))

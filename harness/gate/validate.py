@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
+from common.records import Run, as_run
 from common.results import is_reference
 from common.stats.noise import run_noise
 from harness.gate import DEFAULT_MARGIN
@@ -148,7 +149,8 @@ class Validation:
 
 def scale_run(run: dict[str, Any], factor: float) -> dict[str, Any]:
     """A copy of `run` slowed by `factor`: every ok row's samples, per-process times and time statistics x factor,
-    its rates / factor; spreads relative to the level (CoV, rCoV) unchanged: the run's own noise is kept."""
+    its rates / factor; spreads relative to the level (CoV, rCoV) unchanged: the run's own noise is kept.
+    A dict on purpose: it copies and rewrites the stored numbers, whatever keys a row carries (readers parse it)."""
     out = copy.deepcopy(run)
     for r in out.get("results", []):
         if r.get("status") != "ok":
@@ -175,14 +177,13 @@ def scale_run(run: dict[str, Any], factor: float) -> dict[str, Any]:
     return out
 
 
-def _keep(run: dict[str, Any], cells: set[CellKey]) -> dict[str, Any]:
-    return {**run, "results": [r for r in run.get("results", []) if cell_key(r) in cells and not is_reference(r)]}
+def _keep(run: Run, cells: set[CellKey]) -> Run:
+    return run.model_copy(update={"results": [r for r in run.results if cell_key(r) in cells and not is_reference(r)]})
 
 
-def common_cells(runs: Sequence[dict[str, Any]]) -> set[CellKey]:
+def common_cells(runs: Sequence[Run | dict[str, Any]]) -> set[CellKey]:
     """The cells ok in every run (the ones a same-config history can judge)."""
-    sets = [{cell_key(r) for r in run.get("results", []) if r.get("status") == "ok" and not is_reference(r)}
-            for run in runs]
+    sets = [{cell_key(r) for r in as_run(run).results if r.status == "ok" and not is_reference(r)} for run in runs]
     return set.intersection(*sets) if sets else set()
 
 
@@ -210,29 +211,31 @@ def _mde(hits: dict[float, int], onsets: int) -> float | None:
     return None
 
 
-def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: float = 0.05, alpha: float = 0.01,
+def validate(runs: Sequence[Run | dict[str, Any]], *, window: int = 10, threshold: float = 0.05, alpha: float = 0.01,
              factors: Sequence[float] = FACTORS, cells: set[CellKey] | None = None,
              margin: float = DEFAULT_MARGIN, real: Sequence[tuple[float, dict[str, Any]]] = ()) -> Validation:
     """Replay both rules on `runs` (one machine, one config, oldest first), on planted steps and on the unslowed
     runs. `real`: (the slowdown it was built with, a run measured with it) pairs, each judged by --baseline
     against the newest of `runs` with their A/A history, reported as a detection row of its own."""
-    runs = sorted(runs, key=lambda r: str(r.get("created", "")))
-    keys = common_cells(runs) if cells is None else cells & common_cells(runs)
-    runs = [_keep(r, keys) for r in runs]
+    pairs = sorted(((as_run(r), r) for r in runs), key=lambda p: p[0].created)  # each run parsed once, not per replay
+    stored = [d if isinstance(d, dict) else d.model_dump() for _, d in pairs]  # what scale_run copies and scales
+    keys = common_cells([t for t, _ in pairs]) if cells is None else cells & common_cells([t for t, _ in pairs])
+    rs = [_keep(t, keys) for t, _ in pairs]
     kw: dict[str, Any] = {"threshold": threshold, "alpha": alpha, "allow_hardware_mismatch": True, "quality": False,
                           "margin": margin}
     base, hist = ModeRate("--baseline (consecutive pairs)"), ModeRate(f"--history {window} (every run)")
-    for j in range(1, len(runs)):
-        _count(base, compare_runs([runs[j - 1]], runs[j], aa_history=[runs[:j]], **kw).cells)
-        _count(hist, compare_runs(runs[max(0, j - window):j], runs[j], history=True, **kw).cells)
+    for j in range(1, len(rs)):
+        _count(base, compare_runs([rs[j - 1]], rs[j], aa_history=[rs[:j]], **kw).cells)
+        _count(hist, compare_runs(rs[max(0, j - window):j], rs[j], history=True, **kw).cells)
     plants = []
-    onsets = range(MIN_HISTORY - 1, len(runs) - MAX_DELAY + 1)  # >= MIN_HISTORY - 1 runs before, MAX_DELAY after
+    onsets = range(MIN_HISTORY - 1, len(rs) - MAX_DELAY + 1)  # >= MIN_HISTORY - 1 runs before, MAX_DELAY after
     hist_hits: dict[CellKey, dict[float, int]] = {k: {} for k in keys}
     pair_hits: dict[CellKey, dict[float, int]] = {k: {} for k in keys}
     for f in sorted({NULL, *factors, *MDE_GRID}):
         pr = PlantRate(f)
         for k in onsets:
-            slowed = [*runs[:k], *(scale_run(r, f) for r in runs[k:])]
+            # the replays below read runs up to k + MAX_DELAY - 1 only: the later ones are not slowed (nor read)
+            slowed = [*rs[:k], *(_keep(as_run(scale_run(r, f)), keys) for r in stored[k:k + MAX_DELAY])]
             found: dict[CellKey, int] = {}
             for d in range(MAX_DELAY):
                 cmp = compare_runs(slowed[max(0, k + d - window):k + d], slowed[k + d], history=True, **kw)
@@ -241,7 +244,7 @@ def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: flo
                         found[c.key] = d
                     if d == 0 and c.key in keys and c.latency in (REGRESSION, INCONCLUSIVE):
                         pr.first_nonzero += 1
-            pair = compare_runs([runs[k - 1]], slowed[k], aa_history=[runs[:k]], **kw)
+            pair = compare_runs([rs[k - 1]], slowed[k], aa_history=[rs[:k]], **kw)
             for c in pair.cells:
                 if c.key in keys:
                     pr.pair_inconclusive += c.latency == INCONCLUSIVE
@@ -255,25 +258,25 @@ def validate(runs: Sequence[dict[str, Any]], *, window: int = 10, threshold: flo
                     pr.found_by[i] += 1
         if f == NULL or f in factors:
             plants.append(pr)
-    if real and runs:
-        plants += _real_rows(runs, real, keys, kw)
+    if real and rs:
+        plants += _real_rows(rs, real, keys, kw)
     quality = []
     for key in sorted(keys):
-        vals = [v for r in runs for row in r["results"] if cell_key(row) == key and (v := run_level(row))]
+        vals = [v for r in rs for row in r.results if cell_key(row) == key and (v := run_level(row))]
         noise = run_noise([vals])
         quality.append(CellQuality(cell_label(key), len(vals), noise.sigma if noise else None,
                                    _mde(pair_hits[key], sum(k >= MIN_AA_DF + 1 for k in onsets)),
                                    _mde(hist_hits[key], len(onsets))))
-    return Validation(len(runs), window, threshold, alpha, quality, base, hist, plants, margin)
+    return Validation(len(rs), window, threshold, alpha, quality, base, hist, plants, margin)
 
 
-def _real_rows(runs: Sequence[dict[str, Any]], real: Sequence[tuple[float, dict[str, Any]]], keys: set[CellKey],
+def _real_rows(runs: Sequence[Run], real: Sequence[tuple[float, Run | dict[str, Any]]], keys: set[CellKey],
                kw: dict[str, Any]) -> list[PlantRate]:
     """Detection rows for measured slowed runs, each against the newest stored run with the whole history."""
     rows: dict[float, PlantRate] = {}
     for f, run in real:
         pr = rows.setdefault(f, PlantRate(f, real=True))
-        cmp = compare_runs([runs[-1]], _keep(run, keys), aa_history=[list(runs)], **kw)
+        cmp = compare_runs([runs[-1]], _keep(as_run(run), keys), aa_history=[list(runs)], **kw)
         for c in cmp.cells:
             if c.key in keys:
                 pr.plants += 1
