@@ -428,7 +428,8 @@ class ResultsStore:
         """`runs_like` as typed runs."""
         if n <= 0:
             raise UserError(f"--history {n}: must be a positive number of runs")
-        key = {"run_id": run.run_id, "fingerprint": run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint else None,
+        fp = run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint else None  # as stored, as runs_like
+        key = {"run_id": run.run_id, "fingerprint": fp,
                "config": run.config, "config_hash": run.config_hash}
         created = _normalise_created(run.created, run.run_id)
         q = _same_config(key, n).where(runs_table.c.run_id != run.run_id, runs_table.c.created <= created)
