@@ -5,6 +5,7 @@ thing. Each takes a typed row (`common.records.Row`); the run summary still hand
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from common.records import MachinePeaks, Row, as_row
@@ -64,7 +65,7 @@ def roof_fraction(row: Row | None) -> float | None:
     return row.fraction_of_attainable if row.fraction_of_attainable is not None else row.fraction_of_peak
 
 
-def peak_cell(group: list[RowLike]) -> str:
+def peak_cell(group: Sequence[RowLike]) -> str:
     """Fraction of the attainable roof at batch 1 and at the largest batch of one cell's ok rows (throughput
     scenario); results written before rooflines existed show their fraction of the compute peak."""
     rows = [as_row(r) for r in group]
