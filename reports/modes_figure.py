@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 DPI = 100
 FAST_COLOUR = "#1f77b4"
@@ -55,21 +56,28 @@ def modes_figure(strips: Sequence[ModeStrip]) -> bytes | None:
     fig = Figure(figsize=(8.0, 0.9 + 0.42 * len(strips)))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    # each cell on its own scale, relative to its fast mode (log axis): cells 0.3 ms and 20 ms apart share one
+    # figure, and a mode sits at the same place in every cell (x1.32 is the second mode of a 0.112 ms cell)
+    labels = []
     for i, s in enumerate(strips):
         y = len(strips) - 1 - i
         values = [v for v in s.p50s_ms if v > 0]
+        base = s.fast_ms if s.fast_ms else min(values)
         n = len(values)
-        # a deterministic jitter (process index), so the figure is the same for the same run
-        jitter = [((k % 5) - 2) * 0.06 for k in range(n)]
-        colours = strip_colours(s)
-        ax.scatter(values, [y + j for j in jitter], s=18, c=colours, alpha=0.8, linewidths=0)
-        if s.fast_ms is not None:
-            ax.plot([s.fast_ms, s.fast_ms], [y - 0.3, y + 0.3], color="black", lw=1.5)
+        jitter = [((k % 5) - 2) * 0.06 for k in range(n)]  # deterministic: the same run draws the same figure
+        ax.scatter([v / base for v in values], [y + j for j in jitter], s=18, c=strip_colours(s), alpha=0.8,
+                   linewidths=0)
+        ax.plot([1.0, 1.0], [y - 0.3, y + 0.3], color="black", lw=1.5)
         if s.threshold_ms is not None:
-            ax.plot([s.threshold_ms, s.threshold_ms], [y - 0.3, y + 0.3], color=SLOW_COLOUR, lw=1, ls="--")
+            t = s.threshold_ms / base
+            ax.plot([t, t], [y - 0.3, y + 0.3], color=SLOW_COLOUR, lw=1, ls="--")
+        labels.append(f"{s.label} (fast {base:.3g} ms)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}x"))
     ax.set_yticks(range(len(strips)))
-    ax.set_yticklabels([s.label for s in reversed(strips)], fontsize=8)
-    ax.set_xlabel("p50 of each process (ms); black: fast mode, dashed red: slow above; red dots: slow processes")
+    ax.set_yticklabels(list(reversed(labels)), fontsize=8)
+    ax.set_xlabel("p50 of each process / the cell's fast-mode level (log scale); dashed red: slow above; "
+                  "red dots: slow processes")
     ax.grid(axis="x", alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
