@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import write_json_atomic
-from fer.classes import IMAGE_SIZE
+from compression.storage import layer_infos
 from fer.model import Arch
 
 TABLE_FORMAT = "fer-bench/latency-table-v1"
@@ -44,17 +44,11 @@ class ConvSlot:
 
 
 def conv_slots(arch: Arch) -> list[ConvSlot]:
-    """The convs of a dense (13-conv) `arch` in order."""
-    out: list[ConvSlot] = []
-    c_in, hw, idx = int(arch["in_channels"]), IMAGE_SIZE, 0
-    for item in arch["features"]:
-        if item == "M":
-            hw //= 2
-            idx += 1
-            continue
-        out.append(ConvSlot(len(out), f"features.{idx}", hw, c_in, int(item)))
-        c_in, idx = int(item), idx + 3
-    return out
+    """The convs of a dense (13-conv) `arch` in order (from the layer walk of `compression.storage`, which names,
+    sizes and counts every layer; a conv keeps its input's size, so its output size is its input size)."""
+    convs = [li for li in layer_infos(arch) if li.kind == "conv"]
+    return [ConvSlot(i, li.name, int(li.out_size.split("x")[0]), li.in_channels, li.out_channels)
+            for i, li in enumerate(convs)]
 
 
 def candidate_widths(dense: int, group: int) -> list[int]:
