@@ -180,7 +180,7 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
     """Run one cell process on this node exactly as `bench run` does locally; the result carries the node's identity
     and, for the accuracy process (the only spec with `logits_out`), its test-split logits (`logits_npy_z`)."""
     from backends.registry import probe
-    from harness.measure.cell import CellSpec
+    from harness.measure.cell import CellSpec, throughput_logits_path
     from harness.measure.launcher import run_cell_subprocess
 
     art_dir, data_dir = materialize(*artifact), materialize(*data)
@@ -200,6 +200,9 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
                 result["host_slot"] = {"start": start, "end": time.time()}
             if result.get("status") == "ok" and logits.is_file():
                 result["logits_npy_z"] = pack_logits(logits)
+                tp = throughput_logits_path(logits)  # a throughput model compiled apart: its own answers too
+                if tp.is_file():
+                    result["throughput_logits_npy_z"] = pack_logits(tp)
     return {**result, "node": node_info()}
 
 
@@ -385,8 +388,8 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
                     else:
                         rows, entry = _cell_rows(per_process, q, (backend, variant), artifacts, refs.get(variant),
                                                  test_labels)
-                        if isinstance(entry, dict):
-                            agreement.append(entry)
+                        if isinstance(entry, list):
+                            agreement += entry
                         else:
                             unchecked[(q.machine_id, backend, variant)] = entry
                         say(f"{q.target} {q.machine_id} {backend} {variant}: {row_summary(rows)}")
@@ -511,20 +514,24 @@ def _dispatch(ray: Any, queues: dict[str, NodeQueue], per_process: Any, cell_spe
 
 
 def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, Path], ref: Any,
-               labels: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, Any] | str]:
-    """The rows of one cell on one node and its agreement entry (or why there is none): timing from the cell's
+               labels: np.ndarray) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | str]:
+    """The rows of one cell on one node and its agreement entries (the throughput model's too, where it was
+    compiled apart; or why there are none): timing from the cell's
     timed processes, accuracy, logits and per-image correctness (`correct_bits`, for the paired accuracy test)
     from its untimed accuracy process (`accuracy_process` on each row says where and what it ran). A process that
     reports another node than the one the cell was pinned to makes the row INVALID (never pooled)."""
     from harness.measure.agreement import Reference, compare_logits
     from harness.measure.rows import attach_correctness, fixed_cost_s, rows_from_cell
+    from harness.measure.scenarios import THROUGHPUT
 
     backend, variant = cell
     procs = sorted(q.procs[cell], key=lambda p: int(p["round"]))
     for p in procs:  # a timed process sends no logits (timed_spec); never let bytes into the results
         p["result"].pop("logits_npy_z", None)
+        p["result"].pop("throughput_logits_npy_z", None)
     accuracy = q.accuracy_results.get(cell)
     blob = accuracy.pop("logits_npy_z", None) if accuracy is not None else None
+    tp_blob = accuracy.pop("throughput_logits_npy_z", None) if accuracy is not None else None
     node_of = [(p["result"].get("node") or {}) for p in procs] + [(accuracy or {}).get("node") or {}]
     elsewhere = sorted({str(n.get("machine_id")) for n in node_of if n.get("node_id") not in (None, q.node_id)})
     rows = rows_from_cell(per_process, backend, variant, artifacts, procs, accuracy)
@@ -555,10 +562,19 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
     elif logits is not None:
         try:
             entry = {"variant": variant, "backend": backend, "reference": ref.name, "machine_id": q.machine_id,
-                     "target": q.target, **compare_logits(logits, np.load(ref.path))}
+                     "target": q.target, "scenario": None, **compare_logits(logits, np.load(ref.path))}
         except (ValueError, OSError) as e:  # of another shape: not comparable
             entry = f"the node's logits cannot be compared with the reference: {e}"
-    return rows, entry
+    if not isinstance(entry, dict):
+        return rows, entry
+    entries = [entry]
+    if isinstance(ref, Reference) and tp_blob is not None:
+        # the throughput model compiled apart, checked on its own answers as locally; unreadable: its rows stay
+        # "not checked", which select treats as unverified
+        with contextlib.suppress(ValueError, OSError, zlib.error):
+            entries.append({**entry, "scenario": THROUGHPUT,
+                            **compare_logits(unpack_logits(tp_blob), np.load(ref.path))})
+    return rows, entries
 
 
 def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], unchecked: dict[tuple[str, str, str], str],
