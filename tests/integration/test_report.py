@@ -183,7 +183,7 @@ def test_report_of_a_run_with_nothing_to_plot(tmp_path):
     paths = write_report(run, tmp_path / "empty")
     assert {p.name for p in paths} == {"report.md", "report.html"}
     md = (tmp_path / "empty" / "report.md").read_text(encoding="utf-8")
-    assert md.count("nothing to plot in this run") == 5  # 4 figures and the roofline
+    assert md.count("nothing to plot in this run") == 6  # 4 figures, the roofline and the modes strip
     assert "Not available: the run carries no layers.csv" in md
     assert "timeout: cell exceeded 600 s" in md
     table1 = md.split("## Table 1")[1].split("## Table 2")[0]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 import harness.cli.entry as cli
+from common.records import SCHEMA_VERSION as RESULT_SCHEMA_VERSION
 from harness.history.store import SCHEMA_VERSION, ResultsStore
 
 pytestmark = pytest.mark.postgres
@@ -101,7 +102,9 @@ def test_sqlite_history_imported_twice_adds_its_runs_once(pg_url, tmp_path, caps
     assert "imported 0 new runs into" in capsys.readouterr().out
     with ResultsStore(url) as shared:
         assert sorted(shared.run_ids()) == ["edge-0", "edge-1", "edge-2", "gpu-0"]
-        assert shared.load_run("edge-1") == ResultsStore(sqlite_url).load_run("edge-1")  # samples intact
+        # samples intact; import checks every run against the schema and stores it at the current result version
+        imported, original = shared.load_run("edge-1"), ResultsStore(sqlite_url).load_run("edge-1")
+        assert imported == {**original, "schema_version": RESULT_SCHEMA_VERSION}
     # export the shared history and import it into an empty SQLite file: the same runs come back
     out = tmp_path / "fleet.jsonl"
     assert cli.main(["store", "export", "--store", url, "--out", str(out)]) == 0
