@@ -661,28 +661,19 @@ def _result_values(run_id: str, i: int, r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _row_field(x: Any, key: str) -> Any:
-    """One field of a stored row's JSON (None when absent or unreadable)."""
-    if x is None:
-        return None
+def _parsed(row_json: str | None) -> dict[str, Any]:
+    """A stored row's JSON as a dict ({} when absent or unreadable)."""
     try:
-        return json.loads(x.row).get(key)
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def _disagrees(row_json: str | None) -> bool:
-    """True when a stored row's `agrees` is False (its agreement with the PyTorch reference is below threshold)."""
-    if not row_json:
-        return False
-    try:
-        return json.loads(row_json).get("agrees") is False
-    except (ValueError, AttributeError):
-        return False
+        d = json.loads(row_json) if row_json else {}
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 def _headline(rows_in: list[Any]) -> dict[str, Any]:
-    rows = [x for x in rows_in if _row_field(x, "arm") != "reference"]  # a run's headline is its candidate's
+    # each stored row's JSON parsed once here (arm, agreement), not once per field asked
+    parsed = {id(x): _parsed(getattr(x, "row", None)) for x in rows_in}
+    rows = [x for x in rows_in if parsed[id(x)].get("arm") != "reference"]  # a run's headline is its candidate's
     ok = [x for x in rows if x.status == "ok"]
     lat = [x for x in ok if x.scenario == "latency" and x.batch_size == 1 and x.p50_ms is not None]
     thr = [x for x in ok if x.throughput_fps is not None]
@@ -695,10 +686,10 @@ def _headline(rows_in: list[Any]) -> dict[str, Any]:
         "ok": len(ok),
         "failed": len(rows) - len(ok),
         "invalid": sum(1 for x in ok if x.valid is False),
-        "disagree": sum(1 for x in ok if _disagrees(getattr(x, "row", None))),
+        "disagree": sum(1 for x in ok if parsed[id(x)].get("agrees") is False),
         "best_p50_ms": best_lat.p50_ms if best_lat else None,
-        "best_p50_ci_ms": _row_field(best_lat, "p50_ci_ms"),
-        "best_p50_ci_level": _row_field(best_lat, "p50_ci_level"),
+        "best_p50_ci_ms": parsed[id(best_lat)].get("p50_ci_ms") if best_lat else None,
+        "best_p50_ci_level": parsed[id(best_lat)].get("p50_ci_level") if best_lat else None,
         "best_p50_cell": f"{best_lat.backend}/{best_lat.variant}" if best_lat else None,
         "best_fps": best_thr.throughput_fps if best_thr else None,
         "best_fps_cell": f"{best_thr.backend}/{best_thr.variant}@{best_thr.batch_size}" if best_thr else None,
