@@ -64,6 +64,12 @@ class Backend(abc.ABC):
     reload_per_scenario: bool = False
 
     @classmethod
+    def interleaved_extra(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        """The backend's settings when two of its models share one process, timed in alternating blocks
+        (`bench run --reference`): unchanged unless the runtime's idle model would disturb the running one."""
+        return extra
+
+    @classmethod
     @abc.abstractmethod
     def probe(cls) -> Availability:
         """Is this runtime usable here (package importable, device present)? Never raises."""

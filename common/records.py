@@ -86,6 +86,9 @@ class Round(Record):
     threads_after_load: list[str] | None = _f("Python threads alive after the model loaded")
     pair: int | None = _f("round index pairing this process with the other arm's process (runs with a reference arm)")
     position: int | None = _f("order of this process within its pair, 0 or 1 (runs with a reference arm)")
+    interleave: Literal["blocks", "processes"] | None = _f(
+        '"blocks": this process timed both arms in alternating blocks, so its pair is the same process; '
+        '"processes" or absent: each arm had its own process (runs with a reference arm)')
 
 
 class Memory(Record):
@@ -356,6 +359,9 @@ class RunReference(Record):
         description='"dir": artifacts in a folder; "accepted": the accepted baseline; "settings": config overrides')
     path: str | None = _f("folder of the reference artifacts (kind dir)")
     settings: dict[str, Any] | None = _f("config overrides of the reference arm (kind settings)")
+    interleave: Literal["blocks", "processes"] | None = _f(
+        '"blocks": both arms in one process per round, timed in alternating blocks; "processes" (or absent, '
+        'runs before the setting): each arm in its own process, ABBA order')
 
 
 class Fingerprint(Record):

@@ -68,6 +68,25 @@ def level_diff(cand: Sequence[float], ref: Sequence[float], confidence: float = 
                      int(c.size), int(r.size))
 
 
+def ratio_level(log_ratios: Sequence[float], confidence: float = 0.99) -> LevelDiff | None:
+    """One-sample t on per-pair log ratios (candidate over reference, both timed in one process): the level of
+    arms that share each process's latency mode, so the mode cancels in each ratio (None for fewer than 3)."""
+    x = np.asarray([v for v in log_ratios if math.isfinite(v)], np.float64)
+    if x.size < 3:
+        return None
+    df = x.size - 1
+    d = float(x.mean())
+    se = float(x.std(ddof=1)) / math.sqrt(x.size)
+    if se == 0.0:
+        p = 1.0 if d == 0.0 else 0.0
+        return LevelDiff(math.exp(d), math.exp(d), math.exp(d), confidence, math.exp(d), p, df, x.size, x.size)
+    q = float(student_t.ppf(0.5 + confidence / 2.0, df))
+    p = float(2.0 * student_t.sf(abs(d) / se, df))
+    up = d + float(student_t.ppf(0.95, df)) * se
+    return LevelDiff(math.exp(d), math.exp(d - q * se), math.exp(d + q * se), confidence, math.exp(up), p, df,
+                     int(x.size), int(x.size))
+
+
 def miss_probability(ref: ModeMix, n_cand: int) -> float:
     """The chance that none of `n_cand` processes lands in the reference's fast mode, at its observed share."""
     q = ref.n_fast / ref.n if ref.n else 0.0

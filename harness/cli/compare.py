@@ -191,7 +191,7 @@ def print_paired(res: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.gate.paired import LEVEL_STATISTIC, MIX_STATISTIC
+    from harness.gate.paired import BLOCKS_STATISTIC, LEVEL_STATISTIC, MIX_STATISTIC
     from harness.gate.regression import IMPROVEMENT, INCONCLUSIVE, REGRESSION
     from reports.tables import fnum
 
@@ -216,7 +216,14 @@ def print_paired(res: Any) -> None:
                   f"{c.p_adjusted:.2g}" if c.p_adjusted is not None else "n/a", verdict, "+".join(c.judged) or "—",
                   escape(c.decided_by or c.reason))
     out.print(t)
-    out.print(escape(f"level: {LEVEL_STATISTIC}; mix: {MIX_STATISTIC}; {res.family()}"))
+    kinds = {c.interleave for c in res.cells}
+    said = []
+    if "blocks" in kinds:
+        said.append(f"cells timed in shared processes: level = {BLOCKS_STATISTIC}, no mix (the arms share each "
+                    "process's mode)")
+    if kinds - {"blocks"}:
+        said.append(f"cells timed in separate processes: level = {LEVEL_STATISTIC}; mix = {MIX_STATISTIC}")
+    out.print(escape(f"{'; '.join(said)}; {res.family()}"))
     out.print(f"{len(res.regressions)} regression(s), {len(res.inconclusive)} inconclusive, "
               f"{len(res.cells)} cells judged")
 

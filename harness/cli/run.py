@@ -60,6 +60,11 @@ def add_reference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-set", action="append", default=[], metavar="KEY=VALUE",
                    help="the reference arm runs under this setting (repeatable), e.g. benchmark.threads=1; alone, "
                         "the reference is the candidate's own files under these settings")
+    p.add_argument("--interleave", choices=("blocks", "processes"), default=None,
+                   help="how the arms share the machine: 'blocks' (default with --reference): both files in one "
+                        "process per round, timed in alternating blocks, so both sit in the process's latency mode; "
+                        "'processes' (the only choice with --reference-set): each arm in its own process, back to "
+                        "back in ABBA order")
     p.add_argument("--max-extra-rounds", type=int, default=0, metavar="N",
                    help="add up to N rounds to cells whose comparison is still inconclusive (default 0)")
     p.add_argument("--paired-time-cap-s", type=float, default=None, metavar="S",
@@ -125,18 +130,24 @@ def reference_arm(args: argparse.Namespace, cfg: Config, extra: list[str], backe
     ref = getattr(args, "reference", None)
     sets = list(getattr(args, "reference_set", None) or [])
     if ref is None and not sets:
+        if getattr(args, "interleave", None):
+            raise UserError("--interleave says how a reference arm shares the machine: give --reference DIR|accepted")
         return None
     if ref is not None and not str(ref).strip():
         raise UserError("--reference: give an artifact directory, a directory of them named by variant, or 'accepted'")
     if getattr(args, "cluster", None):
         raise UserError("--reference runs on this machine only; drop --cluster, or --reference/--reference-set")
     settings = parse_reference_sets(sets) or None
+    interleave = getattr(args, "interleave", None) or ("processes" if settings else "blocks")
+    if interleave == "blocks" and settings:
+        raise UserError("--interleave blocks: the arms share one process, so they cannot differ in "
+                        f"{', '.join(settings)}; use --interleave processes with --reference-set")
     ref_cfg = load_config_from_args(args, [*extra, *sets])
     ref_cfg = resolve_config(dataclasses.replace(
         ref_cfg, benchmark=dataclasses.replace(ref_cfg.benchmark, backends=backends, variants=variants)))
     cell, threads = cell_settings(ref_cfg), int(ref_cfg.benchmark.threads)
     if ref is None:
-        return ReferenceArm("settings", None, settings, cell, threads, {})
+        return ReferenceArm("settings", None, settings, cell, threads, {}, interleave)
     if ref == "accepted":
         from harness.history.store import ResultsStore
 
@@ -148,9 +159,9 @@ def reference_arm(args: argparse.Namespace, cfg: Config, extra: list[str], backe
                             'accept a run first: `bench accept RUN --reason "..."` (it keeps the run\'s artifact '
                             "files for later reference runs)")
         found = accepted_artifacts(acceptances, kept, cfg.store.url, backends, variants)
-        return ReferenceArm("accepted", str(kept), settings, cell, threads, found)
+        return ReferenceArm("accepted", str(kept), settings, cell, threads, found, interleave)
     found = dir_artifacts(Path(ref), backends, variants)
-    return ReferenceArm("dir", str(Path(ref).resolve()), settings, cell, threads, found)
+    return ReferenceArm("dir", str(Path(ref).resolve()), settings, cell, threads, found, interleave)
 
 
 def more_rounds(args: argparse.Namespace) -> MoreRounds | None:
@@ -382,8 +393,9 @@ def reference_text(results: dict[str, Any]) -> str:
     what = ref.get("path") or "the candidate's files"
     if ref.get("settings"):
         what += " under " + ", ".join(f"{k}={v}" for k, v in ref["settings"].items())
-    lines = [f"reference arm ({ref.get('kind')}): {what}; each of its processes ran back to back with the "
-             "candidate's (ABBA order)"]
+    how = ("both arms in one process per round, timed in alternating blocks" if ref.get("interleave") == "blocks"
+           else "each of its processes ran back to back with the candidate's (ABBA order)")
+    lines = [f"reference arm ({ref.get('kind')}): {what}; {how}"]
     lat = {(r.get("arm"), r["backend"], r["variant"]): r for r in results.get("results", [])
            if r.get("scenario") == "latency" and r.get("status") == "ok"}
     for (arm, backend, variant), r in lat.items():

@@ -14,6 +14,10 @@ Per cell two things are judged (`common.stats.levels`):
   in one mode carry the level; the pairing instead guarantees both arms saw the same night.
 * MIX: the share of processes outside the fast mode, McNemar's exact test on the pairs (a phase that slows both
   processes of a pair cancels).
+Where both arms were timed in ONE process per pair (`bench run --reference ... --interleave blocks`, the default
+for other files), both sit in that process's mode: the level is then the per-pair log ratio of their p50s, judged
+by a one-sample t (BLOCKS_STATISTIC), and no mix is judged. Measured on a quiet 2-vCPU Zen 3: per-process p50s of
+one file spread 1.6-2.2x, the in-process ratio of two files 1-2% (docs/measuring.md).
 A cell's p-value is 2 x the smaller of the two (Bonferroni inside the cell); Holm across the cells makes the
 false-alarm rate one figure for the whole comparison (<= alpha per night, whatever the cells share). A regression
 says which was judged ("level" / "mix"). "No change" needs the level's one-sided 95% upper bound below `margin`;
@@ -32,7 +36,7 @@ import numpy as np
 from common.errors import UserError
 from common.records import Round, Row, Run, as_run
 from common.results import is_reference
-from common.stats.levels import LevelDiff, MixTest, holm, level_diff, mix_mcnemar, same_mode
+from common.stats.levels import LevelDiff, MixTest, holm, level_diff, mix_mcnemar, ratio_level, same_mode
 from common.stats.modes import GATE_PROCESSES, ModeMix, fast_members, mode_mix
 from harness.gate import DEFAULT_MARGIN
 from harness.gate.regression import (
@@ -53,6 +57,9 @@ CANDIDATE, REFERENCE = "candidate", "reference"
 MIN_PAIRS = 3  # fewer pairs than this: inconclusive (add pairs)
 MIX_THRESHOLD = 0.15  # the practical threshold of a mix change: slow share up by 15 points or more
 LEVEL_STATISTIC = "fast-mode level (median of the fast mode's per-process p50s; pooled t on log values)"
+# arms timed in one process (`bench run --interleave blocks`): both sit in that process's mode, so the ratio of
+# their p50s in each process is the level, and there is no mix between the arms to judge
+BLOCKS_STATISTIC = "in-process ratio (candidate p50 over reference p50 within each shared process; t on log ratios)"
 MIX_STATISTIC = "slow-mode share (McNemar exact on the pairs)"
 CORRECTION = "holm"
 
@@ -83,6 +90,7 @@ class PairedCell:
     # P(an arm's processes all miss the other's faster modes by chance), for the slower of the two fast levels:
     # the share of the faster arm's processes below the slower arm's fast level, q, gives (1 - q)^n
     miss_p: float | None = None
+    interleave: str = "processes"  # "blocks": every pair is one process timing both arms (BLOCKS_STATISTIC)
 
     @property
     def label(self) -> str:
@@ -91,8 +99,10 @@ class PairedCell:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         backend, variant, device, scenario, batch = d.pop("key")
+        blocks = self.interleave == "blocks"
         return {"backend": backend, "variant": variant, "device": device, "scenario": scenario,
-                "batch_size": batch, "level_statistic": LEVEL_STATISTIC, "mix_statistic": MIX_STATISTIC, **d}
+                "batch_size": batch, "level_statistic": BLOCKS_STATISTIC if blocks else LEVEL_STATISTIC,
+                "mix_statistic": "not judged: the arms share each process's mode" if blocks else MIX_STATISTIC, **d}
 
 
 @dataclass
@@ -168,6 +178,12 @@ def _values(row: Row | None) -> tuple[list[float], dict[int, float]]:
     return [float(r.p50_ms) for r in rounds if r.p50_ms is not None], by_pair
 
 
+def _same_process(row: Row | None) -> bool:
+    """Every timed process of the row also timed the other arm (interleave "blocks")."""
+    rounds = _rounds(row) if row is not None else []
+    return bool(rounds) and all(getattr(r, "interleave", None) == "blocks" for r in rounds)
+
+
 def _judge_cell(key: CellKey, c_row: Row | None, r_row: Row | None,
                 alpha: float) -> PairedCell:
     """The cell's tests (before Holm): its p-value, or the reason it cannot be tested."""
@@ -193,6 +209,11 @@ def _judge_cell(key: CellKey, c_row: Row | None, r_row: Row | None,
         return cell
     cell.cand_modes, cell.ref_modes = mode_mix(c_vals), mode_mix(r_vals)
     cell.cand_p50_ms, cell.ref_p50_ms = float(np.median(c_vals)), float(np.median(r_vals))
+    if _same_process(c_row) and _same_process(r_row):
+        cell.interleave = "blocks"
+        cell.level = ratio_level([math.log(c_pairs[p] / r_pairs[p]) for p in common], confidence=1.0 - alpha)
+        cell.p_value = cell.level.p_value if cell.level is not None else 1.0
+        return cell
     pooled = mode_mix([*c_vals, *r_vals])
     if pooled is None:  # not reached: both arms hold >= MIN_PAIRS positive values
         cell.reason = "no positive per-process p50 in either arm"
@@ -241,8 +262,8 @@ def _decide(cell: PairedCell, alpha: float, threshold: float, margin: float, mis
     # arm missing the other's faster modes is itself too unlikely (`miss_p` < miss_alpha): then the whole arm moved (a
     # +30% or 2x slowdown lands on a slower mode's level) and the level is judged. Without that bound a 2x
     # slowdown was inconclusive in 9 of 10 simulated cells.
-    missed = lv is not None and cm is not None and rm is not None and (same_mode(cm, rm) or same_mode(rm, cm)) \
-        and (cell.miss_p is None or cell.miss_p >= miss_alpha)
+    missed = cell.interleave != "blocks" and lv is not None and cm is not None and rm is not None \
+        and (same_mode(cm, rm) or same_mode(rm, cm)) and (cell.miss_p is None or cell.miss_p >= miss_alpha)
     if significant and lv is not None and lv.p_value <= (mx.p_value if mx else 1.0) and \
             abs(lv.ratio - 1.0) > threshold and not missed:
         cell.judged.append("level")
@@ -256,8 +277,10 @@ def _decide(cell: PairedCell, alpha: float, threshold: float, margin: float, mis
         cell.verdict = REGRESSION if slower else IMPROVEMENT
         what = []
         if "level" in cell.judged and lv is not None:
+            n = (f"{lv.n_cand} shared processes" if cell.interleave == "blocks"
+                 else f"{lv.n_cand}/{lv.n_ref} fast-mode processes")
             what.append(f"level {100 * (lv.ratio - 1):+.1f}% [{100 * (lv.low - 1):+.1f}%, {100 * (lv.high - 1):+.1f}%]"
-                        f" ({lv.n_cand}/{lv.n_ref} fast-mode processes)")
+                        f" ({n})")
         if "mix" in cell.judged and mx is not None:
             what.append(f"slow-mode share {100 * mx.share_ref:.0f}% -> {100 * mx.share_cand:.0f}%")
         cell.decided_by = "; ".join(what) + f", {adj}"

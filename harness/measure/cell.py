@@ -33,8 +33,12 @@ from harness.measure.scenarios import (
     LATENCY,
     THROUGHPUT,
     batch_from,
+    latency_call,
     python_threads,
+    throughput_call,
+    throughput_rounds,
     time_latency,
+    time_pair,
     time_throughput,
 )
 from harness.measure.trackers import peak_rss_bytes
@@ -59,6 +63,10 @@ class CellSpec:
     timing: bool = True
     logits_out: str = ""  # where to save the accuracy pass's logits (.npy); "" = don't
     memory_mb: int = 0  # RLIMIT_AS of the cell process, set by the launcher (benchmark.cell_memory_mb); 0 = none
+    # a second artifact timed in the same process, in alternating blocks (`bench run --reference`, interleave
+    # "blocks"); "" = none. Its results go to result["reference"]; `lead` says which arm's block comes first.
+    reference_artifact: str = ""
+    lead: str = "candidate"
 
     @classmethod
     def from_json(cls, text: str) -> CellSpec:
@@ -113,8 +121,9 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
         raise UserError(f"test images are {list(images.shape[1:])} but the model input is {list(want)} "
                         f"(model.in_channels must match the data)")
 
+    extra = cls.interleaved_extra(dict(spec.extra)) if spec.reference_artifact else dict(spec.extra)
     options = BackendOptions(threads=spec.threads, batch_sizes=tuple(int(b) for b in spec.batch_sizes),
-                             scenario=LATENCY, extra=dict(spec.extra))
+                             scenario=LATENCY, extra=extra)
     backend = cls()
     result.update(artifact_identity(artifact, backend.source_file(artifact)))
     steps: list[str] = result["steps"]
@@ -150,6 +159,9 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
             backend.close()
         return
 
+    if spec.reference_artifact:
+        _run_pair(spec, cls, backend, artifact, options, images, result)
+        return
     tp_backend: Any = None  # a second instance compiled for throughput where the backend needs one
     try:
         for scenario, batch_size in spec.scenarios:
@@ -191,6 +203,78 @@ def _run(spec: CellSpec, result: dict[str, Any]) -> None:
     finally:
         if tp_backend is not None:
             tp_backend.close()
+        backend.close()
+
+
+def _run_pair(spec: CellSpec, cls: Any, backend: Any, artifact: Any, options: Any, images: np.ndarray,
+              result: dict[str, Any]) -> None:
+    """The timed scenarios of both arms in this one process: the reference artifact is loaded beside the
+    candidate's and each scenario times the two in alternating blocks (`scenarios.time_pair`). The reference's
+    load, describe and scenario entries go to result["reference"], shaped as a process result of its own."""
+    from backends.artifact import load_artifact
+    from backends.base import BackendOptions
+    from common.errors import UserError
+
+    ref_artifact = load_artifact(spec.reference_artifact)
+    ref_backend = cls()
+    ref: dict[str, Any] = {"status": "ok", "reason": "", "scenarios": [], "steps": [],
+                           **artifact_identity(ref_artifact, ref_backend.source_file(ref_artifact))}
+    result["reference"] = ref
+    backends: dict[str, Any] = {}
+    try:
+        t0 = time.perf_counter()
+        ref_backend.load(ref_artifact, options)
+        t1 = time.perf_counter()
+        ref_backend.infer(np.ascontiguousarray(images[:1]))
+        t2 = time.perf_counter()
+        ref.update(load_ms=(t1 - t0) * 1e3, first_infer_ms=(t2 - t1) * 1e3, cold_start_ms=(t2 - t0) * 1e3,
+                   loaded_bytes=int(ref_backend.loaded_bytes()), describe=_jsonable(ref_backend.describe()))
+        ref["compile_note"] = ref["describe"].get("compile_note") or None
+        ref["steps"] += ["load", "first_infer", "describe"]
+        arms = {"candidate": (backend, artifact, result), "reference": (ref_backend, ref_artifact, ref)}
+        order = ["candidate", "reference"] if spec.lead != "reference" else ["reference", "candidate"]
+        for scenario, batch_size in spec.scenarios:
+            entries = {a: {"scenario": scenario, "batch_size": int(batch_size), "status": "ok", "reason": ""}
+                       for a in order}
+            for a in order:
+                arms[a][2]["scenarios"].append(entries[a])
+            try:
+                if scenario == LATENCY:
+                    calls = tuple(latency_call(arms[a][0], images) for a in order)
+                    time_pair(spec, calls, (entries[order[0]], entries[order[1]]), (1, 1), (1, 1), spec.min_iterations)
+                    for a in order:
+                        entries[a]["describe"] = arms[a][2]["describe"]
+                else:
+                    runners = {}
+                    for a in order:
+                        runners[a] = arms[a][0]
+                        if cls.reload_per_scenario:
+                            if a not in backends:
+                                backends[a] = cls()
+                                backends[a].load(arms[a][1], BackendOptions(
+                                    threads=spec.threads, batch_sizes=options.batch_sizes, scenario=THROUGHPUT,
+                                    extra=dict(options.extra)))
+                                arms[a][2]["throughput_describe"] = _jsonable(backends[a].describe())
+                                arms[a][2]["steps"].append("throughput_load")
+                            runners[a] = backends[a]
+                    made = [throughput_call(runners[a], images, int(batch_size)) for a in order]
+                    rounds = max(throughput_rounds(spec, m[2]) for m in made)
+                    time_pair(spec, (made[0][0], made[1][0]), (entries[order[0]], entries[order[1]]),
+                              (made[0][2], made[1][2]), (made[0][1], made[1][1]), rounds)
+                    for a in order:
+                        entries[a]["describe"] = arms[a][2].get("throughput_describe", arms[a][2]["describe"])
+                for a in order:
+                    arms[a][2]["steps"].append(f"{scenario}:{int(batch_size)}")
+            except UserError as e:
+                for a in order:
+                    entries[a].update(status="error", reason=str(e))
+            except Exception as e:
+                for a in order:
+                    entries[a].update(status="error", reason=f"{type(e).__name__}: {first_line(e)}")
+    finally:
+        for b in backends.values():
+            b.close()
+        ref_backend.close()
         backend.close()
 
 

@@ -100,6 +100,66 @@ def timed_loop(fn: Callable[[], Any], min_duration_s: float, min_iterations: int
     return Timing([s / 1e6 for s in samples], wall, capped)
 
 
+BLOCK_CALLS = 40  # calls per block when two models share a process: ~10-20 ms of a sub-ms model
+BLOCK_DROP = 5  # the first calls of a block re-warm the caches after the other model's block: not kept
+
+
+def interleaved_warmup(fns: tuple[Callable[[], Any], Callable[[], Any]], seconds: float,
+                       block: int = BLOCK_CALLS) -> tuple[int, int]:
+    """Warm two models up in alternating blocks until `seconds` have passed (at least one block each)."""
+    counts = [0, 0]
+    end = time.perf_counter() + seconds
+    k = 0
+    while True:
+        i = k % 2
+        for _ in range(block):
+            fns[i]()
+        counts[i] += block
+        k += 1
+        if k >= 2 and time.perf_counter() >= end:
+            return counts[0], counts[1]
+
+
+def interleaved_loops(fns: tuple[Callable[[], Any], Callable[[], Any]], min_duration_s: float, min_iterations: int,
+                      max_duration_s: float | None = None, block: int = BLOCK_CALLS,
+                      drop: int = BLOCK_DROP) -> tuple[Timing, Timing]:
+    """Time two models in one process in alternating blocks (fns[0] first), until each has met `min_duration_s`
+    of kept calls and `min_iterations` kept samples.
+
+    Why: on shared VMs one file's per-process latency lands in modes up to 2x apart (which mode is set when the
+    process starts), so two models timed in two processes differ by their modes as much as by their cost; in one
+    process both sit in the same mode, and the per-process ratio of their medians varied 1-2% where the medians
+    varied 2x (docs/measuring.md). Blocks, not single alternating calls, so each model runs with warm caches as it
+    does alone; the first `drop` calls of each block, which re-warm them, are not kept. Each Timing's duration is
+    the sum of its own kept calls' block time, not the wall time of both."""
+    clock = time.perf_counter_ns
+    samples: tuple[list[int], list[int]] = ([], [])
+    spent = [0, 0]
+    start = clock()
+    need_ns = int(min_duration_s * 1e9)
+    hard = start + int(max_duration_s * 1e9) if max_duration_s else None
+    capped = False
+    k = 0
+    while True:
+        i = k % 2
+        fn, out = fns[i], samples[i]
+        b0 = clock()
+        for j in range(block):
+            t0 = clock()
+            fn()
+            t1 = clock()
+            if j >= drop:
+                out.append(t1 - t0)
+        spent[i] += clock() - b0
+        k += 1
+        if i == 1 and all(len(samples[a]) >= min_iterations and spent[a] >= need_ns for a in (0, 1)):
+            break
+        if hard is not None and clock() >= hard:
+            capped = any(len(x) < min_iterations for x in samples)
+            break
+    return tuple(Timing([s / 1e6 for s in samples[a]], spent[a] / 1e9, capped) for a in (0, 1))  # type: ignore[return-value]
+
+
 class NullBackend:
     """Stands in for a backend whose `infer` costs nothing: the harness's own overhead is what remains."""
 

@@ -183,7 +183,7 @@ UNSTABLE = "robust CoV"  # the prefix of loop.verdict's reason for samples that 
 def _process_round(p: dict[str, Any], min_duration_s: float, max_cov: float, latency: bool) -> dict[str, Any]:
     entry = p["entry"]
     # runs with a reference arm: the launcher's pairing of this process with the other arm's (absent otherwise)
-    paired: dict[str, Any] = {k: p[k] for k in ("pair", "position") if k in p}
+    paired: dict[str, Any] = {k: p[k] for k in ("pair", "position", "interleave") if k in p}
     samples = [float(s) for s in entry.get("samples_ms", [])]
     stats = Stats.from_samples(samples) if samples else None
     timing = Timing(samples, float(entry.get("duration_s", 0.0)), bool(entry.get("capped", False)))

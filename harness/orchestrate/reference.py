@@ -25,6 +25,7 @@ from harness.measure.settings import CellSettings
 from harness.orchestrate.kept_artifacts import kept_dir, read_index
 
 KINDS = ("dir", "accepted", "settings")
+INTERLEAVE = ("blocks", "processes")
 # Settings a reference arm may change: what one process does, never what makes the arms' rows pairs (rounds,
 # batch sizes, durations, the variants and backends of the grid).
 SETTABLE = ("benchmark.threads", "benchmark.cpus", "benchmark.warmup_s", "benchmark.cell_memory_mb", "backends.")
@@ -42,6 +43,10 @@ class ReferenceArm:
     cell: CellSettings  # how one reference process measures (the candidate's settings plus the overrides)
     threads: int  # benchmark.threads of the reference arm (OMP/MKL threads of its processes)
     artifacts: dict[tuple[str, str], Path] = field(default_factory=dict)  # (backend, variant) -> directory
+    # "blocks": both arms in one process, timed in alternating blocks (the default for other files: the arms then
+    # share the process's latency mode); "processes": each arm in its own process, back to back in ABBA order
+    # (needed when the arms' settings differ per process, --reference-set)
+    interleave: str = "processes"
 
     def artifact(self, backend: str, variant: str, candidate: Path) -> Path:
         """The reference files of a cell (the candidate's own files for a settings-only reference)."""
@@ -49,7 +54,7 @@ class ReferenceArm:
 
     def record(self) -> dict[str, Any]:
         """`results["reference"]`: kind, path and settings, as `bench compare --paired` reads them."""
-        return {"kind": self.kind, "path": self.path, "settings": self.settings}
+        return {"kind": self.kind, "path": self.path, "settings": self.settings, "interleave": self.interleave}
 
 
 def parse_reference_sets(items: Iterable[str]) -> dict[str, Any]:

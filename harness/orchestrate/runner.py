@@ -157,6 +157,9 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             rng.shuffle(order)
             orders.append([f"{bk}/{v}" for bk, v in order])
             for i, (backend, variant) in enumerate(order, 1):
+                if reference is not None and reference.interleave == "blocks":
+                    pair_in_one_process(rnd, backend, variant, f"[{label}, {i}/{len(order)}]")
+                    continue
                 for position, arm in enumerate(arm_order(arms, rnd)):
                     if not arm_ok(arm, (backend, variant)):
                         continue
@@ -172,6 +175,23 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                                                            "pair": rnd, "position": position, "arm": arm})
                     who = f" [{arm}]" if reference is not None else ""
                     say(f"[{label}, {i}/{len(order)}] {backend} {variant}{who}: {process_line(result)}")
+
+        def pair_in_one_process(rnd: int, backend: str, variant: str, where: str) -> None:
+            """Both arms of a cell in one process, the reference's blocks first in odd rounds (ABBA)."""
+            assert reference is not None
+            lead = arm_order(arms, rnd)[0]
+            art = artifacts[variant]
+            stem = f"{backend}__{variant}__pair" + (f"__r{rnd}" if rnd else "")
+            spec = timed_spec(cell_spec(per_process, backend, art, images_path, labels_path, work / "-"))
+            spec.reference_artifact, spec.lead = str(reference.artifact(backend, variant, art)), lead
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            result = run_cell_subprocess(spec, work / stem, b.cell_timeout_s, log_dir / f"{stem}.log", b.threads,
+                                         per_process.cpus)
+            for arm, res in split_pair(result).items():
+                procs[arm][(backend, variant)].append({"round": rnd, "started": started, "result": res, "pair": rnd,
+                                                       "position": int(arm != lead), "arm": arm,
+                                                       "interleave": "blocks"})
+                say(f"{where} {backend} {variant} [{arm}, same process]: {process_line(res)}")
 
         for rnd in range(n_rounds):
             one_round(rnd, runnable, f"round {rnd + 1}/{n_rounds}")
@@ -240,6 +260,32 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+# what a process result holds for the process as a whole, not for one model: both arms of a shared process get it
+_PROCESS_KEYS = ("pid", "peak_rss_bytes", "versions", "cell_wall_s", "exit_code", "cpus_allowed", "log")
+
+
+def split_pair(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A shared process's result as two process results, one per arm, shaped as if each arm had had its own
+    process; each arm's wall time leaves out the other arm's warm-up and timed seconds, so the fixed cost it
+    reports (wall minus its own timing) is the process's. A process that failed before the reference was loaded
+    fails both arms alike."""
+    ref = result.get("reference")
+    cand = {k: v for k, v in result.items() if k != "reference"}
+    if not isinstance(ref, dict):
+        return {CANDIDATE: cand, REFERENCE: dict(cand)}
+    ref = {**{k: result[k] for k in _PROCESS_KEYS if k in result}, **ref}
+    if result.get("status") != "ok":
+        ref.update(status=result.get("status"), reason=result.get("reason"))
+
+    def timed(r: dict[str, Any]) -> float:
+        return sum(float(e.get("duration_s", 0.0)) + float(e.get("warmup_s", 0.0)) for e in r.get("scenarios", []))
+
+    wall = result.get("cell_wall_s")
+    if isinstance(wall, int | float):
+        cand["cell_wall_s"], ref["cell_wall_s"] = wall - timed(ref), wall - timed(cand)
+    return {CANDIDATE: cand, REFERENCE: ref}
 
 
 def _machine_peak(cfg: Config, say: Progress, gpu: bool = False) -> dict[str, Any]:

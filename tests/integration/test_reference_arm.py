@@ -20,6 +20,7 @@ from common.config import load_config
 from common.errors import UserError
 from common.results import ARM_ROW_FIELDS, ROW_FIELDS
 from fer.data import FerData
+from harness.gate.paired import BLOCKS_STATISTIC, LEVEL_STATISTIC
 from harness.history.store import ResultsStore
 from harness.measure.settings import cell_settings
 from harness.orchestrate.reference import ReferenceArm
@@ -41,8 +42,8 @@ def _cfg(variants: list[str], **over: str) -> Any:
 
 
 def _arm(cfg: Any, kind: str, artifacts: dict[tuple[str, str], Path], settings: dict[str, Any] | None = None,
-         path: str | None = None) -> ReferenceArm:
-    return ReferenceArm(kind, path, settings, cell_settings(cfg), int(cfg.benchmark.threads), artifacts)
+         path: str | None = None, interleave: str = "processes") -> ReferenceArm:
+    return ReferenceArm(kind, path, settings, cell_settings(cfg), int(cfg.benchmark.threads), artifacts, interleave)
 
 
 def _by_arm(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -79,6 +80,45 @@ def dir_run(arts: dict[str, Path], tiny_data: FerData) -> dict[str, Any]:
     return {"results": results, "messages": messages, "shown": shown}
 
 
+BLOCKS_LINE = re.compile(r"\[round (\d+)/\d+, \d+/\d+\] onnxruntime \S+ \[(candidate|reference), same process\]")
+
+
+def test_blocks_time_both_files_in_one_process_per_round(arts: dict[str, Path], tiny_data: FerData) -> None:
+    """--interleave blocks: one process per round holds both arms (one pid, one log per round), each arm's rows
+    time its own file (the sha256 of the file each loaded), every process entry says `interleave: blocks`, and
+    the arm whose blocks led alternates (ABBA over rounds)."""
+    cfg = _cfg(["dense-fp32"])
+    ref = _arm(cfg, "dir", {("onnxruntime", "dense-fp32"): arts["reference"]}, path=str(arts["reference"]),
+               interleave="blocks")
+    messages: list[str] = []
+    results = run_grid(cfg, {"dense-fp32": arts["candidate"]}, tiny_data, progress=messages.append, reference=ref)
+    assert results["reference"]["interleave"] == "blocks"
+    launched = [(int(m.group(1)), m.group(2)) for m in (BLOCKS_LINE.search(x) for x in messages) if m]
+    assert launched == [(1, "candidate"), (1, "reference"), (2, "candidate"), (2, "reference")]
+    rows = _by_arm(results)
+    cand, other = rows["candidate"], rows["reference"]
+    assert cand["status"] == other["status"] == "ok", (cand["reason"], other["reason"])
+    for name, row in (("candidate", cand), ("reference", other)):
+        manifest = json.loads((arts[name] / "manifest.json").read_text())
+        assert row["artifact_sha256"] == manifest["files"]["model.onnx"]["sha256"]
+        assert [(e["pair"], e["interleave"]) for e in row["rounds"]] == [(0, "blocks"), (1, "blocks")]
+        assert all(e["n"] >= 20 for e in row["rounds"])
+    assert cand["artifact_sha256"] != other["artifact_sha256"]
+    # the candidate's blocks led in round 0, the reference's in round 1
+    assert [e["position"] for e in cand["rounds"]] == [0, 1]
+    assert [e["position"] for e in other["rounds"]] == [1, 0]
+    # ONNX Runtime's two sessions in one process run without spinning workers (recorded where it is)
+    assert cand["describe"]["spinning"] is False and other["describe"]["spinning"] is False
+
+
+def test_blocks_cannot_take_settings_and_need_a_reference(arts: dict[str, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["run", "--artifact", str(arts["candidate"]), "--backend", "onnxruntime", "--no-report", *_sets(tmp_path)]
+    _refused(*_run([*base, "--reference-set", "benchmark.threads=2", "--interleave", "blocks"], capsys)[::2],
+             "--interleave blocks", "benchmark.threads", "--interleave processes")
+    _refused(*_run([*base, "--interleave", "processes"], capsys)[::2], "--interleave", "--reference")
+
+
 def test_abba_order_of_the_processes() -> None:
     assert arm_order(["candidate", "reference"], 0) == ["candidate", "reference"]
     assert arm_order(["candidate", "reference"], 1) == ["reference", "candidate"]
@@ -100,7 +140,8 @@ def test_pairs_run_back_to_back_candidate_first_in_even_rounds(dir_run: dict[str
 
 def test_reference_rows_measure_the_reference_files(dir_run: dict[str, Any], arts: dict[str, Path]) -> None:
     results = dir_run["results"]
-    assert results["reference"] == {"kind": "dir", "path": str(arts["reference"]), "settings": None}
+    assert results["reference"] == {"kind": "dir", "path": str(arts["reference"]), "settings": None,
+                                    "interleave": "processes"}
     assert [r["arm"] for r in results["results"]] == ["candidate"] * 2 + ["reference"] * 2  # latency, throughput
     cand, ref = _by_arm(results)["candidate"], _by_arm(results)["reference"]
     assert set(ref) == set(ROW_FIELDS) | set(ARM_ROW_FIELDS)
@@ -303,8 +344,9 @@ def test_accepted_without_kept_files_names_how_to_accept(arts: dict[str, Path], 
              "bench accept RUN")
 
 
+@pytest.mark.parametrize("interleave", ["blocks", "processes"])
 def test_a_slowdown_built_as_a_file_is_a_paired_regression_and_the_same_file_is_not(
-        arts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        interleave: str, arts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The gate end to end on real work, not scaled numbers: the same graph plus input-dependent MatMuls
     (compression.slowdown, several times the tiny model's own work) measured beside the original in one paired run
     is a regression judged on the level; the original beside itself is not a regression."""
@@ -320,11 +362,14 @@ def test_a_slowdown_built_as_a_file_is_a_paired_regression_and_the_same_file_is_
     rounds = ["--set", "benchmark.rounds=8", "--max-extra-rounds", "12"]
     for cand, expect in ((tmp_path / "slow", 1), (arts["candidate"], (0, 3))):
         code, _, err = _run(["run", "--artifact", str(cand), "--backend", "onnxruntime", "--reference",
-                             str(arts["candidate"]), "--no-report", *_sets(tmp_path), *rounds], capsys)
+                             str(arts["candidate"]), "--interleave", interleave, "--no-report", *_sets(tmp_path),
+                             *rounds], capsys)
         assert code == 0, err[-2000:]
         code, out, err = _run(["compare", "--paired", "latest", "--store", url, "--json"], capsys)
         doc = json.loads(out)
         cells = [c for c in doc["cells"] if c["scenario"] == "latency"]
+        statistic = {c["level_statistic"] for c in cells}
+        assert statistic == {BLOCKS_STATISTIC if interleave == "blocks" else LEVEL_STATISTIC}
         if expect == 1:
             assert code == 1, (out[-2000:], err[-2000:])
             assert any(c["verdict"] == "regression" and "level" in c["judged"] for c in cells), cells
