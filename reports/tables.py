@@ -480,17 +480,32 @@ def paired_table(run: RunLike) -> Table | None:
         cf, rf = (x.modes.fast_ms if x.modes else None for x in (c, r))
         ratio = (cf / rf) if cf and rf else None
         body.append([cell_name(c), c.scenario, str(c.batch_size), fnum(cp), fnum(rp), fnum(cf), fnum(rf),
-                     "—" if ratio is None else f"{ratio:.3f}",
+                     "—" if ratio is None else f"{ratio:.3f}", _in_process_ratio(c, r),
                      "/".join(fpct(x.modes.slow_share, 0) if x.modes else "—" for x in (c, r)),
                      str(len(c.rounds or []))])
     ref = run.reference
     what = (f"{ref.kind}: {ref.path or ''} {ref.settings or ''}".strip() if ref is not None else "reference arm")
-    notes = [f"Reference arm ({what}) measured beside the candidate in every round, pair by pair in ABBA order. "
-             "Fast-mode level: the median of the processes in the fastest mode; slow share: processes outside it. "
-             "`bench compare --paired RUN` judges these (level and mix, Holm across cells)."]
+    how = ("both files in one process per round, timed in alternating blocks: the in-process ratio is the level "
+           "`bench compare --paired RUN` judges" if ref is not None and ref.interleave == "blocks" else
+           "pair by pair in separate processes, ABBA order: `bench compare --paired RUN` judges the fast-mode "
+           "levels and the slow shares (level and mix)")
+    notes = [f"Reference arm ({what}) measured beside the candidate in every round, {how}, Holm across cells. "
+             "Fast-mode level: the median of the processes in the fastest mode; slow share: processes outside it; "
+             "in-process ratio: the median over shared processes of candidate p50 / reference p50."]
     return Table("Candidate against its reference arm (paired, within this run)",
                  ["cell", "scenario", "batch", "p50 cand ms", "p50 ref ms", "fast cand ms", "fast ref ms",
-                  "fast ratio", "slow share cand/ref", "pairs"], body, notes, "paired")
+                  "fast ratio", "in-process ratio", "slow share cand/ref", "pairs"], body, notes, "paired")
+
+
+def _in_process_ratio(c: Row, r: Row) -> str:
+    """The median of candidate/reference p50 over the processes that timed both arms ("—" for separate ones)."""
+    ref_p50 = {x.pair: x.p50_ms for x in r.rounds or [] if x.interleave == "blocks" and x.p50_ms}
+    ratios = sorted(x.p50_ms / ref_p50[x.pair] for x in c.rounds or []
+                    if x.interleave == "blocks" and x.p50_ms and ref_p50.get(x.pair))
+    if not ratios:
+        return "—"
+    k = len(ratios)
+    return f"{(ratios[(k - 1) // 2] + ratios[k // 2]) / 2:.3f}"
 
 
 def all_tables(run: RunLike) -> list[Table]:
