@@ -45,11 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (kind, cell, statistic) -> log ratios
     verdicts: dict[tuple[str, str], list[str]] = defaultdict(list)  # (kind, cell) -> verdict letters
     whole: dict[str, list[str]] = defaultdict(list)  # kind -> the night's exit (0, 1, 3)
+    load: dict[str, list[str]] = defaultdict(list)  # kind -> the night's median 1-minute load average
     spread: dict[str, list[float]] = defaultdict(list)  # cell -> max/min of per-process p50s, per arm and night
     for kind, run_id in nights:
         run = store.load_run_typed(run_id)
         judged = judge_paired(run)
         whole[kind].append(str(judged.exit_code()))
+        loads = [x.loadavg_1m for r in run.results for x in r.rounds or [] if x.loadavg_1m is not None]
+        load[kind].append(f"{st.median(loads):.1f}" if loads else "?")
         for cell in judged.cells:
             verdicts[(kind, cell.label)].append(cell.verdict[0].upper())
         for key, (c_row, r_row) in paired_rows(run).items():
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = sorted({c for _, c in verdicts})
     print(f"nights: {', '.join(f'{k} {len(whole[k])}' for k in kinds)}; exit per night: "
           + "; ".join(f"{k}: {' '.join(whole[k])}" for k in kinds))
+    print("median load average per night: " + "; ".join(f"{k}: {' '.join(load[k])}" for k in kinds))
     print("\n| cell | per-process p50 max/min (median over arms x nights) | "
           + " | ".join(f"{k} verdicts" for k in kinds) + " |")
     print("|---|---|" + "---|" * len(kinds))
