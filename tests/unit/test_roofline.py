@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -254,18 +255,9 @@ def test_a_gpu_kernel_rate_is_its_work_over_the_total_time_of_its_calls() -> Non
         def elapsed_time(self, end: object) -> float:
             return next(blocks_ms)
 
-    class Cuda:
-        Event = Event
-
-        @staticmethod
-        def synchronize() -> None:
-            pass
-
-    class Torch:
-        cuda = Cuda
-
+    torch = SimpleNamespace(cuda=SimpleNamespace(Event=Event, synchronize=lambda: None))
     # 100 ms over 5 blocks of 10 calls: 2 ms a call (the best block would say 1 ms)
-    assert peaks_gpu._cuda_seconds(Torch, lambda: None, reps=5, inner=10) == pytest.approx(0.002)
+    assert peaks_gpu._cuda_seconds(torch, lambda: None, reps=5, inner=10) == pytest.approx(0.002)
 
 
 def test_the_machine_roofs_line_states_the_statistic() -> None:
