@@ -232,7 +232,8 @@ class Row(Record):
     roofline: Roofline | None = _f("the roofs this row was held against")
     runtime_timing: RuntimeTiming | None = _f("the runtime's own time per request beside end to end, ms")
     unstable_rounds: int | None = _f("processes whose samples varied more than benchmark.max_cov")
-    roof_measured_low: bool | None = _f("the row stayed above its roof after re-measuring the roofs")
+    roof_measured_low: bool | None = _f("the row ran above its attainable roof: the roofs, measured once before "
+                                       "the cells, read low")
     # added in result schema 2
     artifact_sha256: str | None = _f("sha256 of the model file the backend loaded, hex")
     artifact_file: str | None = _f('name of that file in the artifact directory, e.g. "model.onnx"')
@@ -292,6 +293,9 @@ class MachinePeaks(Record):
     threads: int | None = _f("threads the roofs were measured with")
     other_cpu_fraction: float | None = _f("share of the CPUs other processes used while measuring, 0-1")
     error: str | None = _f("why the roofs were not measured")
+    statistic: str | None = _f("how the roofs were reduced over processes, in words (the rows' statistic)")
+    processes: list[dict[str, Any]] | None = _f("each roof process's own roofs, before the median")
+    process_errors: list[str] | None = _f("why a roof process failed (the median is over the others)")
     gpu: dict[str, Any] | None = _f("the GPU's roofs: {device, fp32, tf32, fp16, bf16, int8 (GMAC/s), "
                                     "bandwidth_gb_per_s: {dram}, error}")
 

@@ -62,7 +62,7 @@ ROW_FIELDS = (
     "p50_ci_level", "p99_ci_level", "correct_bits",
     # a roofline per device (intensity, attainable, fraction <= 1), the runtime's own time per request
     "arithmetic_intensity", "attainable_gmac_per_s", "fraction_of_attainable", "roofline", "runtime_timing",
-    # processes above benchmark.max_cov (most of them: INVALID); a row above its roof after re-measures
+    # processes above benchmark.max_cov (most of them: INVALID); a row above its roof (measured once, read low)
     "unstable_rounds", "roof_measured_low",
     # result schema 2: the loaded file's hash, the model's name, the arm of an interleaved comparison and its
     # settings, the mode mix of the per-process p50s, the compiler's note

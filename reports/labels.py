@@ -67,7 +67,8 @@ def roof_fraction(row: Row | None) -> float | None:
 
 def peak_cell(group: Sequence[RowLike]) -> str:
     """Fraction of the attainable roof at batch 1 and at the largest batch of one cell's ok rows (throughput
-    scenario); results written before rooflines existed show their fraction of the compute peak."""
+    scenario), "(roof measured low)" after it when any ok row of the cell ran above its roof; results written
+    before rooflines existed show their fraction of the compute peak."""
     rows = [as_row(r) for r in group]
     ok = [r for r in rows if r.status == "ok" and r.scenario == "throughput"] or [r for r in rows if r.status == "ok"]
     if not ok:
@@ -75,8 +76,14 @@ def peak_cell(group: Sequence[RowLike]) -> str:
     b1 = next((r for r in ok if r.batch_size == 1), None) or \
         next((r for r in rows if r.status == "ok" and r.batch_size == 1), None)
     big = max(ok, key=lambda r: r.batch_size or 1)
-    low = " (roof measured low)" if any(r.roof_measured_low for r in ok) else ""
-    return f"{_pct(roof_fraction(b1))}/{_pct(roof_fraction(big))}{low}"
+    return f"{_pct(roof_fraction(b1))}/{_pct(roof_fraction(big))}{' (roof measured low)' if roof_low(rows) else ''}"
+
+
+def roof_low(rows: Sequence[Row]) -> bool:
+    """Did any ok row of the cell (any scenario, any batch, shown or not) run above its attainable roof? Marked
+    `roof_measured_low` by the harness; rows written before the mark: their fraction above 1 says the same."""
+    return any(r.roof_measured_low or ((f := r.fraction_of_attainable) is not None and f > 1.0)
+               for r in rows if r.status == "ok")
 
 
 PEAK_PRECISIONS = ("fp32", "bf16", "int8")
@@ -89,6 +96,10 @@ def peak_text(peaks: MachinePeaks | dict[str, Any] | None) -> str:
     if not nums:
         return ""
     text = f"{', '.join(nums)} GMAC/s at {p.threads if p.threads is not None else '?'} threads"
+    procs = (p.model_extra or {}).get("processes")  # not declared in MachinePeaks; runs before it lack it
+    if isinstance(procs, list) and procs:
+        n = len(procs)
+        text += f" (median of {n} processes, as rows are)"
     bw = p.bandwidth_gb_per_s or {}
     if isinstance(bw.get("dram"), int | float):
         text += f"; memory {bw['dram']:.1f} GB/s (DRAM)"

@@ -30,7 +30,7 @@ def report_title(run: Run) -> str:
     fp = run.fingerprint.model_dump() if run.fingerprint is not None else None
     where = hardware_summary(fp)
     if run.machines:
-        where = f"{len(run.machines)} machines (cluster run; per-node hardware in the fingerprint table)"
+        where = f"{len(run.machines)} machines (cluster run; each machine's hardware and int8 path in the Run table)"
     return f"Benchmark report — {', '.join(models)} on {where} — run {run.run_id}"
 
 

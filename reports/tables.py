@@ -16,7 +16,7 @@ from typing import Any
 from common.records import Row, Run, as_row, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary, is_reference, read_layers_csv
 from common.stats.accuracy import accuracy_ci
-from reports.int8_path import int8_path_text
+from reports.int8_path import int8_path_text, int8_paths_by_machine
 
 RowLike = Row | dict[str, Any]  # the helpers the run summary also calls take its dict rows
 RunLike = Run | dict[str, Any]  # a dict run (a test's, a script's) is taken through `as_run`; a Run passes as is
@@ -170,18 +170,26 @@ def _flatten(prefix: str, v: Any, out: list[tuple[str, str]]) -> None:
 
 
 def summary_table(run: RunLike) -> Table:
-    """Run id, time, data set (synthetic marked), hardware, harness overhead, cell counts."""
+    """Run id, time, data set (synthetic marked), hardware and int8 path (each machine's, for a cluster run),
+    harness overhead, cell counts."""
     run = as_run(run)
     results = run.results
     ok = [r for r in results if r.status == "ok"]
     fp = run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint is not None else None
+    machines = int8_paths_by_machine(run)
+    where = [["hardware", hardware_summary(fp)], ["int8 path", int8_path_text(run)]]
+    if machines:  # a cluster run: each machine's own, from its fingerprint and its rows; the driver timed nothing
+        where = [["driver (timed no cell)", hardware_summary(fp)]]
+        for m in machines:
+            where += [[f"hardware, machine {m.machine_id}", m.hardware_line()],
+                      [f"int8 path, machine {m.machine_id}", m.path]]
     rows = [
         ["run id", run.run_id],
         ["created", run.created],
         ["data set", dataset_label(run)],
-        ["hardware", hardware_summary(fp)],
-        ["int8 path", int8_path_text(run)],
-        ["fingerprint id", str(run.fingerprint.id if run.fingerprint is not None else None)],
+        *where,
+        ["driver fingerprint id" if machines else "fingerprint id",
+         str(run.fingerprint.id if run.fingerprint is not None else None)],
         ["config hash", str(run.config_hash)],
         ["harness overhead per iteration", f"{fnum(run.harness_overhead_us)} µs"],
         ["cells", f"{len(results)} ({len(ok)} ok, {sum(1 for r in ok if r.valid is False)} INVALID, "

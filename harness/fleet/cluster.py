@@ -26,8 +26,11 @@ different conditions).
   per cell with the process-group kill on timeout. Two nodes on one host (as in the tests) take turns through a
   host-wide `flock` (`BENCH_HOST_LOCK`), so no two cells are timed at once on one host.
 * Each node measures its own identity (fingerprint, machine id), the harness's overhead and, with
-  `benchmark.roofline`, its own roofs (the rows of that node get `fraction_of_peak` and, with each variant's
-  intensity, `fraction_of_attainable` from them); only the driver writes to the store.
+  `benchmark.roofline`, its own roofs, before any cell and the same way as locally (`measure_peaks`: the median
+  of a fixed number of processes, the GPU's too on a node with one); the rows of that node get
+  `fraction_of_peak` and, with each variant's intensity, `fraction_of_attainable` from them, and a row above its
+  node's roof is marked `roof_measured_low` (the roofs are never measured again to fit the rows). Only the
+  driver writes to the store.
 * A node that dies or leaves costs its cells: a lost task is a row with status error and Ray's reason, and the
   node's cells not yet run are recorded as lost with that reason. The run goes on.
 
@@ -60,6 +63,7 @@ import numpy as np
 
 from common.config import Config
 from common.errors import UserError
+from common.records import as_row
 from common.results import SCHEMA_VERSION, new_run_id
 from fer.data import FerData
 
@@ -207,8 +211,8 @@ def node_cell(spec: dict[str, Any], artifact: tuple[str, list[Any]], data: tuple
 
 
 def node_identity(threads: int, roofline: bool) -> dict[str, Any]:
-    """The node's identity, the harness's own overhead per iteration and (with `roofline`) its peak GMAC/s per
-    precision, measured there while holding the host's benchmark lock (both are timings)."""
+    """The node's identity, the harness's own overhead per iteration and (with `roofline`) its roofs, measured
+    there before any cell while holding the host's benchmark lock (both are timings)."""
     from harness.measure.loop import harness_overhead_us
 
     with host_lock():
@@ -217,16 +221,16 @@ def node_identity(threads: int, roofline: bool) -> dict[str, Any]:
     return {**node_info(), "harness_overhead_us": overhead, "machine_peak_gmac_per_s": peaks}
 
 
-def node_peaks(threads: int, gpu: bool = False) -> dict[str, Any]:
-    """This machine's peaks through the measure room's public entry (`measure_peaks(threads, gpu)`; `gpu`: the
-    GPU's too, under "gpu"); the one place a cluster node touches the roofline, so a change of that module is a
-    change here only."""
+def node_peaks(threads: int) -> dict[str, Any]:
+    """This machine's roofs through the measure room's public entry (`measure_peaks(threads)`: the CPU's, and the
+    GPU's under "gpu" where the node has one); the one place a cluster node measures the roofline, so a change of
+    that module is a change here only."""
     try:
         from harness.measure.roofline import measure_peaks
     except ImportError as e:
         return {"error": f"no roofline here: {e}"}
     with host_lock():  # a timing: nodes of one host take turns
-        return dict(measure_peaks(threads, gpu=gpu))
+        return dict(measure_peaks(threads))
 
 
 # ---- on the driver ---------------------------------------------------------------------------------------
@@ -401,7 +405,7 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
         _attach(rows_out, agreement, unchecked, cfg)
         traffic = variant_traffic({v: Path(artifacts[v]) for v in variants})  # each variant's intensity, once
         for m in machines.values():  # each node's own roofline, as locally
-            _settle_node_roofs(ray, m, rows_out, traffic, b.threads, say)
+            _node_roofline(m, rows_out, traffic)
     finally:
         ray.shutdown()
     by_machine = {m.pop("machine_id"): m for m in machines.values()}
@@ -428,12 +432,15 @@ def run_grid_cluster(cfg: Config, artifacts: dict[str, Path], data: FerData, add
 
 def _identify(ray: Any, nodes: dict[str, str], threads: int, roofline: bool, say: Progress) -> dict[str, Any]:
     """{node id: identity} measured on each node (machine id, fingerprint, overhead, peaks); one line per node."""
+    from harness.measure.roofline import ROOF_PROCESSES
+
     remote_info = _remote(ray, node_identity)
     refs = {nid: _pinned(remote_info, nid, t).remote(threads, roofline) for nid, t in nodes.items()}
     out: dict[str, Any] = {}
+    wait_s = 120 + 120 * ROOF_PROCESSES * len(nodes) * roofline  # nodes of one host take turns
     for nid, ref in refs.items():
         try:
-            info = ray.get(ref, timeout=120 + 120 * len(nodes) * roofline)  # nodes of one host take turns
+            info = ray.get(ref, timeout=wait_s)
         except Exception as e:
             raise UserError(f"node {nid[:12]} of target {nodes[nid]} did not answer ({type(e).__name__}): "
                             "check `ray status` and its log") from None
@@ -546,7 +553,7 @@ def _cell_rows(per_process: Any, q: NodeQueue, cell: Cell, artifacts: dict[str, 
         r["accuracy_process"] = acc_process
         if elsewhere:
             r["valid"] = False
-            r["invalid_reasons"] = [*r.get("invalid_reasons", []),
+            r["invalid_reasons"] = [*(as_row(r).invalid_reasons or []),
                                     f"processes ran on other machines too ({', '.join(elsewhere)})"]
     entry: dict[str, Any] | str = "no test-split logits came back from the node"
     logits: np.ndarray | None = None
@@ -585,37 +592,22 @@ def _attach(rows: list[dict[str, Any]], agreement: list[dict[str, Any]], uncheck
     b = cfg.benchmark
     attach_agreement(rows, agreement, {}, b.min_agreement_int8, b.min_agreement_fp32)
     for r in rows:
-        why = unchecked.get((str(r.get("machine_id")), str(r.get("backend")), str(r.get("variant"))))
-        if why and r.get("agrees") is None and r.get("status") == "ok":
+        t = as_row(r)
+        why = unchecked.get((str(t.machine_id), t.backend, t.variant))
+        if why and t.agrees is None and t.status == "ok":
             r["agreement_reason"] = f"unverified: {why}"
 
 
-def _settle_node_roofs(ray: Any, m: dict[str, Any], rows: list[dict[str, Any]], traffic: dict[str, Any],
-                       threads: int, say: Progress) -> None:
-    """As locally (`settle_roofs`), on the node's own rows with the node's own roofs: a node whose rows ran on a
-    GPU measures the GPU's roofs there (never the CPU's for a CUDA row), and a node with a row above its roof
-    measures its roofs again (up to twice, the higher of each kept; still above: `roof_measured_low`)."""
-    from harness.measure.roofline import attach_roofline, is_gpu_row, settle_roofs
+def _node_roofline(m: dict[str, Any], rows: list[dict[str, Any]], traffic: dict[str, Any]) -> None:
+    """As locally (`attach_roofline`): the node's own rows held to the roofs the node measured before its cells
+    (a CUDA row to its GPU's, never the CPU's); a row above them is marked `roof_measured_low`, and the roofs
+    stay as measured."""
+    from harness.measure.roofline import attach_roofline
 
     peaks = m.get("machine_peak_gmac_per_s") or {}
     if not peaks:  # benchmark.roofline off
         return
-    mine = [r for r in rows if r.get("node_id") == m["node_id"]]
-    gpu = any(is_gpu_row(r) for r in mine if r.get("status") == "ok")
-    task = _pinned(_remote(ray, node_peaks), m["node_id"], m["target"])
-
-    def measure() -> dict[str, Any]:
-        try:
-            return dict(ray.get(task.remote(threads, gpu), timeout=600))
-        except Exception as e:  # the node left or timed out: keep the roofs it had
-            say(f"machine {m['machine_id']}: its roofs could not be measured again ({type(e).__name__})")
-            return {}
-
-    if gpu and "gpu" not in peaks:
-        peaks = {**peaks, "gpu": measure().get("gpu") or {"error": "the node did not measure its GPU"}}
-        attach_roofline(mine, peaks, traffic)
-    m["machine_peak_gmac_per_s"] = settle_roofs(mine, peaks, traffic, measure,
-                                                lambda msg: say(f"machine {m['machine_id']}: {msg}"))
+    attach_roofline([r for r in rows if as_row(r).machine_id == m["machine_id"]], peaks, traffic)
 
 
 # ---- worker nodes ----------------------------------------------------------------------------------------

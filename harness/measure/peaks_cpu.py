@@ -1,11 +1,14 @@
-"""The CPU's roofs at the benchmark's thread count: compute peak per precision and memory bandwidth.
+"""The CPU's roofs at the benchmark's thread count, in this process: compute peak per precision and memory bandwidth.
 
 `python -m harness.measure.peaks_cpu THREADS` prints one JSON line; it runs in its own process so that its
-thread settings cannot leak into the harness.
+thread settings cannot leak into the harness. `harness.measure.roofline.measure_peaks` starts it several times and
+takes the median of the processes' values (see there for why).
 
-Compute: the best of several kernels and sizes, each its fastest single call over a quarter second (a peak is the
-least-disturbed run of the fastest kernel the machine offers), every kernel fed data already in its
-precision, so nothing but the multiply-accumulates and their fused epilogue is timed:
+The statistic, per process, is the one a row's process gives: each kernel is timed call by call for about a
+quarter second after a short warm-up, and its rate is the work of all timed calls over the sum of their times (a
+row's process: images of all timed calls over the sum of their times). The process's roof is its fastest kernel's
+rate. Every kernel is fed data already in its precision, so nothing but the multiply-accumulates and their fused
+epilogue is timed:
 - int8: OpenVINO chains of 3x3 convolutions with a u8 input and i8 weights (int32 accumulation, the
   requantization to u8 fused into each convolution's epilogue as in every int8 layer, a u8 output: no separate
   quantize or dequantize op), ONNX Runtime MatMulInteger (u8 x s8 -> int32, nothing else), and torch's
@@ -31,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-CALL_BUDGET_S = 0.25  # each kernel is called for about this long (at least MIN_CALLS times)
+CALL_BUDGET_S = 0.25  # each kernel is timed for about this long (at least MIN_CALLS calls)
+WARMUP_S = 0.05  # untimed calls first (weights packed, kernel chosen, caches warm), as a row's warm-up
 MIN_CALLS = 5
 MAX_CALLS = 400
 # (batch, channels, height = width, convolutions in the chain): the shapes of VGG-style layers on 48x48 inputs
@@ -40,20 +44,24 @@ GEMM_SIZES = (256, 512, 1024)
 DEFAULT_LLC_BYTES = 8 << 20
 
 
-def best_seconds(fn: Callable[[], Any], budget_s: float = CALL_BUDGET_S) -> float:
-    """Seconds of the fastest single call of `fn` over about `budget_s`. Calls are timed one by one, like the
-    harness times a row's calls: on a busy machine a call of a few ms that ran undisturbed shows the kernel's
-    speed, while a long block of calls always includes time spent descheduled (and would read low)."""
-    fn()  # warm-up: weights packed, kernel chosen
+def mean_seconds(fn: Callable[[], Any], budget_s: float = CALL_BUDGET_S) -> float:
+    """Seconds per call of `fn`: the sum of the timed calls' times over their number, the calls timed one by one
+    for about `budget_s` after `WARMUP_S` of untimed calls. This is how a row's process measures its rate
+    (`harness.measure.rows`: images over the sum of its call times), so a roof and a row compare like with like;
+    a disturbed process reads low for both, and the median over processes outvotes it for both."""
     clock = time.perf_counter
-    best, n = float("inf"), 0
+    end = clock() + WARMUP_S
+    fn()
+    while clock() < end:
+        fn()
+    total, n = 0.0, 0
     end = clock() + budget_s
     while n < MIN_CALLS or (n < MAX_CALLS and clock() < end):
         t = clock()
         fn()
-        best = min(best, clock() - t)
+        total += clock() - t
         n += 1
-    return best
+    return total / n
 
 
 def cpu_has_bf16() -> bool:
@@ -128,7 +136,7 @@ def ov_conv_gmac(shape: tuple[int, int, int, int], precision: str, threads: int)
             else rng.random((n, c, hw, hw), dtype=np.float32))
     request.set_input_tensor(ov.Tensor(data, shared_memory=True))
     macs = n * c * c * 9 * hw * hw * depth / 1e9
-    return macs / best_seconds(request.infer), "/".join(ran)
+    return macs / mean_seconds(request.infer), "/".join(ran)
 
 
 # ---- GEMMs ---------------------------------------------------------------------------------------------------
@@ -149,7 +157,7 @@ def ort_matmul_integer_gmac(n: int, threads: int) -> float:
     so.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     x = {"x": rng.integers(0, 256, (n, n), dtype=np.uint8)}
-    return n ** 3 / 1e9 / best_seconds(lambda: session.run(None, x))
+    return n ** 3 / 1e9 / mean_seconds(lambda: session.run(None, x))
 
 
 def torch_mm_gmac(n: int, dtype: str) -> float:
@@ -157,7 +165,7 @@ def torch_mm_gmac(n: int, dtype: str) -> float:
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
-    return n ** 3 / 1e9 / best_seconds(lambda: torch.mm(a, b))
+    return n ** 3 / 1e9 / mean_seconds(lambda: torch.mm(a, b))
 
 
 def torch_qlinear_gmac(n: int) -> float:
@@ -173,7 +181,7 @@ def torch_qlinear_gmac(n: int) -> float:
         lin = nnq.Linear(n, n)
         lin.set_weight_bias(torch.quantize_per_tensor(torch.randn(n, n), 0.05, 0, torch.qint8), None)
         x = torch.quantize_per_tensor(torch.rand(n, n), 0.01, 0, torch.quint8)
-        return n ** 3 / 1e9 / best_seconds(lambda: lin(x))
+        return n ** 3 / 1e9 / mean_seconds(lambda: lin(x))
 
 
 # ---- memory bandwidth --------------------------------------------------------------------------------------
@@ -193,7 +201,7 @@ def memory_gb_per_s(n_elements: int, threads: int) -> dict[str, float]:
     for t in sorted({1, threads}):
         torch.set_num_threads(t)
         for name, (nbytes, fn) in kernels.items():
-            out[f"{name} {t}t"] = nbytes * gb / best_seconds(fn)
+            out[f"{name} {t}t"] = nbytes * gb / mean_seconds(fn)
     torch.set_num_threads(threads)
     return out
 

@@ -4,10 +4,12 @@
 switches never touch the harness). Rows that ran on CUDA (torch-eager on cuda, TensorRT, ONNX Runtime's
 CUDA/TensorRT providers) are held to these roofs, never to the CPU's.
 
-Compute: torch.matmul of square matrices at a few sizes per precision, each the best of a few repetitions
-timed with CUDA events: fp32 with TF32 off (our fp32 rows run with TF32 off), tf32, fp16, bf16, and int8 via
-`torch._int_mm` (int8 x int8 -> int32 on the tensor cores). Memory: a device-to-device copy (`dst.copy_(src)`,
-2 x bytes moved) of 1 GiB (device memory) and of a buffer that fits in half the L2 cache (`cache`).
+Compute: torch.matmul of square matrices at a few sizes per precision, each timed with CUDA events over a few
+blocks of calls, its rate the work of all timed calls over their total time (the mean, as a row's process
+measures its rate; `harness.measure.roofline.measure_peaks` takes the median over processes): fp32 with TF32 off
+(our fp32 rows run with TF32 off), tf32, fp16, bf16, and int8 via `torch._int_mm` (int8 x int8 -> int32 on the
+tensor cores). Memory: a device-to-device copy (`dst.copy_(src)`, 2 x bytes moved) of 1 GiB (device memory) and
+of a buffer that fits in half the L2 cache (`cache`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ DRAM_COPY_BYTES = 1 << 30
 
 
 def _cuda_seconds(torch: Any, fn: Callable[[], Any], reps: int = REPS, inner: int = 10) -> float:
-    """Seconds per call: the best of `reps` blocks of `inner` calls, timed by CUDA events."""
+    """Seconds per call: the total time of `reps` blocks of `inner` calls, timed by CUDA events, over their
+    number (after one untimed call)."""
     fn()
     torch.cuda.synchronize()
-    best = float("inf")
+    total = 0.0
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -34,8 +37,8 @@ def _cuda_seconds(torch: Any, fn: Callable[[], Any], reps: int = REPS, inner: in
             fn()
         end.record()
         end.synchronize()
-        best = min(best, start.elapsed_time(end) / 1e3 / inner)
-    return best
+        total += start.elapsed_time(end) / 1e3
+    return total / (reps * inner)
 
 
 def matmul_gmac(torch: Any, n: int, precision: str) -> float:

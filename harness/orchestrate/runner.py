@@ -43,12 +43,7 @@ from harness.measure.evidence import attach_agreement
 from harness.measure.fingerprint import fingerprint
 from harness.measure.launcher import cell_spec, check_cpus, run_cell_subprocess
 from harness.measure.loop import harness_overhead_us
-from harness.measure.roofline import (
-    is_gpu_row,
-    measure_peaks,
-    settle_roofs,
-    variant_traffic,
-)
+from harness.measure.roofline import ROOF_PROCESSES, attach_roofline, measure_peaks, variant_traffic
 from harness.measure.rows import (
     attach_correctness,
     failed_rows,
@@ -110,6 +105,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     sections = [s for s in config if s not in ("store", "machine")]  # where, not what, is measured
     say("measuring harness overhead")
     overhead = harness_overhead_us()
+    peaks = _machine_peak(cfg, say)  # before any cell, the same processes every run (harness.measure.roofline)
     rows: list[dict[str, Any]] = []
     reference_rows: list[dict[str, Any]] = []
     extra_log: dict[str, Any] = {}
@@ -231,10 +227,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
     references = {v: "torch-eager" for v in variants if reference_is_cell(per_process, v, logits, labels_of)}
     attach_agreement(rows, agreement, references, cfg.benchmark.min_agreement_int8, cfg.benchmark.min_agreement_fp32,
                      no_reference)
-    gpu = any(is_gpu_row(r) for r in rows if r.get("status") == "ok")
-    peaks = _machine_peak(cfg, say, gpu=gpu)
     traffic = variant_traffic({v: artifacts[v] for v in variants if v in artifacts})
-    peaks = settle_roofs(rows, peaks, traffic, lambda: measure_peaks(cfg.benchmark.threads, gpu=gpu), say)
+    attach_roofline(rows, peaks, traffic)  # a row above its roof is marked roof_measured_low; the roofs stand
     rows += reference_rows  # after the agreement and the roofs, which are the candidate's (see _cell_rows)
     rounds: dict[str, Any] = {"count": n_rounds, "seed": int(b.round_seed), "order": orders}
     if more is not None:
@@ -288,17 +282,14 @@ def split_pair(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {CANDIDATE: cand, REFERENCE: ref}
 
 
-def _machine_peak(cfg: Config, say: Progress, gpu: bool = False) -> dict[str, Any]:
-    """The machine's roofs at the benchmark's thread count, the GPU's too when a row ran on one ({} when
+def _machine_peak(cfg: Config, say: Progress) -> dict[str, Any]:
+    """The machine's roofs at the benchmark's thread count, the GPU's too on a machine with one ({} when
     switched off)."""
     if not cfg.benchmark.roofline:
         return {}
     say(f"measuring the machine's roofs: peak GMAC/s per precision and memory bandwidth ({cfg.benchmark.threads} "
-        f"threads{'; and the GPU' if gpu else ''})")
-    return measure_peaks(cfg.benchmark.threads, gpu=gpu)
-
-
-
+        f"threads; the median of {ROOF_PROCESSES} processes, the GPU's too where there is one)")
+    return measure_peaks(cfg.benchmark.threads)
 
 
 def _mark_arm(rows: list[dict[str, Any]], procs: list[dict[str, Any]], arm: str | None,

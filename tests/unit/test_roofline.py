@@ -1,15 +1,28 @@
 """The roofline: model traffic from real ONNX graphs, the roofs each row is held to (its own device's), the
-attainable min(compute, bandwidth x intensity), and the peak kernels really running in their precision."""
+attainable min(compute, bandwidth x intensity), the peak kernels really running in their precision, the roofs
+timed with the rows' statistic (median over processes of each process's mean rate), measured once and never
+raised to fit a row, and a row above its roof labelled so in the report."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper, save
 
-from harness.measure.roofline import attach_roofline, is_gpu_row, over_roof, row_roofline, settle_roofs
+from harness.measure import peaks_cpu, peaks_gpu, roofline
+from harness.measure.roofline import (
+    ROOF_PROCESSES,
+    attach_roofline,
+    is_gpu_row,
+    measure_peaks,
+    median_of_processes,
+    over_roof,
+    row_roofline,
+)
 from harness.measure.traffic import Traffic, model_traffic
 
 CPU = {"fp32": 100.0, "int8": 200.0, "bandwidth_gb_per_s": {"dram": 10.0, "cache": 50.0}, "llc_bytes": 1_000_000,
@@ -136,26 +149,121 @@ def test_integer_gemm_and_triad_measure_something() -> None:
     assert cpu_has_bf16() == any(f in Path("/proc/cpuinfo").read_text() for f in ("avx512_bf16", "amx_bf16"))
 
 
-def test_a_roof_measured_low_is_measured_again_and_the_higher_kept() -> None:
-    """A row above its roof proves the roof read low (the make bench on a quiet Zen 3 measured fp32 at 44.9 GMAC/s,
-    the next run 69.2, and ONNX Runtime ran at 57.9): measure again, keep the higher of each, and mark what stays
-    above."""
-    t = Traffic(macs=1000, weights=100, biases=0, activations=150, layers=2)
-    rows = [_row(gmac_per_s=20.0), _row(gmac_per_s=45.0)]  # memory roof 50 (cache), compute read as 30
-    low = {**CPU, "fp32": 30.0}
-    calls: list[int] = []
+def test_a_row_above_its_roof_is_marked_and_the_roofs_stand() -> None:
+    """No "raise the roof until the rows fit": the roofs are what was measured before the cells; a row above
+    them is marked roof_measured_low (and one below is not), and the report's % roof cell says so."""
+    from reports.labels import peak_cell
+    from reports.tables import labels_table
 
-    def remeasure() -> dict[str, object]:
-        calls.append(1)
-        return {**CPU, "fp32": 100.0, "bandwidth_gb_per_s": {"dram": 1.0, "cache": 1.0}}  # bandwidth read lower
+    t = Traffic(macs=1000, weights=100, biases=0, activations=150, layers=2)  # memory roof 50 (cache) at b1
+    peaks = copy.deepcopy(CPU)
+    rows = [_row(backend="ort", scenario="throughput", gmac_per_s=20.0),
+            _row(backend="ov", scenario="throughput", gmac_per_s=45.0),
+            _row(backend="ov", scenario="latency", gmac_per_s=60.0)]  # above its 50 GMAC/s roof
+    attach_roofline(rows, peaks, {"v": t})
+    assert peaks == CPU  # nothing re-measured, nothing raised
+    assert [r["roof_measured_low"] for r in rows] == [False, False, True]
+    assert rows[2]["fraction_of_attainable"] == pytest.approx(60.0 / 50.0)
+    assert over_roof(rows) == [rows[2]]
+    # the cell's label: the latency row is above although the cell shows its throughput rows' fractions
+    assert peak_cell(rows[1:]).endswith("(roof measured low)")
+    assert "roof measured low" not in peak_cell(rows[:1])
+    table = labels_table({"results": rows, "machine_peak_gmac_per_s": {**CPU, "threads": 2}})
+    cells = {r[0]: r[table.header.index("% roof b1/bN")] for r in table.rows}
+    assert cells["ov"].endswith("(roof measured low)") and "roof measured low" not in cells["ort"]
+    assert any("above 100% of their attainable roof" in n for n in table.notes)
 
-    peaks = settle_roofs(rows, low, {"v": t}, remeasure, say=lambda _m: None)
-    assert len(calls) == 1 and peaks["fp32"] == 100.0 and peaks["remeasured"] == 1
-    assert peaks["bandwidth_gb_per_s"] == CPU["bandwidth_gb_per_s"]  # the higher of each number is kept
-    assert [r["fraction_of_attainable"] for r in rows] == [pytest.approx(0.4), pytest.approx(0.9)]
-    assert not over_roof(rows) and not any(r.get("roof_measured_low") for r in rows)
 
-    rows = [_row(gmac_per_s=500.0)]  # above any roof the machine shows: two re-measures, then marked
+def _proc(fp32: float, dram: float, busy: float, kernel: str = "torch.mm fp32 512") -> dict[str, object]:
+    return {"device": "cpu", "threads": 2, "fp32": fp32, "int8": 2 * fp32, "llc_bytes": 1 << 20,
+            "bandwidth_gb_per_s": {"dram": dram, "cache": 4 * dram}, "other_cpu_fraction": busy,
+            "method": {"fp32": kernel}, "kernels": {"fp32": [{"kernel": kernel, "gmac_per_s": fp32}]}}
+
+
+def test_the_roof_is_the_median_of_its_processes_as_a_rows_rate_is() -> None:
+    procs = [_proc(50.0, 10.0, 0.0), _proc(90.0, 40.0, 0.5, kernel="OpenVINO conv"), _proc(60.0, 20.0, 0.1)]
+    peaks = median_of_processes(procs)
+    assert peaks["fp32"] == 60.0 and peaks["int8"] == 120.0  # not the best (90), not the mean (66.7)
+    assert peaks["bandwidth_gb_per_s"] == {"dram": 20.0, "cache": 80.0}  # not 40 (best), not 23.3 (mean)
+    assert peaks["other_cpu_fraction"] == 0.1
+    assert peaks["threads"] == 2 and isinstance(peaks["threads"], int) and peaks["llc_bytes"] == 1 << 20
+    assert [p["fp32"] for p in peaks["processes"]] == [50.0, 90.0, 60.0] and "median" in peaks["statistic"]
+    assert peaks["method"]["fp32"] == ("torch.mm fp32 512 (2 of 3 processes); OpenVINO conv (1 of 3 processes)")
+    assert peaks["kernels"]["fp32"] == [{"kernel": "torch.mm fp32 512", "gmac_per_s": 55.0, "processes": 2},
+                                        {"kernel": "OpenVINO conv", "gmac_per_s": 90.0, "processes": 1}]
+    skewed = median_of_processes([_proc(10.0, 1.0, 0.0), _proc(11.0, 1.0, 0.0), _proc(99.0, 1.0, 0.0)])
+    assert skewed["fp32"] == 11.0  # the mean would be 40
+    failed = median_of_processes([_proc(50.0, 10.0, 0.0), {"error": "boom"}, _proc(70.0, 20.0, 0.0)])
+    assert failed["fp32"] == 60.0 and failed["process_errors"] == ["boom"] and len(failed["processes"]) == 2
+    assert median_of_processes([{"error": "a"}, {"error": "b"}]) == {"error": "a"}
+
+
+def test_the_roofs_are_measured_by_a_fixed_number_of_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    values = iter([50.0, 90.0, 60.0, 1000.0, 3000.0, 1500.0])
+
+    def fake(module: str, *args: str) -> dict[str, object]:
+        calls.append((module, *args))
+        return _proc(next(values), 10.0, 0.0)
+
+    monkeypatch.setattr(roofline, "_run_json", fake)
+    peaks = measure_peaks(4, gpu=False)
+    assert calls == [("harness.measure.peaks_cpu", "4")] * ROOF_PROCESSES and "gpu" not in peaks
+    assert peaks["fp32"] == 60.0
     calls.clear()
-    settle_roofs(rows, CPU, {"v": t}, lambda: (calls.append(1), dict(CPU))[1], say=lambda _m: None)
-    assert len(calls) == 2 and rows[0]["roof_measured_low"] is True and rows[0]["fraction_of_attainable"] > 1
+    values = iter([50.0, 90.0, 60.0, 1000.0, 3000.0, 1500.0])
+    peaks = measure_peaks(4, gpu=True)
+    assert calls[ROOF_PROCESSES:] == [("harness.measure.peaks_gpu",)] * ROOF_PROCESSES
+    assert peaks["gpu"]["fp32"] == 1500.0
+
+
+class _Clock:
+    """perf_counter stand-in: only the fake calls move it, by the durations given, in order."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now, self.durations = 0.0, list(durations)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call(self) -> None:
+        self.now += self.durations.pop(0)
+
+
+def test_a_cpu_kernel_rate_is_its_work_over_the_sum_of_its_call_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a row's process: the mean of its timed calls (2.0 s here), not its fastest call (1.0 s); the warm-up
+    call (9 s) is not counted."""
+    clock = _Clock([9.0, 1.0, 3.0, 2.0, 1.0, 3.0])
+    monkeypatch.setattr(peaks_cpu.time, "perf_counter", clock)
+    assert peaks_cpu.mean_seconds(clock.call, budget_s=0.25) == pytest.approx(2.0)
+    assert not clock.durations
+
+
+def test_a_gpu_kernel_rate_is_its_work_over_the_total_time_of_its_calls() -> None:
+    blocks_ms = iter([10.0, 30.0, 20.0, 10.0, 30.0])
+
+    class Event:
+        def __init__(self, enable_timing: bool) -> None:
+            self.ms = 0.0
+
+        def record(self) -> None:
+            pass
+
+        def synchronize(self) -> None:
+            pass
+
+        def elapsed_time(self, end: object) -> float:
+            return next(blocks_ms)
+
+    torch = SimpleNamespace(cuda=SimpleNamespace(Event=Event, synchronize=lambda: None))
+    # 100 ms over 5 blocks of 10 calls: 2 ms a call (the best block would say 1 ms)
+    assert peaks_gpu._cuda_seconds(torch, lambda: None, reps=5, inner=10) == pytest.approx(0.002)
+
+
+def test_the_machine_roofs_line_states_the_statistic() -> None:
+    from reports.labels import peak_text
+
+    peaks = median_of_processes([_proc(50.0, 10.0, 0.0), _proc(90.0, 30.0, 0.0), _proc(70.0, 20.0, 0.0)])
+    text = peak_text(peaks)
+    assert text.startswith("fp32 70.0, int8 140.0 GMAC/s at 2 threads") and "median of 3 processes" in text
+    assert "median" not in peak_text({"fp32": 80.0, "threads": 2})  # a run measured before: no claim
