@@ -231,6 +231,10 @@ def test_a_cluster_run_is_drawn_machine_by_machine_as_compare_history_splits_it(
     verdicts = {(c.machine, c.label): c.verdict for c in cells}
     assert verdicts[("m1", "openvino/l1-int8 latency b1")] == "regression"
     assert verdicts[("m2", "openvino/l1-int8 latency b1")] != "regression"
+    with ResultsStore(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:  # no history: one series of both nodes' rows
+        store.save_run(_cluster_night(make_run, "c0", 0, "2026-01-01T02:00:00Z", slow=False))
+        first = build_cells(store, Selection())[0]
+    assert [p.commit for p in first.points] == ["c-m1", "c-m2+dirty"]  # each row's node's commit, not the driver's
 
 
 def _chromium(page: Path, profile: Path) -> subprocess.CompletedProcess[str]:
