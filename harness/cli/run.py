@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from common import console
 from common.atomic import write_text_atomic
 from common.config import Config, check_variant_name
 from common.errors import UserError
+from common.records import Row, Run, as_row, as_run
 from common.results import REFERENCE_BACKEND, REFERENCE_VARIANT, hardware_summary
 from harness.cli._common import add_config_arguments, add_json_arguments, json_destinations, table_console
 from reports.int8_path import int8_path_text
@@ -308,8 +309,8 @@ def publish_run(cfg: Config, results: dict[str, Any], args: argparse.Namespace,
     return run_dir
 
 
-def _cell(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("scenario") == scenario]
+def _cell(rows: list[Row], scenario: str) -> list[Row]:
+    return [r for r in rows if r.scenario == scenario]
 
 
 def _num(v: Any, fmt: str) -> str:
@@ -317,106 +318,108 @@ def _num(v: Any, fmt: str) -> str:
     return fmt.format(v) if isinstance(v, int | float) else "—"
 
 
-def _print_summary(results: dict[str, Any]) -> None:
+def _print_summary(results: Run | dict[str, Any]) -> None:
+    """The console summary of a run: one line per cell (its latency row, the cell's best throughput), then the
+    harness's own costs, the reference arm, the machine's roofs and the int8 path. The run is typed once here."""
     from reports.tables import processes, with_interval
 
-    rows = [r for r in results["results"] if r.get("arm") != "reference"]  # the table is the candidate's
-    ref = next((r for r in rows if r["backend"] == REFERENCE_BACKEND and r["variant"] == REFERENCE_VARIANT
-                and r.get("scenario") == "latency" and r.get("status") == "ok"), None)
-    synthetic = " — synthetic data (SynthFER)" if results.get("synthetic") else ""
-    models = ", ".join(sorted({str(r["model"]) for r in rows if r.get("model")})) or "model not recorded"
-    where = hardware_summary(results.get("fingerprint"))
-    table = Table(title=f"bench run {results['run_id']}: {models} on {where}, {results.get('dataset', '?')} data"
-                        f"{synthetic}")
+    run = as_run(results)
+    rows = [r for r in run.results if r.arm != "reference"]  # the table is the candidate's
+    ref = next((r for r in rows if r.backend == REFERENCE_BACKEND and r.variant == REFERENCE_VARIANT
+                and r.scenario == "latency" and r.status == "ok"), None)
+    ref_p50 = ref.p50() if ref is not None else None
+    synthetic = " — synthetic data (SynthFER)" if run.synthetic else ""
+    models = ", ".join(sorted({r.model for r in rows if r.model})) or "model not recorded"
+    where = hardware_summary(run.fingerprint.model_dump(exclude_unset=True) if run.fingerprint is not None else None)
+    table = Table(title=f"bench run {run.run_id}: {models} on {where}, {run.dataset or '?'} data{synthetic}")
     cols = ("backend", "variant", "precision", "acc %", "agree", "p50 ms [CI] level", "p99 ms [CI] level", "processes",
             "best FPS", "param MB", "file MB", "% roof b1/bN", "ratio", "speedup", "valid")
     for c in cols:
         table.add_column(c, justify="left" if c in ("backend", "variant", "precision", "valid") else "right")
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cells: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
-        where = f"@{r['target']}" if r.get("target") else ""  # a cluster run: one line per target
-        cells.setdefault((r["backend"] + where, r["variant"]), []).append(r)
+        at = f"@{r.target}" if r.target else ""  # a cluster run: one line per target
+        cells.setdefault((r.backend + at, r.variant), []).append(r)
     not_run: dict[str, str] = {}
     for (backend, variant), group in cells.items():
         lat = next(iter(_cell(group, "latency")), group[0])
-        if lat.get("status") != "ok":
-            if lat.get("status") == "unavailable":
-                not_run[backend] = str(lat.get("reason", ""))
+        if lat.status != "ok":
+            if lat.status == "unavailable":
+                not_run[backend] = lat.reason or ""
                 continue
             table.add_row(backend, variant, *["—"] * (len(cols) - 3),
-                          escape(f"{lat.get('status')}: {lat.get('reason', '')}"[:70]))
+                          escape(f"{lat.status}: {lat.reason or ''}"[:70]))
             continue
-        fps = [r.get("throughput_fps") or 0 for r in group if r.get("status") == "ok"]
-        p50 = lat["latency_ms"]["p50"]
-        speedup = f"{ref['latency_ms']['p50'] / p50:.1f}x" if ref else "—"
-        invalid = [r for r in group if r.get("status") == "ok" and not r.get("valid")]
-        first = next((x for r in invalid for x in r.get("invalid_reasons") or []), "")
+        fps = [r.throughput_fps or 0 for r in group if r.status == "ok"]
+        p50 = lat.p50()
+        speedup = f"{ref_p50 / p50:.1f}x" if ref_p50 is not None and p50 else "—"
+        invalid = [r for r in group if r.status == "ok" and not r.valid]
+        first = next((x for r in invalid for x in r.invalid_reasons or []), "")
         verdict = "VALID" if not invalid else f"INVALID ({len(invalid)}/{len(group)} rows): {first}"[:70]
-        if lat.get("agrees") is False:
-            verdict = f"DISAGREES: {lat.get('agreement_reason', '')}"[:70]
-        acc = lat.get("accuracy")
+        if lat.agrees is False:
+            verdict = f"DISAGREES: {lat.agreement_reason or ''}"[:70]
+        acc = lat.accuracy
         table.add_row(
             backend, variant, escape(precision_cell(lat)), f"{100 * acc:.2f}" if acc is not None else "—",
-            agreement_cell(lat), with_interval(p50, lat.get("p50_ci_ms"), lat.get("p50_ci_level")),
-            with_interval(lat["latency_ms"]["p99"], lat.get("p99_ci_ms"), lat.get("p99_ci_level")), processes(lat),
+            agreement_cell(lat), with_interval(p50, lat.p50_ci_ms, lat.p50_ci_level),
+            with_interval(lat.latency_ms.p99 if lat.latency_ms is not None else None, lat.p99_ci_ms,
+                          lat.p99_ci_level), processes(lat),
             f"{max(fps):.0f}",
-            _num(lat.get("storage_mb"), "{:.2f}"), mb(lat.get("file_bytes")), peak_cell(group),
-            _num(lat.get("compression_ratio"), "{:.1f}x"), speedup, escape(verdict),
+            _num(lat.storage_mb, "{:.2f}"), mb(lat.file_bytes), peak_cell(group),
+            _num(lat.compression_ratio, "{:.1f}x"), speedup, escape(verdict),
         )
     table_console().print(table)  # on a pipe: wide, so 15 columns keep their headers
     for backend, reason in not_run.items():
         console.console.print(f"{backend}: unavailable — {reason}", markup=False)
-    console.console.print(f"harness overhead: {results.get('harness_overhead_us', 0):.2f} µs per iteration")
-    fixed = [r["fixed_cost_s"] for r in rows if r.get("scenario") == "latency" and r.get("fixed_cost_s") is not None]
+    console.console.print(f"harness overhead: {run.harness_overhead_us or 0:.2f} µs per iteration")
+    fixed = [r.fixed_cost_s for r in rows if r.scenario == "latency" and r.fixed_cost_s is not None]
     if fixed:
-        n = (results.get("rounds") or {}).get("count", 1)
+        n = run.rounds.count if run.rounds is not None else 1
         console.console.print(f"fixed cost per process (start, imports, load, compile, exit; median over cells): "
                               f"{sorted(fixed)[len(fixed) // 2]:.1f} s, paid {n}x per cell "
                               f"({n} rounds, cell order shuffled per round; {fixed_by_round(rows)}); "
                               "accuracy in one untimed process per cell")
 
-    arm_text = reference_text(results)
+    arm_text = reference_text(run)
     if arm_text:
         console.console.print(arm_text, markup=False)
-    text = peak_text(results.get("machine_peak_gmac_per_s") or {})
+    text = peak_text(run.machine_peak_gmac_per_s)
     if text:
         console.console.print(f"machine roofs: {text}", markup=False)
-    console.console.print(f"int8 path: {int8_path_text(results)}", markup=False)
+    console.console.print(f"int8 path: {int8_path_text(run)}", markup=False)
 
 
-def reference_text(results: dict[str, Any]) -> str:
+def reference_text(results: Run | dict[str, Any]) -> str:
     """The reference arm in lines: what it was and each cell's latency p50 in both arms, measured in the same
     rounds (numbers only: `bench compare --paired` judges them)."""
-    ref = results.get("reference")
-    if not isinstance(ref, dict):
+    run = as_run(results)
+    ref = run.reference
+    if ref is None:
         return ""
-    what = ref.get("path") or "the candidate's files"
-    if ref.get("settings"):
-        what += " under " + ", ".join(f"{k}={v}" for k, v in ref["settings"].items())
-    how = ("both arms in one process per round, timed in alternating blocks" if ref.get("interleave") == "blocks"
+    what = ref.path or "the candidate's files"
+    if ref.settings:
+        what += " under " + ", ".join(f"{k}={v}" for k, v in ref.settings.items())
+    how = ("both arms in one process per round, timed in alternating blocks" if ref.interleave == "blocks"
            else "each of its processes ran back to back with the candidate's (ABBA order)")
-    lines = [f"reference arm ({ref.get('kind')}): {what}; {how}"]
-    lat = {(r.get("arm"), r["backend"], r["variant"]): r for r in results.get("results", [])
-           if r.get("scenario") == "latency" and r.get("status") == "ok"}
+    lines = [f"reference arm ({ref.kind}): {what}; {how}"]
+    lat = {(r.arm, r.backend, r.variant): r for r in run.results if r.scenario == "latency" and r.status == "ok"}
     for (arm, backend, variant), r in lat.items():
         other = lat.get(("reference", backend, variant))
         if arm != "candidate" or other is None:
             continue
-        c, x = r["latency_ms"]["p50"], other["latency_ms"]["p50"]
-        lines.append(f"  {backend} {variant}: p50 {c:.3f} ms candidate, {x:.3f} ms reference "
-                     f"({len(r.get('rounds') or [])} + {len(other.get('rounds') or [])} processes)")
+        lines.append(f"  {backend} {variant}: p50 {r.p50():.3f} ms candidate, {other.p50():.3f} ms reference "
+                     f"({len(r.rounds or [])} + {len(other.rounds or [])} processes)")
     return "\n".join(lines)
 
 
-def fixed_by_round(rows: list[dict[str, Any]]) -> str:
+def fixed_by_round(rows: Sequence[Row | dict[str, Any]]) -> str:
     """"round 1 1.6 s, round 2 1.5 s": the median fixed cost of each round's processes over the latency rows (the
     processes of a cell do the same work before timing, so the rounds should match within noise)."""
     per: dict[int, list[float]] = {}
-    for r in rows:
-        if r.get("scenario") != "latency":
+    for r in map(as_row, rows):
+        if r.scenario != "latency":
             continue
-        for p in r.get("rounds") or []:
-            if isinstance(p.get("fixed_s"), int | float):
-                per.setdefault(int(p.get("round", 0)), []).append(float(p["fixed_s"]))
+        for p in r.rounds or []:
+            if p.fixed_s is not None:
+                per.setdefault(p.round, []).append(p.fixed_s)
     return ", ".join(f"round {k + 1} {statistics.median(v):.1f} s" for k, v in sorted(per.items()))
-

@@ -194,6 +194,49 @@ def test_filters_select_cells_and_bad_input_is_one_error_line(tmp_path, make_run
     assert len(_links(site / "index.html")) == 4 and "onnxruntime" not in (site / "index.html").read_text()
 
 
+def _cluster_night(make_run, run_id: str, seed: int, created: str, slow: bool) -> dict[str, Any]:
+    """One night of a two-node cluster run: nodes m1 and m2 measured the same cells (m1 the planted step when
+    `slow`), each row naming its node, each node's fingerprint with its own commit (m2's uncommitted)."""
+    nodes = {"m1": make_run(run_id, seed=seed, created=created, factors=SLOW if slow else None, **SMALL),
+             "m2": make_run(run_id, seed=seed + 100, created=created, **SMALL)}
+    run = nodes["m1"]
+    run["machines"] = {m: {"target": f"t-{m}", "fingerprint": {"id": f"fp-{m}", "machine_id": m,
+                                                               "cpu": {"brand": "Node CPU"},
+                                                               "git": {"commit": f"c-{m}", "dirty": m == "m2"}}}
+                       for m in nodes}
+    run["results"] = [{**r, "machine_id": m, "fingerprint_id": f"fp-{m}", "target": f"t-{m}"}
+                      for m, night in nodes.items() for r in night["results"]]
+    return run
+
+
+def test_a_cluster_run_is_drawn_machine_by_machine_as_compare_history_splits_it(tmp_path, make_run, bench, capsys):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    with ResultsStore(url) as store:
+        for i in range(4):
+            store.save_run(_cluster_night(make_run, f"b{i}", i, f"2026-01-0{i + 1}T02:00:00Z", slow=False))
+        for i in range(6):
+            store.save_run(_cluster_night(make_run, f"s{i}", 10 + i, f"2026-01-1{i}T02:00:00Z", slow=True))
+        cells = build_cells(store, Selection())
+        only_m2 = build_cells(store, Selection(machines=["m2"]))
+    gate = _compare_json(bench, url, capsys)["machines"]
+    assert sorted(gate) == ["m1", "m2"] and {c.machine for c in cells} == {"m1", "m2"}
+    assert {c.machine for c in only_m2} == {"m2"} and len(only_m2) == len(cells) // 2 == 8
+    for cell in cells:  # each machine's line is the gate's series of that machine, value for value
+        (c,) = [c for c in gate[cell.machine]["cells"] if f"{c['backend']}/{c['variant']} {c['scenario']} "
+                f"b{c['batch_size']}" == cell.label]
+        assert [(p.run_id, p.p50_ms) for p in cell.points if p.in_series] == \
+            list(zip(c["series_runs"], c["series_ms"], strict=True)), (cell.machine, cell.label)
+        assert cell.verdict == c["latency"], (cell.machine, cell.label)
+        assert {p.commit for p in cell.points} == {"c-m1" if cell.machine == "m1" else "c-m2+dirty"}
+    verdicts = {(c.machine, c.label): c.verdict for c in cells}
+    assert verdicts[("m1", "openvino/l1-int8 latency b1")] == "regression"
+    assert verdicts[("m2", "openvino/l1-int8 latency b1")] != "regression"
+    with ResultsStore(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:  # no history: one series of both nodes' rows
+        store.save_run(_cluster_night(make_run, "c0", 0, "2026-01-01T02:00:00Z", slow=False))
+        first = build_cells(store, Selection())[0]
+    assert [p.commit for p in first.points] == ["c-m1", "c-m2+dirty"]  # each row's node's commit, not the driver's
+
+
 def _chromium(page: Path, profile: Path) -> subprocess.CompletedProcess[str]:
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
