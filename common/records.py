@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -503,6 +504,117 @@ def rows_of(rows: list[dict[str, Any]] | list[Row]) -> list[Row]:
     except ValidationError as e:
         err = first_error(e)
         raise SchemaError("results" + err.where, err.message) from None
+
+
+# ------------------------------------------------------------------------------- slim views of stored rows
+class View(BaseModel):
+    """Base of a slim view of a record: it declares only what its reader reads, each field as the record declares
+    it (`_as_in`, checked by `_check_view`: one definition of type, unit and meaning). Keys it does not declare are
+    skipped while validating (from JSON text pydantic-core passes over them without building them); lax, as every
+    reader of rows already written (the writer and `bench store import` check strictly)."""
+
+    model_config = ConfigDict(extra="ignore", strict=False, validate_default=False)
+
+
+_SAME: Any = object()
+
+
+def _as_in(record: type[BaseModel], name: str, default: Any = _SAME) -> Any:
+    """Field `name` of `record` (its default, unless given, and its description), for a view to declare under the
+    same name."""
+    f = record.model_fields[name]
+    return Field(default=f.default if default is _SAME else default, description=f.description)
+
+
+class DescribeSettings(View):
+    """The settings a row ran under, from its `describe` (a view of Describe)."""
+
+    threads: int | None = _as_in(Describe, "threads")
+    streams: int | None = _as_in(Describe, "streams")
+    harness: DescribeHarness | None = _as_in(Describe, "harness")
+
+
+class SelectionRow(View):
+    """A stored result row as `bench select` and `bench report --compare-hardware` read it
+    (`ResultsStore.all_results_typed`): the row's fields they read, declared as in Row, and the run and machine
+    it came from. A view, not a Row: a full row's per-process rounds, confusion matrix and correctness bits are
+    never built (validating whole Rows made `bench select` 1.8x slower than reading dicts)."""
+
+    backend: str = _as_in(Row, "backend")
+    variant: str = _as_in(Row, "variant")
+    device: str | None = _as_in(Row, "device")
+    scenario: str = _as_in(Row, "scenario")
+    batch_size: int = _as_in(Row, "batch_size")
+    status: str = _as_in(Row, "status")
+    reason: str | None = _as_in(Row, "reason")
+    latency_ms: Latency | None = _as_in(Row, "latency_ms")
+    throughput_fps: float | None = _as_in(Row, "throughput_fps")
+    valid: bool | None = _as_in(Row, "valid")
+    invalid_reasons: list[str] | None = _as_in(Row, "invalid_reasons")
+    accuracy: float | None = _as_in(Row, "accuracy")
+    storage_mb: float | None = _as_in(Row, "storage_mb")
+    file_bytes: int | None = _as_in(Row, "file_bytes")
+    describe: DescribeSettings | None = _as_in(Row, "describe")
+    p50_ci_ms: list[float] | None = _as_in(Row, "p50_ci_ms")
+    p99_ci_ms: list[float] | None = _as_in(Row, "p99_ci_ms")
+    agreement: float | None = _as_in(Row, "agreement")
+    agrees: bool | None = _as_in(Row, "agrees")
+    agreement_reason: str | None = _as_in(Row, "agreement_reason")
+    reference: str | None = _as_in(Row, "reference")
+    val_accuracy: float | None = _as_in(Row, "val_accuracy")
+    artifact_sha256: str | None = _as_in(Row, "artifact_sha256")
+    model: str | None = _as_in(Row, "model")
+    arm: Literal["candidate", "reference"] | None = _as_in(Row, "arm")
+    compile_note: str | None = _as_in(Row, "compile_note")
+    target: str | None = _as_in(Row, "target")
+    # where it was measured: filled in by the store from the row's run (absent from a hand-made row: None)
+    run_id: str | None = _as_in(Run, "run_id", default=None)
+    created: str | None = _as_in(Run, "created", default=None)
+    config_hash: str | None = _as_in(Run, "config_hash")
+    dataset: str | None = _as_in(Run, "dataset")
+    synthetic: bool | None = _as_in(Run, "synthetic")
+    machine_id: str | None = _f("the machine that measured the row: a cluster run's node, else the run's machine "
+                                "(common.results.row_machine)")
+    fingerprint_id: str | None = _f("that machine's fingerprint id")
+    hardware: str | None = _f('that machine in words, e.g. "Intel Xeon Platinum 8481C (2 cores)"')
+
+
+_VIEWED: dict[type[BaseModel], type[BaseModel]] = {DescribeSettings: Describe}  # nested view -> record it views
+_ROW_CONTEXT = ("run_id", "created", "config_hash", "dataset", "synthetic")  # SelectionRow's fields from Run
+
+
+def _members(annotation: Any) -> set[Any]:
+    """The types of a union annotation (a set of one for any other), nested views replaced by what they view."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return {_VIEWED.get(a, a) for a in args}
+
+
+def _check_view(view: type[View], record: type[BaseModel], names: tuple[str, ...], nullable: bool = False) -> None:
+    """TypeError unless each field in `names` of `view` has the type and description it has in `record` (where
+    `nullable`, the view may add None: a field the record requires that the view may lack)."""
+    for name in names:
+        got, want = view.model_fields[name], record.model_fields[name]
+        got_t, want_t = _members(got.annotation), _members(want.annotation)
+        types_ok = got_t == want_t or (nullable and got_t == want_t | {type(None)})
+        if not types_ok or got.description != want.description:
+            raise TypeError(f"{view.__name__}.{name} is not declared as {record.__name__}.{name}: "
+                            f"{got.annotation} vs {want.annotation}")
+
+
+_check_view(DescribeSettings, Describe, tuple(DescribeSettings.model_fields))
+_check_view(SelectionRow, Row, tuple(n for n in SelectionRow.model_fields if n in Row.model_fields
+                                     and n not in ("machine_id", "fingerprint_id")))
+_check_view(SelectionRow, Run, _ROW_CONTEXT, nullable=True)
+SELECTION_ROWS = TypeAdapter(list[SelectionRow])
+
+
+def selection_rows_of(rows: list[dict[str, Any]]) -> list[SelectionRow]:
+    """Row dicts (hand-made in a test or script, or `all_results()`'s) as SelectionRows, lax, in one pass; absent
+    required keys read as unknown."""
+    try:
+        return SELECTION_ROWS.validate_python([{**_ROW_UNKNOWN, **r} for r in rows], strict=False)
+    except ValidationError as e:
+        raise first_error(e) from None
 
 
 def json_schema() -> dict[str, Any]:

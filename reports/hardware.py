@@ -1,6 +1,7 @@
 """`bench report --compare-hardware`: the same variants measured on different machines, side by side.
 
-Input is the store's `all_results()` rows (each names the machine that measured it). A cell is (backend,
+Input is the store's typed rows (`all_results_typed()`: `common.records.SelectionRow`, each naming the machine
+that measured it). A cell is (backend,
 variant, model, threads, streams), the model keyed by the timed file's sha256 (`artifact_sha256`; rows stored
 before it: the run's config hash, said in the notes): results of two models, or under different settings, are
 different cells, never merged. For each
@@ -11,15 +12,15 @@ cells measured on at least two machines are compared, the others are counted in 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from common.atomic import write_bytes_atomic
+from common.records import SelectionRow
 from common.text import finite_number
 from reports.figures import Figure, _plain_log_axis, _png
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.select import identity_of
-from reports.tables import Table, fnum, is_invalid
+from reports.tables import Table, fnum
 
 REPORT_MD = "compare_hardware.md"
 REPORT_HTML = "compare_hardware.html"
@@ -27,43 +28,46 @@ FIGURE = "compare_hardware.png"
 Cell = tuple[str, str, str, str]  # backend, variant, model (text and sha prefix), settings
 
 
-def _settings(row: dict[str, Any]) -> str:
-    raw = row.get("describe")
-    desc: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    parts = [f"threads {desc.get('threads', '?')}"]
-    if desc.get("streams") is not None:
-        parts.append(f"streams {desc['streams']}")
+def _settings(row: SelectionRow) -> str:
+    desc = row.describe
+    threads = desc.threads if desc is not None else None
+    parts = [f"threads {'?' if threads is None else threads}"]
+    if desc is not None and desc.streams is not None:
+        parts.append(f"streams {desc.streams}")
     return ", ".join(parts)
 
 
-def model_label(row: dict[str, Any]) -> str:
+def model_label(row: SelectionRow) -> str:
     """The model a row timed, as a cell shows it: "VGG16-FER x0.25 1a2b3c4d5e6f" (sha256 prefix of the file);
     rows stored before rows named it: "not recorded, config <hash>"."""
     how, value = identity_of(row)
     if how == "artifact_sha256":
-        return f"{row.get('model') or 'model not recorded'} {value[:12]}"
-    return f"{row.get('model') or 'not recorded'}, config {row.get('config_hash') or '?'}"
+        return f"{row.model or 'model not recorded'} {value[:12]}"
+    return f"{row.model or 'not recorded'}, config {row.config_hash or '?'}"
 
 
-def side_by_side(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], dict[Cell, dict[str, dict[str, Any]]]]:
+def _ok_batch1_latency(r: SelectionRow) -> bool:
+    return r.status == "ok" and r.scenario == "latency" and (r.batch_size or 1) == 1
+
+
+def side_by_side(rows: list[SelectionRow]) -> tuple[list[str], dict[str, str], dict[Cell, dict[str, SelectionRow]]]:
     """(machine ids, machine id -> hardware, cell -> machine id -> latest ok batch-1 latency row)."""
     machines: dict[str, str] = {}
-    cells: dict[Cell, dict[str, dict[str, Any]]] = {}
+    cells: dict[Cell, dict[str, SelectionRow]] = {}
     for r in rows:
-        if r.get("status") != "ok" or r.get("scenario") != "latency" or int(r.get("batch_size") or 1) != 1:
+        if not _ok_batch1_latency(r):
             continue
-        mid = str(r.get("machine_id") or r.get("fingerprint_id") or "?")
-        label = str(r.get("hardware") or "unknown hardware") + (f", target {r['target']}" if r.get("target") else "")
+        mid = r.machine_id or r.fingerprint_id or "?"
+        label = (r.hardware or "unknown hardware") + (f", target {r.target}" if r.target else "")
         machines.setdefault(mid, label)
-        key = (str(r.get("backend")), str(r.get("variant")), model_label(r), _settings(r))
+        key = (r.backend, r.variant, model_label(r), _settings(r))
         prev = cells.setdefault(key, {}).get(mid)
-        if prev is None or (str(r.get("created")), str(r.get("run_id"))) >= (str(prev.get("created")),
-                                                                               str(prev.get("run_id"))):
+        if prev is None or (str(r.created), str(r.run_id)) >= (str(prev.created), str(prev.run_id)):
             cells[key][mid] = r
     return sorted(machines), machines, cells
 
 
-def hardware_table(rows: list[dict[str, Any]]) -> Table:
+def hardware_table(rows: list[SelectionRow]) -> Table:
     ids, hw, cells = side_by_side(rows)
     shared = {k: v for k, v in cells.items() if len(v) >= 2}
     header = ["backend", "variant", "model, artifact sha", "settings"] + [f"{m} p50 / p99 ms" for m in ids]
@@ -75,10 +79,9 @@ def hardware_table(rows: list[dict[str, Any]]) -> Table:
             if r is None:
                 line.append("not measured")
                 continue
-            raw = r.get("latency_ms")
-            lat: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            text = f"{fnum(lat.get('p50'))} / {fnum(lat.get('p99'))}"
-            line.append(text + (" INVALID" if is_invalid(r) else ""))
+            lat = r.latency_ms
+            text = f"{fnum(lat.p50 if lat else None)} / {fnum(lat.p99 if lat else None)}"
+            line.append(text + (" INVALID" if r.valid is False else ""))  # an ok row (side_by_side), so: is_invalid
         out.append(line)
     notes = [f"{m}: {hw[m]}" for m in ids]
     notes.append("latest ok latency measurement at batch 1 per machine; a cell is backend x variant x model (the "
@@ -93,7 +96,7 @@ def hardware_table(rows: list[dict[str, Any]]) -> Table:
                  anchor="compare-hardware")
 
 
-def hardware_figure(rows: list[dict[str, Any]]) -> bytes | None:
+def hardware_figure(rows: list[SelectionRow]) -> bytes | None:
     """Grouped horizontal bars: p50 latency of each shared cell, one bar per machine (log scale)."""
     ids, _hw, cells = side_by_side(rows)
     shared = sorted((k, v) for k, v in cells.items() if len(v) >= 2)
@@ -106,8 +109,7 @@ def hardware_figure(rows: list[dict[str, Any]]) -> bytes | None:
         ys, xs = [], []
         for i, (_key, per) in enumerate(shared):
             r = per.get(m)
-            raw = (r or {}).get("latency_ms")
-            v = finite_number(raw.get("p50")) if isinstance(raw, dict) else None
+            v = finite_number(r.latency_ms.p50) if r is not None and r.latency_ms is not None else None
             if v is not None and v > 0:
                 ys.append(i + j * height)
                 xs.append(v)
@@ -123,7 +125,7 @@ def hardware_figure(rows: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def write_hardware_report(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def write_hardware_report(rows: list[SelectionRow], out_dir: Path) -> list[Path]:
     """compare_hardware.md, .html and .png (when there is something to plot) in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = hardware_table(rows)
@@ -136,7 +138,7 @@ def write_hardware_report(rows: list[dict[str, Any]], out_dir: Path) -> list[Pat
         written.append(out_dir / FIGURE)
     write_bytes_atomic(out_dir / REPORT_MD, render_markdown(title, [table], [(FIGURE, caption, png is not None)])
                        .encode("utf-8"))
-    synthetic = any(r.get("synthetic") for r in rows)
+    synthetic = any(r.synthetic for r in rows)
     write_bytes_atomic(out_dir / REPORT_HTML, render_html(title, [table], [(FIGURE, caption, png)], synthetic)
                        .encode("utf-8"))
     return [out_dir / REPORT_MD, out_dir / REPORT_HTML, *written]

@@ -1,4 +1,5 @@
-"""Hardware / backend / variant selection over every stored result.
+"""Hardware / backend / variant selection over every stored result (the store's typed rows,
+`ResultsStore.all_results_typed`: `common.records.SelectionRow`).
 
 A *choice* is (backend, device, variant, machine, settings): the machine is the row's machine id (a fleet
 history holds many; its hardware summary is shown beside it) and the settings are the threads and streams
@@ -25,10 +26,12 @@ indistinguishable from it and are ordered among themselves by TIE_RULE.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import UserError
+from common.records import SelectionRow
 from common.results import REFERENCE_VARIANT
 from common.text import finite_number
 
@@ -86,8 +89,8 @@ class Choice:
     created: str
     machine_id: str = ""
     target: str | None = None
-    threads: Any = None
-    streams: Any = None
+    threads: int | None = None
+    streams: str | None = None  # one value, or per scenario: "1 (latency), 2 (throughput)"
     p50_ms: float | None = None
     p99_ms: float | None = None
     throughput_fps: float | None = None
@@ -185,155 +188,149 @@ class Selection:
 UNVERIFIED = "unverified"
 
 
-def _reference_words(row: dict[str, Any]) -> str:
-    ref = str(row.get("reference") or "")
+def _reference_words(row: SelectionRow) -> str:
+    ref = row.reference or ""
     if not ref.startswith("onnxruntime"):
         return "the PyTorch reference"
     return "the ONNX Runtime int8 (unoptimized) reference" if "(int8" in ref else "the ONNX Runtime fp32 reference"
 
 
-def _ineligible(row: dict[str, Any], allow_unverified: bool = False) -> str:
+def _ineligible(row: SelectionRow, allow_unverified: bool = False) -> str:
     """Why `row` cannot be chosen ("" when it can), the gravest first: failed, wrong answers, answers never
     checked (unless allowed), invalid timing."""
-    if row.get("status") != "ok":
-        reason = str(row.get("reason") or "").strip()
-        return f"status {row.get('status')}" + (f": {reason}" if reason else "")
-    if row.get("agrees") is False:  # wrong answers outrank noisy timings: say this first
-        why = str(row.get("agreement_reason") or "").strip()
-        return f"disagrees with {_reference_words(row)}: " + (why or f"top-1 agreement {row.get('agreement')}")
-    if row.get("agrees") is None and not allow_unverified:  # unknown answers, like wrong ones, before timing
-        why = str(row.get("agreement_reason") or "").strip().removeprefix("unverified: ")
+    if row.status != "ok":
+        reason = (row.reason or "").strip()
+        return f"status {row.status}" + (f": {reason}" if reason else "")
+    if row.agrees is False:  # wrong answers outrank noisy timings: say this first
+        why = (row.agreement_reason or "").strip()
+        return f"disagrees with {_reference_words(row)}: " + (why or f"top-1 agreement {row.agreement}")
+    if row.agrees is None and not allow_unverified:  # unknown answers, like wrong ones, before timing
+        why = (row.agreement_reason or "").strip().removeprefix("unverified: ")
         return (f"{UNVERIFIED}: its outputs were never compared with a reference "
                 f"({why or 'no agreement recorded'}); --allow-unverified to consider it")
-    if row.get("valid") is False:
-        reasons = row.get("invalid_reasons") or []
-        if isinstance(reasons, str):
-            reasons = [reasons]
-        return "invalid measurement: " + ("; ".join(map(str, reasons)) or "no reason recorded")
+    if row.valid is False:
+        return "invalid measurement: " + ("; ".join(row.invalid_reasons or []) or "no reason recorded")
     return ""
 
 
-def settings_of(row: dict[str, Any]) -> tuple[Any, Any]:
+def settings_of(row: SelectionRow) -> tuple[int | None, int | None]:
     """(threads, streams) the runtime really used for `row` (its `describe`); None where not recorded."""
-    desc = row.get("describe")
-    desc = desc if isinstance(desc, dict) else {}
-    threads, streams = desc.get("threads"), desc.get("streams")
-    return (threads if isinstance(threads, int | str) else None), (streams if isinstance(streams, int | str) else None)
+    return (row.describe.threads, row.describe.streams) if row.describe is not None else (None, None)
 
 
-def identity_of(row: dict[str, Any]) -> tuple[str, str]:
+def identity_of(row: SelectionRow) -> tuple[str, str]:
     """(what keys the model of `row`, its value): the timed file's sha256, or for a row stored before rows
     carried it, the variant's run config hash and model text (two models under one name still never merge)."""
-    sha = row.get("artifact_sha256")
-    if isinstance(sha, str) and sha:
-        return "artifact_sha256", sha
-    return "config_hash (row has no artifact_sha256)", f"{row.get('config_hash')}|{row.get('model') or ''}"
+    if row.artifact_sha256:
+        return "artifact_sha256", row.artifact_sha256
+    return "config_hash (row has no artifact_sha256)", f"{row.config_hash}|{row.model or ''}"
 
 
-def filter_rows(rows: list[dict[str, Any]], machines: list[str] | None, targets: list[str] | None,
-                models: list[str] | None = None, artifact_shas: list[str] | None = None) -> list[dict[str, Any]]:
+def filter_rows(rows: list[SelectionRow], machines: list[str] | None, targets: list[str] | None,
+                models: list[str] | None = None, artifact_shas: list[str] | None = None) -> list[SelectionRow]:
     """Rows of the given machine ids / targets / models / artifact sha256 prefixes (--machine, --target,
     --model, --artifact-sha); a name that matches nothing is a UserError naming what is stored."""
     if models:
-        have = sorted({str(r["model"]) for r in rows if r.get("model")})
+        have = sorted({r.model for r in rows if r.model})
         unknown = [m for m in models if m.lower() not in {h.lower() for h in have}]
         if unknown:
             raise UserError(f"--model {', '.join(unknown)}: not in the store; stored models: "
                             f"{', '.join(have) or 'none (rows stored before rows named their model)'}")
         want = {m.lower() for m in models}
-        rows = [r for r in rows if str(r.get("model") or "").lower() in want]
+        rows = [r for r in rows if (r.model or "").lower() in want]
     if artifact_shas:
         bad = [a for a in artifact_shas if len(a) < 6 or any(ch not in "0123456789abcdef" for ch in a.lower())]
         if bad:
             raise UserError(f"--artifact-sha {', '.join(bad)}: give at least 6 hex digits of an artifact_sha256")
-        shas = sorted({str(r["artifact_sha256"]) for r in rows if r.get("artifact_sha256")})
+        shas = sorted({r.artifact_sha256 for r in rows if r.artifact_sha256})
         unknown = [a for a in artifact_shas if not any(h.startswith(a.lower()) for h in shas)]
         if unknown:
             raise UserError(f"--artifact-sha {', '.join(unknown)}: matches no stored artifact_sha256; stored: "
                             f"{', '.join(h[:12] for h in shas) or 'none'}")
-        rows = [r for r in rows if any(str(r.get("artifact_sha256") or "").startswith(a.lower())
-                                       for a in artifact_shas)]
-    for flag, names, key in (("--machine", machines, "machine_id"), ("--target", targets, "target")):
-        if not names:
-            continue
-        have = sorted({str(r.get(key)) for r in rows if r.get(key)})
-        unknown = [n for n in names if n not in have]
-        if unknown:
-            raise UserError(f"{flag} {', '.join(unknown)}: not in the store; stored: {', '.join(have) or 'none'}")
-        rows = [r for r in rows if r.get(key) in names]
-    return rows
+        rows = [r for r in rows if any((r.artifact_sha256 or "").startswith(a.lower()) for a in artifact_shas)]
+    rows = _only(rows, "--machine", machines, lambda r: r.machine_id)
+    return _only(rows, "--target", targets, lambda r: r.target)
 
 
-def _interval(v: Any) -> list[float] | None:
+def _only(rows: list[SelectionRow], flag: str, names: list[str] | None,
+          key: Callable[[SelectionRow], str | None]) -> list[SelectionRow]:
+    """The rows whose `key` is one of `names` (all rows without names); a name no row has is a UserError."""
+    if not names:
+        return rows
+    have = sorted({v for r in rows if (v := key(r))})
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise UserError(f"{flag} {', '.join(unknown)}: not in the store; stored: {', '.join(have) or 'none'}")
+    return [r for r in rows if key(r) in names]
+
+
+def _interval(v: list[float] | None) -> list[float] | None:
     """[low, high] of a stored interval; None unless both ends are finite numbers."""
-    if isinstance(v, list | tuple) and len(v) == 2:
+    if v is not None and len(v) == 2:
         lo, hi = finite_number(v[0]), finite_number(v[1])
         if lo is not None and hi is not None:
             return [lo, hi]
     return None
 
 
-def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool = False,
+def build_choices(rows: list[SelectionRow], batch: int, allow_unverified: bool = False,
                   objective: str = "latency") -> list[Choice]:
     """Group stored result rows into choices (what was timed, where, how), keeping the latest run that measured
     each at `batch`."""
-    def cell_of(r: dict[str, Any]) -> tuple[str, ...]:
-        return (str(r.get("backend")), str(r.get("device") or "cpu"), str(r.get("variant")),
-                str(r.get("machine_id") or r.get("hardware") or "unknown hardware"), str(r.get("target") or ""),
-                *identity_of(r))
+    def cell_of(r: SelectionRow) -> tuple[str, ...]:
+        return (r.backend, r.device or "cpu", r.variant, r.machine_id or r.hardware or "unknown hardware",
+                r.target or "", *identity_of(r))
 
     # one run's cell has one setting, which may differ by scenario (OpenVINO: 1 stream for latency, more for
     # throughput): the setting of a cell is what all its rows of that run report
-    per_cell: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    per_cell: dict[tuple[str, ...], list[SelectionRow]] = {}
     for r in rows:
-        per_cell.setdefault((str(r.get("run_id")), *cell_of(r)), []).append(r)
-    setting: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        per_cell.setdefault((str(r.run_id), *cell_of(r)), []).append(r)
+    setting: dict[tuple[str, ...], tuple[int | None, str | None]] = {}
     for ckey, rs in per_cell.items():
         threads = next((t for t, _ in map(settings_of, rs) if t is not None), None)
-        streams = {str(r.get("scenario")): s for r in rs for s in [settings_of(r)[1]] if s is not None}
-        distinct = sorted(set(map(str, streams.values())))
+        per_scenario = {r.scenario: s for r in rs for s in [settings_of(r)[1]] if s is not None}
+        distinct = sorted(set(map(str, per_scenario.values())))
         text = None if not distinct else distinct[0] if len(distinct) == 1 else ", ".join(
-            f"{v} ({k})" for k, v in sorted(streams.items()))
+            f"{v} ({k})" for k, v in sorted(per_scenario.items()))
         setting[ckey] = (threads, text)
-    groups: dict[tuple[str, ...], dict[str, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, ...], dict[str, list[SelectionRow]]] = {}
     hardware: dict[tuple[str, ...], str] = {}
     for r in rows:
-        threads, streams = setting[(str(r.get("run_id")), *cell_of(r))]
+        threads, streams = setting[(str(r.run_id), *cell_of(r))]
         key = (*cell_of(r), str(threads), str(streams))
-        hardware.setdefault(key, str(r.get("hardware") or "unknown hardware"))
-        groups.setdefault(key, {}).setdefault(str(r.get("run_id")), []).append(r)
+        hardware.setdefault(key, r.hardware or "unknown hardware")
+        groups.setdefault(key, {}).setdefault(str(r.run_id), []).append(r)
     choices: list[Choice] = []
     for gkey, runs in groups.items():
         backend, device, variant, _machine, target, identity = gkey[:6]
         hw = hardware[gkey]
-        def at_batch(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [r for r in rs if int(r.get("batch_size") or 1) == batch]
+        def at_batch(rs: list[SelectionRow]) -> list[SelectionRow]:
+            return [r for r in rs if (r.batch_size or 1) == batch]
 
         measured = [rs for rs in runs.values() if at_batch(rs)]
         pool = measured or list(runs.values())
-        latest = max(pool, key=lambda rs: (str(rs[0].get("created")), str(rs[0].get("run_id"))))
+        latest = max(pool, key=lambda rs: (str(rs[0].created), str(rs[0].run_id)))
         first = latest[0]
-        ch = Choice(backend, device, variant, hw, batch, str(first.get("run_id")), str(first.get("created")),
-                    machine_id=str(first.get("machine_id") or ""), target=target or None,
-                    threads=setting[(str(first.get("run_id")), *cell_of(first))][0],
-                    streams=setting[(str(first.get("run_id")), *cell_of(first))][1],
-                    model=str(first["model"]) if first.get("model") else None,
-                    artifact_sha256=str(first["artifact_sha256"]) if first.get("artifact_sha256") else None,
-                    identity=identity, val_accuracy=finite_number(first.get("val_accuracy")),
-                    dataset=str(first.get("dataset") or ""), config_hash=str(first.get("config_hash") or ""))
+        threads, streams = setting[(str(first.run_id), *cell_of(first))]
+        ch = Choice(backend, device, variant, hw, batch, str(first.run_id), str(first.created),
+                    machine_id=first.machine_id or "", target=target or None, threads=threads, streams=streams,
+                    model=first.model or None, artifact_sha256=first.artifact_sha256 or None,
+                    identity=identity, val_accuracy=finite_number(first.val_accuracy),
+                    dataset=first.dataset or "", config_hash=first.config_hash or "")
         choices.append(ch)
         here = at_batch(latest)
         if not here:
-            sizes = sorted({int(r.get("batch_size") or 1) for rs in runs.values() for r in rs})
+            sizes = sorted({r.batch_size or 1 for rs in runs.values() for r in rs})
             ch.problem = f"not measured at batch {batch} (measured: {', '.join(map(str, sizes))})"
             continue
-        lat = next((r for r in here if r.get("scenario") == "latency"), None)
-        thr = next((r for r in here if r.get("scenario") == "throughput"), None)
-        lat_row: dict[str, Any] = lat or thr or here[0]
+        lat = next((r for r in here if r.scenario == "latency"), None)
+        thr = next((r for r in here if r.scenario == "throughput"), None)
+        lat_row = lat or thr or here[0]
         if lat is not None:
             ch.latency_source = "latency scenario"
         else:
-            k = lat_row.get("requests_in_flight") or 1
+            k = _in_flight(lat_row)
             ch.latency_source = (f"throughput scenario: time per round of {k} request(s) x batch {batch} in flight"
                                  if k != 1 else f"throughput scenario: time per batch of {batch}")
         used = [c for c in (lat_row, thr) if c is not None]
@@ -341,25 +338,30 @@ def build_choices(rows: list[dict[str, Any]], batch: int, allow_unverified: bool
             if _ineligible(cell, allow_unverified):
                 ch.problem = _ineligible(cell, allow_unverified)
                 break
-        verdicts = [c.get("agrees") for c in used]
+        verdicts = [c.agrees for c in used]
         ch.agrees = False if False in verdicts else None if None in verdicts else True
-        ch.reference = next((str(c["reference"]) for c in used if c.get("reference")), None)
-        ch.compile_note = next((str(c["compile_note"]) for c in used if c.get("compile_note")), None)
-        lat_raw = lat_row.get("latency_ms")
-        lat_ms: dict[str, Any] = lat_raw if isinstance(lat_raw, dict) else {}
-        ch.p50_ms, ch.p99_ms = finite_number(lat_ms.get("p50")), finite_number(lat_ms.get("p99"))
+        ch.reference = next((c.reference for c in used if c.reference), None)
+        ch.compile_note = next((c.compile_note for c in used if c.compile_note), None)
+        lat_ms = lat_row.latency_ms
+        if lat_ms is not None:
+            ch.p50_ms, ch.p99_ms = finite_number(lat_ms.p50), finite_number(lat_ms.p99)
         ci_row = thr if (objective == "throughput" and thr is not None) else lat_row
-        ch.p50_ci_ms, ch.p99_ci_ms = _interval(ci_row.get("p50_ci_ms")), _interval(ci_row.get("p99_ci_ms"))
-        ch.throughput_fps = finite_number((thr or lat_row).get("throughput_fps"))
-        ch.accuracy = next((a for a in (finite_number(r.get("accuracy")) for r in here) if a is not None), None)
-        files = next((b for b in (finite_number(r.get("file_bytes")) for r in here) if b), None)
+        ch.p50_ci_ms, ch.p99_ci_ms = _interval(ci_row.p50_ci_ms), _interval(ci_row.p99_ci_ms)
+        ch.throughput_fps = finite_number((thr or lat_row).throughput_fps)
+        ch.accuracy = next((a for a in (finite_number(r.accuracy) for r in here) if a is not None), None)
+        files = next((b for b in (finite_number(r.file_bytes) for r in here) if b), None)
         if files is not None:  # what the runtime really loads from disk, not a parameter-count formula
             ch.storage_mb, ch.storage_source = files / 1e6, "file"
         else:
             ch.storage_source = "parameters"
-            ch.storage_mb = next((s for s in (finite_number(r.get("storage_mb")) for r in here) if s is not None),
-                                 None)
+            ch.storage_mb = next((s for s in (finite_number(r.storage_mb) for r in here) if s is not None), None)
     return choices
+
+
+def _in_flight(row: SelectionRow) -> int:
+    """Requests the harness kept in flight for `row` (its `describe.harness`; 1 where not recorded)."""
+    harness = row.describe.harness if row.describe is not None else None
+    return (harness.requests_in_flight if harness is not None else None) or 1
 
 
 def _violations(ch: Choice, c: Constraints) -> list[tuple[str, str]]:
@@ -412,30 +414,29 @@ def _describe(ch: Choice, objective: str) -> str:
     return f"{ch.storage_mb:.3g} MB" if ch.storage_mb is not None else "no storage"
 
 
-def _same_model(dense: dict[str, Any], ch: Choice) -> bool:
+def _same_model(dense: SelectionRow, ch: Choice) -> bool:
     if ch.model:
-        return dense.get("model") == ch.model and str(dense.get("dataset") or "") == ch.dataset
-    return not dense.get("model") and str(dense.get("config_hash") or "") == ch.config_hash
+        return dense.model == ch.model and (dense.dataset or "") == ch.dataset
+    return not dense.model and (dense.config_hash or "") == ch.config_hash
 
 
-def set_dense_floors(rows: list[dict[str, Any]], choices: list[Choice], tolerance: float) -> list[str]:
+def set_dense_floors(rows: list[SelectionRow], choices: list[Choice], tolerance: float) -> list[str]:
     """The frontier's floor for each choice: the validation accuracy of the dense model (dense-fp32) of the
     same model (and data set; rows without a model text: the same run config), less `tolerance`. The dense row
     of the same run is preferred, then of the same machine, then the latest. Returns the models (in words)
     without a stored dense validation accuracy, which no floor covers."""
-    dense = [r for r in rows if r.get("variant") == REFERENCE_VARIANT and finite_number(r.get("val_accuracy"))
-             is not None]
+    dense: list[tuple[SelectionRow, float]] = [
+        (r, v) for r in rows if r.variant == REFERENCE_VARIANT and (v := finite_number(r.val_accuracy)) is not None]
     uncovered: list[str] = []
     for ch in choices:
-        pool = [r for r in dense if _same_model(r, ch)]
+        pool = [(r, v) for r, v in dense if _same_model(r, ch)]
         if not pool:
             name = ch.model or f"config {ch.config_hash or '?'}"
             if name not in uncovered:
                 uncovered.append(name)
             continue
-        pick = max(pool, key=lambda r: (r.get("run_id") == ch.run_id, r.get("machine_id") == ch.machine_id,
-                                        str(r.get("created")), str(r.get("run_id"))))
-        dv = float(pick["val_accuracy"])
+        _pick, dv = max(pool, key=lambda rv: (rv[0].run_id == ch.run_id, rv[0].machine_id == ch.machine_id,
+                                              str(rv[0].created), str(rv[0].run_id)))
         ch.val_floor = dv - tolerance
         ch.floor_from = f"dense {ch.model or REFERENCE_VARIANT} val {100 * dv:.2f}%"
     return uncovered
@@ -482,7 +483,7 @@ def _floor_text(c: Constraints, choices: list[Choice], uncovered: list[str]) -> 
     return "; ".join(parts) or "none (no choices)"
 
 
-def select(rows: list[dict[str, Any]], c: Constraints) -> Selection:
+def select(rows: list[SelectionRow], c: Constraints) -> Selection:
     """Rank the feasible choices by the objective; explain every rejection and every lower rank."""
     choices = build_choices(rows, c.batch, c.allow_unverified, c.objective)
     uncovered = set_dense_floors(rows, choices, c.tolerance) if c.min_accuracy is None else []

@@ -74,7 +74,7 @@ def _compare_hardware(args: argparse.Namespace) -> int:
     from reports.hardware import write_hardware_report
 
     with open_store(args) as store:
-        rows = store.all_results()
+        rows = store.all_results_typed()
         url = store.url
     if not rows:
         raise UserError(f"the results store {url} holds no results; run `bench run` first")

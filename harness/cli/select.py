@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         allow_unverified=args.allow_unverified, tolerance=_tolerance(args.tolerance),
     )
     with open_store(args) as store:
-        rows = store.all_results()
+        rows = store.all_results_typed()
         url = store.url
     if not rows:
         raise UserError(f"the results store {url} holds no results; run `bench run` first")

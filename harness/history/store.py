@@ -16,7 +16,9 @@ in a SQL database through SQLAlchemy Core.
 * Two reading forms: the dict form (`load_run`, `runs_like`, ...: the results-JSON dict as stored) and the typed
   form (`load_run_typed`, `runs_like_typed`, `iter_runs_typed`: `common.records.Run`, any stored result version
   upgraded to the current one). The typed form validates each stored row's JSON text directly (pydantic-core, no
-  dict in between), which costs about what `json.loads` does (benchmarks/bench_typed_read.py).
+  dict in between), which costs about what `json.loads` does (benchmarks/bench_typed_read.py). `all_results_typed`
+  (for `bench select` and `bench report --compare-hardware`) reads every stored row as the slim
+  `common.records.SelectionRow`: only the fields those read, the rest of each row's text passed over unbuilt.
 * The result-JSON version (`schema_version` of a run, common.records) is not the store's table version
   (harness.history.schema.SCHEMA_VERSION); `upgrade_result_versions` restamps stored runs of older result versions.
 """
@@ -31,11 +33,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -54,7 +57,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from common.errors import UserError
-from common.records import ROWS, Row, Run, SchemaError, first_error, upgrade_run
+from common.records import ROWS, SELECTION_ROWS, Row, Run, SchemaError, SelectionRow, first_error, upgrade_run
 from common.records import SCHEMA_VERSION as RESULT_SCHEMA_VERSION
 from common.results import (
     config_hash,
@@ -570,6 +573,41 @@ class ResultsStore:
                 out.append(row)
         return out
 
+    def all_results_typed(self) -> list[SelectionRow]:
+        """`all_results` as typed rows, for `bench select` and `bench report --compare-hardware`: the slim
+        SelectionRow of each stored row (only the fields those read), validated straight from the stored JSON
+        text, one call per run (pydantic-core passes over the rest of a row, its rounds, confusion matrix and
+        correctness bits, without building it); the machine of each row resolved once per run and machine."""
+        r, c = runs_table, results_table
+        runs_q = select(r.c.id, r.c.run_id, r.c.created, r.c.config_hash, r.c.dataset, r.c.synthetic, r.c.header)
+        rows_q = (select(c.c.run_pk, c.c.row).join(r, c.c.run_pk == r.c.id)
+                  .order_by(r.c.created, r.c.id, c.c.position))
+        out: list[SelectionRow] = []
+        with self.engine.connect() as conn, _no_gc_pauses():
+            runs = {x.id: x for x in conn.execute(runs_q)}
+            for pk, stored in groupby(conn.execute(rows_q), key=lambda x: x.run_pk):
+                try:
+                    rows = SELECTION_ROWS.validate_json("[" + ",".join(x.row for x in stored) + "]", strict=False)
+                except ValidationError as e:
+                    err = first_error(e)
+                    raise _stored_error(conn, pk, SchemaError("results" + err.where, err.message)) from None
+                run = runs[pk]
+                head = _RunMachines.model_validate_json(run.header)
+                header = {"fingerprint": head.fingerprint, "machines": head.machines}
+                machines: dict[tuple[str | None, str | None], tuple[str, str, str]] = {}
+                for row in rows:
+                    if is_reference(row):  # the reference arm is judged within its run, never chosen or compared
+                        continue
+                    key = (row.machine_id, row.fingerprint_id)
+                    if key not in machines:
+                        mid, fid, fp = row_machine({"machine_id": key[0], "fingerprint_id": key[1]}, header)
+                        machines[key] = (mid, fid, hardware_summary(fp))
+                    row.machine_id, row.fingerprint_id, row.hardware = machines[key]
+                    row.run_id, row.created, row.config_hash = run.run_id, run.created, run.config_hash
+                    row.dataset, row.synthetic = run.dataset, run.synthetic
+                    out.append(row)
+        return out
+
     # ----------------------------------------------------------------------------------- acceptances
     def accept(self, run_id: str, reason: str, who: str, *, machine_id: str | None = None,
                backend: str | None = None, variant: str | None = None, device: str | None = None,
@@ -619,6 +657,15 @@ def _no_gc_pauses() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+class _RunMachines(BaseModel):
+    """The keys of a stored run's header that say which machine measured its rows (the rest of the header, its
+    config and layer table, is passed over unread)."""
+
+    model_config = ConfigDict(extra="ignore")
+    fingerprint: Any = None
+    machines: Any = None
 
 
 def _stored_error(conn: Connection, pk: int, e: SchemaError) -> UserError:

@@ -165,10 +165,12 @@ def test_openvino_throughput_rows_take_only_their_own_models_agreement() -> None
     assert ov_tp["agreement"] is None and ov_tp["agrees"] is None
     assert ov_tp["agreement_reason"].startswith("not checked: the throughput rows time a separately compiled")
     assert agreement_cell(ov_tp) == "not checked"
+    from common.records import selection_rows_of
     from reports.select import Constraints, select  # select treats it as unchecked: refused, and says so
 
-    sel = select([{**r, "run_id": "r", "created": "t", "hardware": "x", "batch_size": 1,
-                   "latency_ms": {"p50": 1.0, "p99": 2.0}} for r in rows if r["scenario"] == "throughput"],
+    sel = select(selection_rows_of([{**r, "run_id": "r", "created": "t", "hardware": "x", "batch_size": 1,
+                                     "latency_ms": {"p50": 1.0, "p99": 2.0}} for r in rows
+                                    if r["scenario"] == "throughput"]),
                  Constraints())
     assert [(c.backend, why.split(":")[0]) for c, why in sel.rejected] == [("openvino", "unverified")]
     own = [*latency_only, {"backend": "openvino", "variant": "v", "scenario": "throughput", "top1_agreement": 0.5}]

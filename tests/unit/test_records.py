@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import Field
 
 from common.records import (
     DOCS_FILE,
@@ -104,3 +105,27 @@ def test_a_newer_or_unknown_version_is_refused() -> None:
         parse_run({**raw, "schema_version": SCHEMA_VERSION + 1})
     with pytest.raises(SchemaError, match="schema_version"):
         parse_run({**raw, "schema_version": "2"})
+
+
+def test_a_view_declares_its_fields_as_the_record_does() -> None:
+    """SelectionRow takes each field's type and meaning from Row (and Run): a view that drifts from its record is
+    refused when it is defined."""
+    from common.records import SelectionRow, View, _as_in, _check_view
+
+    for name in ("backend", "latency_ms", "p50_ci_ms", "arm", "val_accuracy"):
+        assert SelectionRow.model_fields[name].description == Row.model_fields[name].description
+    assert SelectionRow.model_fields["run_id"].description == Run.model_fields["run_id"].description
+
+    class Retyped(View):
+        accuracy: int | None = _as_in(Row, "accuracy")  # Row: float | None
+
+    class Reworded(View):
+        accuracy: float | None = Field(default=None, description="accuracy")
+
+    class Loosened(View):
+        run_id: str | None = _as_in(Run, "run_id", default=None)  # Run requires it
+
+    _check_view(Loosened, Run, ("run_id",), nullable=True)
+    for view, record, nullable in ((Retyped, Row, False), (Reworded, Row, False), (Loosened, Run, False)):
+        with pytest.raises(TypeError, match="is not declared as"):
+            _check_view(view, record, tuple(view.model_fields), nullable)

@@ -9,6 +9,7 @@ import pytest
 
 import harness.cli.entry as cli
 from common.errors import UserError
+from common.records import selection_rows_of as typed  # hand-made row dicts as the store's typed rows
 from harness.history.store import ResultsStore
 from reports.select import Constraints, parse_min_accuracy, select
 
@@ -25,7 +26,7 @@ def rows(tmp_path, make_run):
                                     ("openvino", "dense-fp32"), ("openvino", "l1-fp32"),
                                     ("openvino", "dense-int8"), ("onnxruntime", "l1-int8")]},
                                 invalid=(("openvino", "l1-int8"),)))
-        yield store.all_results()
+        yield store.all_results_typed()
 
 
 def _meets(ch, c: Constraints) -> bool:
@@ -89,10 +90,10 @@ def test_latest_measurement_wins(tmp_path, make_run):
                                 factors={("openvino", "l1-int8"): 3.0}))
         store.save_run(make_run("b32-only", created="2026-01-09T00:00:00Z", backends=("openvino",),
                                 batch_sizes=(32,)))  # also has batch-1 latency cells
-        rows = store.all_results()
+        rows = store.all_results_typed()
     sel = select(rows, Constraints(objective="latency"))
     assert {ch.run_id for ch in sel.ranked} == {"b32-only"}
-    rows = [r for r in rows if r["run_id"] != "b32-only"]
+    rows = [r for r in rows if r.run_id != "b32-only"]
     sel = select(rows, Constraints(objective="latency"))
     l1 = next(ch for ch in sel.ranked if ch.variant == "l1-int8")
     assert l1.run_id == "new" and l1.p50_ms == pytest.approx(0.81, rel=0.1)
@@ -162,7 +163,7 @@ def test_select_across_machines_names_the_machine_and_never_mixes_settings(tmp_p
         # measurement of the threads=2 one
         store.save_run(_fleet_run(make_run, "f-1thread", "2026-02-02T00:00:00Z", threads=1, slow_b=1.5,
                                   fast_ovn=0.5))
-        rows = store.all_results()
+        rows = store.all_results_typed()
     sel = select(rows, Constraints())
     best = sel.recommended
     assert (best.machine_id, best.target, best.threads, best.backend, best.variant) == \
@@ -225,7 +226,7 @@ def test_a_cell_with_per_scenario_streams_is_one_choice(tmp_path, make_run):
             r["describe"] = {"threads": 2, "streams": 1 if r["scenario"] == "latency" else 2}
     with ResultsStore(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
         store.save_run(run)
-        rows = store.all_results()
+        rows = store.all_results_typed()
     sel = select(rows, Constraints(objective="throughput", batch=32))
     ovn = [c for c in sel.ranked if (c.backend, c.variant, c.machine_id) == ("openvino", "l1-int8", "box-a")]
     assert len(ovn) == 1 and ovn[0].streams == "1 (latency), 2 (throughput)" and ovn[0].throughput_fps
@@ -239,7 +240,7 @@ def test_a_row_that_disagrees_with_the_reference_is_rejected_and_why(make_run):
             r.update(agreement=0.6, agrees=False, agreement_reason="top-1 agreement 0.6000 with the PyTorch "
                      "reference is below 0.99 (benchmark.min_agreement_int8)")
     rows = [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
-    sel = select(rows, Constraints(batch=1))
+    sel = select(typed(rows), Constraints(batch=1))
     why = {(ch.backend, ch.variant): w for ch, w in sel.rejected}
     assert "disagrees with the PyTorch reference: top-1 agreement 0.6000" in why[("openvino", "l1-int8")]
     assert all((ch.backend, ch.variant) != ("openvino", "l1-int8") for ch in sel.ranked)
@@ -251,10 +252,10 @@ def test_max_storage_uses_the_loaded_file_bytes(make_run):
         r["file_bytes"] = 9_000_000  # the file on disk is larger than the parameter formula says
     rows = [{**r, "run_id": "r-1", "created": run["created"], "hardware": "x"} for r in run["results"]]
     assert rows[0]["storage_mb"] < 9.0
-    sel = select(rows, Constraints(batch=1, max_storage_mb=8.0))
+    sel = select(typed(rows), Constraints(batch=1, max_storage_mb=8.0))
     assert sel.recommended is None
     assert "file size 9 MB > max 8 MB" in sel.rejected[0][1]
-    ok = select(rows, Constraints(batch=1, max_storage_mb=10.0)).recommended
+    ok = select(typed(rows), Constraints(batch=1, max_storage_mb=10.0)).recommended
     assert ok is not None and ok.storage_mb == 9.0 and ok.storage_source == "file"
 
 
@@ -269,7 +270,7 @@ def _unverified_rows(make_run, cells=(("openvino", "l1-int8"),)):
 
 def test_an_unverified_row_is_refused_and_named(make_run):
     rows = _unverified_rows(make_run)
-    sel = select(rows, Constraints(batch=1))
+    sel = select(typed(rows), Constraints(batch=1))
     why = {(ch.backend, ch.variant): w for ch, w in sel.rejected}
     assert why[("openvino", "l1-int8")].startswith("unverified: its outputs were never compared with a reference")
     assert "--allow-unverified" in why[("openvino", "l1-int8")]
@@ -284,7 +285,7 @@ def test_an_unverified_row_is_refused_and_named(make_run):
 
 def test_allow_unverified_admits_it_marked(make_run):
     rows = _unverified_rows(make_run)
-    sel = select(rows, Constraints(batch=1, allow_unverified=True))
+    sel = select(typed(rows), Constraints(batch=1, allow_unverified=True))
     best = sel.recommended
     assert (best.backend, best.variant, best.agrees) == ("openvino", "l1-int8", None)
     assert "UNVERIFIED" in best.name and "UNVERIFIED" in sel.message
@@ -296,7 +297,7 @@ def test_allow_unverified_admits_it_marked(make_run):
         if (r["backend"], r["variant"]) == ("onnxruntime", "l1-int8"):
             r.update(agreement=0.5, agrees=False, reference="onnxruntime-reference (fp32 graph ...)",
                      agreement_reason="top-1 agreement 0.5000 with the ONNX Runtime fp32 reference is below 0.99")
-    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints(allow_unverified=True)).rejected}
+    why = {(ch.backend, ch.variant): w for ch, w in select(typed(rows), Constraints(allow_unverified=True)).rejected}
     assert why[("onnxruntime", "l1-int8")].startswith("disagrees with the ONNX Runtime fp32 reference: top-1")
 
 
@@ -305,10 +306,10 @@ def test_a_choice_is_unverified_if_either_row_it_uses_is(make_run):
     for r in rows:  # only the throughput row at batch 32 lacks agreement
         if (r["backend"], r["variant"], r["scenario"]) == ("openvino", "l1-int8", "throughput"):
             r.update(agrees=None, agreement=None)
-    sel = select(rows, Constraints(batch=32, objective="throughput"))
+    sel = select(typed(rows), Constraints(batch=32, objective="throughput"))
     assert any(ch.variant == "l1-int8" and ch.backend == "openvino" and w.startswith("unverified")
                for ch, w in sel.rejected)
-    assert select(rows, Constraints(batch=1)).recommended.variant == "l1-int8"  # batch 1 uses the latency row
+    assert select(typed(rows), Constraints(batch=1)).recommended.variant == "l1-int8"  # batch 1 uses the latency row
 
 
 def test_select_command_refuses_unverified_unless_allowed(tmp_path, make_run, capsys):
@@ -333,7 +334,19 @@ def test_unchecked_answers_are_named_before_noisy_timing(make_run):
     for r in rows:
         if (r["backend"], r["variant"]) == ("openvino", "l1-int8"):
             r.update(valid=False, invalid_reasons=["CoV 0.4 above max_cov 0.25"])
-    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints()).rejected}
+    why = {(ch.backend, ch.variant): w for ch, w in select(typed(rows), Constraints()).rejected}
     assert why[("openvino", "l1-int8")].startswith("unverified")
-    why = {(ch.backend, ch.variant): w for ch, w in select(rows, Constraints(allow_unverified=True)).rejected}
+    why = {(ch.backend, ch.variant): w for ch, w in select(typed(rows), Constraints(allow_unverified=True)).rejected}
     assert why[("openvino", "l1-int8")] == "invalid measurement: CoV 0.4 above max_cov 0.25"
+
+
+def test_latency_from_the_throughput_scenario_says_how_many_requests_were_in_flight(make_run):
+    run = make_run("r", backends=("openvino",), variants=("l1-int8",), batch_sizes=(32,))
+    rows = [{**r, "run_id": "r", "created": run["created"], "hardware": "x"} for r in run["results"]]
+    one = select(typed(rows), Constraints(batch=32, objective="throughput")).recommended
+    assert one.latency_source == "throughput scenario: time per batch of 32"  # nothing recorded: one request
+    for r in rows:  # OpenVINO's throughput mode: the harness kept 4 requests in flight (describe.harness)
+        r["describe"] = {"threads": 2, "harness": {"requests_in_flight": 4 if r["scenario"] == "throughput" else 1}}
+    four = select(typed(rows), Constraints(batch=32, objective="throughput")).recommended
+    assert four.latency_source == "throughput scenario: time per round of 4 request(s) x batch 32 in flight"
+    assert select(typed(rows), Constraints(batch=1)).recommended.latency_source == "latency scenario"

@@ -11,6 +11,7 @@ import pytest
 
 import harness.cli.entry as cli
 from common.errors import UserError
+from common.records import selection_rows_of
 from harness.history.store import ResultsStore
 from reports.select import Choice, Constraints, filter_rows, rank_ties, select
 
@@ -73,7 +74,7 @@ def test_rows_without_identity_fall_back_to_the_config_hash_and_say_so(make_run)
     a, b = make_run("a", config_hash="cfg-a"), make_run("b", config_hash="cfg-b", created="2026-01-11T00:00:00Z")
     rows = [{**r, "run_id": run["run_id"], "created": run["created"], "config_hash": run["config_hash"],
              "hardware": "x"} for run in (a, b) for r in run["results"]]
-    sel = select(rows, Constraints())
+    sel = select(selection_rows_of(rows), Constraints())
     ov = [ch for ch in sel.ranked if (ch.backend, ch.variant) == ("openvino", "l1-int8")]
     assert sorted(ch.run_id for ch in ov) == ["a", "b"]
     assert all(ch.identity.startswith("config_hash") and ch.artifact_sha256 is None for ch in ov)
@@ -113,7 +114,7 @@ def test_a_model_without_a_stored_dense_has_no_floor_and_the_text_says_so(make_r
     run = _identify(make_run("r", backends=("openvino",), variants=("l1-int8",)), 0.5, VAL)
     rows = [{**r, "run_id": "r", "created": run["created"], "hardware": "x", "dataset": "synthfer"}
             for r in run["results"]]
-    sel = select(rows, Constraints())
+    sel = select(selection_rows_of(rows), Constraints())
     assert sel.recommended is not None
     assert "no floor for VGG16-FER x0.5 (no dense-fp32 validation accuracy stored)" in sel.floor
 
@@ -163,7 +164,7 @@ def test_select_json_lists_indistinguishable_from_best(tmp_path, make_run, monke
 
 
 def test_bad_filters_are_user_errors() -> None:
-    rows = [{"model": "VGG16-FER x0.25", "artifact_sha256": "ab" * 32}]
+    rows = selection_rows_of([{"model": "VGG16-FER x0.25", "artifact_sha256": "ab" * 32}])
     with pytest.raises(UserError, match="at least 6 hex digits"):
         filter_rows(rows, None, None, None, ["ab"])
     assert filter_rows(rows, None, None, ["vgg16-fer X0.25"], ["ababab"]) == rows
@@ -193,6 +194,6 @@ def test_a_choice_compiled_without_snippets_says_so(make_run) -> None:
     note = "Snippets disabled (SNIPPETS_MODE=DISABLE, every Subgraph fusion, float ones too)"
     rows = [{**r, "run_id": "r", "created": run["created"], "hardware": "x", "compile_note": note}
             for r in run["results"]]
-    sel = select(rows, Constraints())
+    sel = select(selection_rows_of(rows), Constraints())
     assert sel.recommended is not None and sel.recommended.compile_note == note
     assert "[compiled without Snippets]" in sel.message and sel.to_dict()["recommended"]["compile_note"] == note

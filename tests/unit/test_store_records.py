@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import harness.cli.entry as cli
-from common.records import Run, parse_run
+from common.errors import UserError
+from common.records import Run, SelectionRow, parse_run, selection_rows_of
 from harness.history.store import ResultsStore
 
 V1_EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "results_v1_export.jsonl"
@@ -116,3 +117,52 @@ def test_a_stored_run_that_does_not_conform_is_named_on_typed_read(tmp_path: Pat
         store.save_run(run)
         with pytest.raises(Exception, match=r"stored run .*: results\[1\]\.n_samples: input should be a valid integer"):
             store.load_run_typed()
+
+
+def _cluster_run(make_run: Any) -> dict[str, Any]:
+    """A cluster run: its rows name the node that measured them, described in the run's `machines`."""
+    run = make_run("c", created="2026-01-05T00:00:00Z", backends=("openvino",), seed=7)
+    for i, r in enumerate(run["results"]):
+        node = "box-a" if i % 2 else "box-b"
+        r.update(machine_id=node, fingerprint_id=f"fp-{node}", target=f"edge-{node[-1]}")
+    run["machines"] = {m: {"fingerprint": {"id": f"fp-{m}", "machine_id": m, "cpu": {"brand": f"CPU {m}", "cores": 4}}}
+                       for m in ("box-a", "box-b")}
+    return run
+
+
+def test_selection_rows_equal_the_dict_rows(tmp_path: Path, make_run: Any) -> None:
+    """`all_results_typed` reads, row for row, what `all_results` reads (the fields a SelectionRow declares):
+    local, cluster, reference-arm and real version-1 runs; the reference arm is left out of both."""
+    arm = make_run("arm", created="2026-01-03T00:00:00Z", backends=("onnxruntime",), seed=3)
+    arm["results"] += [{**r, "arm": "reference", "variant": "ref-" + r["variant"]} for r in arm["results"]]
+    with ResultsStore(f"sqlite:///{tmp_path / 'h.sqlite'}") as store:
+        store.save_run(make_run("a", created="2026-01-01T00:00:00Z", seed=1))
+        store.save_run(arm)
+        store.save_run(_cluster_run(make_run))
+        store.save_run(v1_run())
+        dicts, typed = store.all_results(), store.all_results_typed()
+    assert typed == selection_rows_of(dicts) and len(typed) == len(dicts) > 0
+    assert all(isinstance(r, SelectionRow) for r in typed)
+    assert {r.run_id for r in typed} == {"a", "arm", "c", v1_run()["run_id"]}
+    assert not any(r.variant.startswith("ref-") or r.arm == "reference" for r in typed)
+    nodes = {(r.machine_id, r.fingerprint_id, r.hardware, r.target) for r in typed if r.run_id == "c"}
+    assert nodes == {("box-a", "fp-box-a", "CPU box-a (4 cores)", "edge-a"),
+                     ("box-b", "fp-box-b", "CPU box-b (4 cores)", "edge-b")}
+    real = next(r for r in typed if r.run_id == v1_run()["run_id"])
+    assert real.describe is not None and real.describe.threads == 1 and real.latency_ms is not None
+    assert real.latency_ms.p50 == v1_run()["results"][0]["latency_ms"]["p50"] and real.synthetic is True
+
+
+def test_a_stored_row_that_does_not_conform_is_named_on_selection_read(tmp_path: Path) -> None:
+    """A field the selection reads that does not conform is named; one it never reads does not stop it."""
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    run = v1_run()
+    run["results"][1]["n_samples"] = "many"  # not read by select: passed over
+    with ResultsStore(url) as store:
+        store.save_run(run)
+        assert len(store.all_results_typed()) == len(run["results"])
+        run["results"][1]["latency_ms"]["p50"] = "fast"
+        store.save_run(run, replace=True)
+        with pytest.raises(UserError, match=r"stored run .*: results\[1\]\.latency_ms\.p50: input should be a "
+                                            r"valid number"):
+            store.all_results_typed()
