@@ -96,8 +96,8 @@ def peak_text(peaks: MachinePeaks | dict[str, Any] | None) -> str:
     if not nums:
         return ""
     text = f"{', '.join(nums)} GMAC/s at {p.threads if p.threads is not None else '?'} threads"
-    procs = (p.model_extra or {}).get("processes")  # not declared in MachinePeaks; runs before it lack it
-    if isinstance(procs, list) and procs:
+    procs = p.processes  # runs measured before roofs were a median of processes lack it
+    if procs:
         n = len(procs)
         text += f" (median of {n} processes, as rows are)"
     bw = p.bandwidth_gb_per_s or {}
