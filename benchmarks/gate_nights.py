@@ -1,14 +1,15 @@
 """What the nights of benchmarks/gate_nights.sh say: the paired gate's verdict per night and cell, how stable each
 candidate estimator of a cell's level is across A/A nights, and the real factor of each slowdown level.
 
-    python benchmarks/gate_nights.py [OUT]      (OUT: the script's folder, default runs/gate-nights)
+    python benchmarks/gate_nights.py [OUT [STORE_URL]]   (OUT: the script's folder, default runs/gate-nights)
 
 Why a separate reading: `bench gate validate --paired` gives the rates with their intervals; this prints what the
 choice of statistic rests on. For each night and cell the candidate/reference ratio of one statistic of the
 per-process p50s: the median over processes (the typical latency the tables report), the minimum, the 10% quantile,
-and the fast-mode level the gate judges. Across A/A nights the spread of that log ratio is the statistic's noise
-(what a slowdown must exceed); across a level's nights its median is the slowdown really built. Output is Markdown,
-to paste into docs/measuring.md.
+and the fast-mode level the separate-process gate judges; for arms timed in one process also the median of the
+per-process ratios (what the shared-process gate judges is their mean log, with a t interval). Across A/A nights
+the spread of that log ratio is the statistic's noise (what a slowdown must exceed); across a level's nights its
+median is the slowdown really built. Output is Markdown, to paste into docs/measuring.md.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def _pct(x: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = Path((argv or sys.argv[1:] or ["runs/gate-nights"])[0])
+    args = argv if argv is not None else sys.argv[1:]
+    out = Path(args[0] if args else "runs/gate-nights")
     nights = [line.split()[:2] for line in (out / "nights.txt").read_text().splitlines() if line.strip()]
-    store = ResultsStore(f"sqlite:///{(out / 'nights.sqlite').resolve()}")
+    store = ResultsStore(args[1] if len(args) > 1 else f"sqlite:///{(out / 'nights.sqlite').resolve()}")
     ratios: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (kind, cell, statistic) -> log ratios
     verdicts: dict[tuple[str, str], list[str]] = defaultdict(list)  # (kind, cell) -> verdict letters
     whole: dict[str, list[str]] = defaultdict(list)  # kind -> the night's exit (0, 1, 3)
@@ -57,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             verdicts[(kind, cell.label)].append(cell.verdict[0].upper())
         for key, (c_row, r_row) in paired_rows(run).items():
             label = next(c.label for c in judged.cells if c.key == key)
-            cand, ref = _values(c_row)[0], _values(r_row)[0]
+            (cand, c_pairs), (ref, r_pairs) = _values(c_row), _values(r_row)
             if len(cand) < 3 or len(ref) < 3:
                 continue
+            shared = [math.log(c_pairs[k] / r_pairs[k]) for k in sorted(set(c_pairs) & set(r_pairs))]
+            if any(x.interleave == "blocks" for x in (c_row.rounds if c_row else None) or []):
+                ratios[(kind, label, "in-process ratio (median)")].append(float(np.median(shared)))
             spread[label] += [max(cand) / min(cand), max(ref) / min(ref)]
             for name, fn in STATISTICS.items():
                 a, b = fn(cand), fn(ref)
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
           + " | ".join(f"{k}: median ratio (min-max)" for k in kinds if k != "aa") + " |")
     print("|---|---|---|---|" + "---|" * (len(kinds) - 1))
     for c in cells:
-        for name in STATISTICS:
+        for name in [*STATISTICS, "in-process ratio (median)"]:
             aa = ratios.get(("aa", c, name), [])
             sd = f"{100 * st.stdev(aa):.1f}%" if len(aa) > 1 else "n/a"
             wide = _pct(max(aa, key=abs)) if aa else "n/a"

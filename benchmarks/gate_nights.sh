@@ -24,7 +24,8 @@ INTERLEAVE=${INTERLEAVE:-blocks}
 BENCH=${BENCH:-.venv/bin/bench}
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/gate-nights}
-STORE="sqlite:///$PWD/$OUT/nights.sqlite"
+mkdir -p "$OUT"
+STORE="sqlite:///$(realpath "$OUT")/nights.sqlite"
 mkdir -p "$OUT/ref"
 for v in l1-int8 l1-fp32; do [ -d "$OUT/ref/$v" ] || cp -r "$ART/$v" "$OUT/ref/$v"; done
 declare -A todo=([aa]=$AA)
