@@ -58,14 +58,20 @@ def level_diff(cand: Sequence[float], ref: Sequence[float], confidence: float = 
     sp = math.sqrt(ss / df)
     d = float(c.mean() - r.mean())
     se = sp * math.sqrt(1.0 / c.size + 1.0 / r.size)
+    return _t_level(d, se, df, confidence, int(c.size), int(r.size))
+
+
+def _t_level(d: float, se: float, df: int, confidence: float, n_cand: int, n_ref: int) -> LevelDiff:
+    """A log difference `d` with standard error `se` on `df` degrees of freedom as a ratio, its t interval at
+    `confidence`, its one-sided 95% upper bound and its two-sided p-value."""
     if se == 0.0:
         p = 1.0 if d == 0.0 else 0.0
-        return LevelDiff(math.exp(d), math.exp(d), math.exp(d), confidence, math.exp(d), p, df, c.size, r.size)
+        return LevelDiff(math.exp(d), math.exp(d), math.exp(d), confidence, math.exp(d), p, df, n_cand, n_ref)
     q = float(student_t.ppf(0.5 + confidence / 2.0, df))
     p = float(2.0 * student_t.sf(abs(d) / se, df))
     up = d + float(student_t.ppf(0.95, df)) * se
     return LevelDiff(math.exp(d), math.exp(d - q * se), math.exp(d + q * se), confidence, math.exp(up), p, df,
-                     int(c.size), int(r.size))
+                     n_cand, n_ref)
 
 
 def ratio_level(log_ratios: Sequence[float], confidence: float = 0.99) -> LevelDiff | None:
@@ -77,14 +83,7 @@ def ratio_level(log_ratios: Sequence[float], confidence: float = 0.99) -> LevelD
     df = x.size - 1
     d = float(x.mean())
     se = float(x.std(ddof=1)) / math.sqrt(x.size)
-    if se == 0.0:
-        p = 1.0 if d == 0.0 else 0.0
-        return LevelDiff(math.exp(d), math.exp(d), math.exp(d), confidence, math.exp(d), p, df, x.size, x.size)
-    q = float(student_t.ppf(0.5 + confidence / 2.0, df))
-    p = float(2.0 * student_t.sf(abs(d) / se, df))
-    up = d + float(student_t.ppf(0.95, df)) * se
-    return LevelDiff(math.exp(d), math.exp(d - q * se), math.exp(d + q * se), confidence, math.exp(up), p, df,
-                     int(x.size), int(x.size))
+    return _t_level(d, se, df, confidence, int(x.size), int(x.size))
 
 
 def miss_probability(ref: ModeMix, n_cand: int) -> float:
