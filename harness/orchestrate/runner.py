@@ -154,7 +154,7 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
             orders.append([f"{bk}/{v}" for bk, v in order])
             for i, (backend, variant) in enumerate(order, 1):
                 if reference is not None and reference.interleave == "blocks":
-                    pair_in_one_process(rnd, backend, variant, f"[{label}, {i}/{len(order)}]")
+                    pair_in_one_process(reference, rnd, backend, variant, f"[{label}, {i}/{len(order)}]")
                     continue
                 for position, arm in enumerate(arm_order(arms, rnd)):
                     if not arm_ok(arm, (backend, variant)):
@@ -172,9 +172,8 @@ def run_grid(cfg: Config, artifacts: dict[str, Path], data: FerData, backends: l
                     who = f" [{arm}]" if reference is not None else ""
                     say(f"[{label}, {i}/{len(order)}] {backend} {variant}{who}: {process_line(result)}")
 
-        def pair_in_one_process(rnd: int, backend: str, variant: str, where: str) -> None:
+        def pair_in_one_process(reference: ReferenceArm, rnd: int, backend: str, variant: str, where: str) -> None:
             """Both arms of a cell in one process, the reference's blocks first in odd rounds (ABBA)."""
-            assert reference is not None
             lead = arm_order(arms, rnd)[0]
             art = artifacts[variant]
             stem = f"{backend}__{variant}__pair" + (f"__r{rnd}" if rnd else "")
