@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Nightly benchmark: run the grid with the nightly profile (the paper's full-width model), store it in the shared
 # history, then gate it. Once a run has been accepted (`bench accept RUN --reason ...`, which keeps its files), every
-# night measures those accepted files beside tonight's in the same processes' rounds (`--reference accepted`) and
-# the gate judges tonight against them within the run (`bench compare --paired latest`): a slow phase of the host
-# hits both arms. Before any acceptance it gates against the previous runs of the same machine and config
+# night measures those accepted files beside tonight's in the same processes, timed in alternating blocks
+# (`--reference accepted`, interleave blocks by default) and the gate judges tonight against them within the run
+# (`bench compare --paired latest`): both arms share each process's latency mode and the host's slow phases. Before any acceptance it gates against the previous runs of the same machine and config
 # (`bench compare --history`). Then it writes the history dashboard (`bench report --history`; docs/fleet.md).
 # Exit 0: every cell tested, no regression (or the first night: nothing to compare yet); 1: a regression;
 # 3: no regression but some cell could not be tested (too short a history, a cell missing...); else a failure.
