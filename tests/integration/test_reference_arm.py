@@ -260,7 +260,8 @@ def test_reference_set_runs_the_same_files_under_the_other_setting(arts: dict[st
                          *_sets(tmp_path)], capsys)
     assert code == 0, err[-2000:]
     results = json.loads(out.read_text())
-    assert results["reference"] == {"kind": "settings", "path": None, "settings": {"benchmark.threads": 2}}
+    assert results["reference"] == {"kind": "settings", "path": None, "settings": {"benchmark.threads": 2},
+                                    "interleave": "processes"}  # settings are per process: never one shared process
     rows = _by_arm(results)
     assert rows["candidate"]["describe"]["threads"] == 1 and rows["reference"]["describe"]["threads"] == 2
     assert rows["reference"]["reference_settings"] == {"benchmark.threads": 2}
@@ -292,7 +293,8 @@ def test_reference_accepted_measures_the_kept_files_after_the_cache_changed(
                          "accepted", "--json-out", str(out_json), "--no-report", *_sets(tmp_path)], capsys)
     assert code == 0, err[-2000:]
     results = json.loads(out_json.read_text())
-    assert results["reference"] == {"kind": "accepted", "path": str(tmp_path / "artifacts"), "settings": None}
+    assert results["reference"] == {"kind": "accepted", "path": str(tmp_path / "artifacts"), "settings": None,
+                                    "interleave": "blocks"}
     rows = _by_arm(results)
     assert rows["reference"]["params"] == old_params != rows["candidate"]["params"]
     assert rows["reference"]["status"] == "ok" and len(rows["reference"]["rounds"]) == 2
