@@ -13,21 +13,24 @@
 # prints it pooled over the nights), NIGHTS how many nights of it. The kinds of night take turns (A/A, then each
 # level), so a slow hour of the host does not fall on one kind only.
 # Environment: ROUNDS (pairs per cell, default 20), INTERLEAVE (blocks: both arms in one process per pair, the
-# default; processes: ABBA processes), BENCH (default .venv/bin/bench), OUT (default runs/gate-nights).
+# default; processes: ABBA processes), VARIANTS (default "l1-int8 l1-fp32": the variant directories timed, e.g.
+# VARIANTS=l1-int8 for the full-width model's FPTQ file alone), BENCH (default .venv/bin/bench), OUT (default
+# runs/gate-nights).
 set -euo pipefail
-ART=${1:?ARTIFACTS_DIR (with l1-int8/ and l1-fp32/)}
+ART=${1:?ARTIFACTS_DIR (with the VARIANTS directories: l1-int8/ and l1-fp32/)}
 AA=${2:-6}
 shift 2 || shift $#
 LEVELS=("$@")
 ROUNDS=${ROUNDS:-20}
 INTERLEAVE=${INTERLEAVE:-blocks}
+read -r -a VARIANTS <<< "${VARIANTS:-l1-int8 l1-fp32}"
 BENCH=${BENCH:-.venv/bin/bench}
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/gate-nights}
 mkdir -p "$OUT"
 STORE="sqlite:///$(realpath "$OUT")/nights.sqlite"
 mkdir -p "$OUT/ref"
-for v in l1-int8 l1-fp32; do [ -d "$OUT/ref/$v" ] || cp -r "$ART/$v" "$OUT/ref/$v"; done
+for v in "${VARIANTS[@]}"; do [ -d "$OUT/ref/$v" ] || cp -r "$ART/$v" "$OUT/ref/$v"; done
 declare -A todo=([aa]=$AA)
 kinds=(aa)
 for spec in "${LEVELS[@]}"; do
@@ -35,7 +38,7 @@ for spec in "${LEVELS[@]}"; do
     mmacs=${rest%%:*} n=${rest#*:}
     todo[$label]=$n
     kinds+=("$label")
-    for v in l1-int8 l1-fp32; do
+    for v in "${VARIANTS[@]}"; do
         if [ ! -d "$OUT/slow-$label/$v" ]; then
             $PY benchmarks/slowdown.py "$ART/$v" "$OUT/slow-$label-$v.onnx" --extra-mmacs "$mmacs"
             $BENCH --quiet import "$OUT/slow-$label-$v.onnx" --out "$OUT/slow-$label/$v" --name "$v"
@@ -48,7 +51,9 @@ common=(--quiet run --no-report --backend openvino --backend onnxruntime --refer
 night() {  # $1: aa or a level's label
     local dir="$OUT/ref" id
     [ "$1" = aa ] || dir="$OUT/slow-$1"
-    $BENCH "${common[@]}" --artifact "$dir/l1-int8" --artifact "$dir/l1-fp32" --json-out "$OUT/last.json"
+    local arts=() v
+    for v in "${VARIANTS[@]}"; do arts+=(--artifact "$dir/$v"); done
+    $BENCH "${common[@]}" "${arts[@]}" --json-out "$OUT/last.json"
     id=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$OUT/last.json")
     echo "$1 $id $(date -u +%H:%M:%S)" >> "$OUT/nights.txt"
     $BENCH --quiet compare --paired "$id" --store "$STORE" --allow-inconclusive | tail -n 3 || true
