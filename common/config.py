@@ -127,6 +127,12 @@ class CompressConfig:
     # epochs are cut (never below 1) and the plan is printed with its ETA. Not part of any cache key: the epochs it
     # chooses are. (`bench compress` does not plan: it builds what the config says.)
     budget_minutes: float = setting(0.0, min=0.0, max=100_000.0, hash=False)
+    # What a hardware-aware point's plan (--latency-target) keeps: "sensitivity", each layer's measured
+    # validation-loss increase when narrowed or removed (compression/sensitivity.py), or "l1", HALP's summed
+    # normalised filter norms (cut early layers to 8 channels: 20 points lost at make sweep's width). Measured on
+    # sensitivity_images validation images. Not in the cache keys: the plan they produce is in its point's key.
+    latency_objective: str = setting("sensitivity", choices=("sensitivity", "l1"), hash=False)
+    sensitivity_images: int = setting(512, min=1, max=100_000, hash=False)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Choose per-layer widths and whole conv layers to remove so that a model fits a latency budget on one machine,
-keeping as much filter importance as possible.
+keeping as much of the model's value (by default: its measured validation loss) as possible.
 
 Which algorithm and why: HALP's objective (Shen et al. 2022: maximise the summed importance of the kept channel
 groups subject to the summed per-layer latency from a measured table), solved EXACTLY by dynamic programming
@@ -12,15 +12,21 @@ budget bins) visits every choice: ~13 x 30 x 30 vector operations, well under a 
 own measure.
 
 Layer removal: conv l may be replaced by the identity when its kept width equals its input width, so that every
-later layer keeps its shapes; it then costs nothing and keeps no importance (its channels go). The DP offers it
-beside every width, so a layer goes exactly when the latency it saves (at least its per-layer floor) buys more
-importance elsewhere than its own channels hold; on CPUs where every conv costs a floor whatever its width, that is
+later layer keeps its shapes; it then costs nothing and is worth its own `remove` value (its channels go). The DP
+offers it beside every width, so a layer goes exactly when the latency it saves (at least its per-layer floor) buys
+more value elsewhere than the layer itself holds; on CPUs where every conv costs a floor whatever its width, that is
 the only way down to a tight budget. The first conv of each stage (between max-pools) always stays
 (`removable_convs`): every stage keeps a conv for its pool to follow (the folded and int8 encodings attach the pool
 to a conv), and the very first conv reads the image.
 
-Importance: per channel, the L1 norm of its filter divided by the layer's mean (Torch-Pruning's mean normaliser,
-as the global MAC-target points use), so that layers compare; a layer at width w keeps its w best channels.
+What the plan keeps (its objective, `LayerValue`: the worth of keeping w filters of a layer, and of removing it),
+from one of two sources:
+- `sensitivity_values` (the default of `bench sweep`): minus each layer's measured validation-loss increase
+  (compression/sensitivity.py), so the DP finds the plan of least summed damage within the budget;
+- `score_values`: per channel, the L1 norm of its filter divided by the layer's mean (Torch-Pruning's mean
+  normaliser, as the global MAC-target points use), a layer at width w keeping its w best channels. HALP's own
+  objective; measured, it cuts the costly early layers to 8 channels and loses 20 accuracy points at make sweep's
+  width, which is why the sweep no longer uses it. Kept: the synthetic tables' known optima are stated in it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import torch
 from torch import nn
 
 from compression.latency_table import LatencyTable, candidate_widths
+from compression.sensitivity import LayerSensitivity
 from fer.model import VGG16FER, Arch
 
 
@@ -53,7 +60,7 @@ class Plan:
     layers: list[LayerChoice]
     predicted_ms: float
     budget_ms: float
-    importance: float
+    importance: float  # the objective's value: summed channel scores, or minus the summed loss increase
     removable: list[int] = field(default_factory=list)
 
     @property
@@ -89,6 +96,26 @@ class Plan:
                 "layer_ms": {c.name: round(c.cost_ms, 6) for c in self.layers}}
 
 
+@dataclass(frozen=True)
+class LayerValue:
+    """The objective's worth of one conv: `keep[w]` for keeping w filters (w = 0..dense), `remove` for removing it
+    (None: it cannot be removed)."""
+
+    keep: np.ndarray
+    remove: float | None = 0.0
+
+
+def score_values(scores: list[np.ndarray]) -> list[LayerValue]:
+    """Summed channel scores: keeping w filters is worth the w best scores (`scores[l]` sorted descending), removing
+    a conv is worth nothing."""
+    return [LayerValue(np.concatenate([[0.0], np.cumsum(s)])) for s in scores]
+
+
+def sensitivity_values(sens: list[LayerSensitivity]) -> list[LayerValue]:
+    """Minus the measured loss increase: the plan of greatest value is the one of least summed damage."""
+    return [LayerValue(-s.curve(), None if s.removed is None else -max(0.0, s.removed)) for s in sens]
+
+
 def channel_scores(model: VGG16FER) -> list[np.ndarray]:
     """Per conv (in order), its channels' L1 filter norms / the layer's mean, sorted from most to least important."""
     out = []
@@ -113,20 +140,22 @@ def removable_convs(arch: Arch) -> list[int]:
     return out
 
 
-def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, group: int,
+def allocate(table: LatencyTable, values: list[LayerValue], budget_ms: float, group: int,
              bins: int = 1000, removable: list[int] | None = None) -> Plan | None:
-    """The plan of greatest kept importance whose predicted latency (table.predict) fits `budget_ms`; None when even
-    the cheapest plan does not fit. `scores[l]`: layer l's channel scores sorted descending (channel_scores);
-    `removable`: the dense conv indices that may go (default every conv but the first)."""
+    """The plan of greatest summed value whose predicted latency (table.predict) fits `budget_ms`; None when even
+    the cheapest plan does not fit. `values[l]`: layer l's worth per kept width and removed (score_values,
+    sensitivity_values); `removable`: the dense conv indices that may go (default every conv but the first)."""
     n = len(table.layers)
-    if len(scores) != n:
-        raise ValueError(f"{len(scores)} score vectors for {n} conv layers")
+    if len(values) != n:
+        raise ValueError(f"{len(values)} layer values for {n} conv layers")
+    for lc, v in zip(table.layers, values, strict=True):
+        if len(v.keep) != lc.slot.dense_out + 1:
+            raise ValueError(f"{lc.slot.name}: {len(v.keep)} kept-width values for widths 0..{lc.slot.dense_out}")
     can_remove = set(range(1, n) if removable is None else removable)
     conv_budget = budget_ms - table.rest_ms
     if conv_budget <= 0:
         return None
     step = conv_budget / bins
-    prefix = [np.concatenate([[0.0], np.cumsum(s)]) for s in scores]
     cands = [candidate_widths(lc.slot.dense_out, group) for lc in table.layers]
     in0 = table.layers[0].slot.dense_in
     states = sorted({in0, *(w for c in cands for w in c)})
@@ -146,10 +175,11 @@ def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, gr
             if not np.isfinite(row).any():
                 continue
             options = [(w, False) for w in cands[layer_i]]
-            if layer_i in can_remove and w_in <= lc.slot.dense_out:
+            rm_value = values[layer_i].remove
+            if layer_i in can_remove and rm_value is not None and w_in <= lc.slot.dense_out:
                 options.append((w_in, True))
             for w_out, rm in options:
-                gain = 0.0 if rm else float(prefix[layer_i][w_out])
+                gain = float(rm_value or 0.0) if rm else float(values[layer_i].keep[w_out])
                 k = 0 if rm else math.ceil(lc.cost(w_in, w_out) / step - 1e-9)
                 if k > bins:
                     continue
@@ -177,7 +207,8 @@ def allocate(table: LatencyTable, scores: list[np.ndarray], budget_ms: float, gr
         layers.append(LayerChoice(lc.slot.index, lc.slot.name, lc.slot.dense_out, 0 if rm else w, rm, cost))
         if not rm:
             c_in = w
-    imp = float(sum(prefix[i][c.width] for i, c in enumerate(layers) if not c.removed))
+    imp = float(sum(float(values[i].remove or 0.0) if c.removed else float(values[i].keep[c.width])
+                    for i, c in enumerate(layers)))
     predicted = sum(c.cost_ms for c in layers) + table.rest_ms
     return Plan(layers, predicted, budget_ms, imp, sorted(can_remove))
 

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     paths.update(build_points(cfg, data, dense.model, points, progress=console.info))
     builds = []
     if latency is not None:
-        lb = ls.plan_point(cfg, dense.model, latency, ls.table_precision(precisions), console.info)
+        lb = ls.plan_point(cfg, dense.model, data, latency, ls.table_precision(precisions), console.info)
         paths[lb.name] = ls.build_point(cfg, data, dense.model, lb, console.info)
         builds.append(lb)
     # Point names are not config variant names: the grid is given them directly, not through --set.

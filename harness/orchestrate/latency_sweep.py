@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,18 @@ from typing import Any
 
 from common.config import Config
 from common.errors import UserError
-from compression.allocate import Plan, allocate, channel_scores, removable_convs
+from compression.allocate import (
+    LayerValue,
+    Plan,
+    allocate,
+    channel_scores,
+    removable_convs,
+    score_values,
+    sensitivity_values,
+)
 from compression.latency_table import LatencyTable, median_abs_pct_error
 from compression.points import SweepPoint
+from compression.sensitivity import layer_sensitivity
 from fer.data import FerData
 from fer.model import VGG16FER, Arch, arch_of, default_arch
 from harness.measure.layer_latency import TABLE_BACKENDS
@@ -103,7 +113,26 @@ def show_table(cfg: Config, backend: str, precision: str, group: int, progress: 
     return f"{render(table)}\n(cached in {path})"
 
 
-def plan_point(cfg: Config, dense: VGG16FER, req: LatencyRequest, precision: str,
+def plan_values(cfg: Config, dense: VGG16FER, data: FerData, group: int,
+                progress: Progress | None = None) -> tuple[list[LayerValue], dict[str, Any]]:
+    """The plan's objective (compress.latency_objective) and what it was measured from, for the manifest: the
+    default measures each layer's validation-loss increase on the first compress.sensitivity_images validation
+    images (compression/sensitivity.py)."""
+    say = progress or (lambda _m: None)
+    if cfg.compress.latency_objective == "l1":
+        return score_values(channel_scores(dense)), {"objective": "l1: summed layer-mean-normalised filter norms"}
+    n = min(cfg.compress.sensitivity_images, len(data.val))
+    t0 = time.perf_counter()
+    sens = layer_sensitivity(dense, data.val.as_float()[:n], data.val.labels[:n], group)
+    say(f"layer sensitivity measured on {n} validation images in {time.perf_counter() - t0:.0f} s")
+    return sensitivity_values(sens), {
+        "objective": "sensitivity: summed per-layer validation-loss increase (nats/image), least within budget",
+        "sensitivity_images": n,
+        "sensitivity": {s.name: {"widths": s.widths, "delta": [round(d, 4) for d in s.delta],
+                                 "removed": None if s.removed is None else round(s.removed, 4)} for s in sens}}
+
+
+def plan_point(cfg: Config, dense: VGG16FER, data: FerData, req: LatencyRequest, precision: str,
                progress: Progress | None = None) -> LatencyBuild:
     """Measure (or reuse) the table and choose the plan of the request; UserError when no plan fits."""
     say = progress or (lambda _m: None)
@@ -111,7 +140,8 @@ def plan_point(cfg: Config, dense: VGG16FER, req: LatencyRequest, precision: str
     table, path = latency_table(cfg, dense_arch, req.backend, precision, req.group, say)
     paper_ms = float(table.probes["paper-point"]["measured_ms"])
     target = req.fraction * paper_ms if req.fraction is not None else float(req.ms or 0.0)
-    plan = allocate(table, channel_scores(dense), target, req.group, removable=removable_convs(dense_arch))
+    values, objective = plan_values(cfg, dense, data, req.group, say)
+    plan = allocate(table, values, target, req.group, removable=removable_convs(dense_arch))
     if plan is None:
         raise UserError(f"latency target {target:.3f} ms on {req.backend}: no plan fits (rest of the model "
                         f"{table.rest_ms:.3f} ms, with one conv per stage at its narrowest); give a "
@@ -120,7 +150,7 @@ def plan_point(cfg: Config, dense: VGG16FER, req: LatencyRequest, precision: str
     name = req.point_name(precision)
     fields = {"backend": req.backend, "target_ms": round(target, 6), "target_fraction_of_paper": req.fraction,
               "paper_point_probe_ms": round(paper_ms, 6), "table": str(path), "table_key": table.key,
-              "algorithm": "exact DP over (layer, input width, latency bins): HALP's knapsack objective"}
+              "algorithm": "exact DP over (layer, input width, latency bins): HALP's knapsack", **objective}
     say(f"{name}: target {target:.3f} ms on {req.backend} (paper's point probe {paper_ms:.3f} ms); plan predicts "
         f"{plan.predicted_ms:.3f} ms: widths {plan.widths}, removed convs "
         f"{[c.name for c in plan.layers if c.removed] or 'none'}")

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from compression.allocate import allocate, removable_convs
+from compression.allocate import allocate, removable_convs, score_values
 from compression.latency_table import ConvSlot, LatencyTable, LayerCosts, candidate_widths
 
 
@@ -27,22 +27,22 @@ def test_a_per_layer_floor_leaves_layer_removal_as_the_only_way_to_the_target() 
     # every conv costs 1 ms at any width (the AMX floor): 3 convs cost 3 ms; a 2.5 ms target needs one gone
     table = _table([8, 8, 8], lambda i, a, b: 1.0, rest=0.2)
     scores = [np.ones(8), np.full(8, 2.0), np.full(8, 0.5)]  # conv 2 holds the least importance
-    plan = allocate(table, scores, budget_ms=2.5, group=4)
+    plan = allocate(table, score_values(scores), budget_ms=2.5, group=4)
     assert plan is not None
     assert plan.removed == [2] and plan.predicted_ms == pytest.approx(2.2) and plan.predicted_ms <= 2.5
     assert plan.widths == [8, 8]  # narrowing buys nothing under a floor, so every kept conv stays whole
-    roomy = allocate(table, scores, budget_ms=3.5, group=4)
+    roomy = allocate(table, score_values(scores), budget_ms=3.5, group=4)
     assert roomy is not None and roomy.removed == [] and roomy.widths == [8, 8, 8]
-    tight = allocate(table, scores, budget_ms=1.5, group=4)
+    tight = allocate(table, score_values(scores), budget_ms=1.5, group=4)
     assert tight is not None and tight.removed == [1, 2]
-    assert allocate(table, scores, budget_ms=1.1, group=4) is None  # conv 0 reads the image: it never goes
+    assert allocate(table, score_values(scores), budget_ms=1.1, group=4) is None  # conv 0 reads the image
 
 
 def test_where_latency_scales_with_width_narrowing_is_chosen_over_removal() -> None:
     table = _table([16, 16, 16], lambda i, a, b: 0.01 * a * b / 16, rest=0.0, in0=16)
     scores = [np.linspace(2.0, 0.1, 16)] * 3
     # dense: 3 x 0.16 ms; removing one conv saves 0.16 but loses all its importance, narrowing all three is cheaper
-    plan = allocate(table, scores, budget_ms=0.3, group=4)
+    plan = allocate(table, score_values(scores), budget_ms=0.3, group=4)
     assert plan is not None and plan.removed == [] and plan.predicted_ms <= 0.3
     assert sum(plan.widths) < 48
 
@@ -74,7 +74,7 @@ def test_the_plan_is_the_enumerated_optimum_of_small_random_tables(seed: int) ->
     table = _table([12, 12, 16, 16], lambda i, a, b: floors[i] + slopes[i] * a * b, rest=0.3, in0=3)
     scores = [np.sort(rng.exponential(1.0, d))[::-1] for d in (12, 12, 16, 16)]
     budget = float(rng.uniform(1.0, 3.0))
-    plan = allocate(table, scores, budget_ms=budget, group=4, bins=4000)
+    plan = allocate(table, score_values(scores), budget_ms=budget, group=4, bins=4000)
     want = _brute(table, scores, budget)
     if want < 0:
         assert plan is None
