@@ -130,9 +130,13 @@ class CompressConfig:
     # What a hardware-aware point's plan (--latency-target) keeps: "sensitivity", each layer's measured
     # validation-loss increase when narrowed or removed (compression/sensitivity.py), or "l1", HALP's summed
     # normalised filter norms (cut early layers to 8 channels: 20 points lost at make sweep's width). Measured on
-    # sensitivity_images validation images. Not in the cache keys: the plan they produce is in its point's key.
+    # sensitivity_images validation images (a seeded sample). Not in the cache keys: the plan they produce is in
+    # its point's key.
     latency_objective: str = setting("sensitivity", choices=("sensitivity", "l1"), hash=False)
     sensitivity_images: int = setting(512, min=1, max=100_000, hash=False)
+    # Training images each variant's later BNs are re-estimated on before its loss is taken (adaptive BN,
+    # EagleEye); 0: the raw loss with the dense model's BN statistics.
+    sensitivity_calibration: int = setting(256, min=0, max=100_000, hash=False)
 
 
 @dataclass(frozen=True)

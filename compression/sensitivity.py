@@ -80,49 +80,95 @@ def _run(blocks: list[tuple[nn.Module, ...]], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _batches(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    return [x[i : i + size] for i in range(0, len(x), size)]
+
+
+def _bns(blocks: list[tuple[nn.Module, ...]]) -> list[nn.BatchNorm2d]:
+    return [m for b in blocks for m in b if isinstance(m, nn.BatchNorm2d)]
+
+
+class _Scorer:
+    """The summed cross-entropy of the rest of the network from one activation, with (EagleEye's adaptive BN)
+    the BNs of the rest re-estimated first on the calibration images' same activation, then restored."""
+
+    def __init__(self, model: VGG16FER, y: torch.Tensor, batch_size: int) -> None:
+        self.model, self.y, self.batch_size = model, y, batch_size
+
+    def loss(self, rest: list[tuple[nn.Module, ...]], h_val: torch.Tensor, h_cal: torch.Tensor | None) -> float:
+        bns = _bns(rest) if h_cal is not None else []
+        saved = [({k: v.clone() for k, v in bn.state_dict().items()}, bn.momentum) for bn in bns]
+        try:
+            if h_cal is not None and bns:
+                for bn in bns:  # a cumulative average over the calibration batches, then evaluation
+                    bn.reset_running_stats()
+                    bn.momentum = None
+                    bn.train()
+                for hb in _batches(h_cal, self.batch_size):
+                    _run(rest, hb)
+                for bn in bns:
+                    bn.eval()
+            total, at = 0.0, 0
+            for hb in _batches(h_val, self.batch_size):
+                logits = _head(self.model, _run(rest, hb))
+                total += float(F.cross_entropy(logits, self.y[at : at + len(hb)], reduction="sum"))
+                at += len(hb)
+            return total
+        finally:
+            for bn, (state, momentum) in zip(bns, saved, strict=True):
+                bn.load_state_dict(state)
+                bn.momentum = momentum
+                bn.eval()
+
+
 @torch.inference_mode()
 def layer_sensitivity(model: VGG16FER, images: np.ndarray, labels: np.ndarray, group: int,
-                      batch_size: int = 128) -> list[LayerSensitivity]:
+                      calibration: np.ndarray | None = None, batch_size: int = 128) -> list[LayerSensitivity]:
     """Per conv of `model` (in order), its loss increase on `images` (float [N, C, 48, 48]) / `labels` at
-    `measured_widths` and when removed. `model` is left unchanged (eval mode during the passes)."""
+    `measured_widths` and when removed. With `calibration` images (training images, float), every variant's
+    later BNs are first re-estimated on them (adaptive BN, Li et al., EagleEye, ECCV 2020: the pruned network's
+    loss after BN re-estimation ranks candidates as their fine-tuned accuracy does, where the raw loss of a narrow
+    layer is dominated by stale statistics and saturates). The dense loss is measured the same way, so the
+    differences stay paired. `model` is left unchanged (eval mode during the passes)."""
+    if len(images) == 0:
+        raise ValueError("no images to measure layer sensitivity on")
     was_training = model.training
     model.eval()
     blocks = _blocks(model)
     conv_at = [i for i, b in enumerate(blocks) if isinstance(b[0], nn.Conv2d)]
     convs = [m for i in conv_at if isinstance(m := blocks[i][0], nn.Conv2d)]
     widths = [measured_widths(int(c.out_channels), group) for c in convs]
-    sums = [np.zeros(len(w) + 1) for w in widths]  # per width, then removal
     orders = [torch.argsort(c.weight.detach().abs().flatten(1).sum(1), descending=True) for c in convs]
-    n = 0
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    scorer = _Scorer(model, y, batch_size)
+    h_val = torch.from_numpy(np.ascontiguousarray(images))
+    h_cal = None if calibration is None else torch.from_numpy(np.ascontiguousarray(calibration))
+    n = len(y)
+    out: list[LayerSensitivity] = []
     try:
-        for s in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[s : s + batch_size]))
-            y = torch.from_numpy(np.asarray(labels[s : s + batch_size], dtype=np.int64))
-            base = float(F.cross_entropy(_head(model, _run(blocks, x)), y, reduction="sum"))
-            h, prev = x, -1
-            for k, bi in enumerate(conv_at):
-                h = _run(blocks[prev + 1 : bi], h)  # the pools since the previous conv
-                out, prev = _run([blocks[bi]], h), bi
-                rest = blocks[bi + 1 :]
-                for j, w in enumerate(widths[k]):
-                    mask = torch.zeros(out.shape[1], dtype=out.dtype)
-                    mask[orders[k][:w]] = 1.0
-                    logits = _head(model, _run(rest, out * mask.view(1, -1, 1, 1)))
-                    sums[k][j] += float(F.cross_entropy(logits, y, reduction="sum")) - base
-                if h.shape[1] == out.shape[1]:
-                    sums[k][-1] += float(F.cross_entropy(_head(model, _run(rest, h)), y, reduction="sum")) - base
-                else:
-                    sums[k][-1] = np.nan
-                h = out
-            n += len(y)
+        base = scorer.loss(blocks, h_val, h_cal)
+        prev = -1
+        for k, bi in enumerate(conv_at):
+            h_val = _run(blocks[prev + 1 : bi], h_val)  # the pools since the previous conv
+            h_cal = None if h_cal is None else _run(blocks[prev + 1 : bi], h_cal)
+            o_val = _run([blocks[bi]], h_val)
+            o_cal = None if h_cal is None else _run([blocks[bi]], h_cal)
+            rest, prev = blocks[bi + 1 :], bi
+            delta = []
+            for w in widths[k]:
+                mask = torch.zeros(1, o_val.shape[1], 1, 1, dtype=o_val.dtype)
+                mask[0, orders[k][:w]] = 1.0
+                cal = None if o_cal is None else o_cal * mask
+                delta.append((scorer.loss(rest, o_val * mask, cal) - base) / n)
+            removed = None
+            if h_val.shape[1] == o_val.shape[1]:
+                removed = (scorer.loss(rest, h_val, h_cal) - base) / n
+            name = f"features.{sum(len(b) for b in blocks[:bi])}"
+            out.append(LayerSensitivity(name, int(convs[k].out_channels), widths[k], delta, removed))
+            h_val, h_cal = o_val, o_cal
     finally:
         model.train(was_training)
-    if n == 0:
-        raise ValueError("no images to measure layer sensitivity on")
-    names = [f"features.{sum(len(b) for b in blocks[:i])}" for i in conv_at]
-    return [LayerSensitivity(name, int(c.out_channels), w, [float(v) / n for v in s[:-1]],
-                             None if np.isnan(s[-1]) else float(s[-1]) / n)
-            for name, c, w, s in zip(names, convs, widths, sums, strict=True)]
+    return out
 
 
 def _head(model: VGG16FER, feats: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ from compression.points import SweepPoint
 from compression.prune import sparsity_level, structured_prune, unstructured_prune
 from compression.quant import QuantizedLayer, QuantVGG, export_layers, quantize_folded
 from compression.recipe import distillation, prune_kwargs, recipe_fields
-from compression.storage import storage_bytes
+from compression.storage import gmac, storage_bytes
 from compression.writer import copy_variant, int8_payload, write_variant
 from fer.checkpoint import load_model
 from fer.data import FerData
@@ -473,7 +473,11 @@ def build_planned_point(
     say = progress or (lambda _m: None)
     if precision not in PRECISIONS:
         raise UserError(f"sweep precision {precision!r}: valid precisions are {', '.join(PRECISIONS)}")
-    c = replace(cfg.compress, methods=["l1"], scope="global", sparsity=0.0, macs_reduction=0.0)
+    # The plan's MAC reduction stands as the point's target, so that the sweep's epoch rule (sparser points
+    # fine-tune longer, compress.scale_epochs) and the manifest's recipe treat it as the MAC points of its size.
+    dense_arch = arch_of(dense)
+    reduction = round(gmac(dense_arch) / gmac(plan.arch(dense_arch)), 4)
+    c = replace(cfg.compress, methods=["l1"], scope="global", sparsity=0.0, macs_reduction=reduction)
     pcfg = replace(cfg, compress=c)
     validate_inputs(pcfg, data, dense, [f"l1-{precision}"])
     out_dir = Path(out_dir)

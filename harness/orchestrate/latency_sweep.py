@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common.config import Config
 from common.errors import UserError
 from compression.allocate import (
@@ -121,13 +123,18 @@ def plan_values(cfg: Config, dense: VGG16FER, data: FerData, group: int,
     say = progress or (lambda _m: None)
     if cfg.compress.latency_objective == "l1":
         return score_values(channel_scores(dense)), {"objective": "l1: summed layer-mean-normalised filter norms"}
-    n = min(cfg.compress.sensitivity_images, len(data.val))
+    c, rng = cfg.compress, np.random.default_rng(0)  # seeded samples: a rerun plans the same point
+    val = rng.permutation(len(data.val))[: c.sensitivity_images]
+    cal = rng.permutation(len(data.train))[: c.sensitivity_calibration]
     t0 = time.perf_counter()
-    sens = layer_sensitivity(dense, data.val.as_float()[:n], data.val.labels[:n], group)
-    say(f"layer sensitivity measured on {n} validation images in {time.perf_counter() - t0:.0f} s")
+    sens = layer_sensitivity(dense, data.val.as_float()[val], data.val.labels[val], group,
+                             calibration=data.train.as_float()[cal] if len(cal) else None)
+    say(f"layer sensitivity measured on {len(val)} validation images"
+        f"{f' (BNs re-estimated on {len(cal)} training images)' if len(cal) else ''} in "
+        f"{time.perf_counter() - t0:.0f} s")
     return sensitivity_values(sens), {
         "objective": "sensitivity: summed per-layer validation-loss increase (nats/image), least within budget",
-        "sensitivity_images": n,
+        "sensitivity_images": len(val), "sensitivity_calibration_images": len(cal),
         "sensitivity": {s.name: {"widths": s.widths, "delta": [round(d, 4) for d in s.delta],
                                  "removed": None if s.removed is None else round(s.removed, 4)} for s in sens}}
 

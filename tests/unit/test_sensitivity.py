@@ -56,6 +56,43 @@ def test_each_measured_loss_increase_is_the_really_pruned_models(model_and_data)
     assert sens[2].removed is None  # 8 -> 16 channels: cannot become the identity
 
 
+def _recalibrated_loss(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, cal: np.ndarray, first_bn: int,
+                       batch: int) -> float:
+    """The loss after re-estimating the model's BNs from the `first_bn`-th on (cumulative average over `cal`'s
+    batches of `batch` images): what a pruned model's adaptive-BN evaluation is, written independently."""
+    model = copy.deepcopy(model).eval()
+    bns = [m for m in model.features if isinstance(m, torch.nn.BatchNorm2d)][first_bn:]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    with torch.no_grad():
+        for i in range(0, len(cal), batch):
+            model.features(torch.from_numpy(cal[i : i + batch]))
+    for bn in bns:
+        bn.eval()
+    return _loss(model, x, y)
+
+
+def test_with_adaptive_bn_each_value_is_the_pruned_model_with_its_later_bns_reestimated(  # type: ignore[no-untyped-def]
+        model_and_data) -> None:
+    model, x, y = model_and_data
+    cal = np.random.default_rng(1).uniform(0, 1, (24, 1, 48, 48)).astype(np.float32)
+    sens = layer_sensitivity(model, x, y, group=4, calibration=cal, batch_size=8)
+    base = _recalibrated_loss(model, x, y, cal, 0, 8)
+    dense = [s.dense for s in sens]
+    for k in (0, 6):
+        for w, d in zip(sens[k].widths, sens[k].delta, strict=True):
+            pruned = copy.deepcopy(model)
+            prune_widths(pruned, [w if i == k else c for i, c in enumerate(dense)])
+            assert d == pytest.approx(_recalibrated_loss(pruned, x, y, cal, k + 1, 8) - base, abs=1e-4)
+    gone = remove_convs(copy.deepcopy(model), [12])  # its BN is gone: the later ones start at index 12
+    assert sens[12].removed == pytest.approx(_recalibrated_loss(gone, x, y, cal, 12, 8) - base, abs=1e-4)
+    raw = layer_sensitivity(model, x, y, group=4)
+    changed = [abs(a - b) for s, r in zip(sens, raw, strict=True) for a, b in zip(s.delta, r.delta, strict=True)]
+    assert max(changed) > 10 * 1e-4  # the re-estimation changed the values beyond the tolerance above
+
+
 def test_the_curve_never_rises_with_width_and_is_zero_when_dense() -> None:
     s = LayerSensitivity("features.0", 32, [8, 16, 24], [0.5, 0.7, -0.1], 1.0)  # noisy: 16 above 8, 24 below 0
     c = s.curve()
