@@ -322,7 +322,11 @@ class Sweep(Record):
     artifacts: dict[str, dict[str, Any]] | None = _f("per variant: manifest facts (val/test accuracy, gmac, recipe)")
     latency: dict[str, Any] | None = _f("hardware-aware points (--latency-target): the latency table used, per "
                                         "variant the target, predicted and measured p50 (ms) and the architecture "
-                                        "chosen (widths per conv, removed convs), and the sum-of-parts error (%)")
+                                        "chosen (widths per conv, removed convs), and the sum-of-parts error (%); "
+                                        "`foreign`: other machines' choices for the same request measured here, "
+                                        "each with its p50 / this machine's choice's p50 (x) and its interval")
+    dense_arch: dict[str, Any] | None = _f("the dense model's architecture the points were cut from (in_channels, "
+                                           "features, hidden): what another machine's choices are compared by")
 
 
 class FrontierChoice(Record):

@@ -10,8 +10,11 @@ The choice rules (what may be chosen, on what):
   the reported test accuracy of the winner optimistically biased. Because the row agrees with the reference,
   the backend computes (nearly) the same answers the validation accuracy was measured with. A variant with no
   validation accuracy (an imported ONNX file) is not a candidate.
-* The speedup over dense-fp32 on torch-eager carries a 95% bootstrap interval over processes: the ratio of the
-  medians of the two cells' per-process p50s (common.stats.intervals.ratio_ci).
+* The speedup over dense-fp32 on torch-eager carries an interval over processes: the ratio of the medians of the
+  two cells' per-process p50s, bounded by both medians' order-statistic intervals at once
+  (common.stats.intervals.ratio_ci). Its level is the Bonferroni bound: 87.5% with 5 processes per cell (each
+  median's [min, max] covers 93.75%), 95% only from 7 processes per cell up. (Earlier text called it a 95%
+  bootstrap interval: it never was one.)
 
 Pure functions of the result rows (no I/O), so the sweep's JSON `frontier` block and its report table are the
 same numbers. Accuracy is a fraction; the tolerance too (0.01 = one percentage point).
@@ -100,7 +103,8 @@ def _reference_row(rows: list[Row]) -> Row | None:
 
 
 def speedup(rows: list[Row], row: Row) -> tuple[float | None, list[float] | None]:
-    """(p50 of dense-fp32 on torch-eager / the row's p50, its 95% interval over processes); (None, None) without
+    """(p50 of dense-fp32 on torch-eager / the row's p50, its interval over processes (ratio_ci; level in the
+    module docstring)); (None, None) without
     a VALID reference cell, no interval with fewer than two processes on either side."""
     ref = _reference_row(rows)
     if ref is None or ref.valid is False:
@@ -133,7 +137,7 @@ def dense_val_accuracy(rows: list[Row]) -> float | None:
 
 def speedup_vs_paper(rows: list[Row], backend: str, paper: str | None,
                      row: Row) -> tuple[float | None, list[float] | None]:
-    """(the paper's point's p50 / the row's p50 on the same backend, its 95% interval over processes);
+    """(the paper's point's p50 / the row's p50 on the same backend, its interval over processes (ratio_ci));
     (None, None) without a VALID paper's-point cell on that backend."""
     ref = next((r for r in latency_points(rows, backend) if paper and r.variant == paper), None)
     if ref is None or ref.valid is False:
@@ -240,7 +244,8 @@ def frontier_table(run_in: Run | dict[str, Any]) -> Table:
              f"reference: the fastest whose validation accuracy is at most {100 * tol:g} point(s) below dense-fp32's. "
              "Accuracy and Δ accuracy are the test split as the backend measured it (reported, not used to choose); "
              "intervals: 95% bootstrap over the test images. Speedup: p50 of dense-fp32 on torch-eager at batch 1 / "
-             "this p50, with a 95% bootstrap interval over processes.",
+             "this p50, with an interval over processes: both medians' order-statistic intervals at once, level at "
+             "least 87.5% with 5 processes per cell (95% from 7).",
              "Pareto front: the candidates no other candidate beats on both p50 latency and validation accuracy, "
              "fastest first."]
     if excluded:
@@ -311,6 +316,47 @@ def latency_plan_table(run_in: Run | dict[str, Any]) -> Table | None:
                   "removed convs"], body, notes, "latency-plan")
 
 
+def foreign_plan_table(run_in: Run | dict[str, Any]) -> Table | None:
+    """Other machines' hardware-aware choices measured on this machine beside its own (`sweep.latency.foreign`):
+    p50 with interval, accuracy, and their p50 / ours with its interval and level (what choosing for this machine
+    paid)."""
+    run = as_run(run_in)
+    lat = (getattr(run.sweep, "latency", None) or {}) if run.sweep is not None else {}
+    foreign = lat.get("foreign") if isinstance(lat, dict) else None
+    if not foreign:
+        return None
+
+    def ms(v: Any, ci: Any) -> str:
+        return fnum(v) + (f" [{fnum(ci[0])}, {fnum(ci[1])}]" if ci else "")
+
+    def acc(val: Any, test: Any) -> str:
+        return f"{fpct(val)} / {fpct(test)}"
+
+    body = []
+    for f in foreign:
+        who = f.get("chosen_for") or {}
+        arch = f.get("architecture") or {}
+        ratio, ci = _num(f.get("p50_ratio_vs_own")), f.get("p50_ratio_vs_own_ci95")
+        level = _num(f.get("p50_ratio_vs_own_ci_level"))
+        paid = "n/a" if ratio is None else f"{ratio:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + (
+            f" {100 * level:.1f}%" if ci and level is not None else "")
+        body.append([str(f.get("variant")), f"{who.get('machine_id')} ({who.get('hardware')})",
+                     ms(f.get("measured_p50_ms"), f.get("measured_p50_ci_ms")),
+                     acc(f.get("val_accuracy"), f.get("test_accuracy")), str(f.get("own_variant")),
+                     ms(f.get("own_measured_p50_ms"), f.get("own_measured_p50_ci_ms")),
+                     acc(f.get("own_val_accuracy"), f.get("own_test_accuracy")), paid,
+                     ", ".join(arch.get("removed_layers") or []) or "none"])
+    notes = ["Each row: the architecture another machine's latency table chose for the same request, cut from this "
+             "machine's dense model, fine-tuned with the same recipe and measured in this run's grid. Their p50 / "
+             "ours: ratio of the medians of per-process p50s with its interval and the interval's real level (both "
+             "medians' order-statistic intervals at once, Bonferroni: about 87.5% with 5 processes per row); above "
+             "1, choosing for this machine paid that factor. Accuracy: validation / test from the manifests."]
+    return Table("Hardware-aware points — other machines' choices measured on this machine",
+                 ["variant", "chosen for", "p50 ms here [CI]", "accuracy val / test", "this machine's choice",
+                  "its p50 ms [CI]", "its accuracy val / test", "their p50 / ours [CI] level",
+                  "removed convs"], body, notes, "latency-foreign")
+
+
 def frontier_tables(run_in: Run | dict[str, Any]) -> list[Table]:
     """The sweep's tables (nothing for a run that is not a sweep)."""
     run = as_run(run_in)
@@ -318,5 +364,6 @@ def frontier_tables(run_in: Run | dict[str, Any]) -> list[Table]:
         return []
     from reports.frontier_points import backend_points_tables
 
-    plan = latency_plan_table(run)
-    return [frontier_table(run), points_table(run), *([plan] if plan else []), *backend_points_tables(run)]
+    plan, foreign = latency_plan_table(run), foreign_plan_table(run)
+    return [frontier_table(run), points_table(run), *([plan] if plan else []), *([foreign] if foreign else []),
+            *backend_points_tables(run)]

@@ -524,6 +524,15 @@ class ResultsStore:
             out.append(summary)
         return out
 
+    def headers(self, exclude_machine: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """The headers (the run without its result rows) of the newest `limit` stored runs, newest first, minus
+        those of machine `exclude_machine`: what reading other machines' sweep choices needs, no row loaded."""
+        q = select(runs_table.c.header).order_by(runs_table.c.created.desc(), runs_table.c.id.desc()).limit(limit)
+        if exclude_machine is not None:
+            q = q.where(runs_table.c.machine_id != exclude_machine)
+        with self.engine.connect() as conn:
+            return [json.loads(h) for h in conn.execute(q).scalars()]
+
     def runs_like(self, run: dict[str, Any], n: int, samples: bool = True) -> list[dict[str, Any]]:
         """The previous `n` stored runs (newest first) with the same fingerprint id and config hash (without their
         raw samples when `samples` is False: a long history loads fast)."""
