@@ -1,4 +1,5 @@
-"""Other machines' hardware-aware choices, rebuilt and measured on this machine (issue #32, item 3).
+"""Other machines' hardware-aware choices, rebuilt and measured on this machine: the model an AMX Xeon chose
+beside the one this AVX2 machine chose, both timed here, shows what choosing for the machine paid.
 
 A hardware-aware point (`bench sweep --latency-target F`) is chosen from the per-layer latency table of the
 machine that ran the sweep. The store keeps every sweep's chosen architecture (`sweep.latency.points[name]

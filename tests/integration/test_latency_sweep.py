@@ -141,7 +141,7 @@ def test_predicted_and_measured_latency_and_the_speedup_over_the_paper(sweep: di
     assert all(name in report for name in point["architecture"]["removed_layers"])
 
 
-# ---------------------------------------------------------------------------- other machines' choices (#32 item 3)
+# ---------------------------------------------------------------------------- other machines' choices, measured here
 def _other_architecture(arch: dict[str, Any], dense: dict[str, Any]) -> dict[str, Any]:
     """A different valid plan than `arch`: its last kept conv 8 channels narrower (or wider, when at 8), with the
     features to match (the kept convs' widths in conv order, pools where they were). The store keeps `widths`
