@@ -26,9 +26,7 @@ bench: setup
 # at the paper's point (14 at 0.75 by the epoch rule) with at least half after the last step; 41 min on 2
 # AVX2 cores from nothing (measured in docs/compression.md) before the hardware-aware point was added. That point
 # (--latency-target 0.5): widths and removed convs chosen from a per-layer latency table measured on this machine
-# with the first of the configured backends that has one (OpenVINO) and the layers' measured sensitivity,
-# fine-tuned with the same recipe (18 epochs by the epoch rule): about 90 min from nothing on the Zen 3 in all;
-# there it is the frontier's choice, 2.9x (OpenVINO) / 2.3x (ONNX Runtime) the paper's point within 1 point.
+# with the first of the configured backends that has one (OpenVINO), fine-tuned with the same recipe.
 sweep: setup
 	$(BIN)/bench sweep --profile full --set model.width=0.75 --sparsity 0.5,0.75 --precision int8 \
 		--latency-target 0.5 --set compress.prune_steps=3 --set compress.kd_weight=1.0 --set compress.round_to=8 \
