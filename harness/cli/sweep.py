@@ -203,10 +203,7 @@ def _print_latency(latency: dict[str, Any]) -> None:
     """The machine's chosen architecture, its predicted vs measured latency, and the table's overall error."""
     for name, p in (latency.get("points") or {}).items():
         arch = p.get("architecture") or {}
-        measured = p.get("measured_p50_ms")
-        ci = p.get("measured_p50_ci_ms")
-        meas = (f"{measured:.3f} ms" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")) if measured is not None \
-            else "not measured"
+        meas = _ms(p.get("measured_p50_ms"), p.get("measured_p50_ci_ms"))
         console.console.print(
             f"{name} ({p.get('backend')}, this machine): widths {list((arch.get('widths') or {}).values())} "
             "(0: removed), "
@@ -234,13 +231,15 @@ def _foreign_line(f: dict[str, Any]) -> str:
     """Another machine's choice measured here beside this machine's own, and what choosing here paid."""
     who = f.get("chosen_for") or {}
     ratio, ci = f.get("p50_ratio_vs_own"), f.get("p50_ratio_vs_own_ci95")
-    paid = "n/a" if ratio is None else f"{ratio:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    level = f.get("p50_ratio_vs_own_ci_level")
+    paid = "n/a" if ratio is None else f"{ratio:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + (
+        f" ({100 * level:.1f}% interval)" if ci and level is not None else "")
     return (f"{f.get('variant')} (chosen for {who.get('machine_id')}, {who.get('hardware')}), measured here: p50 "
             f"{_ms(f.get('measured_p50_ms'), f.get('measured_p50_ci_ms'))}, accuracy val "
             f"{_pct(f.get('val_accuracy'))} test {_pct(f.get('test_accuracy'))}; this machine's "
             f"{f.get('own_variant')}: {_ms(f.get('own_measured_p50_ms'), f.get('own_measured_p50_ci_ms'))}, val "
             f"{_pct(f.get('own_val_accuracy'))} test {_pct(f.get('own_test_accuracy'))}; their p50 / ours {paid} "
-            "(95% CI; above 1: choosing for this machine paid)")
+            "(above 1: choosing for this machine paid)")
 
 
 def _latency_rows(results: dict[str, Any], backend: str) -> dict[str, Row]:
